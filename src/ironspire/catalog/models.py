@@ -1,0 +1,165 @@
+"""The model registry: 46 built-in definitions plus models found or configured at runtime.
+
+Built-ins come from a data file shipped in the package so that a price change is a data edit,
+not a code change. Providers whose catalogue is the user's own (Ollama, Groq, Together,
+Fireworks, Azure deployments, custom endpoints) have no static entries; their models are
+registered at runtime by discovery or configuration and live beside the built-ins.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from typing import Any, Literal, TypeAlias
+
+from ironspire.errors import ModelNotFound
+from ironspire.messages import Usage
+
+Capability: TypeAlias = Literal["tools", "vision", "reasoning", "streaming"]
+CAPABILITIES: tuple[Capability, ...] = ("tools", "vision", "reasoning", "streaming")
+
+# Providers whose model list is whatever the endpoint serves: any id is accepted there and
+# described with these conservative defaults until discovery says more.
+DYNAMIC_PROVIDERS = frozenset({"ollama", "groq", "together", "fireworks", "azure-openai"})
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens."""
+
+    input: float = 0.0
+    output: float = 0.0
+    cache_read: float = 0.0
+    cache_write: float = 0.0
+
+    def cost(self, usage: Usage) -> float:
+        return (
+            usage.input * self.input
+            + usage.output * self.output
+            + usage.cache_read * self.cache_read
+            + usage.cache_write * self.cache_write
+        ) / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    provider: str
+    id: str
+    display_name: str
+    context_window: int
+    max_output_tokens: int
+    tools: bool = True
+    vision: bool = False
+    reasoning: bool = False
+    streaming: bool = True
+    prompt_caching: bool = False
+    price: Price = field(default_factory=Price)
+    deprecation: str | None = None
+    status: str = "active"
+    quirks: frozenset[str] = frozenset()
+    source: Literal["builtin", "discovered", "configured"] = "builtin"
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}/{self.id}"
+
+    def has(self, capability: Capability) -> bool:
+        return bool(getattr(self, capability))
+
+    def cost(self, usage: Usage) -> float:
+        return self.price.cost(usage)
+
+
+def _from_record(r: dict[str, Any]) -> ModelSpec:
+    return ModelSpec(
+        provider=r["provider"],
+        id=r["id"],
+        display_name=r["display_name"],
+        context_window=r["context_window"],
+        max_output_tokens=r["max_output_tokens"],
+        tools=r["tools"],
+        vision=r["vision"],
+        reasoning=r["reasoning"],
+        streaming=r["streaming"],
+        prompt_caching=r["prompt_caching"],
+        price=Price(**r["price"]),
+        deprecation=r["deprecation"],
+        status=r["status"],
+        quirks=frozenset(r["quirks"]),
+    )
+
+
+def load_builtins() -> list[ModelSpec]:
+    raw = resources.files("ironspire.catalog").joinpath("models.json").read_text(encoding="utf-8")
+    return [_from_record(r) for r in json.loads(raw)["models"]]
+
+
+def dynamic_model(provider: str, model_id: str, **facts: Any) -> ModelSpec:
+    """A model the registry has no facts for yet, described conservatively.
+
+    Used for endpoints that serve whatever the user deployed; discovery replaces it with
+    real facts (context length, capabilities) when the endpoint reports them.
+    """
+    base: dict[str, Any] = dict(
+        provider=provider, id=model_id, display_name=model_id, context_window=8_192,
+        max_output_tokens=4_096, tools=True, vision=False, source="discovered",
+    )
+    base.update(facts)
+    return ModelSpec(**base)
+
+
+class Registry:
+    """Lookup and listing over built-in and runtime models, keyed by (provider, model id)."""
+
+    def __init__(self, builtins: Iterable[ModelSpec] | None = None) -> None:
+        self._builtin: dict[tuple[str, str], ModelSpec] = {
+            (m.provider, m.id): m for m in (load_builtins() if builtins is None else builtins)
+        }
+        self._runtime: dict[str, dict[str, ModelSpec]] = {}
+
+    def register(self, spec: ModelSpec) -> None:
+        self._runtime.setdefault(spec.provider, {})[spec.id] = spec
+
+    def replace_runtime(self, provider: str, specs: Iterable[ModelSpec]) -> None:
+        """Installs a fresh discovery result for one provider, dropping what it no longer lists."""
+        self._runtime[provider] = {s.id: s for s in specs}
+
+    def clear_runtime(self, provider: str) -> None:
+        self._runtime.pop(provider, None)
+
+    def __iter__(self) -> Iterator[ModelSpec]:
+        yield from self._builtin.values()
+        for models in self._runtime.values():
+            yield from models.values()
+
+    def __len__(self) -> int:
+        return len(self._builtin) + sum(len(m) for m in self._runtime.values())
+
+    def find(self, provider: str, model_id: str) -> ModelSpec | None:
+        spec = self._runtime.get(provider, {}).get(model_id) or self._builtin.get((provider, model_id))
+        if spec is None and (provider in DYNAMIC_PROVIDERS or provider.startswith("custom-")):
+            return dynamic_model(provider, model_id)
+        return spec
+
+    def get(self, provider: str, model_id: str) -> ModelSpec:
+        spec = self.find(provider, model_id)
+        if spec is None:
+            known = [m.id for m in self.list(provider=provider)]
+            if not known:
+                known = [m.key for m in self]
+            raise ModelNotFound(provider, model_id, suggestions=difflib.get_close_matches(model_id, known, n=3))
+        return spec
+
+    def list(self, provider: str | None = None, capability: Capability | None = None) -> list[ModelSpec]:
+        return [
+            m
+            for m in self
+            if (provider is None or m.provider == provider) and (capability is None or m.has(capability))
+        ]
+
+
+def with_facts(spec: ModelSpec, **facts: Any) -> ModelSpec:
+    return replace(spec, **facts)

@@ -1,0 +1,50 @@
+"""The `ironspire` command: one Typer app with a sub-app per area (providers, models, agents...).
+
+Sub-apps live in their own modules and are registered here; each imports what it needs inside
+its commands so that `ironspire --help` and `--version` start quickly.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ironspire import __version__
+from ironspire.cli import models as models_cli
+from ironspire.cli import providers as providers_cli
+from ironspire.errors import IronspireError
+
+app = typer.Typer(
+    name="ironspire",
+    help="A multi-agent workspace: every agent on the provider and model of its choice.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(providers_cli.app, name="providers")
+app.add_typer(models_cli.app, name="models")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ironspire {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    """Ironspire command line."""
+
+
+def main() -> None:
+    """Runs the CLI, turning Ironspire's own errors into a clear message and exit code 1."""
+    try:
+        app()
+    except IronspireError as exc:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        sys.exit(1)

@@ -1,0 +1,75 @@
+"""`ironspire models ...`: the registry as a table or JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import typer
+
+from ironspire.cli.output import console, emit_json, tokens, usd
+
+app = typer.Typer(help="Browse the model registry.", no_args_is_help=True)
+
+CAPABILITY_CHOICES = ("tools", "vision", "reasoning", "streaming")
+
+
+def _record(m: Any) -> dict[str, Any]:
+    d = asdict(m)
+    d["quirks"] = sorted(m.quirks)
+    d["key"] = m.key
+    return d
+
+
+@app.command("list")
+def list_models(
+    provider: str | None = typer.Option(None, "--provider", "-p", help="Only this provider's models."),
+    capability: str | None = typer.Option(None, "--capability", "-c", help="tools | vision | reasoning | streaming"),
+    refresh: bool = typer.Option(False, "--refresh", help="Re-discover runtime models (Ollama, custom endpoints)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """List models with context window, output limit, capabilities and prices."""
+    from ironspire.catalog.models import Registry
+    from ironspire.catalog.providers import builtin, is_builtin
+    from ironspire.errors import ConfigurationError
+
+    if capability is not None and capability not in CAPABILITY_CHOICES:
+        raise ConfigurationError(
+            f"unknown capability {capability!r}.", hint="Use one of: " + ", ".join(CAPABILITY_CHOICES) + "."
+        )
+    if provider is not None and is_builtin(provider) is False and not provider.startswith("custom-"):
+        builtin(provider)  # raises with suggestions
+    registry = Registry()
+    hook = _discovery_hook()
+    if hook is not None:
+        hook(registry, provider, refresh)
+    models = registry.list(provider=provider, capability=capability)  # type: ignore[arg-type]
+    if as_json:
+        emit_json([_record(m) for m in models])
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(models)} models", show_lines=False)
+    for col in ("provider", "model", "context", "max out", "tools", "vision", "reason", "$ in", "$ out",
+                "$ cache r/w", "note"):
+        table.add_column(col, justify="right" if col.startswith(("$", "context", "max")) else "left")
+    for m in models:
+        mark = lambda b: "✓" if b else "·"  # noqa: E731
+        note = f"retires {m.deprecation}" if m.deprecation else ("" if m.status.startswith("active") else m.status)
+        table.add_row(
+            m.provider, m.id, tokens(m.context_window), tokens(m.max_output_tokens), mark(m.tools), mark(m.vision),
+            mark(m.reasoning), usd(m.price.input), usd(m.price.output),
+            f"{usd(m.price.cache_read)}/{usd(m.price.cache_write)}", note,
+        )
+    console.print(table)
+    if not models:
+        console.print("No models match." + ("" if provider is None else f" ({provider} lists its models at runtime.)"))
+
+
+def _discovery_hook() -> Any:
+    """Runtime discovery, when the discovery module is present (filled by later work)."""
+    try:
+        from ironspire.catalog import discovery
+    except ImportError:
+        return None
+    return getattr(discovery, "cli_hook", None)

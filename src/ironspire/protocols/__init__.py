@@ -1,0 +1,40 @@
+"""One adapter per wire format; providers pick theirs by name in the catalogue.
+
+Adapters are imported on first use so that starting the CLI or importing the package does not
+pay for protocols the project never talks to.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+from ironspire.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ironspire.protocols.base import Backend
+    from ironspire.transport import Transport
+
+_MODULES = {
+    "openai_chat": ("ironspire.protocols.openai_chat", "OpenAIChat"),
+    "anthropic_messages": ("ironspire.protocols.anthropic_messages", "AnthropicMessages"),
+    "gemini": ("ironspire.protocols.gemini", "Gemini"),
+    "bedrock_converse": ("ironspire.protocols.bedrock_converse", "BedrockConverse"),
+    "ollama_chat": ("ironspire.protocols.ollama_chat", "OllamaChat"),
+    "claude_cli": ("ironspire.protocols.claude_cli", "ClaudeCLI"),
+}
+
+
+def backend_for(protocol: str, transport: Transport | None = None) -> Backend:
+    """An adapter instance for ``protocol`` sharing ``transport`` (HTTP protocols only)."""
+    try:
+        module_name, class_name = _MODULES[protocol]
+    except KeyError:
+        raise ConfigurationError(f"no adapter for wire protocol {protocol!r}.") from None
+    cls = getattr(import_module(module_name), class_name)
+    from ironspire.protocols.base import HttpProtocol
+
+    if issubclass(cls, HttpProtocol):
+        return cls(transport)
+    backend: Backend = cls()
+    return backend

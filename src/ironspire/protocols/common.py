@@ -1,0 +1,152 @@
+"""Translation rules every adapter needs when history crosses providers.
+
+They live in one place so that every protocol makes the same decision for the same history:
+a tool-call id is rewritten the same way on every request (call and result keep pairing up),
+and foreign reasoning is treated by one documented policy.
+
+Foreign-reasoning policy: reasoning carries signatures only its producer can verify, so a
+Reasoning part is replayed natively only to the provider that produced it. For any other
+target it is dropped (``foreign_reasoning="drop"``, the default) or, with ``"text"``, its
+visible text is given to the target as ordinary assistant text inside ``<thinking>`` tags.
+Redacted reasoning carries no readable text and is always dropped for foreign targets.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import string
+from collections.abc import Iterable, Iterator
+
+from ironspire.messages import Image, Message, Part, Reasoning, Text, ToolCall, ToolResult
+from ironspire.protocols.base import ChatRequest, Target
+
+_ALNUM = string.ascii_letters + string.digits
+
+
+def _digest_id(original: str, length: int, alphabet: str = _ALNUM) -> str:
+    n = int.from_bytes(hashlib.sha256(original.encode()).digest(), "big")
+    out = []
+    for _ in range(length):
+        n, r = divmod(n, len(alphabet))
+        out.append(alphabet[r])
+    return "".join(out)
+
+
+_ANTHROPIC_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_BEDROCK_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_MISTRAL_ID = re.compile(r"^[A-Za-z0-9]{9}$")
+
+
+def tool_id(original: str, style: str) -> str:
+    """The id to send to a provider for a call first produced as ``original``.
+
+    Ids that already fit the target are kept; others are replaced by a digest, so the same
+    original always maps to the same id and a call still pairs with its result.
+    styles: "anthropic" ([A-Za-z0-9_-], <=64), "bedrock" (adds . and :), "mistral" (exactly 9
+    alphanumerics), "openai" (<=40 chars), "any" (unchanged).
+    """
+    if style == "mistral":
+        return original if _MISTRAL_ID.match(original) else _digest_id(original, 9)
+    if style == "anthropic":
+        return original if _ANTHROPIC_ID.match(original) else "toolu_" + _digest_id(original, 24)
+    if style == "bedrock":
+        return original if _BEDROCK_ID.match(original) else "tooluse_" + _digest_id(original, 22)
+    if style == "openai":
+        return original if 0 < len(original) <= 40 else "call_" + _digest_id(original, 24)
+    return original
+
+
+def new_tool_id(seed: str) -> str:
+    """A synthetic id for a call the provider sent without one (Gemini, Ollama): 9 alphanumerics
+    are valid for every provider, so the id never needs rewriting later."""
+    return _digest_id(seed, 9)
+
+
+def is_own(part: Reasoning | ToolCall, target: Target) -> bool:
+    """Whether an opaque value on this part was produced by the target provider."""
+    return part.provider == target.provider.id
+
+
+def reasoning_as_text(part: Reasoning) -> Text | None:
+    return Text(f"<thinking>{part.text}</thinking>") if part.text else None
+
+
+def foreign_reasoning(part: Reasoning, request: ChatRequest) -> Iterator[Part]:
+    """What a foreign Reasoning part becomes, by the request's policy."""
+    if request.foreign_reasoning == "text":
+        text = reasoning_as_text(part)
+        if text is not None:
+            yield text
+
+
+def system_text(request: ChatRequest) -> str | None:
+    """The agent's system prompt and every system message, joined, for protocols with one slot."""
+    chunks = [request.system] if request.system else []
+    for m in request.messages:
+        if m.role == "system":
+            chunks.extend(p.text for p in m.parts if isinstance(p, Text))
+    joined = "\n\n".join(c for c in chunks if c)
+    return joined or None
+
+
+def conversation(request: ChatRequest) -> list[Message]:
+    """The history without system messages and without empty turns (which providers reject)."""
+    return [m for m in request.messages if m.role != "system" and m.parts]
+
+
+def split_data_url(url: str) -> tuple[str, str] | None:
+    """(media type, base64 data) from a ``data:`` URL, or None for an ordinary URL."""
+    if not url.startswith("data:"):
+        return None
+    header, _, data = url.partition(",")
+    media = header[5:].split(";")[0] or "application/octet-stream"
+    if ";base64" not in header:
+        data = base64.b64encode(data.encode()).decode()
+    return media, data
+
+
+def image_data_url(image: Image) -> str:
+    if image.url is not None:
+        return image.url
+    return f"data:{image.media_type};base64,{image.data}"
+
+
+def image_inline(image: Image) -> tuple[str, str]:
+    """(media type, base64) for protocols that only take inline bytes.
+
+    Remote URLs are not fetched behind the user's back: the error says what to do instead.
+    """
+    if image.data is not None:
+        return image.media_type, image.data
+    assert image.url is not None
+    inline = split_data_url(image.url)
+    if inline is None:
+        from ironspire.errors import BadRequest
+
+        raise BadRequest(
+            "ironspire", "this provider accepts only inline images, not URLs",
+            hint="Attach the image file itself (base64) instead of a URL.",
+        )
+    return inline
+
+
+def tool_results_text(result: ToolResult) -> str:
+    text = result.text()
+    images = sum(1 for p in result.content if isinstance(p, Image))
+    if images:
+        text += f"\n[{images} image(s) omitted]" if text else f"[{images} image(s)]"
+    return text
+
+
+def pair_check(messages: Iterable[Message]) -> set[str]:
+    """Ids of tool calls that have no result yet (a turn interrupted between call and result)."""
+    pending: set[str] = set()
+    for m in messages:
+        for p in m.parts:
+            if isinstance(p, ToolCall):
+                pending.add(p.id)
+            elif isinstance(p, ToolResult):
+                pending.discard(p.call_id)
+    return pending

@@ -1,0 +1,45 @@
+"""Stream framings shared by several protocols: SSE (via httpx-sse) and NDJSON.
+
+Both yield already-parsed JSON payloads so decoders deal only in provider semantics. A
+malformed payload becomes a ProviderUnavailable naming the provider rather than a bare
+JSONDecodeError from deep inside a stream.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from httpx_sse import EventSource
+
+from ironspire.errors import ProviderUnavailable
+
+
+async def sse_json(response: httpx.Response, provider: str) -> AsyncIterator[tuple[str, Any]]:
+    """(event name, JSON data) for each SSE event; stops at ``[DONE]``; skips empty data."""
+    source = EventSource(response)
+    async for sse in source.aiter_sse():
+        data = sse.data
+        if not data:
+            continue
+        if data == "[DONE]":
+            return
+        try:
+            payload = json.loads(data)
+        except json.JSONDecodeError:
+            raise ProviderUnavailable(provider, f"malformed stream event: {data[:200]!r}") from None
+        yield sse.event, payload
+
+
+async def ndjson(response: httpx.Response, provider: str) -> AsyncIterator[Any]:
+    """One JSON value per line; blank lines are skipped, non-JSON lines are an error."""
+    async for line in response.aiter_lines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:
+            raise ProviderUnavailable(provider, f"malformed stream line: {line[:200]!r}") from None

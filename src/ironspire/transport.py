@@ -1,0 +1,276 @@
+"""Moving bytes to providers: pooled clients, timeouts, bounded retries, typed errors.
+
+One httpx.AsyncClient per provider keeps connections warm for that provider's agents and lets
+disabling a provider close exactly its pool. Auth is applied by the adapter when it builds the
+request; this module never looks at credentials, only at statuses and timing. Every failure
+leaves here as a ProviderError subclass so callers never see an httpx exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import random
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ironspire.errors import (
+    AuthenticationError,
+    BadRequest,
+    ContextWindowExceeded,
+    ModelNotFound,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimitError,
+)
+
+if TYPE_CHECKING:
+    from ironspire.protocols.base import HttpProtocol, Target, WireRequest
+
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+Observer = Callable[[str, "ProviderError | None", float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+
+    def delay(self, attempt: int, hinted: float | None) -> float:
+        if hinted is not None:
+            return min(max(hinted, 0.0), self.max_delay)
+        return min(self.base_delay * 2**attempt, self.max_delay) * (0.5 + random.random() / 2)
+
+
+class Transport:
+    """Per-provider connection pools plus the retry loop, shared by every HTTP adapter."""
+
+    def __init__(self, retry: RetryPolicy | None = None, max_connections: int = 100) -> None:
+        self.retry = retry or RetryPolicy()
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self.observers: list[Observer] = []
+
+    def client(self, target: Target) -> httpx.AsyncClient:
+        key = target.provider.id
+        client = self._clients.get(key)
+        if client is None or client.is_closed:
+            timeout = httpx.Timeout(target.timeout, connect=target.connect_timeout)
+            client = httpx.AsyncClient(timeout=timeout, limits=self._limits, trust_env=False)
+            self._clients[key] = client
+        return client
+
+    def has_pool(self, provider_id: str) -> bool:
+        client = self._clients.get(provider_id)
+        return client is not None and not client.is_closed
+
+    async def close(self, provider_id: str | None = None) -> None:
+        """Closes one provider's pool (disable / re-enable) or all of them."""
+        keys = [provider_id] if provider_id else list(self._clients)
+        for key in keys:
+            client = self._clients.pop(key, None)
+            if client is not None:
+                await client.aclose()
+
+    def _notify(self, target: Target, error: ProviderError | None, started: float) -> None:
+        for observer in self.observers:
+            observer(target.provider.id, error, time.perf_counter() - started)
+
+    def _build(self, client: httpx.AsyncClient, wire: WireRequest) -> httpx.Request:
+        return client.build_request(
+            wire.method, wire.url, headers=wire.headers, json=wire.json, content=wire.content, params=wire.params
+        )
+
+    async def _send(
+        self, wire: WireRequest, target: Target, protocol: HttpProtocol, *, stream: bool
+    ) -> httpx.Response:
+        client = self.client(target)
+        attempt = 0
+        started = time.perf_counter()
+        while True:
+            error: ProviderError
+            try:
+                response = await client.send(self._build(client, wire), stream=stream)
+            except httpx.TimeoutException as exc:
+                error = ProviderUnavailable(target.provider.id, f"timed out ({type(exc).__name__})", model=target.model.id)
+            except httpx.TransportError as exc:
+                error = ProviderUnavailable(
+                    target.provider.id, f"cannot connect to {_origin(wire.url)} ({type(exc).__name__})",
+                    model=target.model.id,
+                )
+            else:
+                if response.status_code < 400:
+                    self._notify(target, None, started)
+                    return response
+                body = await response.aread()
+                await response.aclose()
+                error = protocol.error(response.status_code, response.headers, body, target)
+                if not _retryable(response, error):
+                    self._notify(target, error, started)
+                    raise error
+            if attempt + 1 >= self.retry.attempts:
+                self._notify(target, error, started)
+                raise error
+            hinted = error.retry_after if isinstance(error, RateLimitError) else None
+            await asyncio.sleep(self.retry.delay(attempt, hinted))
+            attempt += 1
+
+    async def request(self, wire: WireRequest, target: Target, protocol: HttpProtocol) -> bytes:
+        response = await self._send(wire, target, protocol, stream=False)
+        return response.content
+
+    @asynccontextmanager
+    async def stream(self, wire: WireRequest, target: Target, protocol: HttpProtocol) -> AsyncIterator[httpx.Response]:
+        """A streamed response. Retries happen only before the first byte reaches the caller."""
+        response = await self._send(wire, target, protocol, stream=True)
+        try:
+            yield response
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailable(
+                target.provider.id, f"stream stalled ({type(exc).__name__})", model=target.model.id
+            ) from exc
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(
+                target.provider.id, f"stream cut off ({type(exc).__name__})", model=target.model.id
+            ) from exc
+        finally:
+            await response.aclose()
+
+
+def _origin(url: str) -> str:
+    u = httpx.URL(url)
+    return f"{u.scheme}://{u.host}" + (f":{u.port}" if u.port else "")
+
+
+def _retryable(response: httpx.Response, error: ProviderError) -> bool:
+    should = response.headers.get("x-should-retry")
+    if should == "false":
+        return False
+    if should == "true":
+        return True
+    if isinstance(error, RateLimitError) and "quota" in error.message.lower():
+        return False  # insufficient_quota: retrying cannot help
+    return response.status_code in RETRY_STATUSES
+
+
+_default: Transport | None = None
+
+
+def default_transport() -> Transport:
+    global _default
+    if _default is None:
+        _default = Transport()
+    return _default
+
+
+# --- error classification --------------------------------------------------------------------
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+(?:\.\d+)?)ms)?$")
+_CONTEXT_PATTERNS = (
+    "context_length_exceeded",
+    "maximum context length",
+    "prompt is too long",
+    "exceed context limit",
+    "input is too long",
+    "too many tokens",
+    "too large for model with",
+    "exceeds the maximum number of tokens",
+    "context window",
+    "exceeds the context",
+)
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait, from retry-after(-ms) or the x-ratelimit-reset-* headers."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            return float(value)
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value) if value else None
+            if parsed is not None:
+                return max(parsed.timestamp() - (now if now is not None else time.time()), 0.0)
+    for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):
+        raw = headers.get(name)
+        if raw:
+            seconds = parse_duration(raw)
+            if seconds is not None:
+                return seconds
+    return None
+
+
+def parse_duration(raw: str) -> float | None:
+    """Go-style durations as OpenAI and Groq send them: "1s", "6m0s", "120ms", "1h2m3.5s"."""
+    raw = raw.strip()
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    m = _DURATION.match(raw)
+    if not m or not any(m.groups()):
+        return None
+    h, mi, s, ms = (float(g) if g else 0.0 for g in m.groups())
+    return h * 3600 + mi * 60 + s + ms / 1000
+
+
+def error_message(body: bytes) -> tuple[str, str | None, Any]:
+    """(message, code, parsed JSON) from the error bodies providers send (several shapes)."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        data: Any = json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return (text[:500] or "no error text"), None, None
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]
+    if not isinstance(data, dict):
+        return text[:500], None, data
+    err = data.get("error", data)
+    if isinstance(err, str):
+        return err, _str(data.get("code") or data.get("type")), data
+    if isinstance(err, dict):
+        message = err.get("message") or err.get("msg") or json.dumps(err)[:500]
+        code = err.get("code") or err.get("type") or err.get("status")
+        return str(message), _str(code), data
+    message = data.get("message") or data.get("detail") or text[:500]
+    return str(message), _str(data.get("code") or data.get("type") or data.get("__type")), data
+
+
+def _str(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def is_context_overflow(message: str, code: str | None = None) -> bool:
+    low = f"{code or ''} {message}".lower()
+    return any(p in low for p in _CONTEXT_PATTERNS)
+
+
+def classify_http_error(status: int, headers: Mapping[str, str], body: bytes, target: Target) -> ProviderError:
+    """A typed error from an HTTP failure, for the common JSON shapes of every provider."""
+    message, code, _ = error_message(body)
+    pid, model = target.provider.id, target.model.id
+    raw = body.decode("utf-8", "replace")[:2000]
+    if status in (401, 403):
+        return AuthenticationError(pid, message, model=model, status=status, raw=raw)
+    if status == 429:
+        return RateLimitError(pid, message, retry_after=parse_retry_after(headers), model=model, status=status, raw=raw)
+    if status == 404 and ("model" in message.lower() or (code or "").lower() in ("model_not_found", "not_found_error")):
+        return ModelNotFound(pid, model, status=status, raw=raw)
+    if status in (400, 413, 422) and is_context_overflow(message, code):
+        return ContextWindowExceeded(pid, message, limit=target.model.context_window, model=model, status=status, raw=raw)
+    if status >= 500 or status in (408, 409):
+        return ProviderUnavailable(pid, message, model=model, status=status, raw=raw)
+    return BadRequest(pid, message, model=model, status=status, raw=raw)
