@@ -237,7 +237,7 @@ StreamEvent: TypeAlias = (
 
 
 class _PendingCall:
-    __slots__ = ("id", "name", "signature", "fragments")
+    __slots__ = ("fragments", "id", "name", "signature")
 
     def __init__(self, id: str, name: str, signature: str | None) -> None:
         self.id, self.name, self.signature = id, name, signature
@@ -320,7 +320,8 @@ class Accumulator:
                 if p:
                     yield Text("".join(p))
             elif isinstance(p, _PendingCall):
-                yield ToolCall(p.id, p.name, parse_arguments("".join(p.fragments)), p.signature, self.provider, self.model)
+                args = parse_arguments("".join(p.fragments))
+                yield ToolCall(p.id, p.name, args, p.signature, self.provider, self.model)
             else:
                 yield p
 

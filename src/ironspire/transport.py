@@ -47,7 +47,8 @@ class RetryPolicy:
     def delay(self, attempt: int, hinted: float | None) -> float:
         if hinted is not None:
             return min(max(hinted, 0.0), self.max_delay)
-        return min(self.base_delay * 2**attempt, self.max_delay) * (0.5 + random.random() / 2)
+        backoff: float = min(self.base_delay * 2**attempt, self.max_delay)
+        return backoff * (0.5 + random.random() / 2)
 
 
 class Transport:
@@ -100,7 +101,9 @@ class Transport:
             try:
                 response = await client.send(self._build(client, wire), stream=stream)
             except httpx.TimeoutException as exc:
-                error = ProviderUnavailable(target.provider.id, f"timed out ({type(exc).__name__})", model=target.model.id)
+                error = ProviderUnavailable(
+                    target.provider.id, f"timed out ({type(exc).__name__})", model=target.model.id
+                )
             except httpx.TransportError as exc:
                 error = ProviderUnavailable(
                     target.provider.id, f"cannot connect to {_origin(wire.url)} ({type(exc).__name__})",
@@ -270,7 +273,8 @@ def classify_http_error(status: int, headers: Mapping[str, str], body: bytes, ta
     if status == 404 and ("model" in message.lower() or (code or "").lower() in ("model_not_found", "not_found_error")):
         return ModelNotFound(pid, model, status=status, raw=raw)
     if status in (400, 413, 422) and is_context_overflow(message, code):
-        return ContextWindowExceeded(pid, message, limit=target.model.context_window, model=model, status=status, raw=raw)
+        limit = target.model.context_window
+        return ContextWindowExceeded(pid, message, limit=limit, model=model, status=status, raw=raw)
     if status >= 500 or status in (408, 409):
         return ProviderUnavailable(pid, message, model=model, status=status, raw=raw)
     return BadRequest(pid, message, model=model, status=status, raw=raw)

@@ -56,10 +56,7 @@ def _body(section: dict[str, Any], headers: dict[str, str]) -> bytes:
         return b""
     if isinstance(body, dict):
         body = body.get("string", "")
-    if isinstance(body, str):
-        data = body.encode()
-    else:
-        data = bytes(body)
+    data = body.encode() if isinstance(body, str) else bytes(body)
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
     return data

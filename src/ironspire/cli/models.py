@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import asdict
 from typing import Any
 
@@ -53,8 +54,10 @@ def list_models(
     for col in ("provider", "model", "context", "max out", "tools", "vision", "reason", "$ in", "$ out",
                 "$ cache r/w", "note"):
         table.add_column(col, justify="right" if col.startswith(("$", "context", "max")) else "left")
+    def mark(flag: bool) -> str:
+        return "✓" if flag else "·"
+
     for m in models:
-        mark = lambda b: "✓" if b else "·"  # noqa: E731
         note = f"retires {m.deprecation}" if m.deprecation else ("" if m.status.startswith("active") else m.status)
         table.add_row(
             m.provider, m.id, tokens(m.context_window), tokens(m.max_output_tokens), mark(m.tools), mark(m.vision),
@@ -69,7 +72,7 @@ def list_models(
 def _discovery_hook() -> Any:
     """Runtime discovery, when the discovery module is present (filled by later work)."""
     try:
-        from ironspire.catalog import discovery
+        discovery = importlib.import_module("ironspire.catalog.discovery")
     except ImportError:
         return None
     return getattr(discovery, "cli_hook", None)

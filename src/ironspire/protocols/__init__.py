@@ -31,10 +31,9 @@ def backend_for(protocol: str, transport: Transport | None = None) -> Backend:
         module_name, class_name = _MODULES[protocol]
     except KeyError:
         raise ConfigurationError(f"no adapter for wire protocol {protocol!r}.") from None
-    cls = getattr(import_module(module_name), class_name)
+    cls: type[Backend] = getattr(import_module(module_name), class_name)
     from ironspire.protocols.base import HttpProtocol
 
     if issubclass(cls, HttpProtocol):
         return cls(transport)
-    backend: Backend = cls()
-    return backend
+    return cls()

@@ -1,0 +1,3 @@
+from ironspire.cli.app import main
+
+main()
