@@ -159,8 +159,8 @@ def _retryable(response: httpx.Response, error: ProviderError) -> bool:
         return False
     if should == "true":
         return True
-    if isinstance(error, RateLimitError) and "quota" in error.message.lower():
-        return False  # insufficient_quota: retrying cannot help
+    if isinstance(error, RateLimitError) and "insufficient_quota" in (error.raw or ""):
+        return False  # OpenAI's billing quota is spent: retrying cannot help (per-minute limits can)
     return response.status_code in RETRY_STATUSES
 
 

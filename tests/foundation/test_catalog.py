@@ -100,3 +100,11 @@ def test_cost_uses_per_million_prices() -> None:
     m = Registry().get("claude-api", "claude-sonnet-5-5")  # $2 in, $10 out, $0.2 read, $2.5 write
     cost = m.cost(Usage(input=1_000_000, output=100_000, cache_read=500_000, cache_write=40_000))
     assert cost == pytest.approx(2 + 1 + 0.1 + 0.1)
+
+
+def test_bare_ollama_name_finds_the_latest_tag() -> None:
+    from ironspire.catalog.models import dynamic_model
+
+    reg = Registry()
+    reg.replace_runtime("ollama", [dynamic_model("ollama", "llama3.2:latest", context_window=131_072)])
+    assert reg.get("ollama", "llama3.2").context_window == 131_072

@@ -139,7 +139,12 @@ class Registry:
         return len(self._builtin) + sum(len(m) for m in self._runtime.values())
 
     def find(self, provider: str, model_id: str) -> ModelSpec | None:
-        spec = self._runtime.get(provider, {}).get(model_id) or self._builtin.get((provider, model_id))
+        runtime = self._runtime.get(provider, {})
+        spec = runtime.get(model_id) or self._builtin.get((provider, model_id))
+        if spec is None and provider == "ollama" and ":" not in model_id:
+            # Ollama resolves a bare name to its ":latest" tag; so must we, or the discovered
+            # facts (context window) would be missed for the most common way to name a model.
+            spec = runtime.get(model_id + ":latest")
         if spec is None and (provider in DYNAMIC_PROVIDERS or provider.startswith("custom-")):
             return dynamic_model(provider, model_id)
         return spec
