@@ -1,0 +1,463 @@
+"""AWS Bedrock Runtime Converse / ConverseStream, spoken over httpx.
+
+Signing (SigV4) and event-stream framing are done by botocore's own code, not rewritten here:
+a signature mismatch is undiagnosable from the server's answer, and the binary framing has
+CRCs that must be checked. The body is serialised once and the same bytes are signed and
+sent, because re-serialising after signing would break the payload hash.
+
+Converse is strict where other protocols are lenient, which decides most of the encoding:
+turns must alternate user/assistant (same-role turns are merged, tool results go in a user
+turn), blank text blocks are rejected, and ``toolConfig`` must be present whenever the history
+holds tool blocks, even on a turn that offers no tools (stub specs are declared for the names
+used). Reasoning blocks carry signatures that only the producing model accepts, so they are
+replayed natively only to the same provider and model; otherwise the foreign-reasoning policy
+applies.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from functools import cache
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ironspire.errors import (
+    AuthenticationError,
+    BadRequest,
+    ContextWindowExceeded,
+    CredentialsMissing,
+    ModelNotFound,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimitError,
+    register_secret,
+)
+from ironspire.messages import (
+    Accumulator,
+    Finish,
+    FinishReason,
+    Image,
+    Message,
+    Reasoning,
+    ReasoningDelta,
+    StreamEvent,
+    Text,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    ToolResult,
+    Usage,
+    UsageEvent,
+)
+from ironspire.protocols.base import ChatRequest, HttpProtocol, Target, WireRequest
+from ironspire.protocols.common import conversation, foreign_reasoning, image_inline, is_own, system_text, tool_id
+
+if TYPE_CHECKING:
+    import httpx
+    from botocore.credentials import Credentials, ReadOnlyCredentials
+
+_STOP: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+    "malformed_model_output": "error",
+    "malformed_tool_use": "error",
+}
+_IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
+                  "image/webp": "webp"}
+_CLAUDE_BUDGET = {"low": 1024, "medium": 4096, "high": 16384}
+_AUTH_ERRORS = frozenset({
+    "UnrecognizedClientException", "InvalidSignatureException", "AccessDeniedException",
+    "ExpiredTokenException", "IncompleteSignatureException", "MissingAuthenticationTokenException",
+    "InvalidClientTokenId", "SignatureDoesNotMatch",
+})
+_THROTTLE_ERRORS = frozenset({"ThrottlingException", "ServiceQuotaExceededException", "TooManyRequestsException"})
+_UNAVAILABLE_ERRORS = frozenset({
+    "ModelNotReadyException", "ServiceUnavailableException", "InternalServerException", "InternalFailure",
+    "ModelTimeoutException", "ModelErrorException", "ModelStreamErrorException",
+})
+
+
+# --- signing ------------------------------------------------------------------------------------
+
+
+@cache
+def _chain_session(profile: str | None) -> Any:
+    import botocore.session
+
+    return botocore.session.Session(profile=profile)
+
+
+def credentials(target: Target) -> Credentials | ReadOnlyCredentials:
+    """Static keys from the keychain, or botocore's chain (profiles, SSO) when the user chose it."""
+    if target.settings.get("credential_chain") == "true":
+        found = _chain_session(target.settings.get("profile") or None).get_credentials()
+        if found is None:
+            raise CredentialsMissing(target.provider.id, "access_key_id", "AWS_PROFILE")
+        frozen: ReadOnlyCredentials = found.get_frozen_credentials()
+        return frozen
+    from botocore.credentials import Credentials
+
+    access, secret = target.secret("access_key_id"), target.secret("secret_access_key")
+    token = target.secrets.get("session_token")
+    for value in (access, secret, token):
+        if value:
+            register_secret(value)
+    return Credentials(access, secret, token)
+
+
+def signed_request(
+    method: str,
+    url: str,
+    body: bytes | None,
+    target: Target,
+    service: str = "bedrock",
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> WireRequest:
+    """A SigV4-signed request; the caller must send exactly ``content`` (the signed bytes).
+
+    Also used by the health probe for the control plane (``GET /foundation-models``).
+    """
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    if headers is None:
+        headers = {"Content-Type": "application/json"} if body else {}
+    aws = AWSRequest(method=method, url=url, data=body or b"", headers=dict(headers))
+    SigV4Auth(credentials(target), service, target.setting("region")).add_auth(aws)
+    return WireRequest(method, url, {k: str(v) for k, v in aws.headers.items()}, content=body or None)
+
+
+def runtime_url(target: Target) -> str:
+    return target.base_url.rstrip("/") or f"https://bedrock-runtime.{target.setting('region')}.amazonaws.com"
+
+
+# --- the protocol -------------------------------------------------------------------------------
+
+
+class BedrockConverse(HttpProtocol):
+    name = "bedrock_converse"
+    stream_framing = "eventstream"
+
+    def encode(self, request: ChatRequest, target: Target, *, stream: bool) -> WireRequest:
+        body = self.body(request, target)
+        # Path label encoding with no safe characters: "us.x-v1:0" -> "us.x-v1%3A0".
+        operation = "converse-stream" if stream else "converse"
+        url = f"{runtime_url(target)}/model/{quote(target.model.id, safe='')}/{operation}"
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        return signed_request("POST", url, content, target)
+
+    def body(self, request: ChatRequest, target: Target) -> dict[str, Any]:
+        messages = self._messages(request, target)
+        body: dict[str, Any] = {"messages": messages}
+        system = system_text(request)
+        if system:
+            body["system"] = [{"text": system}]
+        inference: dict[str, Any] = {}
+        if request.max_tokens is not None:
+            inference["maxTokens"] = request.max_tokens
+        if request.temperature is not None:
+            inference["temperature"] = request.temperature
+        if request.stop:
+            inference["stopSequences"] = list(request.stop)
+        if inference:
+            body["inferenceConfig"] = inference
+        tool_config = self._tool_config(request, messages)
+        if tool_config:
+            body["toolConfig"] = tool_config
+        extra = self._reasoning_fields(request, target)
+        if extra:
+            body["additionalModelRequestFields"] = extra
+        return body
+
+    @staticmethod
+    def _reasoning_fields(request: ChatRequest, target: Target) -> dict[str, Any]:
+        effort = request.reasoning
+        if effort is None or effort == "none" or not target.model.reasoning:
+            return {}
+        model = target.model.id
+        if "anthropic.claude" in model:
+            return {"thinking": {"type": "enabled", "budget_tokens": _CLAUDE_BUDGET[effort]}}
+        if "nova-2" in model:
+            return {"reasoningConfig": {"type": "enabled", "maxReasoningEffort": effort}}
+        return {}
+
+    @staticmethod
+    def _tool_config(request: ChatRequest, messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+        used: dict[str, None] = {}
+        for m in messages:
+            for block in m["content"]:
+                if "toolUse" in block:
+                    used[block["toolUse"]["name"]] = None
+                elif "toolResult" in block:
+                    used.setdefault("", None)
+        offered = request.tools if request.tool_choice != "none" or request.force_tool else ()
+        if offered:
+            specs = []
+            for t in offered:
+                spec: dict[str, Any] = {"name": t.name, "inputSchema": {"json": dict(t.parameters)}}
+                if t.description:
+                    spec["description"] = t.description
+                specs.append({"toolSpec": spec})
+            config: dict[str, Any] = {"tools": specs}
+            if request.force_tool:
+                config["toolChoice"] = {"tool": {"name": request.force_tool}}
+            elif request.tool_choice == "required":
+                config["toolChoice"] = {"any": {}}
+            elif request.tool_choice == "auto":
+                config["toolChoice"] = {"auto": {}}
+            return config
+        if not used:
+            return None
+        # Converse refuses tool blocks in history unless toolConfig is defined: declare the
+        # names the history used, as tools that are not offered this turn.
+        names = [n for n in used if n] or ["unavailable_tool"]
+        return {"tools": [
+            {"toolSpec": {"name": n, "description": "Not available in this turn.",
+                          "inputSchema": {"json": {"type": "object", "properties": {}}}}}
+            for n in names
+        ]}
+
+    def _messages(self, request: ChatRequest, target: Target) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for message in conversation(request):
+            role = "assistant" if message.role == "assistant" else "user"
+            blocks = [b for p in message.parts for b in self._blocks(p, request, target)]
+            if not blocks:
+                continue
+            if out and out[-1]["role"] == role:
+                out[-1]["content"].extend(blocks)
+            else:
+                out.append({"role": role, "content": blocks})
+        if out and out[-1]["role"] == "assistant":
+            # An assistant prefill must not end in whitespace.
+            last = out[-1]["content"][-1]
+            if "text" in last:
+                last["text"] = last["text"].rstrip()
+                if not last["text"]:
+                    out[-1]["content"].pop()
+                    if not out[-1]["content"]:
+                        out.pop()
+        return out
+
+    @staticmethod
+    def _blocks(part: Any, request: ChatRequest, target: Target) -> Iterator[dict[str, Any]]:
+        if isinstance(part, Text):
+            if part.text.strip():
+                yield {"text": part.text}
+        elif isinstance(part, Image):
+            yield _image_block(part)
+        elif isinstance(part, ToolCall):
+            yield {"toolUse": {"toolUseId": tool_id(part.id, "bedrock"), "name": part.name,
+                               "input": dict(part.arguments)}}
+        elif isinstance(part, ToolResult):
+            content: list[dict[str, Any]] = [{"text": p.text} for p in part.content if isinstance(p, Text) and p.text]
+            content += [_image_block(p) for p in part.content if isinstance(p, Image)]
+            yield {"toolResult": {"toolUseId": tool_id(part.call_id, "bedrock"),
+                                  "content": content or [{"text": "(no output)"}],
+                                  "status": "error" if part.is_error else "success"}}
+        elif isinstance(part, Reasoning):
+            native = is_own(part, target) and part.model == target.model.id
+            if native and part.redacted:
+                yield {"reasoningContent": {"redactedContent": part.redacted}}
+            elif native and part.signature:
+                yield {"reasoningContent": {"reasoningText": {"text": part.text, "signature": part.signature}}}
+            else:
+                # Unsigned or foreign reasoning cannot be replayed as reasoning.
+                for p in foreign_reasoning(part, request):
+                    if isinstance(p, Text):
+                        yield {"text": p.text}
+
+    # --- decoding -------------------------------------------------------------------------------
+
+    def decode(self, body: bytes, target: Target) -> Message:
+        try:
+            data = json.loads(body)
+        except json.JSONDecodeError:
+            raise ProviderUnavailable(target.provider.id, "response is not JSON", model=target.model.id) from None
+        acc = Accumulator(target.provider.id, target.model.id)
+        content = ((data.get("output") or {}).get("message") or {}).get("content") or []
+        for index, block in enumerate(content):
+            acc.feed(_block_events(index, block))
+        if isinstance(data.get("usage"), dict):
+            acc.add(UsageEvent(usage_from(data["usage"])))
+        raw = str(data.get("stopReason") or "")
+        acc.add(Finish(_STOP.get(raw, "other"), raw or None))
+        return acc.message()
+
+    async def decode_stream(self, response: httpx.Response, target: Target) -> AsyncIterator[StreamEvent]:
+        from botocore.eventstream import EventStreamBuffer, ParserError
+
+        buffer = EventStreamBuffer()
+        calls: set[int] = set()
+        finish: Finish | None = None
+        usage_seen = False
+        received = consumed = 0
+        async for chunk in response.aiter_bytes():
+            buffer.add_data(chunk)
+            received += len(chunk)
+            try:
+                messages: list[Any] = list(buffer)  # botocore-stubs mistype .headers/.prelude as int
+            except ParserError as exc:
+                raise ProviderUnavailable(target.provider.id, f"corrupt event stream ({type(exc).__name__})",
+                                          model=target.model.id) from None
+            for msg in messages:
+                consumed += msg.prelude.total_length
+                headers = msg.headers
+                kind = headers.get(":message-type")
+                if kind == "exception":
+                    raise self._exception(str(headers.get(":exception-type", "")), msg.payload, target)
+                if kind == "error":
+                    raise self._exception(str(headers.get(":error-code", "")),
+                                          json.dumps({"message": headers.get(":error-message", "")}).encode(), target)
+                try:
+                    payload = json.loads(msg.payload) if msg.payload else {}
+                except json.JSONDecodeError:
+                    raise ProviderUnavailable(target.provider.id, f"malformed event: {msg.payload[:200]!r}",
+                                              model=target.model.id) from None
+                event = headers.get(":event-type")
+                if event == "messageStop":
+                    raw = str(payload.get("stopReason") or "")
+                    finish = Finish(_STOP.get(raw, "other"), raw or None)
+                elif event == "metadata":
+                    if isinstance(payload.get("usage"), dict):
+                        usage_seen = True
+                        yield UsageEvent(usage_from(payload["usage"]))
+                else:
+                    for ev in _stream_events(str(event), payload, calls):
+                        yield ev
+                if finish is not None and (usage_seen or event == "metadata"):
+                    yield finish
+                    return
+        # Usage arrives after messageStop; a stream that stops there is still complete.
+        if finish is None or consumed != received:  # leftover bytes are a frame cut in half
+            raise ProviderUnavailable(target.provider.id, "stream ended early", model=target.model.id)
+        yield finish
+
+    # --- errors ---------------------------------------------------------------------------------
+
+    def _exception(self, kind: str, payload: bytes, target: Target) -> ProviderError:
+        name = kind[:1].upper() + kind[1:]  # in-stream names are camelCase: throttlingException
+        return self._classify(name, _message(payload), None, {}, target, payload.decode("utf-8", "replace"))
+
+    def error(self, status: int, headers: Mapping[str, str], body: bytes, target: Target) -> ProviderError:
+        kind = (headers.get("x-amzn-errortype") or "").split(":")[0]
+        if not kind:
+            try:
+                data = json.loads(body)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                data = None
+            if isinstance(data, dict):
+                kind = str(data.get("__type") or data.get("code") or "").split("#")[-1].split(":")[0]
+        return self._classify(kind, _message(body), status, headers, target, body.decode("utf-8", "replace"))
+
+    @staticmethod
+    def _classify(
+        kind: str, message: str, status: int | None, headers: Mapping[str, str], target: Target, raw: str
+    ) -> ProviderError:
+        from ironspire.transport import classify_http_error, is_context_overflow, parse_retry_after
+
+        pid, model, raw = target.provider.id, target.model.id, raw[:2000]
+        if kind in _THROTTLE_ERRORS:
+            return RateLimitError(pid, message, retry_after=parse_retry_after(headers), model=model, status=status,
+                                  raw=raw)
+        if kind in _AUTH_ERRORS:
+            return AuthenticationError(pid, f"{kind}: {message}", model=model, status=status, raw=raw)
+        if kind in _UNAVAILABLE_ERRORS:
+            return ProviderUnavailable(pid, f"{kind}: {message}", model=model, status=status, raw=raw)
+        if kind == "ResourceNotFoundException" or "model identifier is invalid" in message.lower():
+            return ModelNotFound(pid, model, status=status, raw=raw)
+        if kind == "ValidationException" or (status == 400 and not kind):
+            if is_context_overflow(message):
+                return ContextWindowExceeded(pid, message, limit=target.model.context_window, model=model,
+                                             status=status, raw=raw)
+            hint = None
+            if "inference profile" in message.lower():
+                hint = "Use the model's inference-profile id (us./eu./apac./global. prefix) as the model id."
+            return BadRequest(pid, message, model=model, status=status, hint=hint, raw=raw)
+        if status is None:
+            return ProviderUnavailable(pid, f"{kind or 'stream error'}: {message}", model=model, raw=raw)
+        return classify_http_error(status, headers, raw.encode(), target)
+
+
+def _message(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return body.decode("utf-8", "replace")[:500] or "no error text"
+    if isinstance(data, dict):
+        return str(data.get("message") or data.get("Message") or data)[:1000]
+    return str(data)[:500]
+
+
+def _image_block(image: Image) -> dict[str, Any]:
+    media, data = image_inline(image)
+    fmt = _IMAGE_FORMATS.get(media.lower())
+    if fmt is None:
+        raise BadRequest("bedrock", f"image type {media} is not accepted by Converse",
+                         hint="Use a PNG, JPEG, GIF or WebP image.")
+    return {"image": {"format": fmt, "source": {"bytes": data}}}
+
+
+def usage_from(raw: Mapping[str, Any]) -> Usage:
+    """Converse ``inputTokens`` already excludes cache reads and writes."""
+    return Usage(
+        input=int(raw.get("inputTokens") or 0),
+        output=int(raw.get("outputTokens") or 0),
+        cache_read=int(raw.get("cacheReadInputTokens") or raw.get("cacheReadInputTokenCount") or 0),
+        cache_write=int(raw.get("cacheWriteInputTokens") or raw.get("cacheWriteInputTokenCount") or 0),
+    )
+
+
+def _block_events(index: int, block: Mapping[str, Any]) -> Iterator[StreamEvent]:
+    """Events for one complete content block of a Converse response."""
+    if "text" in block:
+        if block["text"]:
+            yield TextDelta(str(block["text"]))
+    elif "toolUse" in block:
+        use = block["toolUse"]
+        yield ToolCallStart(index, str(use.get("toolUseId", "")), str(use.get("name", "")))
+        yield ToolCallDelta(index, json.dumps(use.get("input") or {}))
+        yield ToolCallEnd(index)
+    elif "reasoningContent" in block:
+        rc = block["reasoningContent"]
+        if "redactedContent" in rc:
+            yield ReasoningDelta(redacted=str(rc["redactedContent"]))
+        else:
+            rt = rc.get("reasoningText") or {}
+            yield ReasoningDelta(str(rt.get("text") or ""), signature=rt.get("signature"))
+
+
+def _stream_events(event: str, payload: Mapping[str, Any], calls: set[int]) -> Iterator[StreamEvent]:
+    index = int(payload.get("contentBlockIndex") or 0)
+    if event == "contentBlockStart":
+        use = (payload.get("start") or {}).get("toolUse")
+        if use:
+            calls.add(index)
+            yield ToolCallStart(index, str(use.get("toolUseId", "")), str(use.get("name", "")))
+    elif event == "contentBlockDelta":
+        delta = payload.get("delta") or {}
+        if "text" in delta:
+            if delta["text"]:
+                yield TextDelta(str(delta["text"]))
+        elif "toolUse" in delta:
+            yield ToolCallDelta(index, str((delta["toolUse"] or {}).get("input") or ""))
+        elif "reasoningContent" in delta:
+            rc = delta["reasoningContent"] or {}
+            if rc.get("text"):
+                yield ReasoningDelta(str(rc["text"]))
+            if rc.get("signature"):
+                yield ReasoningDelta(signature=str(rc["signature"]))
+            if rc.get("redactedContent"):
+                yield ReasoningDelta(redacted=str(rc["redactedContent"]))
+    elif event == "contentBlockStop" and index in calls:
+        calls.discard(index)
+        yield ToolCallEnd(index)
