@@ -1,0 +1,320 @@
+"""Chat Completions message shapes and chunk decoding, shared by every OpenAI-compatible provider.
+
+Kept apart from the adapter class so that the per-provider rules (Mistral's ids and message order,
+DeepSeek's reasoning replay, Groq's usage location) read as data-driven branches in one place.
+A non-streamed ``message`` is decoded as if it were one big streamed ``delta``: both paths emit
+the same events, so a completed turn and a streamed turn cannot disagree about what was said.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from ironspire.messages import (
+    Finish,
+    FinishReason,
+    Image,
+    Message,
+    Reasoning,
+    ReasoningDelta,
+    StreamEvent,
+    Text,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    ToolResult,
+    Usage,
+    UsageEvent,
+)
+from ironspire.protocols.base import ChatRequest, Target
+from ironspire.protocols.common import (
+    conversation,
+    foreign_reasoning,
+    image_data_url,
+    is_own,
+    new_tool_id,
+    pair_check,
+    system_text,
+    tool_id,
+)
+
+#: Mistral rejects a user turn right after tool results; this stands in for the assistant turn
+#: it expects there (the same filler pydantic-ai sends, see the recorded Mistral image exchange).
+MISTRAL_BRIDGE = "OK"
+INTERRUPTED = "[no result: the tool call was interrupted before it finished]"
+
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "eos": "stop",  # Together
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "length": "length",
+    "model_length": "length",  # Mistral
+    "max_tokens": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+    "error": "error",
+}
+
+
+def finish_reason(raw: str) -> FinishReason:
+    return _FINISH.get(raw, "other")
+
+
+def is_mistral(target: Target) -> bool:
+    return "mistral" in target.provider.quirks
+
+
+def is_deepseek(target: Target) -> bool:
+    return "deepseek" in target.provider.quirks
+
+
+# --- encoding --------------------------------------------------------------------------------
+
+
+def _arguments(call: ToolCall) -> str:
+    args = call.arguments
+    if set(args) == {"_raw"} and isinstance(args["_raw"], str):
+        return args["_raw"]  # unparsable arguments go back exactly as the model wrote them
+    return json.dumps(dict(args), ensure_ascii=False)
+
+
+def _image_part(image: Image, target: Target) -> dict[str, Any]:
+    url = image_data_url(image)
+    if is_mistral(target):
+        return {"type": "image_url", "image_url": url}
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _user_content(parts: list[Text | Image], target: Target) -> str | list[dict[str, Any]]:
+    if len(parts) == 1 and isinstance(parts[0], Text):
+        return parts[0].text
+    return [{"type": "text", "text": p.text} if isinstance(p, Text) else _image_part(p, target) for p in parts]
+
+
+def _assistant(message: Message, request: ChatRequest, target: Target, style: str) -> dict[str, Any] | None:
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    own_reasoning: list[str] = []
+    for part in message.parts:
+        if isinstance(part, Text):
+            texts.append(part.text)
+        elif isinstance(part, ToolCall):
+            calls.append({
+                "id": tool_id(part.id, style), "type": "function",
+                "function": {"name": part.name, "arguments": _arguments(part)},
+            })
+        elif isinstance(part, Reasoning):
+            if is_own(part, target):
+                own_reasoning.append(part.text)
+            else:
+                texts.extend(p.text for p in foreign_reasoning(part, request) if isinstance(p, Text))
+    text = "".join(texts)
+    if not text and not calls:
+        return None
+    # With tool calls and no text the content is "" rather than null: OpenAI takes both (the
+    # recorded Azure exchange sends ""), but llama.cpp's server rejects null and its chat
+    # templates fail on a missing content.
+    out: dict[str, Any] = {"role": "assistant", "content": text}
+    if calls:
+        out["tool_calls"] = calls
+    # DeepSeek's thinking mode refuses a follow-up after tool calls unless the turn's reasoning
+    # comes back; no other provider accepts the field (Mistral answers 422), so only it gets it.
+    if is_deepseek(target) and any(own_reasoning):
+        out["reasoning_content"] = "".join(own_reasoning)
+    return out
+
+
+def _tool_turns(results: list[ToolResult], target: Target, style: str) -> list[dict[str, Any]]:
+    """One ``tool`` message per result; images (which ``tool`` messages cannot hold) follow in a user turn."""
+    out: list[dict[str, Any]] = []
+    images: list[dict[str, Any]] = []
+    for result in results:
+        pictures = [p for p in result.content if isinstance(p, Image)]
+        text = result.text() or (f"[{len(pictures)} image(s) follow]" if pictures else "")
+        out.append({"role": "tool", "tool_call_id": tool_id(result.call_id, style), "content": text})
+        if pictures:
+            images.append({"type": "text", "text": f"Image(s) returned by {result.tool_name}:"})
+            images.extend(_image_part(p, target) for p in pictures)
+    if images:
+        out.append({"role": "user", "content": images})
+    return out
+
+
+def encode_messages(request: ChatRequest, target: Target, *, system_role: str = "system") -> list[dict[str, Any]]:
+    style = "mistral" if is_mistral(target) else "openai"
+    out: list[dict[str, Any]] = []
+    if is_mistral(target):
+        # Mistral refuses a system message after an assistant or tool turn: gather them up front.
+        system = system_text(request)
+        if system:
+            out.append({"role": system_role, "content": system})
+        history = conversation(request)
+    else:
+        if request.system:
+            out.append({"role": system_role, "content": request.system})
+        history = [m for m in request.messages if m.parts]
+    unanswered = pair_check(history)
+    for message in history:
+        if message.role == "system":
+            out.append({"role": system_role, "content": message.text})
+            continue
+        results = [p for p in message.parts if isinstance(p, ToolResult)]
+        if results:
+            out.extend(_tool_turns(results, target, style))
+        if message.role == "assistant":
+            turn = _assistant(message, request, target, style)
+            if turn is not None:
+                out.append(turn)
+                for call in message.tool_calls:
+                    if call.id in unanswered:  # a turn cut off between call and result
+                        out.append({"role": "tool", "tool_call_id": tool_id(call.id, style), "content": INTERRUPTED})
+            continue
+        content = [p for p in message.parts if isinstance(p, Text | Image)]
+        if content:
+            out.append({"role": "user", "content": _user_content(content, target)})
+    return mistral_order(out) if is_mistral(target) else out
+
+
+def mistral_order(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Applies Mistral's message-order rules: nothing but assistant/tool after a tool turn, and the
+    conversation ends on user/tool or on an assistant turn marked as a prefix to continue."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if out and out[-1]["role"] == "tool" and m["role"] == "user":
+            out.append({"role": "assistant", "content": MISTRAL_BRIDGE})
+        out.append(m)
+    if out and out[-1]["role"] == "assistant" and not out[-1].get("tool_calls"):
+        out[-1] = {**out[-1], "prefix": True}
+    return out
+
+
+# --- decoding --------------------------------------------------------------------------------
+
+
+def usage_from(raw: Mapping[str, Any]) -> Usage:
+    """Neutral usage; ``input`` excludes cached tokens, ``output`` includes reasoning.
+
+    xAI counts reasoning outside ``completion_tokens`` (its total is prompt + completion +
+    reasoning); that is detected from the total rather than assumed per provider.
+    """
+    prompt = int(raw.get("prompt_tokens") or 0)
+    completion = int(raw.get("completion_tokens") or 0)
+    p_details = raw.get("prompt_tokens_details") or {}
+    c_details = raw.get("completion_tokens_details") or {}
+    cached = int(p_details.get("cached_tokens") or raw.get("prompt_cache_hit_tokens") or 0)
+    written = int(p_details.get("cache_write_tokens") or 0)
+    reasoning = int(c_details.get("reasoning_tokens") or 0)
+    total = raw.get("total_tokens")
+    output = completion
+    if reasoning and total is not None and int(total) == prompt + completion + reasoning:
+        output = completion + reasoning
+    return Usage(max(prompt - cached - written, 0), output, cached, written, reasoning)
+
+
+class ChunkDecoder:
+    """Turns chat-completion chunks (or one whole response) into neutral stream events."""
+
+    def __init__(self) -> None:
+        self._calls: dict[Any, int] = {}
+        self._open: set[int] = set()
+        self.finished = False
+
+    def _reasoning(self, delta: Mapping[str, Any]) -> Iterator[StreamEvent]:
+        for key in ("reasoning_content", "reasoning"):
+            value = delta.get(key)
+            if isinstance(value, str) and value:
+                yield ReasoningDelta(value)
+                return
+
+    def _content(self, content: Any) -> Iterator[StreamEvent]:
+        if isinstance(content, str):
+            if content:
+                yield TextDelta(content)
+            return
+        for chunk in content if isinstance(content, list) else ():
+            if not isinstance(chunk, dict):
+                continue
+            kind = chunk.get("type")
+            if kind == "text" and chunk.get("text"):
+                yield TextDelta(chunk["text"])
+            elif kind == "thinking":  # Mistral (Magistral): thinking chunks inside content
+                inner = chunk.get("thinking")
+                pieces = [inner] if isinstance(inner, str) else [
+                    t.get("text", "") for t in inner or () if isinstance(t, dict)
+                ]
+                text = "".join(pieces)
+                if text:
+                    yield ReasoningDelta(text)
+
+    def _tool_calls(self, calls: Any, seed: str) -> Iterator[StreamEvent]:
+        for tc in calls if isinstance(calls, list) else ():
+            fn = tc.get("function") or {}
+            # Keyed by index; servers that omit it are keyed by id, and calls with neither are
+            # whole calls in one piece, each one new.
+            key = tc.get("index")
+            if key is None:
+                key = tc.get("id") or object()
+            idx = self._calls.get(key)
+            if idx is None:
+                idx = self._calls[key] = len(self._calls)
+                self._open.add(idx)
+                yield ToolCallStart(idx, tc.get("id") or new_tool_id(f"{seed}:{idx}"), fn.get("name") or "")
+            args = fn.get("arguments")
+            if isinstance(args, dict | list):
+                args = json.dumps(args)
+            if isinstance(args, str) and args:
+                yield ToolCallDelta(idx, args)
+
+    def close(self) -> Iterator[StreamEvent]:
+        for idx in sorted(self._open):
+            yield ToolCallEnd(idx)
+        self._open.clear()
+
+    def events(self, chunk: Mapping[str, Any]) -> Iterator[StreamEvent]:
+        seed = str(chunk.get("id") or "")
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or choice.get("message") or {}
+            yield from self._reasoning(delta)
+            yield from self._content(delta.get("content"))
+            refusal = delta.get("refusal")
+            if isinstance(refusal, str) and refusal:
+                yield TextDelta(refusal)
+            yield from self._tool_calls(delta.get("tool_calls"), seed)
+            raw = choice.get("finish_reason")
+            if raw:
+                yield from self.close()
+                self.finished = True
+                yield Finish(finish_reason(str(raw)), str(raw))
+        usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
+        if isinstance(usage, dict):
+            yield UsageEvent(usage_from(usage))
+
+
+def in_band_status(err: Any) -> int:
+    """An HTTP-like status for an error that arrived inside a 200 body or stream."""
+    if isinstance(err, dict):
+        for key in ("status", "code"):
+            value = err.get(key)
+            number = value if isinstance(value, int) else int(str(value)) if str(value).isdigit() else 0
+            if 400 <= number < 600:
+                return number
+        words = f"{err.get('code') or ''} {err.get('type') or ''}".lower()
+    else:
+        words = str(err).lower()
+    if "rate_limit" in words or "quota" in words:
+        return 429
+    if "auth" in words or "api_key" in words:
+        return 401
+    if "not_found" in words:
+        return 404
+    if any(w in words for w in ("invalid_request", "context_length", "tool_use_failed", "content_filter")):
+        return 400
+    return 500

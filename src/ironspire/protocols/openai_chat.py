@@ -1,0 +1,225 @@
+"""The Chat Completions wire format, for OpenAI and every provider that copies it.
+
+OpenAI, Azure OpenAI, Mistral, DeepSeek, xAI, Groq, Together, Fireworks and custom endpoints
+are the same adapter; what differs is data on the provider (``ProviderSpec.quirks``) and the
+model (``ModelSpec.quirks``):
+
+provider quirks
+    ``stream_usage`` (send ``stream_options.include_usage``), ``max_completion_tokens`` (the
+    output cap's field name), ``developer_role`` (reasoning models take ``developer`` for the
+    system prompt), ``azure`` (deployment URLs, ``api-key`` header), ``mistral`` (9-character
+    ids, message order, string image URLs, ``any`` for a required tool, no ``stream_options``),
+    ``deepseek`` (``thinking`` toggle, ``reasoning_content`` replay), ``xai``, ``groq``,
+    ``together``, ``fireworks``.
+model quirks
+    ``no_sampling`` (temperature and stop are rejected: they are left out),
+    ``max_completion_tokens``, ``thinking_enabled``/``thinking_disabled`` (DeepSeek),
+    ``chat_tools_limited`` (tools only with ``reasoning_effort: none``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ironspire.errors import (
+    AuthenticationError,
+    BadRequest,
+    CapabilityError,
+    ModelNotFound,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimitError,
+    register_secret,
+)
+from ironspire.messages import Accumulator, Message, StreamEvent
+from ironspire.protocols._openai_wire import (
+    ChunkDecoder,
+    encode_messages,
+    in_band_status,
+    is_deepseek,
+    is_mistral,
+)
+from ironspire.protocols.base import ChatRequest, HttpProtocol, Target, WireRequest
+from ironspire.protocols.framing import sse_json
+from ironspire.transport import classify_http_error, error_message, parse_retry_after
+
+if TYPE_CHECKING:
+    import httpx
+
+_BAD_KEY = ("incorrect api key", "invalid api key", "invalid_api_key")
+
+
+class OpenAIChat(HttpProtocol):
+    name = "openai_chat"
+    stream_framing = "sse"
+
+    # --- request -------------------------------------------------------------------------
+
+    def encode(self, request: ChatRequest, target: Target, *, stream: bool) -> WireRequest:
+        url, params, body_model = _endpoint(target)
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
+        headers.update(_auth(target))
+        model = target.model
+        pq, mq = target.provider.quirks, model.quirks
+        system_role = "developer" if "developer_role" in pq and model.reasoning else "system"
+        body: dict[str, Any] = {}
+        if body_model is not None:
+            body["model"] = body_model
+        body["messages"] = encode_messages(request, target, system_role=system_role)
+        if stream:
+            body["stream"] = True
+            if "stream_usage" in pq and not is_mistral(target):
+                body["stream_options"] = {"include_usage": True}
+        if request.max_tokens is not None:
+            field = "max_completion_tokens" if {"max_completion_tokens"} & (pq | mq) else "max_tokens"
+            body[field] = request.max_tokens
+        if "no_sampling" not in mq:
+            if request.temperature is not None:
+                body["temperature"] = request.temperature
+            if request.stop:
+                body["stop"] = list(request.stop)
+        if request.tools:
+            body["tools"] = [
+                {"type": "function", "function": {"name": t.name, "description": t.description,
+                                                  "parameters": dict(t.parameters)}}
+                for t in request.tools
+            ]
+            choice = _tool_choice(request, target)
+            if choice is not None:
+                body["tool_choice"] = choice
+        body.update(_reasoning_fields(request, target))
+        body.update(request.options)
+        return WireRequest("POST", url, headers, json=body, params=params)
+
+    # --- response ------------------------------------------------------------------------
+
+    def decode(self, body: bytes, target: Target) -> Message:
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ProviderUnavailable(
+                target.provider.id, f"malformed response: {body[:200]!r}", model=target.model.id
+            ) from None
+        if not isinstance(data, dict):
+            raise ProviderUnavailable(target.provider.id, "response is not a JSON object", model=target.model.id)
+        if data.get("error") and not data.get("choices"):
+            raise self.error(in_band_status(data["error"]), {}, body, target)
+        if not data.get("choices"):
+            raise ProviderUnavailable(target.provider.id, "response has no choices", model=target.model.id)
+        decoder = ChunkDecoder()
+        acc = Accumulator(target.provider.id, target.model.id)
+        acc.feed(decoder.events(data))
+        acc.feed(decoder.close())
+        return acc.message()
+
+    async def decode_stream(self, response: httpx.Response, target: Target) -> AsyncIterator[StreamEvent]:
+        decoder = ChunkDecoder()
+        async for event, payload in sse_json(response, target.provider.id):
+            if not isinstance(payload, dict):
+                continue
+            if event == "error" or payload.get("error"):
+                err = payload.get("error", payload)
+                raise self.error(in_band_status(err), {}, json.dumps(payload).encode(), target)
+            for item in decoder.events(payload):
+                yield item
+        # [DONE] and a clean EOF look the same once framing is stripped; a finish_reason is what
+        # proves the model finished, so a stream without one was cut.
+        if not decoder.finished:
+            raise ProviderUnavailable(target.provider.id, "stream ended early", model=target.model.id)
+        for item in decoder.close():
+            yield item
+
+    # --- errors --------------------------------------------------------------------------
+
+    def error(self, status: int, headers: Mapping[str, str], body: bytes, target: Target) -> ProviderError:
+        message, code, data = error_message(body)
+        pid, model = target.provider.id, target.model.id
+        raw = body.decode("utf-8", "replace")[:2000]
+        err = data.get("error") if isinstance(data, dict) else None
+        inner = (err or {}).get("innererror") if isinstance(err, dict) else None
+        code_l = (code or "").lower()
+        low = message.lower()
+        filtered = isinstance(inner, dict) and inner.get("code") == "ResponsibleAIPolicyViolation"
+        if code_l == "content_filter" or filtered:
+            return BadRequest(
+                pid, f"blocked by the content filter: {message}", model=model, status=status, raw=raw,
+                hint="The provider's content filter rejected the prompt; rephrase it or change the deployment's "
+                "content-filter policy.",
+            )
+        if code_l in ("model_not_found", "deploymentnotfound") or (status == 404 and "deployment" in low):
+            return ModelNotFound(pid, model, status=status, raw=raw)
+        if status in (400, 401, 403) and any(k in low or k in code_l for k in _BAD_KEY):
+            return AuthenticationError(pid, message, model=model, status=status, raw=raw)  # xAI answers 400
+        if code_l == "insufficient_quota" or (err and "insufficient_quota" in str(err)):
+            return RateLimitError(
+                pid, f"{message} (insufficient_quota)", model=model, status=status, raw=raw,
+                hint="The account has no credit left; add billing credit. Retrying will not help.",
+            )
+        if status == 413 and "rate_limit" in code_l:  # Groq: request larger than the per-minute budget
+            return RateLimitError(pid, message, retry_after=parse_retry_after(headers), model=model, status=status,
+                                  raw=raw)
+        return classify_http_error(status, headers, body, target)
+
+
+def _auth(target: Target) -> dict[str, str]:
+    if "azure" in target.provider.quirks:
+        key = target.secret("api_key")
+        register_secret(key)
+        return {"api-key": key}
+    optional = target.provider.group == "custom"  # local servers often take no key at all
+    key = target.secrets.get("api_key", "") if optional else target.secret("api_key")
+    if not key:
+        return {}
+    register_secret(key)
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _endpoint(target: Target) -> tuple[str, dict[str, str] | None, str | None]:
+    """(URL, query params, body ``model``) for the target; Azure has two URL forms."""
+    if "azure" not in target.provider.quirks:
+        return target.url("/chat/completions"), None, target.model.id
+    base = (target.base_url or target.setting("base_url")).rstrip("/")
+    deployment = target.settings.get("deployment") or target.model.id
+    if base.endswith("/openai/v1"):  # v1 API: no api-version, deployment named in the body
+        return base + "/chat/completions", None, deployment
+    params = {"api-version": target.setting("api_version")}
+    if "/deployments/" in base:
+        return base + "/chat/completions", params, None
+    root = base if base.endswith("/openai") else base + "/openai"
+    return f"{root}/deployments/{quote(deployment, safe='')}/chat/completions", params, None
+
+
+def _tool_choice(request: ChatRequest, target: Target) -> Any:
+    if request.force_tool:
+        return {"type": "function", "function": {"name": request.force_tool}}
+    if request.tool_choice == "required" and is_mistral(target):
+        return "any"
+    return request.tool_choice
+
+
+def _reasoning_fields(request: ChatRequest, target: Target) -> dict[str, Any]:
+    mq = target.model.quirks
+    effort = request.reasoning
+    if is_deepseek(target):
+        out: dict[str, Any] = {}
+        enabled = "thinking_enabled" in mq
+        if "thinking_disabled" in mq or effort == "none":
+            enabled = False
+        elif effort is not None:
+            enabled = True
+        if {"thinking_enabled", "thinking_disabled"} & mq or effort is not None:
+            out["thinking"] = {"type": "enabled" if enabled else "disabled"}
+        if enabled and effort not in (None, "none"):
+            out["reasoning_effort"] = "high"  # DeepSeek knows high and max; lower levels map to high
+        return out
+    if "chat_tools_limited" in mq and request.tools:
+        if effort not in (None, "none"):
+            raise CapabilityError(
+                target.provider.id, target.model.id, "tools",
+                f"Chat Completions accepts tools on this model only with reasoning off (asked: {effort})",
+            )
+        return {"reasoning_effort": "none"}
+    return {"reasoning_effort": effort} if effort is not None else {}
