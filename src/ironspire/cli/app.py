@@ -11,7 +11,12 @@ import sys
 import typer
 
 from ironspire import __version__
+from ironspire.cli import agents as agents_cli
+from ironspire.cli import analytics as analytics_cli
+from ironspire.cli import chat as chat_cli
+from ironspire.cli import default as default_cli
 from ironspire.cli import models as models_cli
+from ironspire.cli import portable as portable_cli
 from ironspire.cli import providers as providers_cli
 from ironspire.errors import IronspireError
 
@@ -24,6 +29,11 @@ app = typer.Typer(
 )
 app.add_typer(providers_cli.app, name="providers")
 app.add_typer(models_cli.app, name="models")
+app.add_typer(default_cli.app, name="default")
+app.add_typer(agents_cli.app, name="agents")
+chat_cli.register(app)
+analytics_cli.register(app)
+portable_cli.register(app)
 
 
 def _version(value: bool) -> None:

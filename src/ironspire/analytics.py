@@ -1,0 +1,215 @@
+"""Usage and cost over the ledger: totals per agent, provider and model, KPIs, CSV.
+
+Every request leaves one ledger row (see workspace/agent.py), failed ones included, so the
+numbers here are what was really sent. Definitions (the Analytics panel's KPIs):
+
+- Total Spend: sum of billed cost (USD). Unbilled providers (Ollama, a Claude subscription)
+  count 0; what the same tokens would have cost on the API is ``api_equivalent_usd``.
+- Active Agents: distinct agents that made a request in the period.
+- Total Tokens: input + output tokens, cached input included (cache read and write).
+- Cache Hit Rate: cache-read tokens / all input tokens (uncached + cache read + cache write).
+- Burn Rate: spend per hour over the period (for "session", since it started; for "all", since
+  the first request; a period never counts as shorter than one minute).
+- Turns: successful requests; ``errors`` counts the failed and cancelled ones.
+
+Periods: ``session`` (this workspace's session; a fresh process that has made no request yet,
+such as a CLI call, reports the latest recorded session), ``1h 6h 24h 7d 30d 90d``, ``all``,
+or a custom range ``START..END`` with ISO dates or times (END optional, exclusive).
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal
+
+from ironspire.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ironspire.workspace.workspace import Workspace
+
+GroupBy = Literal["agent", "provider", "model"]
+PERIODS: dict[str, float] = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400,
+                             "30d": 30 * 86400, "90d": 90 * 86400}
+PERIOD_NAMES = ("session", *PERIODS, "all")
+TURN_FIELDS = ("at", "agent", "provider", "model", "outcome", "streamed", "input_tokens", "output_tokens",
+               "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd", "api_cost_usd",
+               "latency_s", "session")
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    label: str
+    start: float | None
+    end: float | None
+    session: str | None = None
+
+
+def _parse_time(text: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigurationError(
+            f"{text!r} is not an ISO date or time (e.g. 2026-11-01 or 2026-11-01T09:00)."
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+class Analytics:
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+
+    # --- periods ---------------------------------------------------------------------------
+
+    def window(self, period: str = "all", *, now: float | None = None) -> Window:
+        now = time.time() if now is None else now
+        if period == "all":
+            return Window("all", None, None)
+        if period in PERIODS:
+            return Window(period, now - PERIODS[period], None)
+        if period == "session":
+            return Window("session", None, None, self._session())
+        if ".." in period:
+            start_text, _, end_text = period.partition("..")
+            start = _parse_time(start_text) if start_text else None
+            end = _parse_time(end_text) if end_text else None
+            if start is not None and end is not None and end <= start:
+                raise ConfigurationError(f"the range {period!r} ends before it starts.")
+            return Window(period, start, end)
+        raise ConfigurationError(
+            f"unknown period {period!r}.", hint="Use " + ", ".join(PERIOD_NAMES) + ", or START..END (ISO dates)."
+        )
+
+    def _session(self) -> str:
+        from sqlalchemy import select
+
+        from ironspire.workspace.store import UsageRow
+
+        with self.ws._sessions() as s:
+            mine = s.scalar(select(UsageRow.id).where(UsageRow.session == self.ws.session_id).limit(1))
+            if mine is not None:
+                return self.ws.session_id
+            latest = s.scalar(select(UsageRow.session).order_by(UsageRow.at.desc()).limit(1))
+        return latest or self.ws.session_id
+
+    # --- raw turns -------------------------------------------------------------------------
+
+    def turns(
+        self, period: str = "all", *, agent: str | None = None, provider: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Ledger rows in the period, oldest first, as plain dicts (``at`` is a Unix time)."""
+        from sqlalchemy import select
+
+        from ironspire.workspace.store import UsageRow
+
+        window = self.window(period)
+        query = select(UsageRow).order_by(UsageRow.at, UsageRow.id)
+        if window.start is not None:
+            query = query.where(UsageRow.at >= window.start)
+        if window.end is not None:
+            query = query.where(UsageRow.at < window.end)
+        if window.session is not None:
+            query = query.where(UsageRow.session == window.session)
+        if agent is not None:
+            query = query.where(UsageRow.agent == agent)
+        if provider is not None:
+            query = query.where(UsageRow.provider == provider)
+        with self.ws._sessions() as s:
+            return [{f: getattr(r, f) for f in TURN_FIELDS} for r in s.scalars(query)]
+
+    # --- aggregates ------------------------------------------------------------------------
+
+    def summary(
+        self, by: GroupBy = "agent", period: str = "all", *, agent: str | None = None, provider: str | None = None
+    ) -> list[dict[str, Any]]:
+        """One row per agent, provider or model (``provider/model``), most expensive first."""
+        if by not in ("agent", "provider", "model"):
+            raise ConfigurationError(f"cannot group by {by!r}; use agent, provider or model.")
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for row in self.turns(period, agent=agent, provider=provider):
+            key = f"{row['provider']}/{row['model']}" if by == "model" else row[by]
+            groups.setdefault(key, []).append(row)
+        out = [{by: key, **_totals(rows)} for key, rows in groups.items()]
+        out.sort(key=lambda r: (-r["cost_usd"], -r["total_tokens"], r[by]))
+        return out
+
+    def kpis(self, period: str = "all", *, agent: str | None = None, provider: str | None = None) -> dict[str, Any]:
+        window = self.window(period)
+        rows = self.turns(period, agent=agent, provider=provider)
+        totals = _totals(rows)
+        now = time.time()
+        if window.start is not None:
+            start = window.start
+        elif rows:
+            start = min(r["at"] for r in rows)
+        else:
+            start = now
+        if period == "session" and window.session == self.ws.session_id:
+            start = min(start, self.ws.session_started)
+        end = window.end if window.end is not None else now
+        hours = max(end - start, 60.0) / 3600
+        prompt = totals["input_tokens"] + totals["cache_read_tokens"] + totals["cache_write_tokens"]
+        return {
+            "period": window.label,
+            "total_spend_usd": totals["cost_usd"],
+            "api_equivalent_usd": totals["api_cost_usd"],
+            "active_agents": len({r["agent"] for r in rows}),
+            "total_tokens": totals["total_tokens"],
+            "cache_hit_rate": (totals["cache_read_tokens"] / prompt) if prompt else 0.0,
+            "burn_rate_usd_per_hour": totals["cost_usd"] / hours,
+            "turns": totals["turns"],
+            "errors": totals["errors"],
+        }
+
+    # --- CSV -------------------------------------------------------------------------------
+
+    def turns_csv(self, out: Path | IO[str], period: str = "all", **filters: Any) -> int:
+        rows = self.turns(period, **filters)
+        for r in rows:
+            r["at"] = datetime.fromtimestamp(r["at"], UTC).isoformat(timespec="seconds")
+        _write_csv(out, TURN_FIELDS, rows)
+        return len(rows)
+
+    def summary_csv(self, out: Path | IO[str], by: GroupBy = "agent", period: str = "all", **filters: Any) -> int:
+        rows = self.summary(by, period, **filters)
+        fields = (by, *SUMMARY_FIELDS)
+        _write_csv(out, fields, rows)
+        return len(rows)
+
+
+SUMMARY_FIELDS = ("turns", "errors", *TOKEN_FIELDS, "total_tokens", "cost_usd", "api_cost_usd", "avg_latency_s")
+
+
+def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [r for r in rows if r["outcome"] == "ok"]
+    totals: dict[str, Any] = {"turns": len(ok), "errors": len(rows) - len(ok)}
+    for f in TOKEN_FIELDS:
+        totals[f] = sum(r[f] for r in rows)
+    totals["total_tokens"] = sum(totals[f] for f in TOKEN_FIELDS if f != "reasoning_tokens")
+    totals["cost_usd"] = round(sum(r["cost_usd"] for r in rows), 10)
+    totals["api_cost_usd"] = round(sum(r["api_cost_usd"] or 0.0 for r in rows), 10)
+    totals["avg_latency_s"] = round(sum(r["latency_s"] for r in ok) / len(ok), 4) if ok else None
+    return totals
+
+
+def _write_csv(out: Path | IO[str], fields: Iterable[str], rows: list[dict[str, Any]]) -> None:
+    fields = list(fields)
+    if isinstance(out, Path):
+        with out.open("w", newline="", encoding="utf-8") as fh:
+            _write_csv(fh, fields, rows)
+        return
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def since(hours: float) -> float:
+    """A Unix time ``hours`` ago (for callers building custom ranges)."""
+    return (datetime.now(UTC) - timedelta(hours=hours)).timestamp()

@@ -1,0 +1,114 @@
+"""`ironspire agents create|list|show|set`: the fleet and each agent's route."""
+
+from __future__ import annotations
+
+import typer
+
+from ironspire.cli.output import console, emit_json
+
+app = typer.Typer(help="Create and configure agents.", no_args_is_help=True)
+
+JSON = typer.Option(False, "--json", help="Machine-readable output.")
+
+
+@app.command("create")
+def create(
+    name: str = typer.Argument(...),
+    provider: str | None = typer.Option(None, "--provider", "-p", help="Override the default provider."),
+    model: str | None = typer.Option(None, "--model", "-m", help="Override the default model."),
+    system: str | None = typer.Option(None, "--system", "-s", help="System prompt."),
+) -> None:
+    """Create an agent (it inherits the default route unless --provider/--model are given)."""
+    from ironspire.cli._workspace import workspace
+
+    with workspace() as ws:
+        agent = ws.create_agent(name, provider, model, system)
+        route = agent.route
+    console.print(f"Created {name} on {route if route else 'the default route (not set yet)'}.")
+
+
+@app.command("list")
+def list_agents(
+    as_json: bool = JSON,
+    check: bool = typer.Option(False, "--check", help="Probe the agents' providers first."),
+) -> None:
+    """List agents with their route; a warning column shows agents on an unhealthy provider."""
+    from ironspire.cli._workspace import agent_record, workspace
+
+    with workspace() as ws:
+        if check:
+            import asyncio
+
+            used = sorted({route.provider for a in ws.agents() if (route := a.route) is not None})
+
+            async def probe() -> None:
+                try:
+                    await ws.health.check(used)
+                finally:
+                    await ws.transport.close()
+
+            asyncio.run(probe())
+        records = [agent_record(ws, a) for a in ws.agents()]
+    if as_json:
+        emit_json(records)
+        return
+    if not records:
+        console.print("No agents yet. Create one with `ironspire agents create NAME`.")
+        return
+    from rich.table import Table
+
+    table = Table()
+    for col in ("agent", "provider", "model", "route", "warning"):
+        table.add_column(col)
+    for r in records:
+        table.add_row(r["name"], r["provider"] or "-", r["model"] or "-",
+                      "default" if r["inherited"] else "own", r["warning"] or "")
+    console.print(table)
+
+
+@app.command("show")
+def show(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
+    """Show one agent: route, system prompt, history size."""
+    from ironspire.cli._workspace import agent_record, workspace
+
+    with workspace() as ws:
+        agent = ws.agent(name)
+        record = agent_record(ws, agent)
+        record["messages"] = len(agent.history)
+        record["unanswered"] = sum(1 for e in agent.transcript() if e.status == "unanswered")
+    if as_json:
+        emit_json(record)
+        return
+    route = f"{record['provider']} / {record['model']}" if record["provider"] else "none (no default set)"
+    console.print(f"[bold]{name}[/]  {route}  ({'inherits the default' if record['inherited'] else 'own route'})")
+    if record["warning"]:
+        console.print(f"[yellow]warning:[/] {record['warning']}")
+    console.print(f"system: {record['system'] or '-'}")
+    console.print(f"history: {record['messages']} messages" +
+                  (f", {record['unanswered']} unanswered" if record["unanswered"] else ""))
+
+
+@app.command("set")
+def set_agent(
+    name: str = typer.Argument(...),
+    provider: str | None = typer.Option(None, "--provider", "-p"),
+    model: str | None = typer.Option(None, "--model", "-m"),
+    system: str | None = typer.Option(None, "--system", "-s", help="New system prompt (\"\" clears it)."),
+    inherit: bool = typer.Option(False, "--inherit", help="Drop the override: use the workspace default."),
+) -> None:
+    """Change an agent's route or system prompt; its history is kept."""
+    from ironspire.cli._workspace import workspace
+    from ironspire.errors import ConfigurationError
+
+    if inherit and (provider or model):
+        raise ConfigurationError("--inherit drops the override; do not combine it with --provider/--model.")
+    with workspace() as ws:
+        agent = ws.agent(name)
+        if inherit:
+            agent.inherit()
+        elif provider or model:
+            agent.switch(provider or agent.own_provider, model if model else (None if provider else agent.own_model))
+        if system is not None:
+            agent.set_system(system)
+        route = agent.route
+    console.print(f"{name}: {route if route else 'no route (no default set)'}.")

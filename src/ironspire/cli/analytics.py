@@ -1,0 +1,63 @@
+"""`ironspire analytics`: spend, tokens and turns per agent, provider or model over a period."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ironspire.cli.output import console, emit_json, usd
+
+
+def analytics(
+    by: str = typer.Option("agent", "--by", help="agent | provider | model"),
+    period: str = typer.Option("all", "--period", help="session, 1h, 6h, 24h, 7d, 30d, 90d, all, or START..END"),
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Write the summary (or, with --raw, the turns) as CSV.")
+    ] = None,
+    raw: bool = typer.Option(False, "--raw", help="Raw turns instead of the summary (for --csv and --json)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Usage and cost KPIs with a breakdown."""
+    from ironspire.cli._workspace import workspace
+    from ironspire.errors import ConfigurationError
+
+    if by not in ("agent", "provider", "model"):
+        raise ConfigurationError(f"--by must be agent, provider or model, not {by!r}.")
+    with workspace() as ws:
+        stats = ws.analytics
+        kpis = stats.kpis(period)
+        rows = stats.turns(period) if raw else stats.summary(by, period)  # type: ignore[arg-type]
+        if csv_file is not None:
+            n = stats.turns_csv(csv_file, period) if raw else stats.summary_csv(csv_file, by, period)  # type: ignore[arg-type]
+            if not as_json:
+                console.print(f"Wrote {n} rows to {csv_file}.")
+    if as_json:
+        emit_json({"kpis": kpis, ("turns" if raw else "by_" + by): rows})
+        return
+    console.print(
+        f"[bold]{kpis['period']}[/]  spend {usd(kpis['total_spend_usd']) or '0'}"
+        f" (API-equivalent {usd(kpis['api_equivalent_usd'])})  ·  agents {kpis['active_agents']}"
+        f"  ·  tokens {kpis['total_tokens']:,}  ·  cache hit {kpis['cache_hit_rate']:.0%}"
+        f"  ·  burn {usd(kpis['burn_rate_usd_per_hour'])}/h  ·  turns {kpis['turns']}"
+        + (f"  ·  errors {kpis['errors']}" if kpis["errors"] else "")
+    )
+    if raw or not rows:
+        return
+    from rich.table import Table
+
+    table = Table()
+    for col in (by, "turns", "errors", "input", "output", "cache r", "cache w", "cost", "API-equiv", "avg s"):
+        table.add_column(col, justify="left" if col == by else "right", no_wrap=col == by)
+    for r in rows:
+        table.add_row(
+            r[by], str(r["turns"]), str(r["errors"]), f"{r['input_tokens']:,}", f"{r['output_tokens']:,}",
+            f"{r['cache_read_tokens']:,}", f"{r['cache_write_tokens']:,}", usd(r["cost_usd"]),
+            usd(r["api_cost_usd"]), "-" if r["avg_latency_s"] is None else f"{r['avg_latency_s']:.2f}",
+        )
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("analytics")(analytics)

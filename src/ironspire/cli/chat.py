@@ -1,0 +1,152 @@
+"""`ironspire ask|chat|history`: talking to an agent from the terminal, replies streamed."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import typer
+
+from ironspire.cli.output import console, emit_json
+
+if TYPE_CHECKING:
+    from ironspire.workspace import Agent, Workspace
+
+JSON = typer.Option(False, "--json", help="Machine-readable output.")
+
+
+def _warn(ws: Workspace, agent: Agent) -> None:
+    from ironspire.cli._workspace import health_warning
+
+    route = agent.route
+    warning = health_warning(ws, route.provider if route else None)
+    if warning:
+        typer.echo(f"warning: {warning}; the reply may fail (switch with `/switch PROVIDER MODEL`).", err=True)
+
+
+async def _stream_reply(agent: Agent, text: str) -> None:
+    from ironspire.messages import ReasoningDelta, TextDelta
+
+    thinking = False
+    async for event in agent.stream(text):
+        if isinstance(event, ReasoningDelta) and event.text:
+            if not thinking:
+                typer.echo("[thinking] ", nl=False, err=True)
+                thinking = True
+            typer.echo(event.text, nl=False, err=True)
+        elif isinstance(event, TextDelta):
+            if thinking:
+                typer.echo("", err=True)
+                thinking = False
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def ask(
+    agent_name: str = typer.Argument(..., metavar="AGENT"),
+    message: str = typer.Argument(..., help="The message (\"-\" reads it from stdin)."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Probe the provider first and warn if unhealthy."),
+) -> None:
+    """Send one message to an agent and stream the reply to stdout."""
+    import asyncio
+
+    from ironspire.cli._workspace import workspace
+
+    if message == "-":
+        message = sys.stdin.read()
+    with workspace() as ws:
+        agent = ws.agent(agent_name)
+
+        async def run() -> None:
+            try:
+                route = agent.route
+                if check and route is not None and ws.is_enabled(route.provider):
+                    await ws.health.check([route.provider])
+                _warn(ws, agent)
+                await _stream_reply(agent, message)
+            finally:
+                await ws.transport.close()
+
+        asyncio.run(run())
+
+
+def chat(agent_name: str = typer.Argument(..., metavar="AGENT")) -> None:
+    """Talk with an agent interactively. Commands: /switch PROVIDER MODEL, /inherit, /exit."""
+    import asyncio
+
+    from ironspire.cli._workspace import workspace
+    from ironspire.errors import IronspireError
+
+    with workspace() as ws, asyncio.Runner() as runner:
+        agent = ws.agent(agent_name)
+        console.print(f"Chatting with [bold]{agent.name}[/] on {agent.route}. /exit to leave.")
+        _warn(ws, agent)
+        try:
+            while True:
+                typer.echo(f"{agent.name}> ", nl=False)
+                line = sys.stdin.readline()
+                if not line:
+                    break
+                text = line.strip()
+                if not text:
+                    continue
+                if text in ("/exit", "/quit"):
+                    break
+                try:
+                    if text.startswith("/switch"):
+                        args = text.split()[1:]
+                        if len(args) not in (1, 2):
+                            typer.echo("usage: /switch PROVIDER [MODEL]", err=True)
+                            continue
+                        agent.switch(args[0], args[1] if len(args) == 2 else None)
+                        typer.echo(f"now on {agent.route} (history kept: {len(agent.history)} messages)")
+                        _warn(ws, agent)
+                        continue
+                    if text == "/inherit":
+                        agent.inherit()
+                        typer.echo(f"now on {agent.route}")
+                        continue
+                    runner.run(_stream_reply(agent, text))
+                except IronspireError as exc:
+                    typer.echo(f"error: {exc}", err=True)
+        finally:
+            runner.run(ws.transport.close())
+
+
+def history(
+    agent_name: str = typer.Argument(..., metavar="AGENT"),
+    as_json: bool = JSON,
+    all_: bool = typer.Option(False, "--all", help="Include unanswered messages of failed turns."),
+) -> None:
+    """Show an agent's conversation."""
+    from ironspire.cli._workspace import workspace
+
+    with workspace() as ws:
+        entries = ws.agent(agent_name).transcript()
+    if not all_:
+        entries = [e for e in entries if e.status == "ok"]
+    if as_json:
+        import json
+
+        emit_json([{**json.loads(e.message.to_json()), "status": e.status, "at": e.at} for e in entries])
+        return
+    if not entries:
+        console.print("No messages yet.")
+    for e in entries:
+        m = e.message
+        who = m.role + (f" ({m.provider}/{m.model})" if m.role == "assistant" and m.provider else "")
+        mark = "  [yellow](unanswered)[/]" if e.status == "unanswered" else ""
+        body = m.text
+        for call in m.tool_calls:
+            body += f"\n[tool call {call.name}({dict(call.arguments)})]"
+        console.print(f"[bold]{who}[/]{mark}")
+        console.print(body, markup=False)
+        console.print()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ask")(ask)
+    app.command("chat")(chat)
+    app.command("history")(history)

@@ -1,0 +1,35 @@
+"""`ironspire default show|set`: the route every agent without its own override uses."""
+
+from __future__ import annotations
+
+import typer
+
+from ironspire.cli.output import console, emit_json
+
+app = typer.Typer(help="Show or set the workspace's default provider and model.", no_args_is_help=True)
+
+
+@app.command("show")
+def show(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Show the default route."""
+    from ironspire.cli._workspace import workspace
+
+    with workspace() as ws:
+        default = ws.default
+    if as_json:
+        emit_json({"provider": default[0], "model": default[1]} if default else {"provider": None, "model": None})
+    elif default is None:
+        console.print("No default is set. Run `ironspire default set PROVIDER MODEL`.")
+    else:
+        console.print(f"{default[0]} / {default[1]}")
+
+
+@app.command("set")
+def set_default(provider: str = typer.Argument(...), model: str = typer.Argument(...)) -> None:
+    """Set the default route; inheriting agents use it from their next request on."""
+    from ironspire.cli._workspace import workspace
+
+    with workspace() as ws:
+        ws.set_default(provider, model)
+        moved = [a.name for a in ws.agents() if a.inherits]
+    console.print(f"Default set to {provider} / {model}" + (f" (used by: {', '.join(moved)})" if moved else "") + ".")

@@ -1,0 +1,46 @@
+"""`ironspire export|backup|import`: moving a project; no credential ever goes into these files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ironspire.cli.output import console
+
+
+def export(
+    file: Annotated[Path, typer.Argument()],
+    with_conversations: bool = typer.Option(False, "--with-conversations", help="Include every agent's history."),
+) -> None:
+    """Write settings, provider settings, custom endpoints and agents as JSON (no credentials)."""
+    from ironspire.cli._workspace import workspace
+
+    with workspace() as ws:
+        ws.export(file, with_conversations=with_conversations)
+    console.print(f"Exported to {file}. Credentials are not included; set them again after importing.")
+
+
+def backup(file: Annotated[Path, typer.Argument()]) -> None:
+    """Write a consistent copy of the whole state database (no credentials: they are in the keychain)."""
+    from ironspire.cli._workspace import workspace
+
+    with workspace() as ws:
+        ws.backup(file)
+    console.print(f"Backed up to {file}.")
+
+
+def import_(file: Annotated[Path, typer.Argument()]) -> None:
+    """Restore a JSON export (merged into this project) or a backup (replaces the state)."""
+    from ironspire.cli._workspace import workspace
+
+    with workspace() as ws:
+        counts = ws.import_(file)
+    console.print("Imported " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()) + ".")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)
+    app.command("backup")(backup)
+    app.command("import")(import_)

@@ -1,0 +1,182 @@
+"""Moving a project between machines: JSON export/import and a consistent SQLite backup.
+
+None of these carries a credential: secrets live only in the keychain, the database never
+holds them, and the export writes provider settings (non-secret by construction) plus, for
+custom endpoints, only whether a key was set. On import the user sets keys again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, select
+
+from ironspire.catalog.providers import CustomEndpoint
+from ironspire.errors import ConfigurationError
+from ironspire.messages import Message
+from ironspire.workspace.store import AgentRow, MessageRow, ProviderRow, ProviderSettingRow
+
+if TYPE_CHECKING:
+    from ironspire.workspace.workspace import Workspace
+
+FORMAT = "ironspire-export"
+VERSION = 1
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def snapshot(ws: Workspace, *, with_conversations: bool = False) -> dict[str, Any]:
+    with ws._sessions() as s:
+        providers: dict[str, dict[str, Any]] = {}
+        for p in s.scalars(select(ProviderRow)):
+            providers.setdefault(p.id, {"settings": {}})["enabled"] = p.enabled
+        for ps in s.scalars(select(ProviderSettingRow)):
+            providers.setdefault(ps.provider, {"settings": {}})["settings"][ps.name] = ps.value
+    agents = []
+    for agent in ws.agents():
+        record: dict[str, Any] = {"name": agent.name, "system": agent.system, "provider": agent.own_provider,
+                                  "model": agent.own_model}
+        if with_conversations:
+            record["messages"] = [json.loads(m.to_json()) for m in agent.history]
+        agents.append(record)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "settings": ws.settings(),
+        "providers": providers,
+        "custom_endpoints": [
+            {"name": e.name, "base_url": e.base_url, "model_id": e.model_id, "display_name": e.display_name,
+             "context_window": e.context_window, "max_output_tokens": e.max_output_tokens, "tools": e.tools,
+             "vision": e.vision, "has_key": e.has_key}
+            for e in ws.custom_endpoints()
+        ],
+        "agents": agents,
+    }
+
+
+def export_json(ws: Workspace, path: Path, *, with_conversations: bool = False) -> Path:
+    data = snapshot(ws, with_conversations=with_conversations)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def backup(ws: Workspace, path: Path) -> Path:
+    """A consistent copy of the live database (SQLite's online backup API), WAL content included."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        path.unlink()
+    source = sqlite3.connect(ws.path)
+    target = sqlite3.connect(path)
+    try:
+        with target:
+            source.backup(target)
+        target.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        target.close()
+        source.close()
+    return path
+
+
+def import_file(ws: Workspace, path: Path) -> dict[str, int]:
+    """Restores a JSON export (merging into this project) or a backup (replacing its state)."""
+    if not path.is_file():
+        raise ConfigurationError(f"{path} does not exist.")
+    with path.open("rb") as fh:
+        head = fh.read(len(_SQLITE_MAGIC))
+    if head == _SQLITE_MAGIC:
+        return _restore_backup(ws, path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigurationError(f"{path} is neither an Ironspire export nor a backup ({exc}).") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ConfigurationError(f"{path} is not an Ironspire export (no \"format\": \"{FORMAT}\").")
+    if int(data.get("version", 0)) > VERSION:
+        raise ConfigurationError(f"{path} was written by a newer Ironspire (format {data['version']}).")
+    return _restore_json(ws, data)
+
+
+def _restore_json(ws: Workspace, data: dict[str, Any]) -> dict[str, int]:
+    counts = {"custom_endpoints": 0, "provider_settings": 0, "agents": 0, "messages": 0}
+    for raw in data.get("custom_endpoints", []):
+        endpoint = CustomEndpoint(**{k: raw[k] for k in raw if k in CustomEndpoint.__dataclass_fields__})
+        ws.add_custom_endpoint(endpoint)
+        counts["custom_endpoints"] += 1
+    for pid, entry in data.get("providers", {}).items():
+        try:
+            spec = ws.provider(pid)
+        except ConfigurationError:
+            continue
+        secret = {f.name for f in spec.auth if f.secret}
+        for name, value in entry.get("settings", {}).items():
+            if name in secret:
+                continue  # never import something that claims to be a secret
+            ws.set_provider_setting(pid, name, value)
+            counts["provider_settings"] += 1
+        if "enabled" in entry:
+            ws._set_enabled(pid, bool(entry["enabled"]))
+    settings = data.get("settings", {})
+    for key, value in settings.items():
+        if key in ("default_provider", "default_model"):
+            continue
+        try:
+            ws.set_setting(key, value)
+        except ConfigurationError:
+            continue
+    if settings.get("default_provider") and settings.get("default_model"):
+        ws.set_default(settings["default_provider"], settings["default_model"])
+    for record in data.get("agents", []):
+        name = record["name"]
+        try:
+            agent = ws.agent(name)
+        except ConfigurationError:
+            agent = ws.create_agent(name, record.get("provider"), record.get("model"), record.get("system"))
+        else:
+            agent.switch(record.get("provider"), record.get("model"))
+            agent.set_system(record.get("system"))
+        counts["agents"] += 1
+        if "messages" in record:
+            messages = [Message.from_json(json.dumps(m)) for m in record["messages"]]
+            with ws._sessions.begin() as s:
+                s.execute(delete(MessageRow).where(MessageRow.agent_id == agent.id))
+                now = time.time()
+                for m in messages:
+                    s.add(MessageRow(agent_id=agent.id, role=m.role, body=m.to_json(), status="ok", created_at=now))
+            agent._history = None
+            counts["messages"] += len(messages)
+    return counts
+
+
+def _restore_backup(ws: Workspace, path: Path) -> dict[str, int]:
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        if source.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
+            raise ConfigurationError(f"{path} is a damaged database; nothing was restored.")
+        ws.engine.dispose()
+        target = sqlite3.connect(ws.path)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    from ironspire.workspace import migrations
+
+    migrations.upgrade(ws.engine)
+    from ironspire.workspace.workspace import DEFAULT_SETTINGS
+
+    for pid in ws._custom:
+        ws.registry.clear_runtime(pid)
+    ws._agents.clear()
+    ws._custom.clear()
+    ws._settings = dict(DEFAULT_SETTINGS)
+    ws._load()
+    with ws._sessions() as s:
+        agents = len(list(s.scalars(select(AgentRow.id))))
+        messages = len(list(s.scalars(select(MessageRow.id))))
+    return {"agents": agents, "messages": messages}

@@ -1,0 +1,186 @@
+"""Real HTTP servers on 127.0.0.1 speaking OpenAI chat, Anthropic Messages and Ollama, for
+workspace tests that go through the real adapters and transport.
+
+Each server answers with the text ``"{label}: {n} messages, last: {last user text}"`` so a test
+can see what history reached it, and records every request body it received.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            content = m.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return "".join(c.get("text", "") for c in content if isinstance(c, dict))
+    return ""
+
+
+class Server:
+    def __init__(self, label: str, mode: str = "ok", *, status: int = 200, drip: float = 0.0) -> None:
+        self.label, self.mode, self.status, self.drip = label, mode, status, drip
+        self.requests: list[dict[str, Any]] = []
+        self.release = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # health probes
+                self._json(200, {"data": [], "models": [], "version": "0.0.0"})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+                outer.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
+                if outer.mode == "hang":
+                    outer.release.wait(20)
+                    return
+                if outer.status != 200:
+                    self._json(outer.status, {"error": {"message": "server exploded", "type": "server_error"}})
+                    return
+                messages = body.get("messages", [])
+                text = f"{outer.label}: {len(messages)} messages, last: {_last_user_text(messages)}"
+                if self.path.endswith("/chat/completions"):
+                    self._openai(body, text)
+                elif self.path.endswith("/v1/messages"):
+                    self._anthropic(body, text)
+                elif self.path.endswith("/api/chat"):
+                    self._ollama(body, text)
+                else:
+                    self._json(404, {"error": {"message": f"no route {self.path}"}})
+
+            def _json(self, status: int, data: Any) -> None:
+                raw = json.dumps(data).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def _stream(self, content_type: str, chunks: list[bytes]) -> None:
+                self.send_response(200)
+                self.send_header("content-type", content_type)
+                self.end_headers()
+                for chunk in chunks:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                    if outer.drip:
+                        time.sleep(outer.drip)
+                if outer.mode == "endless":
+                    while not outer.release.wait(0.05):
+                        pass
+
+            def _openai(self, body: dict[str, Any], text: str) -> None:
+                usage = {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
+                         "prompt_tokens_details": {"cached_tokens": 40}}
+                if not body.get("stream"):
+                    self._json(200, {"id": "c1", "object": "chat.completion", "model": body.get("model"),
+                                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                                  "finish_reason": "stop"}], "usage": usage})
+                    return
+                events: list[dict[str, Any]] = [
+                    {"id": "c1", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
+                ]
+                events += [{"id": "c1", "choices": [{"index": 0, "delta": {"content": w}}]} for w in _words(text)]
+                if outer.mode != "endless":
+                    events.append({"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                    events.append({"id": "c1", "choices": [], "usage": usage})
+                chunks = [f"data: {json.dumps(e)}\n\n".encode() for e in events]
+                if outer.mode != "endless":
+                    chunks.append(b"data: [DONE]\n\n")
+                self._stream("text/event-stream", chunks)
+
+            def _anthropic(self, body: dict[str, Any], text: str) -> None:
+                usage = {"input_tokens": 50, "output_tokens": 10, "cache_read_input_tokens": 200,
+                         "cache_creation_input_tokens": 0}
+                if not body.get("stream"):
+                    self._json(200, {"id": "msg_1", "type": "message", "role": "assistant", "model": body.get("model"),
+                                     "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+                                     "stop_sequence": None, "usage": usage})
+                    return
+                events: list[tuple[str, dict[str, Any]]] = [
+                    ("message_start", {"type": "message_start", "message": {
+                        "id": "msg_1", "type": "message", "role": "assistant", "model": body.get("model"),
+                        "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}}),
+                    ("content_block_start", {"type": "content_block_start", "index": 0,
+                                             "content_block": {"type": "text", "text": ""}}),
+                ]
+                events += [("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                    "delta": {"type": "text_delta", "text": w}}) for w in _words(text)]
+                events += [
+                    ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+                    ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                                       "usage": {"output_tokens": 10}}),
+                    ("message_stop", {"type": "message_stop"}),
+                ]
+                self._stream("text/event-stream",
+                             [f"event: {n}\ndata: {json.dumps(e)}\n\n".encode() for n, e in events])
+
+            def _ollama(self, body: dict[str, Any], text: str) -> None:
+                final = {"model": body.get("model"), "created_at": "2026-11-25T10:00:00Z",
+                         "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop",
+                         "prompt_eval_count": 30, "eval_count": 7}
+                if body.get("stream") is False:
+                    self._json(200, {**final, "message": {"role": "assistant", "content": text}})
+                    return
+                lines = [{"model": body.get("model"), "created_at": "2026-11-25T10:00:00Z",
+                          "message": {"role": "assistant", "content": w}, "done": False} for w in _words(text)]
+                if outer.mode != "endless":
+                    lines.append(final)
+                self._stream("application/x-ndjson", [(json.dumps(x) + "\n").encode() for x in lines])
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Server:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _words(text: str) -> list[str]:
+    words = text.split(" ")
+    return [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
+
+
+def refused_port() -> int:
+    """A port nothing listens on (bound, then closed)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = int(s.getsockname()[1])
+    s.close()
+    return port
+
+
+@contextmanager
+def serving(*servers: Server) -> Iterator[tuple[Server, ...]]:
+    for s in servers:
+        s.start()
+    try:
+        yield servers
+    finally:
+        for s in servers:
+            s.stop()
