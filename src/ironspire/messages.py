@@ -226,9 +226,13 @@ class UsageEvent:
 
 @dataclass(frozen=True, slots=True)
 class Finish:
+    """The end of a turn; ``meta`` carries facts only known then (the Claude CLI's session id
+    and reported cost) onto ``Message.meta``, so streaming callers do not lose them."""
+
     reason: FinishReason
     raw: str | None = None
     type: Literal["finish"] = "finish"
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
 
 StreamEvent: TypeAlias = (
@@ -330,7 +334,8 @@ class Accumulator:
         reason = self.finish.reason if self.finish else None
         if reason == "stop" and any(isinstance(p, ToolCall) for p in parts):
             reason = "tool_calls"
-        return Message("assistant", parts, self.provider, self.model, self.usage, reason)
+        meta = dict(self.finish.meta) if self.finish else {}
+        return Message("assistant", parts, self.provider, self.model, self.usage, reason, meta)
 
 
 def parse_arguments(raw: str) -> dict[str, Any]:
