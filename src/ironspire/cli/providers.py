@@ -1,14 +1,56 @@
-"""`ironspire providers ...`: the provider catalogue, grouped as in Settings > Providers."""
+"""`ironspire providers ...`: the catalogue grouped as in Settings > Providers, credentials, health.
+
+Secrets are read from a hidden prompt, or from stdin when it is not a terminal, never from argv
+(argv is visible to every process on the machine and lands in shell history). Values are only
+ever printed masked.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import os
+import sys
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
 from ironspire.cli.output import console, emit_json
 
+if TYPE_CHECKING:
+    from ironspire.credentials import CredentialStore
+    from ironspire.health import HealthMonitor, HealthStatus
+    from ironspire.workspace import Workspace
+
 app = typer.Typer(help="Configure and check providers.", no_args_is_help=True)
+
+DOT_STYLE = {
+    "reachable": "green",
+    "unreachable": "red",
+    "invalid_key": "red",
+    "rate_limited": "yellow",
+    "not_configured": "grey50",
+    "disabled": "grey50",
+    "unknown": "grey50",
+}
+STATE_LABEL = {
+    "reachable": "reachable",
+    "unreachable": "unreachable",
+    "invalid_key": "invalid key",
+    "rate_limited": "rate-limited",
+    "not_configured": "not configured",
+    "disabled": "disabled",
+    "unknown": "unknown",
+}
+
+
+def _open() -> Workspace:
+    from ironspire.workspace import Workspace
+
+    return Workspace.open()
+
+
+def _store(ws: Workspace) -> CredentialStore:
+    return cast("CredentialStore", ws.credentials)
 
 
 def provider_record(spec: Any) -> dict[str, Any]:
@@ -27,25 +69,325 @@ def provider_record(spec: Any) -> dict[str, Any]:
     }
 
 
+def _field_state(ws: Workspace, spec: Any, f: Any, settings: dict[str, str]) -> dict[str, Any]:
+    """Where one credential or setting comes from, masked; secrets are never returned."""
+    from ironspire.errors import mask
+
+    if f.secret:
+        store = _store(ws)
+        value = store.get(spec.id, f.name)
+        source = store.source(spec.id, f.name)
+        return {"source": source, "env_var": store.env_name(spec.id, f.name) if source == "environment" else None,
+                "masked": mask(value) if value else None}
+    if settings.get(f.name):
+        return {"source": "settings", "env_var": None, "value": settings[f.name]}
+    env = next((n for n in f.env if os.environ.get(n, "").strip()), None)
+    if env:
+        return {"source": "environment", "env_var": env, "value": os.environ[env].strip()}
+    if f.default:
+        return {"source": "default", "env_var": None, "value": f.default}
+    return {"source": "missing", "env_var": None, "value": None}
+
+
+def _full_record(ws: Workspace, spec: Any) -> dict[str, Any]:
+    record = provider_record(spec)
+    settings = ws.provider_settings(spec.id)
+    for entry, f in zip(record["auth"], spec.auth, strict=True):
+        entry.update(_field_state(ws, spec, f, settings))
+    record["enabled"] = ws.is_enabled(spec.id)
+    record["base_url_override"] = settings.get("base_url")
+    record["configured"] = all(e["source"] != "missing" for e, f in zip(record["auth"], spec.auth, strict=True)
+                               if f.required and not f.default)
+    return record
+
+
+def _auth_summary(spec: Any, record: dict[str, Any]) -> str:
+    if not spec.auth:
+        return spec.auth_note or "none"
+    parts = []
+    colour = {"keychain": "green", "environment": "cyan", "settings": "green", "default": "grey50",
+              "missing": "red"}
+    for f, e in zip(spec.auth, record["auth"], strict=True):
+        where = e["source"] if e["source"] != "environment" else f"env {e['env_var']}"
+        if e["source"] == "missing" and not f.required:
+            where, style = "optional", "grey50"
+        else:
+            style = colour[e["source"]]
+        shown = e.get("masked") or (e.get("value") if not f.secret else None)
+        parts.append(f"{f.label}: [{style}]{where}[/]" + (f" ({shown})" if shown else ""))
+    return "\n".join(parts)
+
+
 @app.command("list")
 def list_providers(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """List providers by group with the credentials each needs."""
-    from ironspire.catalog.providers import BUILTIN_PROVIDERS, GROUP_TITLES, GROUPS
+    """List providers by group with where each credential comes from (keychain / environment / missing)."""
+    from ironspire.catalog.providers import GROUP_TITLES, GROUPS
 
-    specs = list(BUILTIN_PROVIDERS)
+    ws = _open()
+    try:
+        specs = [ws.provider(pid) for pid in ws.provider_ids()]
+        records = {s.id: _full_record(ws, s) for s in specs}
+        if as_json:
+            emit_json([records[s.id] for s in specs])
+            return
+        from rich.table import Table
+
+        info = _store(ws).info()
+        if info.kind == "none":
+            from ironspire.credentials import NO_KEYCHAIN_HINT
+
+            console.print(f"[yellow]No keychain:[/] {info.problem}\n{NO_KEYCHAIN_HINT}")
+        else:
+            console.print(f"Credentials are stored in the {info.name}.")
+        for group in GROUPS:
+            members = [s for s in specs if s.group == group]
+            if not members:
+                continue
+            table = Table(title=GROUP_TITLES[group], title_justify="left")
+            for col in ("id", "name", "protocol", "credentials", "base URL", "enabled"):
+                table.add_column(col)
+            for s in members:
+                r = records[s.id]
+                url = r["base_url_override"] or s.base_url or "-"
+                table.add_row(s.id, s.display_name, s.protocol, _auth_summary(s, r), url,
+                              "yes" if r["enabled"] else "[grey50]no[/]")
+            console.print(table)
+    finally:
+        ws.close()
+
+
+def _dot(status: HealthStatus) -> str:
+    state = status.state.value
+    latency = f" {status.latency_ms:.0f} ms" if status.latency_ms is not None and state != "not_configured" else ""
+    line = f"[{DOT_STYLE[state]}]●[/] {status.provider:<18} {STATE_LABEL[state]}{latency}"
+    if status.until is not None:
+        line += f" until {status.until.astimezone().strftime('%H:%M:%S')}"
+    return line
+
+
+def _print_status(status: HealthStatus) -> None:
+    from rich.markup import escape
+
+    console.print(_dot(status))
+    if status.detail:
+        console.print("    " + escape(status.detail), style="grey62")
+
+
+async def _run_checks(ws: Workspace, ids: list[str] | None, limit: float) -> dict[str, HealthStatus]:
+    monitor = cast("HealthMonitor", ws.health)
+    monitor.timeout = limit
+    try:
+        return await monitor.check(ids)
+    finally:
+        await ws.aclose()
+
+
+_IDS = typer.Argument(None, metavar="[ID]...", help="Providers to check (default: all).")
+
+
+@app.command("check")
+def check(
+    ids: list[str] | None = _IDS,
+    timeout: float = typer.Option(5.0, "--timeout", help="Seconds each check may take."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Check providers now, in parallel: reachable, invalid key, rate-limited, unreachable..."""
+    ws = _open()
+    wanted = None
+    if ids:
+        try:
+            wanted = [ws.provider(pid).id for pid in ids]  # unknown ids fail here, with suggestions
+        except Exception:
+            ws.close()
+            raise
+    results = asyncio.run(_run_checks(ws, wanted, timeout))
     if as_json:
-        emit_json([provider_record(s) for s in specs])
+        emit_json([r.to_dict() for r in results.values()])
         return
-    from rich.table import Table
+    for status in results.values():
+        _print_status(status)
 
-    for group in GROUPS:
-        members = [s for s in specs if s.group == group]
-        if not members:
-            continue
-        table = Table(title=GROUP_TITLES[group], title_justify="left")
-        for col in ("id", "name", "protocol", "authentication", "base URL"):
-            table.add_column(col)
-        for s in members:
-            auth = s.auth_note or " + ".join(f.label + ("" if f.required else " (optional)") for f in s.auth)
-            table.add_row(s.id, s.display_name, s.protocol, auth, s.base_url or "-")
-        console.print(table)
+
+def read_secret(prompt: str) -> str:
+    """From a hidden prompt on a terminal, else all of stdin (for pipes and scripts)."""
+    from ironspire.errors import ConfigurationError
+
+    if sys.stdin is not None and sys.stdin.isatty():
+        value = typer.prompt(prompt, hide_input=True)
+    else:
+        value = sys.stdin.read() if sys.stdin is not None else ""
+    value = str(value).strip()
+    if not value:
+        raise ConfigurationError("no value was given (empty input); nothing was stored.")
+    return value
+
+
+def _ensure_store(ws: Workspace) -> None:
+    """Where no keychain works, offer the encrypted file on a terminal; never pick plaintext."""
+    from ironspire.credentials import NO_KEYCHAIN_HINT
+    from ironspire.errors import ConfigurationError
+
+    store = _store(ws)
+    info = store.info()
+    if info.kind != "none":
+        return
+    if not (sys.stdin is not None and sys.stdin.isatty()):
+        raise ConfigurationError(f"no keychain to store credentials in: {info.problem}", hint=NO_KEYCHAIN_HINT)
+    console.print(f"[yellow]No keychain:[/] {info.problem}")
+    if not typer.confirm("Keep Ironspire's credentials in a passphrase-protected encrypted file instead?"):
+        raise ConfigurationError("nothing was stored.", hint=NO_KEYCHAIN_HINT)
+    passphrase = typer.prompt("New passphrase", hide_input=True, confirmation_prompt=True)
+    path = store.use_encrypted_file(passphrase)
+    console.print(f"Using the encrypted file {path}.")
+
+
+@app.command("set-key")
+def set_key(
+    provider: str = typer.Argument(..., help="Provider id, e.g. openai or custom-mybox."),
+    field: str = typer.Option("api_key", "--field", "-f", help="Credential field (see `providers list`)."),
+) -> None:
+    """Store a secret in the keychain; it is read from a hidden prompt, or from stdin when piped."""
+    from ironspire.errors import mask
+
+    ws = _open()
+    try:
+        spec = ws.provider(provider)
+        store = _store(ws)
+        label = store.require_secret_field(spec.id, field).label  # refuse bad fields before asking
+        _ensure_store(ws)
+        value = read_secret(f"{spec.display_name} {label}")
+        store.set(spec.id, field, value)
+        console.print(f"Stored {spec.id} {field} ({mask(value)}) in the {store.info().name}.")
+        env = store.env_name(spec.id, field)
+        if env:
+            console.print(f"[grey50]{env} is also set; the stored value wins.[/]")
+    finally:
+        ws.close()
+
+
+@app.command("remove-key")
+def remove_key(
+    provider: str = typer.Argument(..., help="Provider id."),
+    field: str = typer.Option("api_key", "--field", "-f", help="Credential field."),
+) -> None:
+    """Remove a stored secret (environment variables are not touched)."""
+    ws = _open()
+    try:
+        spec = ws.provider(provider)
+        store = _store(ws)
+        removed = store.remove(spec.id, field)
+        console.print(f"Removed {spec.id} {field}." if removed else f"No stored {field} for {spec.id}.")
+        env = store.env_name(spec.id, field)
+        if env:
+            console.print(f"{spec.id} still gets its {field} from the environment variable {env}; unset it too.")
+    finally:
+        ws.close()
+
+
+@app.command("set")
+def set_setting(
+    provider: str = typer.Argument(..., help="Provider id."),
+    name: str = typer.Argument(..., help="Setting: base_url, timeout, region, deployment, api_version..."),
+    value: str = typer.Argument(..., help='New value ("" removes the override).'),
+) -> None:
+    """Set a non-secret provider setting, such as a base URL override (proxies, gateways, local servers)."""
+    ws = _open()
+    try:
+        spec = ws.provider(provider)
+        ws.set_provider_setting(spec.id, name, value or None)
+        console.print(f"{spec.id} {name} = {value}" if value else f"{spec.id} {name} reset to its default.")
+    finally:
+        ws.close()
+
+
+@app.command("add-custom")
+def add_custom(
+    name: str = typer.Option(..., "--name", help="Name; the provider id becomes custom-<name>."),
+    base_url: str = typer.Option(..., "--base-url", help="OpenAI-compatible base URL, usually ending in /v1."),
+    model_id: str = typer.Option(..., "--model-id", help="The model id the endpoint serves."),
+    display_name: str | None = typer.Option(None, "--display-name", help="Model name shown in lists."),
+    context_window: int = typer.Option(32_768, "--context-window", min=1, help="Context window in tokens."),
+    tools: bool = typer.Option(True, "--tools/--no-tools", help="The model supports tool calls."),
+    vision: bool = typer.Option(False, "--vision/--no-vision", help="The model accepts images."),
+    with_key: bool = typer.Option(False, "--with-key", help="Ask for an API key (prompt, or stdin when piped)."),
+    timeout: float = typer.Option(5.0, "--timeout", help="Seconds the health check may take."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Add an OpenAI-compatible endpoint, then check it right away."""
+    from ironspire.catalog.providers import CustomEndpoint
+
+    endpoint = CustomEndpoint(name, base_url, model_id, display_name, context_window, tools=tools, vision=vision)
+    ws = _open()
+    try:
+        api_key = None
+        if with_key:
+            _ensure_store(ws)
+            api_key = read_secret(f"API key for {name}")
+        spec = ws.add_custom_endpoint(endpoint, api_key)
+    except Exception:
+        ws.close()
+        raise
+    results = asyncio.run(_run_checks(ws, [spec.id], timeout))
+    status = results[spec.id]
+    if as_json:
+        emit_json({"provider": provider_record(spec), "health": status.to_dict()})
+        return
+    console.print(f"Added {spec.id} ({spec.base_url}, model {model_id}).")
+    _print_status(status)
+
+
+async def _toggle(ws: Workspace, pid: str, on: bool) -> None:
+    try:
+        await (ws.enable(pid) if on else ws.disable(pid))
+    finally:
+        await ws.aclose()
+
+
+@app.command("enable")
+def enable(provider: str = typer.Argument(..., help="Provider id.")) -> None:
+    """Enable a provider (its pool, health and discovered models start afresh)."""
+    ws = _open()
+    asyncio.run(_toggle(ws, provider, True))
+    pid = provider
+    console.print(f"{pid} enabled.")
+
+
+@app.command("disable")
+def disable(provider: str = typer.Argument(..., help="Provider id.")) -> None:
+    """Disable a provider: no agent is routed to it and it is not checked."""
+    ws = _open()
+    asyncio.run(_toggle(ws, provider, False))
+    pid = provider
+    console.print(f"{pid} disabled.")
+
+
+@app.command("keystore")
+def keystore(
+    encrypted_file: bool = typer.Option(False, "--encrypted-file", help="Use a passphrase-protected file."),
+    keychain: bool = typer.Option(False, "--keychain", help="Go back to the OS keychain."),
+) -> None:
+    """Show where credentials are kept, or switch between the OS keychain and an encrypted file."""
+    from ironspire.credentials import NO_KEYCHAIN_HINT, PASSPHRASE_ENV
+    from ironspire.errors import ConfigurationError
+
+    ws = _open()
+    try:
+        store = _store(ws)
+        if encrypted_file and keychain:
+            raise ConfigurationError("choose one of --encrypted-file and --keychain.")
+        if encrypted_file:
+            passphrase = os.environ.get(PASSPHRASE_ENV)
+            if not passphrase:
+                if not (sys.stdin is not None and sys.stdin.isatty()):
+                    raise ConfigurationError("no passphrase given.", hint=f"Set {PASSPHRASE_ENV} or run in a terminal.")
+                passphrase = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=True)
+            store.use_encrypted_file(passphrase)
+        elif keychain:
+            store.use_keychain()
+        info = store.info()
+        if info.kind == "none":
+            console.print(f"[yellow]No keychain:[/] {info.problem}\n{NO_KEYCHAIN_HINT}")
+        else:
+            console.print(f"Credentials are stored in the {info.name}.")
+    finally:
+        ws.close()

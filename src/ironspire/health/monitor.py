@@ -1,0 +1,177 @@
+"""The health of every provider: checked on demand, re-checked periodically, updated by traffic.
+
+Checks run in parallel, each bounded by a short timeout, so one dead provider delays no other.
+Live traffic reaches ``observe`` through the transport's observer hook and changes the state at
+once; a rate limit carries its reset time and lifts by itself when that passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+
+from ironspire.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    CredentialsMissing,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimitError,
+    redact,
+)
+from ironspire.health.probes import DEFAULT_RATE_LIMIT, probe_for
+from ironspire.health.status import HealthState, HealthStatus, now
+from ironspire.protocols.base import Target
+from ironspire.transport import Transport
+
+log = logging.getLogger(__name__)
+
+
+class HealthMonitor:
+    def __init__(
+        self,
+        transport: Transport,
+        resolve: Callable[[str], Target],
+        *,
+        provider_ids: Callable[[], Iterable[str]],
+        is_enabled: Callable[[str], bool],
+        timeout: float = 5.0,
+    ) -> None:
+        self.transport = transport
+        self.resolve = resolve
+        self.provider_ids = provider_ids
+        self.is_enabled = is_enabled
+        self.timeout = timeout
+        self._state: dict[str, HealthStatus] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def status(self, pid: str) -> HealthStatus:
+        if not self.is_enabled(pid):
+            return HealthStatus(pid, HealthState.DISABLED, detail="disabled in settings")
+        current = self._state.get(pid)
+        if current is None:
+            return HealthStatus(pid, HealthState.UNKNOWN, detail="not checked yet")
+        if current.state is HealthState.RATE_LIMITED and current.until is not None and current.until <= now():
+            current = HealthStatus(pid, HealthState.REACHABLE, current.until, current.latency_ms,
+                                   "rate limit has reset")
+            self._state[pid] = current
+        return current
+
+    def statuses(self) -> dict[str, HealthStatus]:
+        return {pid: self.status(pid) for pid in self.provider_ids()}
+
+    # --- active checks ------------------------------------------------------------------------
+
+    async def check(self, ids: Iterable[str] | None = None) -> dict[str, HealthStatus]:
+        """Probes the given (default: all) providers now, in parallel."""
+        wanted = list(dict.fromkeys(self.provider_ids() if ids is None else ids))
+        results = await asyncio.gather(*(self._check_one(pid) for pid in wanted))
+        return dict(zip(wanted, results, strict=True))
+
+    async def _check_one(self, pid: str) -> HealthStatus:
+        if not self.is_enabled(pid):
+            return self.status(pid)
+        try:
+            target = self.resolve(pid)
+            if not target.base_url and target.provider.protocol != "claude_cli":
+                raise ConfigurationError(
+                    f"{pid}: no base URL is configured.", hint=f"Run `ironspire providers set {pid} base_url URL`."
+                )
+            # Bedrock may sign with a profile / SSO chain instead: its signer says what is missing
+            for f in target.provider.secret_fields:
+                if f.required and target.provider.protocol != "bedrock_converse":
+                    target.secret(f.name)  # raises CredentialsMissing with how to fix it
+        except (CredentialsMissing, ConfigurationError) as exc:
+            result = HealthStatus(pid, HealthState.NOT_CONFIGURED, detail=str(exc))
+            self._state[pid] = result
+            return result
+        try:
+            # a hard bound too: DNS or a subprocess can stall outside httpx's own timeouts
+            result = await asyncio.wait_for(probe_for(target, self.transport, self.timeout), self.timeout + 1.0)
+        except TimeoutError:
+            result = HealthStatus(pid, HealthState.UNREACHABLE, latency_ms=self.timeout * 1000,
+                                  detail=f"no answer within {self.timeout:g} s")
+        except (CredentialsMissing, ConfigurationError) as exc:
+            result = HealthStatus(pid, HealthState.NOT_CONFIGURED, detail=str(exc))
+        except Exception as exc:  # a broken probe must not take the other checks down with it
+            log.exception("health probe for %s failed", pid)
+            result = HealthStatus(pid, HealthState.UNKNOWN,
+                                  detail=redact(f"check failed: {type(exc).__name__}: {exc}",
+                                                target.secrets.values()))
+        if self.is_enabled(pid):  # disabled while the probe ran: keep it disabled
+            self._state[pid] = result
+        return result
+
+    # --- passive updates ----------------------------------------------------------------------
+
+    def observe(self, pid: str, error: ProviderError | None, latency: float) -> None:
+        """Transport observer: what a real request just showed, recorded at once."""
+        if not self.is_enabled(pid):
+            return
+        checked = now()
+        ms = latency * 1000
+        if error is None:
+            self._state[pid] = HealthStatus(pid, HealthState.REACHABLE, checked, ms, "last request succeeded")
+        elif isinstance(error, RateLimitError):
+            wait = error.retry_after if error.retry_after is not None else DEFAULT_RATE_LIMIT
+            self._state[pid] = HealthStatus(pid, HealthState.RATE_LIMITED, checked, ms, error.message,
+                                            checked + timedelta(seconds=wait))
+        elif isinstance(error, AuthenticationError):
+            self._state[pid] = HealthStatus(pid, HealthState.INVALID_KEY, checked, ms, error.message)
+        elif isinstance(error, ProviderUnavailable):
+            self._state[pid] = HealthStatus(pid, HealthState.UNREACHABLE, checked, ms, error.message)
+        else:
+            # a rejected request (bad input, unknown model) still proves the provider answers
+            self._state[pid] = HealthStatus(pid, HealthState.REACHABLE, checked, ms,
+                                            "answered (last request was rejected: " + error.message + ")")
+
+    def attach(self) -> None:
+        """Registers ``observe`` with the transport (once)."""
+        if self.observe not in self.transport.observers:
+            self.transport.observers.append(self.observe)
+
+    def reset(self, pid: str) -> None:
+        self._state.pop(pid, None)
+
+    # --- periodic re-checks -------------------------------------------------------------------
+
+    async def start(self, interval: float) -> None:
+        """Re-checks configured, enabled providers every ``interval`` seconds until ``stop``."""
+        if interval <= 0:
+            raise ConfigurationError("the health check interval must be positive.")
+        await self.stop()
+        self._task = asyncio.create_task(self._loop(interval), name="ironspire-health")
+
+    async def _loop(self, interval: float) -> None:
+        while True:
+            ids = [pid for pid in self.provider_ids() if self.is_enabled(pid)]
+            ids = [pid for pid in ids if self._state.get(pid, None) is None
+                   or self._state[pid].state is not HealthState.NOT_CONFIGURED or self._configured(pid)]
+            try:
+                await self.check(ids)
+            except Exception:
+                log.exception("periodic health check failed")
+            await asyncio.sleep(interval)
+
+    def _configured(self, pid: str) -> bool:
+        try:
+            self.resolve(pid)
+        except (CredentialsMissing, ConfigurationError):
+            return False
+        return True
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()

@@ -1,0 +1,168 @@
+"""No secret leaks: every provider gets a unique canary secret, the fleet runs successful turns,
+failures whose error bodies echo every request header back, health checks, export, backup,
+analytics and CSV; then every file under IRONSPIRE_HOME and every captured output is scanned.
+
+The loopback servers echo what they were sent into their error bodies on purpose: a provider
+that quotes the key back ("Incorrect API key provided: sk-...") is exactly how secrets leak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from ironspire.catalog.providers import CustomEndpoint
+from ironspire.cli.app import app
+from ironspire.errors import IronspireError
+from ironspire.transport import RetryPolicy, Transport
+from support.http_stub import Reply, Seen, StubServer
+from support.memory_keyring import MemoryKeyring, use_memory_keyring
+
+OK_BODIES: dict[str, Any] = {
+    "openai_chat": {"id": "c1", "object": "chat.completion", "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "pong"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}},
+    "anthropic_messages": {"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+                           "content": [{"type": "text", "text": "pong"}], "stop_reason": "end_turn",
+                           "usage": {"input_tokens": 5, "output_tokens": 2}},
+    "gemini": {"candidates": [{"content": {"role": "model", "parts": [{"text": "pong"}]}, "finishReason": "STOP"}],
+               "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 2, "totalTokenCount": 7}},
+    "ollama_chat": {"model": "m", "message": {"role": "assistant", "content": "pong"}, "done": True,
+                    "done_reason": "stop", "prompt_eval_count": 5, "eval_count": 2},
+    "bedrock_converse": {"output": {"message": {"role": "assistant", "content": [{"text": "pong"}]}},
+                         "stopReason": "end_turn", "usage": {"inputTokens": 5, "outputTokens": 2, "totalTokens": 7}},
+}
+
+
+@pytest.fixture
+def keychain(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[MemoryKeyring]]:
+    yield from use_memory_keyring(monkeypatch)
+
+
+class Provider:
+    """Answers as each provider's protocol would, in the mode the test sets."""
+
+    def __init__(self, protocols: dict[str, str]) -> None:
+        self.protocols = protocols
+        self.mode = "ok"
+
+    def __call__(self, seen: Seen) -> Reply:
+        pid = seen.path.strip("/").split("/", 1)[0]
+        echo = "; ".join(f"{k}={v}" for k, v in seen.headers.items()) + " body=" + seen.body.decode("utf-8", "replace")
+        if self.mode == "ok":
+            if seen.path.endswith("/api/version"):
+                return Reply(200, {"version": "0.12.0"})
+            if seen.method == "GET":
+                return Reply(200, {"data": [], "models": []})
+            return Reply(200, OK_BODIES[self.protocols[pid]])
+        status = {"auth": 401, "down": 500, "slow": 429}[self.mode]
+        message = f"Incorrect API key provided. You sent: {echo}"
+        return Reply(status, {"error": {"message": message, "code": "invalid_api_key", "status": "UNAUTHENTICATED"},
+                              "message": message}, {"retry-after": "1"} if status == 429 else {})
+
+
+async def test_no_canary_appears_in_any_file_or_output(
+    keychain: type[MemoryKeyring], isolated_env: Path, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ironspire.workspace import Workspace
+
+    caplog.set_level(logging.DEBUG)
+    outputs: list[str] = []
+    transport = Transport(retry=RetryPolicy(attempts=1))
+    ws = Workspace.open(transport=transport)
+    protocols = {pid: ws.provider(pid).protocol for pid in ws.provider_ids()}
+    protocols["custom-canary-box"] = "openai_chat"
+    server = Provider(protocols)
+    canaries: dict[str, str] = {}
+    async with StubServer(resolver=server) as s:
+        ws.add_custom_endpoint(CustomEndpoint("canary box", s.url + "/custom-canary-box/v1", "box-model"),
+                               api_key=(box := "canaryBOXsecret7f3a91c2"))
+        canaries["custom-canary-box:api_key"] = box
+        for pid in ws.provider_ids():
+            spec = ws.provider(pid)
+            if pid == "claude-sdk" or pid.startswith("custom-"):  # no secret / set when added
+                continue
+            for f in spec.secret_fields:
+                value = f"canary{pid.replace('-', '')}{f.name.replace('_', '')}X9q7Z{len(canaries):02d}"
+                if pid == "bedrock" and f.name == "access_key_id":
+                    value = f"AKIACANARY{len(canaries):02d}BEDROCK"
+                canaries[f"{pid}:{f.name}"] = value
+                ws.credentials.set(pid, f.name, value)
+            base = f"{s.url}/{pid}" + ("/v1" if spec.protocol == "openai_chat" else "")
+            ws.set_provider_setting(pid, "base_url", base)
+        ws.set_provider_setting("azure-openai", "deployment", "dep1")
+
+        agents = []
+        for pid in ws.provider_ids():
+            if pid == "claude-sdk":
+                continue
+            models = ws.registry.list(provider=pid)
+            model = models[0].id if models else "test-model"
+            agents.append(ws.create_agent(f"agent-{pid}", provider=pid, model=model, system="be brief"))
+
+        for mode in ("ok", "auth", "down", "slow", "ok"):
+            server.mode = mode
+            for agent in agents:
+                try:
+                    reply = await agent.send(f"ping in mode {mode}")
+                    outputs.append(reply.to_json())
+                except IronspireError as exc:
+                    outputs += [str(exc), repr(exc), getattr(exc, "raw", None) or ""]
+            server.mode = "auth" if mode == "ok" else mode
+            results = await ws.health.check()  # type: ignore[attr-defined]
+            outputs += [json.dumps({k: v.to_dict() for k, v in results.items()}), repr(results)]
+        ok_turns = [o for o in outputs if '"pong"' in o]
+        assert len(ok_turns) >= 2 * len(agents) - 2, "turns must really have run against the servers"
+
+        ws.export(isolated_env / "export.json", with_conversations=True)
+        ws.backup(isolated_env / "backup")
+        analytics = ws.analytics
+        outputs += [json.dumps(analytics.kpis(), default=str), json.dumps(analytics.summary(), default=str),
+                    json.dumps(analytics.turns(), default=str)]
+        analytics.turns_csv(isolated_env / "turns.csv")
+        analytics.summary_csv(isolated_env / "summary.csv", by="provider")
+        buf = io.StringIO()
+        analytics.turns_csv(buf)
+        outputs.append(buf.getvalue())
+        outputs += [repr(ws.credentials), repr(ws.target("openai")), str(ws.target("bedrock").secrets)]
+
+        runner = CliRunner()
+        for args in (["providers", "list", "--json"], ["providers", "list"], ["providers", "check", "--json"],
+                     ["providers", "check"], ["agents", "list", "--json"], ["analytics", "--json"]):
+            result = await asyncio.to_thread(runner.invoke, app, args)
+            outputs += [result.output, repr(result.exception) if result.exception else ""]
+    await ws.aclose()
+
+    captured = capsys.readouterr()
+    outputs += [captured.out, captured.err, caplog.text]
+    assert len(canaries) == 14  # every secret field of 12 providers + the custom endpoint
+    # the canaries really went over the wire (so their absence below means something)...
+    wire = " ".join(str(r.headers) for r in s.seen)
+    assert canaries["openai:api_key"] in wire and canaries["bedrock:access_key_id"] in wire
+    # ...and came back in error bodies and details, where the product masked them
+    from ironspire.errors import mask
+
+    for key in ("openai:api_key", "google:api_key", "custom-canary-box:api_key", "bedrock:session_token"):
+        assert any(mask(canaries[key]) in o for o in outputs), key
+    leaks = scan(isolated_env, canaries, outputs)
+    assert not leaks, "\n".join(leaks)
+
+
+def scan(home: Path, canaries: dict[str, str], outputs: list[str]) -> list[str]:
+    files = [p for p in home.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".csv" for p in files) and (home / "export.json").is_file()
+    assert any("backup" in str(p.relative_to(home)) for p in files)
+    leaks = []
+    for name, canary in canaries.items():
+        leaks += [f"{name} in {p.relative_to(home)}" for p in files if canary.encode() in p.read_bytes()]
+        leaks += [f"{name} in output #{i}: {text[:300]!r}" for i, text in enumerate(outputs) if canary in text]
+    return leaks
