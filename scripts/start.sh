@@ -58,7 +58,6 @@ fi
 if ! ironspire agents show "$AGENT" >/dev/null 2>&1; then
   ironspire agents create "$AGENT" --system "You are a helpful, concise assistant."
 fi
-ironspire providers list
 ironspire agents list
 echo
 echo "Chatting with '$AGENT' (type /exit to leave, /switch PROVIDER MODEL to move it)."

@@ -29,12 +29,13 @@ def health_warning(ws: Workspace, pid: str | None) -> str | None:
     """A short warning when the provider is known to be unhealthy (unknown counts as fine)."""
     if pid is None:
         return None
-    status: Any = ws.health.status(pid)
-    if getattr(status, "healthy", True):
+    from ironspire.health import HealthState
+
+    status = ws.health.status(pid)
+    if status.healthy or status.state is HealthState.UNKNOWN:
         return None
-    state = str(getattr(status, "state", "unhealthy"))
-    detail = getattr(status, "detail", "")
-    return f"{pid} is {state}" + (f": {detail}" if detail else "")
+    state = status.state.value.replace("_", " ")
+    return f"{pid} is {state}" + (f": {status.detail}" if status.detail else "")
 
 
 def agent_record(ws: Workspace, agent: Agent) -> dict[str, Any]:
