@@ -1,0 +1,1 @@
+"""Cross-provider conformance: histories produced on one protocol, continued on another."""
