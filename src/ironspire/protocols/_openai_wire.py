@@ -74,6 +74,15 @@ def is_deepseek(target: Target) -> bool:
     return "deepseek" in target.provider.quirks
 
 
+def deepseek_thinking(request: ChatRequest, target: Target) -> bool:
+    """Whether this DeepSeek request runs in thinking mode: the model's default, unless the
+    request asks for an effort (on) or for none (off)."""
+    mq = target.model.quirks
+    if "thinking_disabled" in mq or request.reasoning == "none":
+        return False
+    return "thinking_enabled" in mq or request.reasoning is not None
+
+
 # --- encoding --------------------------------------------------------------------------------
 
 
@@ -125,7 +134,9 @@ def _assistant(message: Message, request: ChatRequest, target: Target, style: st
         out["tool_calls"] = calls
     # DeepSeek's thinking mode refuses a follow-up after tool calls unless the turn's reasoning
     # comes back; no other provider accepts the field (Mistral answers 422), so only it gets it.
-    if is_deepseek(target) and any(own_reasoning):
+    # In thinking mode it wants the field on every tool-call turn, also on turns another
+    # provider produced (which have no reasoning of DeepSeek's to return): it accepts "".
+    if is_deepseek(target) and (any(own_reasoning) or (calls and deepseek_thinking(request, target))):
         out["reasoning_content"] = "".join(own_reasoning)
     return out
 

@@ -37,6 +37,7 @@ from ironspire.errors import (
 from ironspire.messages import Accumulator, Message, StreamEvent
 from ironspire.protocols._openai_wire import (
     ChunkDecoder,
+    deepseek_thinking,
     encode_messages,
     in_band_status,
     is_deepseek,
@@ -205,11 +206,7 @@ def _reasoning_fields(request: ChatRequest, target: Target) -> dict[str, Any]:
     effort = request.reasoning
     if is_deepseek(target):
         out: dict[str, Any] = {}
-        enabled = "thinking_enabled" in mq
-        if "thinking_disabled" in mq or effort == "none":
-            enabled = False
-        elif effort is not None:
-            enabled = True
+        enabled = deepseek_thinking(request, target)
         if {"thinking_enabled", "thinking_disabled"} & mq or effort is not None:
             out["thinking"] = {"type": "enabled" if enabled else "disabled"}
         if enabled and effort not in (None, "none"):
