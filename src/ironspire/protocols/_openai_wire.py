@@ -32,6 +32,7 @@ from ironspire.messages import (
 )
 from ironspire.protocols.base import ChatRequest, Target
 from ironspire.protocols.common import (
+    INTERRUPTED,
     conversation,
     foreign_reasoning,
     image_data_url,
@@ -45,7 +46,6 @@ from ironspire.protocols.common import (
 #: Mistral rejects a user turn right after tool results; this stands in for the assistant turn
 #: it expects there (the same filler pydantic-ai sends, see the recorded Mistral image exchange).
 MISTRAL_BRIDGE = "OK"
-INTERRUPTED = "[no result: the tool call was interrupted before it finished]"
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",

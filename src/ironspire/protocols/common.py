@@ -91,9 +91,37 @@ def system_text(request: ChatRequest) -> str | None:
     return joined or None
 
 
+INTERRUPTED = "[no result: the tool call was interrupted before it finished]"
+
+
 def conversation(request: ChatRequest) -> list[Message]:
-    """The history without system messages and without empty turns (which providers reject)."""
-    return [m for m in request.messages if m.role != "system" and m.parts]
+    """The history without system messages and empty turns, with every tool call answered.
+
+    Every provider rejects a tool call whose result never follows (Anthropic and Bedrock want
+    it in the very next user turn, Gemini wants as many responses as calls). That happens when
+    a turn was cut off after the model asked for a tool, or the user wrote instead of running
+    it; such calls get an error result saying so, inserted where the result was due.
+    """
+    out: list[Message] = []
+    pending: dict[str, str] = {}
+    for m in request.messages:
+        if m.role == "system" or not m.parts:
+            continue
+        for p in m.parts:
+            if isinstance(p, ToolResult):
+                pending.pop(p.call_id, None)
+        only_results = all(isinstance(p, ToolResult) for p in m.parts)
+        if pending and not only_results:
+            out.append(_interrupted(pending))
+            pending = {}
+        out.append(m)
+        if m.role == "assistant":
+            pending = {p.id: p.name for p in m.parts if isinstance(p, ToolCall)}
+    return out
+
+
+def _interrupted(pending: dict[str, str]) -> Message:
+    return Message("tool", tuple(ToolResult(cid, name, (Text(INTERRUPTED),), True) for cid, name in pending.items()))
 
 
 def split_data_url(url: str) -> tuple[str, str] | None:

@@ -1,0 +1,58 @@
+"""A tool call left without a result (a cut-off turn, or a user who wrote instead of running
+the tool) must not make the next request fail on any provider."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ironspire.catalog.models import Registry
+from ironspire.catalog.providers import builtin
+from ironspire.messages import Message, Text, ToolCall
+from ironspire.protocols import backend_for
+from ironspire.protocols.base import ChatRequest, HttpProtocol, Secrets, Target
+from ironspire.protocols.common import INTERRUPTED, conversation
+
+HISTORY = (
+    Message.user("What's the weather in Paris?"),
+    Message("assistant", (Text("Checking."), ToolCall("toolu_01A", "get_weather", {"city": "Paris"}))),
+    Message.user("Never mind, just tell me a joke."),
+)
+
+
+def test_unanswered_call_gets_an_error_result_where_it_was_due() -> None:
+    msgs = conversation(ChatRequest(HISTORY))
+    assert [m.role for m in msgs] == ["user", "assistant", "tool", "user"]
+    result = msgs[2].parts[0]
+    assert result.call_id == "toolu_01A" and result.tool_name == "get_weather"  # type: ignore[union-attr]
+    assert result.is_error and INTERRUPTED in result.text()  # type: ignore[union-attr]
+
+
+def test_answered_calls_are_left_alone() -> None:
+    from ironspire.messages import ToolResult
+
+    answered = (*HISTORY[:2], Message.tool(ToolResult("toolu_01A", "get_weather", (Text("18C"),))), HISTORY[2])
+    assert conversation(ChatRequest(answered)) == list(answered)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "settings"),
+    [
+        ("claude-api", "claude-sonnet-5", {}),
+        ("bedrock", "us.amazon.nova-pro-v1:0", {"region": "us-east-1"}),
+        ("google", "gemini-3.8-flash", {}),
+        ("ollama", "llama3.2", {}),
+        ("openai", "gpt-4.1", {}),
+    ],
+)
+def test_every_protocol_sends_a_result_for_the_dangling_call(provider: str, model: str, settings: dict[str, str]) -> None:
+    spec = builtin(provider)
+    secrets = {"api_key": "k", "access_key_id": "AKIDEXAMPLE", "secret_access_key": "s"}
+    target = Target(spec, Registry().get(provider, model), spec.base_url or "http://127.0.0.1:9", Secrets(secrets),
+                    settings)
+    backend = backend_for(spec.protocol)
+    assert isinstance(backend, HttpProtocol)
+    wire = backend.encode(ChatRequest(HISTORY), target, stream=False)
+    body = wire.json if wire.json is not None else json.loads(wire.content or b"{}")
+    assert INTERRUPTED in json.dumps(body)
