@@ -46,7 +46,9 @@ def test_answered_calls_are_left_alone() -> None:
         ("openai", "gpt-4.1", {}),
     ],
 )
-def test_every_protocol_sends_a_result_for_the_dangling_call(provider: str, model: str, settings: dict[str, str]) -> None:
+def test_every_protocol_sends_a_result_for_the_dangling_call(
+    provider: str, model: str, settings: dict[str, str]
+) -> None:
     spec = builtin(provider)
     secrets = {"api_key": "k", "access_key_id": "AKIDEXAMPLE", "secret_access_key": "s"}
     target = Target(spec, Registry().get(provider, model), spec.base_url or "http://127.0.0.1:9", Secrets(secrets),
