@@ -58,3 +58,21 @@ def test_every_protocol_sends_a_result_for_the_dangling_call(
     wire = backend.encode(ChatRequest(HISTORY), target, stream=False)
     body = wire.json if wire.json is not None else json.loads(wire.content or b"{}")
     assert INTERRUPTED in json.dumps(body)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [("claude-api", "claude-sonnet-5"), ("bedrock", "us.amazon.nova-pro-v1:0"), ("google", "gemini-3.8-flash"),
+     ("ollama", "llama3.2"), ("openai", "gpt-4.1")],
+)
+@pytest.mark.parametrize("body", [b"<html>Bad Gateway</html>", b"[1, 2]", b"\xff\xfe"])
+def test_a_malformed_success_body_is_a_typed_provider_failure(provider: str, model: str, body: bytes) -> None:
+    from ironspire.errors import ProviderUnavailable
+
+    spec = builtin(provider)
+    target = Target(spec, Registry().get(provider, model), "http://127.0.0.1:9")
+    backend = backend_for(spec.protocol)
+    assert isinstance(backend, HttpProtocol)
+    with pytest.raises(ProviderUnavailable) as exc:
+        backend.decode(body, target)
+    assert provider in str(exc.value)

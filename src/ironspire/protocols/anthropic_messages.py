@@ -111,7 +111,9 @@ class AnthropicMessages(HttpProtocol):
         return WireRequest("POST", target.url("/v1/messages"), headers, json=body)
 
     def decode(self, body: bytes, target: Target) -> Message:
-        data = json.loads(body)
+        data = self.json_body(body, target)
+        if not isinstance(data, dict):
+            raise ProviderUnavailable(target.provider.id, "response is not a JSON object", model=target.model.id)
         if data.get("type") == "error":
             raise stream_error(data, target)
         decoder = EventDecoder(target)

@@ -169,6 +169,20 @@ class HttpProtocol(Backend):
     def decode_stream(self, response: httpx.Response, target: Target) -> AsyncIterator[StreamEvent]:
         """Events from a streamed success response; raises ProviderError for in-stream errors."""
 
+    @staticmethod
+    def json_body(body: bytes, target: Target) -> Any:
+        """A success body parsed as JSON; anything else is the provider failing, not a crash."""
+        import json
+
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            from ironspire.errors import ProviderUnavailable
+
+            raise ProviderUnavailable(
+                target.provider.id, f"malformed response: {body[:200]!r}", model=target.model.id
+            ) from None
+
     def error(self, status: int, headers: Mapping[str, str], body: bytes, target: Target) -> ProviderError:
         """Classifies a failed response. The default reads common JSON error shapes."""
         from ironspire.transport import classify_http_error

@@ -279,10 +279,9 @@ class BedrockConverse(HttpProtocol):
     # --- decoding -------------------------------------------------------------------------------
 
     def decode(self, body: bytes, target: Target) -> Message:
-        try:
-            data = json.loads(body)
-        except json.JSONDecodeError:
-            raise ProviderUnavailable(target.provider.id, "response is not JSON", model=target.model.id) from None
+        data = self.json_body(body, target)
+        if not isinstance(data, dict):
+            raise ProviderUnavailable(target.provider.id, "response is not a JSON object", model=target.model.id)
         acc = Accumulator(target.provider.id, target.model.id)
         content = ((data.get("output") or {}).get("message") or {}).get("content") or []
         for index, block in enumerate(content):

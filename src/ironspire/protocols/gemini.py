@@ -238,10 +238,7 @@ class Gemini(HttpProtocol):
     # --- decoding -----------------------------------------------------------------------------
 
     def decode(self, body: bytes, target: Target) -> Message:
-        try:
-            data = json.loads(body)
-        except json.JSONDecodeError:
-            raise ProviderUnavailable(target.provider.id, "response is not JSON", model=target.model.id) from None
+        data = self.json_body(body, target)
         chunks = data if isinstance(data, list) else [data]
         state = _StreamState(target)
         acc = Accumulator(target.provider.id, target.model.id)

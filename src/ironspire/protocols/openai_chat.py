@@ -98,12 +98,7 @@ class OpenAIChat(HttpProtocol):
     # --- response ------------------------------------------------------------------------
 
     def decode(self, body: bytes, target: Target) -> Message:
-        try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise ProviderUnavailable(
-                target.provider.id, f"malformed response: {body[:200]!r}", model=target.model.id
-            ) from None
+        data = self.json_body(body, target)
         if not isinstance(data, dict):
             raise ProviderUnavailable(target.provider.id, "response is not a JSON object", model=target.model.id)
         if data.get("error") and not data.get("choices"):
