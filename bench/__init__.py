@@ -1,0 +1,1 @@
+"""Ironspire's benchmark harness: ``python bench/run.py`` (see bench/README.md)."""

@@ -1,0 +1,50 @@
+"""The benchmark harness still works: ``bench/run.py --smoke`` runs raw httpx and Ironspire (protocol
+layer and agent) against the loopback servers, and every request comes back whole.
+
+Only correctness is asserted (full text and usage per request, no failures); the figures a
+smoke run prints are meaningless and never checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CLIENTS = ("httpx", "iron-proto", "iron-agent")
+
+
+def test_smoke_run_gets_every_answer_whole(tmp_path: Path) -> None:
+    out = tmp_path / "smoke.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run.py"), "--smoke", "--skip", "startup", "--json", str(out),
+         "--no-doc"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())
+    assert results["unavailable"] == {}
+
+    for scenario in ("seq_send", "seq_stream", "conc_send"):
+        for fmt in ("openai", "anthropic"):
+            rows = results["scenarios"][scenario][fmt]
+            assert sorted(rows) == sorted(CLIENTS)
+            for key, row in rows.items():
+                assert row["n"] > 0, (scenario, fmt, key)
+                assert row["ok"] == row["n"], (scenario, fmt, key, row["errors"])
+                assert row["errors"] == []
+                if scenario == "seq_stream":  # the text really arrived as a stream of chunks
+                    assert row["ttfc_n"] == row["n"], (fmt, key)
+
+    fleet = results["fleet"]["clients"]
+    assert sorted(fleet) == sorted(CLIENTS)
+    for key, row in fleet.items():
+        assert row["n"] == results["fleet"]["agents"] * results["fleet"]["rounds"], key
+        assert row["ok"] == row["n"], (key, row["errors"])
+        assert row["ttfc_n"] == row["n"], key
+
+    assert "raw httpx" in proc.stdout and "ironspire agent" in proc.stdout
