@@ -308,3 +308,25 @@ async def test_cli_that_dies_without_a_result(tmp_path: Path) -> None:
 
     with pytest.raises(ProviderUnavailable, match="exited with code 2: fatal: cannot load settings"):
         await ClaudeCLI().complete(ChatRequest((Message.user("hi"),)), target(cli_path=str(broken)))
+
+
+async def test_no_configured_bundled_or_path_binary_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No cli_path, a claude-agent-sdk without its bundled CLI (e.g. a slim install) and no `claude`
+    on PATH: a ConfigurationError naming every way to get the binary, before anything is started."""
+    import types
+
+    import ironspire.protocols.claude_cli_transport  # noqa: F401 - loaded from the real SDK first
+
+    slim = types.ModuleType("claude_agent_sdk")
+    slim.__file__ = str(tmp_path / "site-packages" / "claude_agent_sdk" / "__init__.py")
+    monkeypatch.setitem(sys.modules, "claude_agent_sdk", slim)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+
+    with pytest.raises(ConfigurationError) as info:
+        await ClaudeCLI().complete(ChatRequest((Message.user("hi"),)), target())
+
+    text = str(info.value)
+    assert "the Claude Code CLI (`claude`) was not found" in text
+    assert "pip install 'ironspire[claude]'" in text and "providers set claude-sdk cli_path" in text

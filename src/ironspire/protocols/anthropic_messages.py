@@ -9,17 +9,33 @@ Decisions a reader needs before changing this module:
 * Thinking blocks are echoed back byte-for-byte and in their original order, but only to
   Anthropic (``common.is_own``); a thinking block without a signature (a stream cut before
   ``signature_delta``) cannot be verified by the API and is dropped on replay.
+* Thinking blocks are replayed only to the model that produced them: Anthropic binds a block to
+  its model (another model's block is a 400), and dropping one from an earlier turn is harmless.
 * Forced tool use on models with the ``no_forced_tool`` quirk raises CapabilityError instead of
   silently becoming ``auto``: a caller that forces a tool wants structured output and should
   learn that it will not get it, rather than receive free text. ``tool_choice="required"`` is
-  forced use too (``any``) and is treated the same way.
+  forced use too (``any``) and is treated the same way. Manual (budget) thinking rejects forced
+  use as well; adaptive thinking accepts it (the model then skips thinking).
+* A tool loop carried on from another provider (the history ends with tool results, and the
+  assistant message that opened the loop has no thinking block of ours) cannot continue with
+  thinking on: Anthropic requires the opening assistant message of the turn in progress to
+  start with a thinking block. Where the model lets thinking be turned down, this request goes
+  out with thinking off (``disabled``, or ``between_tools`` on models that reject ``disabled``)
+  and without thinking blocks in that turn. Models whose thinking is always on get the loop
+  instead as plain text (``[called tool NAME with {json}]`` / ``[result of NAME: ...]``), which
+  closes it, so they answer in a fresh turn of their own with the tools still offered.
 * A trailing assistant turn (prefill) on a ``no_prefill`` model raises BadRequest before any
   request is sent; the API would reject it anyway, with a less helpful message.
 * ``options["thinking_budget"]`` overrides the token budget that ``reasoning`` picks on models
   that take the budget form of thinking (Claude 3.x and 4.0-4.6); newer ones take ``adaptive``.
-* Prompt caching (``options["cache"]``) uses explicit breakpoints, which every Claude model
-  accepts: on the system prompt, the last tool and the last block of the conversation. A string
-  value (``"5m"``/``"1h"``) or a dict is passed as the breakpoint's TTL.
+  ``reasoning="none"`` sends ``disabled``, ``between_tools`` on models with that quirk (Sonnet
+  5.5 rejects ``disabled``), and nothing on models whose thinking is always on.
+* Prompt caching uses explicit breakpoints, which every Claude model accepts: on the system
+  prompt, the last tool and the last block of the conversation. It is on for a request when
+  ``options["cache"]`` says so, else when the provider setting ``prompt_cache`` does (for every
+  agent on the provider: ``ironspire providers set claude-api prompt_cache 5m``). ``"5m"``/``"1h"``
+  (or a dict with ``ttl``) set the breakpoint's TTL; any other true value uses the default TTL;
+  ``options["cache"]=False`` turns it off for one request.
 """
 
 from __future__ import annotations
@@ -167,7 +183,8 @@ def encode_body(request: ChatRequest, target: Target, *, stream: bool) -> dict[s
     model = target.model
     quirks = model.quirks
     body: dict[str, Any] = {"model": model.id, "max_tokens": max_tokens(request, target)}
-    cache = _cache_control(request.options.get("cache"))
+    cache_option = request.options.get("cache")
+    cache = _cache_control(target.settings.get("prompt_cache") if cache_option is None else cache_option)
 
     system = system_text(request)
     if system:
@@ -183,11 +200,12 @@ def encode_body(request: ChatRequest, target: Target, *, stream: bool) -> dict[s
                 hint="End the conversation with a user message.",
             )
         _strip_trailing_whitespace(messages[-1])
+    thinking = _thinking(request, target)
+    thinking, messages = _continue_tool_loop(messages, thinking, target)
     if cache and messages:
         messages[-1]["content"][-1]["cache_control"] = cache
     body["messages"] = messages
 
-    thinking = _thinking(request, target)
     if thinking:
         body["thinking"] = thinking
         if thinking["type"] == "enabled":
@@ -211,7 +229,7 @@ def encode_body(request: ChatRequest, target: Target, *, stream: bool) -> dict[s
         if cache:
             tools[-1]["cache_control"] = cache
         body["tools"] = tools
-        choice = _tool_choice(request, target, thinking is not None and thinking["type"] != "disabled")
+        choice = _tool_choice(request, target, thinking is not None and thinking["type"] == "enabled")
         if choice:
             body["tool_choice"] = choice
     if stream:
@@ -227,7 +245,7 @@ def max_tokens(request: ChatRequest, target: Target) -> int:
 
 
 def _cache_control(option: Any) -> dict[str, Any] | None:
-    if not option:
+    if not option or (isinstance(option, str) and option.strip().lower() in ("off", "false", "no", "0")):
         return None
     control: dict[str, Any] = {"type": "ephemeral"}
     if isinstance(option, str) and option in ("5m", "1h"):
@@ -242,11 +260,106 @@ def _thinking(request: ChatRequest, target: Target) -> dict[str, Any] | None:
     if effort is None or not target.model.reasoning:
         return None
     if effort == "none":
-        return None if "thinking_always_on" in target.model.quirks else {"type": "disabled"}
+        return _thinking_off(target)
     if _BUDGET_THINKING.match(target.model.id):
         budget = request.options.get("thinking_budget") or _THINKING_BUDGET[effort]
         return {"type": "enabled", "budget_tokens": max(int(budget), 1024)}
     return {"type": "adaptive"}
+
+
+def _thinking_off(target: Target) -> dict[str, Any] | None:
+    """The lowest thinking setting the model accepts; None when it cannot be lowered at all."""
+    quirks = target.model.quirks
+    if "thinking_always_on" in quirks:
+        return None
+    return {"type": "between_tools"} if "thinking_between_tools" in quirks else {"type": "disabled"}
+
+
+def _thinks(thinking: Mapping[str, Any] | None, target: Target) -> bool:
+    """Whether the request will run with (up-front) thinking on."""
+    if thinking is not None:
+        return thinking["type"] in ("enabled", "adaptive")
+    return bool(target.model.quirks & {"thinking_always_on", "thinking_between_tools"})
+
+
+_THINKING_BLOCKS = ("thinking", "redacted_thinking")
+
+
+def _continue_tool_loop(
+    messages: list[dict[str, Any]], thinking: dict[str, Any] | None, target: Target
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """Thinking settings and messages for a tool loop that another provider (or model) began.
+
+    The turn in progress starts after the last user message with content of its own; it is a
+    tool loop when the conversation ends with tool results. If thinking is on, Anthropic wants
+    that turn's first assistant message to open with one of our thinking blocks; a foreign one
+    cannot have it (see the module docstring for what happens instead).
+    """
+    start = _loop_start(messages)
+    if start is None or not _thinks(thinking, target) or messages[start]["content"][0]["type"] in _THINKING_BLOCKS:
+        return thinking, messages
+    off = _thinking_off(target)
+    if off is not None:
+        return off, _without_thinking(messages, start)
+    return thinking, _loop_as_text(messages, start)
+
+
+def _loop_start(messages: list[dict[str, Any]]) -> int | None:
+    """Index of the assistant message that opened the tool loop in progress, if one is."""
+    if not messages or messages[-1]["role"] != "user":
+        return None
+    if any(b["type"] != "tool_result" for b in messages[-1]["content"]):
+        return None
+    for i in range(len(messages) - 2, -1, -1):
+        m = messages[i]
+        if m["role"] == "user" and any(b["type"] != "tool_result" for b in m["content"]):
+            return i + 1
+    return 0 if messages[0]["role"] == "assistant" else None
+
+
+def _without_thinking(messages: list[dict[str, Any]], start: int) -> list[dict[str, Any]]:
+    out = messages[:start]
+    for m in messages[start:]:
+        blocks = [b for b in m["content"] if b["type"] not in _THINKING_BLOCKS] if m["role"] == "assistant" \
+            else m["content"]
+        _append(out, m["role"], blocks)
+    return out
+
+
+def _loop_as_text(messages: list[dict[str, Any]], start: int) -> list[dict[str, Any]]:
+    names = {b["id"]: b["name"] for m in messages[start:] for b in m["content"] if b["type"] == "tool_use"}
+    out = messages[:start]
+    for m in messages[start:]:
+        blocks: list[dict[str, Any]] = []
+        for b in m["content"]:
+            if b["type"] == "tool_use":
+                args = json.dumps(b["input"], ensure_ascii=False, sort_keys=True)
+                blocks.append({"type": "text", "text": f"[called tool {b['name']} with {args}]"})
+            elif b["type"] == "tool_result":
+                blocks.extend(_result_as_text(b, names.get(b["tool_use_id"], "tool")))
+            elif b["type"] not in _THINKING_BLOCKS:
+                blocks.append(b)
+        _append(out, m["role"], blocks)
+    return out
+
+
+def _result_as_text(block: Mapping[str, Any], name: str) -> Iterator[dict[str, Any]]:
+    content = block.get("content")
+    parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+    text = "".join(p["text"] for p in parts if p["type"] == "text")
+    label = "error from" if block.get("is_error") else "result of"
+    yield {"type": "text", "text": f"[{label} {name}: {text}]"}
+    yield from (p for p in parts if p["type"] == "image")
+
+
+def _append(out: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
+    """Adds blocks as a message, merging into the previous one of the same role."""
+    if not blocks:
+        return
+    if out and out[-1]["role"] == role:
+        out[-1] = {"role": role, "content": [*out[-1]["content"], *blocks]}
+    else:
+        out.append({"role": role, "content": list(blocks)})
 
 
 def _tool_choice(request: ChatRequest, target: Target, thinking: bool) -> dict[str, Any] | None:
@@ -304,7 +417,7 @@ def _assistant_blocks(message: Message, request: ChatRequest, target: Target) ->
             if part.text.strip():
                 yield {"type": "text", "text": part.text}
         elif isinstance(part, Reasoning):
-            if is_own(part, target):
+            if is_own(part, target) and part.model in (None, target.model.id):
                 if part.redacted:
                     yield {"type": "redacted_thinking", "data": part.redacted}
                 elif part.signature:

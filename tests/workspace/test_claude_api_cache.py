@@ -1,0 +1,77 @@
+"""Prompt caching on claude-api as a user turns it on (the provider setting ``prompt_cache``), and
+the cache read/write counts Anthropic reports landing in the ledger and its cost.
+
+The responses are a real recording (realdata/anthropic/pydantic-ai ... cache_real_api.yaml: turn
+one read 1111 cached tokens, turn two read 1111 and wrote 418), served through the workspace's
+own Transport and the real adapter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ironspire.protocols.base import Target
+from ironspire.transport import RetryPolicy, Transport
+from ironspire.workspace import Workspace
+from support.recordings import load
+from workspace.conftest import FakeHealth
+
+
+class Replay(Transport):
+    def __init__(self, handler: Callable[[httpx.Request], httpx.Response]) -> None:
+        super().__init__(retry=RetryPolicy(attempts=1, base_delay=0.0, max_delay=0.0))
+        self._handler = handler
+
+    def client(self, target: Target) -> httpx.AsyncClient:
+        client = self._clients.get(target.provider.id)
+        if client is None or client.is_closed:
+            client = self._clients[target.provider.id] = httpx.AsyncClient(transport=httpx.MockTransport(self._handler))
+        return client
+
+
+async def test_prompt_cache_setting_and_cache_usage_in_the_ledger(
+    realdata: Path, tmp_path: Path, memory_keyring: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key-000")
+    recorded = load(realdata / "anthropic" / "pydantic-ai__test_anthropic__test_anthropic_cache_real_api.yaml")
+    sent: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        rec = recorded[len(sent) - 1]
+        return httpx.Response(rec.status, headers={"content-type": "application/json"}, content=rec.body)
+
+    ws = Workspace.open(tmp_path / "ws", health=FakeHealth, transport=Replay(handler))
+    try:
+        ws.set_provider_setting("claude-api", "prompt_cache", "5m")  # ironspire providers set claude-api ...
+        agent = ws.create_agent("cached", provider="claude-api", model="claude-sonnet-5",
+                                system="You are a helpful assistant.")
+        question = recorded[0].request_json["messages"][0]["content"][0]["text"]
+        await agent.send(question)
+        await agent.send("Can you summarize that in one sentence?")
+        rows = sorted(ws.analytics.turns(), key=lambda r: r["at"])
+    finally:
+        await ws.aclose()
+
+    mark = {"type": "ephemeral", "ttl": "5m"}
+    for body in sent:
+        assert body["system"][0]["cache_control"] == mark
+        assert body["messages"][-1]["content"][-1]["cache_control"] == mark
+    assert [(r["input_tokens"], r["output_tokens"], r["cache_read_tokens"], r["cache_write_tokens"]) for r in rows] \
+        == [(3, 406, 1111, 0), (3, 33, 1111, 418)]
+    # claude-sonnet-5 per million tokens: input $2, output $10, cache read $0.20, cache write $2.50
+    assert rows[1]["cost_usd"] == pytest.approx((3 * 2 + 33 * 10 + 1111 * 0.2 + 418 * 2.5) / 1e6)
+    assert rows[1]["api_cost_usd"] == pytest.approx(rows[1]["cost_usd"])
+
+
+def test_prompt_cache_is_a_claude_api_setting_only(ws: Workspace) -> None:
+    ws.set_provider_setting("claude-api", "prompt_cache", "1h")
+    assert ws.target("claude-api", "claude-sonnet-5").settings["prompt_cache"] == "1h"
+    with pytest.raises(Exception, match="no setting 'prompt_cache'"):
+        ws.set_provider_setting("openai", "prompt_cache", "5m")
