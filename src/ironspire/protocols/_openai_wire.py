@@ -205,6 +205,55 @@ def mistral_order(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+# --- request options --------------------------------------------------------------------------
+
+#: ``ChatRequest.options`` keys that are Chat Completions fields. Only these reach the wire, so
+#: options meant for another protocol (Anthropic ``cache``/``thinking_budget``, Ollama ``think``/
+#: ``num_ctx``) cannot break a request after an agent switches provider. The sampling names are
+#: the ones Ollama's adapter reads too (``seed``, ``top_p``...), so one options dict travels.
+WIRE_OPTIONS = frozenset({
+    "top_p", "seed", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
+    "n", "user", "response_format", "parallel_tool_calls", "service_tier", "store", "metadata",
+    "prompt_cache_key", "safety_identifier", "verbosity", "prediction", "modalities",
+    "reasoning_format", "random_seed", "safe_prompt", "prompt_mode",
+})
+#: ``options[OPTIONS_KEY]`` is a dict sent as given, for fields this list lacks (the caller vouches
+#: that the endpoint takes them); it cannot replace the fields that make the request what it is.
+OPTIONS_KEY = "openai_chat"
+_CORE_FIELDS = frozenset({"model", "messages", "stream"})
+#: reasoning models reject these with temperature (``no_sampling``)
+_SAMPLING = frozenset({"top_p", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs"})
+_GROQ_ONLY = frozenset({"reasoning_format"})
+_GROQ_REJECTS = frozenset({"logprobs", "logit_bias", "top_logprobs"})
+_MISTRAL_ONLY = frozenset({"random_seed", "safe_prompt", "prompt_mode"})
+#: Mistral answers 422 to any field outside its schema
+_MISTRAL_TAKES = frozenset({
+    "top_p", "presence_penalty", "frequency_penalty", "n", "response_format", "parallel_tool_calls",
+    "prediction", "prompt_cache_key", *_MISTRAL_ONLY,  # prompt_cache_key: the recorded Mistral cache exchange
+})
+
+
+def wire_options(options: Mapping[str, Any], target: Target) -> dict[str, Any]:
+    """The request's options this target's Chat Completions endpoint accepts, by name."""
+    out = {k: v for k, v in options.items() if k in WIRE_OPTIONS}
+    if "no_sampling" in target.model.quirks:
+        out = {k: v for k, v in out.items() if k not in _SAMPLING}
+    if is_mistral(target):
+        if "seed" in out:
+            out.setdefault("random_seed", out["seed"])  # Mistral's name for it
+        out = {k: v for k, v in out.items() if k in _MISTRAL_TAKES}
+    else:
+        out = {k: v for k, v in out.items() if k not in _MISTRAL_ONLY}
+    if "groq" in target.provider.quirks:
+        out = {k: v for k, v in out.items() if k not in _GROQ_REJECTS}
+    else:
+        out = {k: v for k, v in out.items() if k not in _GROQ_ONLY}
+    extra = options.get(OPTIONS_KEY)
+    if isinstance(extra, Mapping):
+        out.update({k: v for k, v in extra.items() if k not in _CORE_FIELDS})
+    return out
+
+
 # --- decoding --------------------------------------------------------------------------------
 
 
@@ -229,7 +278,14 @@ def usage_from(raw: Mapping[str, Any]) -> Usage:
 
 
 class ChunkDecoder:
-    """Turns chat-completion chunks (or one whole response) into neutral stream events."""
+    """Turns chat-completion chunks (or one whole response) into neutral stream events.
+
+    Reasoning is what the server marks as such (``reasoning_content``, ``reasoning``, Mistral
+    thinking chunks). ``<think>...</think>`` written inside ``content`` (some Together/Hugging Face
+    models, see the recorded Together exchange) stays text: the server did not separate it, the
+    tags can be split across chunks or appear in ordinary prose, and guessing wrong would hide
+    part of the answer. It is therefore also replayed as text, whatever the foreign-reasoning policy.
+    """
 
     def __init__(self) -> None:
         self._calls: dict[Any, int] = {}

@@ -15,6 +15,10 @@ model quirks
     ``no_sampling`` (temperature and stop are rejected: they are left out),
     ``max_completion_tokens``, ``thinking_enabled``/``thinking_disabled`` (DeepSeek),
     ``chat_tools_limited`` (tools only with ``reasoning_effort: none``).
+
+``ChatRequest.options``: only Chat Completions fields are sent (``_openai_wire.WIRE_OPTIONS``,
+minus what the target is known to reject); ``options["openai_chat"]`` is a dict sent as given.
+Keys meant for other protocols are ignored here, as those adapters ignore ours.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from ironspire.protocols._openai_wire import (
     in_band_status,
     is_deepseek,
     is_mistral,
+    wire_options,
 )
 from ironspire.protocols.base import ChatRequest, HttpProtocol, Target, WireRequest
 from ironspire.protocols.framing import sse_json
@@ -92,7 +97,7 @@ class OpenAIChat(HttpProtocol):
             if choice is not None:
                 body["tool_choice"] = choice
         body.update(_reasoning_fields(request, target))
-        body.update(request.options)
+        body.update(wire_options(request.options, target))
         return WireRequest("POST", url, headers, json=body, params=params)
 
     # --- response ------------------------------------------------------------------------
