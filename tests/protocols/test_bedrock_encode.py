@@ -178,7 +178,7 @@ def test_validation_context_overflow_and_inference_profile_hint() -> None:
     assert isinstance(overflow, ContextWindowExceeded)
     profile = classify(400, "ValidationException", "Invocation of model ID anthropic.claude-sonnet-4 with on-demand "
                        "throughput isn’t supported. Retry your request with the ID or ARN of an inference profile.")
-    assert type(profile) is BadRequest and "inference-profile" in str(profile)
+    assert type(profile) is BadRequest and "use `eu.anthropic.claude-sonnet-4-20250514-v1:0`" in str(profile)
 
 
 def test_error_type_from_body_when_header_missing() -> None:

@@ -111,12 +111,12 @@ def test_credential_chain_reads_a_profile(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    bedrock_converse._chain_session.cache_clear()
+    bedrock_converse.forget_chain_credentials()
     try:
         tgt = target({}, {"region": "us-east-1", "credential_chain": "true", "profile": "team"})
         wire = signed_request("GET", "https://bedrock.us-east-1.amazonaws.com/foundation-models", None, tgt)
     finally:
-        bedrock_converse._chain_session.cache_clear()
+        bedrock_converse.forget_chain_credentials()
     assert wire.headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIAPROFILEEXAMPLE/")
 
 

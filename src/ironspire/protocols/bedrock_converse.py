@@ -7,16 +7,27 @@ sent, because re-serialising after signing would break the payload hash.
 
 Converse is strict where other protocols are lenient, which decides most of the encoding:
 turns must alternate user/assistant (same-role turns are merged, tool results go in a user
-turn), blank text blocks are rejected, and ``toolConfig`` must be present whenever the history
-holds tool blocks, even on a turn that offers no tools (stub specs are declared for the names
-used). Reasoning blocks carry signatures that only the producing model accepts, so they are
-replayed natively only to the same provider and model; otherwise the foreign-reasoning policy
-applies.
+turn), the first turn must be the user's (a history that opens with the assistant, after a
+switch or an import, gets a short user turn ``LEADING_USER_TEXT`` in front), blank text
+blocks are rejected, and ``toolConfig`` must be present whenever the history holds tool
+blocks, even on a turn that offers no tools (stub specs are declared for the names used).
+Many models are served only through a cross-region inference profile (``us.``/``eu.``/
+``apac.``/``global.`` ids); Bedrock's refusal of a bare id becomes an error naming the exact
+id to use for the configured region. Reasoning blocks carry signatures that only the
+producing model accepts, so they are replayed natively only to the same provider and model;
+otherwise the foreign-reasoning policy applies.
+
+Credentials from botocore's chain (profiles, ``credential_process``, SSO) can take seconds to
+resolve and do blocking I/O, so ``complete``/``stream`` resolve them in a worker thread before
+encoding, and frozen credentials are reused until shortly before they expire.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -70,6 +81,8 @@ _STOP: dict[str, FinishReason] = {
     "malformed_model_output": "error",
     "malformed_tool_use": "error",
 }
+#: the user turn put before a history that opens with the assistant (Converse rejects that)
+LEADING_USER_TEXT = "(continuing an earlier conversation)"
 _IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
                   "image/webp": "webp"}
 _CLAUDE_BUDGET = {"low": 1024, "medium": 4096, "high": 16384}
@@ -95,14 +108,85 @@ def _chain_session(profile: str | None) -> Any:
     return botocore.session.Session(profile=profile)
 
 
+#: botocore's advisory refresh window: inside it, reading refreshable credentials may refresh them
+_REFRESH_MARGIN = 15 * 60.0
+#: how long credentials without an expiry (static keys in a profile) are reused before re-reading
+_STATIC_TTL = 300.0
+_clock = time.time
+_chain_cache: dict[str | None, tuple[float, ReadOnlyCredentials]] = {}
+_chain_lock = threading.Lock()
+
+
+def _cached_chain(profile: str | None) -> ReadOnlyCredentials | None:
+    hit = _chain_cache.get(profile)
+    return hit[1] if hit is not None and _clock() < hit[0] else None
+
+
+def _resolve_chain(profile: str | None) -> ReadOnlyCredentials:
+    """Frozen credentials from botocore's chain, reused until shortly before they expire.
+
+    This may block for seconds (config files, ``credential_process``, SSO and STS calls), so the
+    async path runs it in a worker thread (``prepare_credentials``); the lock makes concurrent
+    first requests share one resolution instead of each starting an SSO refresh.
+    """
+    with _chain_lock:
+        cached = _cached_chain(profile)
+        if cached is not None:
+            return cached
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            found = _chain_session(profile).get_credentials()
+            frozen: ReadOnlyCredentials | None = found.get_frozen_credentials() if found is not None else None
+        except (BotoCoreError, OSError) as exc:  # ProfileNotFound, SSO token expired, credential_process failed...
+            raise AuthenticationError(
+                "bedrock", f"the AWS credential chain failed: {exc}",
+                hint="Fix the AWS profile (for SSO run `aws sso login`), or store keys with "
+                "`ironspire providers set-key bedrock --field access_key_id`.",
+            ) from None
+        if frozen is None or not frozen.access_key:
+            raise CredentialsMissing("bedrock", "access_key_id", "AWS_PROFILE")
+        now = _clock()
+        expiry = getattr(found, "_expiry_time", None)  # set on botocore's RefreshableCredentials
+        if expiry is None:
+            fresh_for = _STATIC_TTL
+        else:
+            remaining = expiry.timestamp() - now
+            fresh_for = remaining - _REFRESH_MARGIN if remaining > 2 * _REFRESH_MARGIN else remaining / 2
+        if fresh_for > 0:
+            _chain_cache[profile] = (now + fresh_for, frozen)
+        return frozen
+
+
+def forget_chain_credentials() -> None:
+    """Drops resolved chain credentials and sessions (after the user changes profiles or logs in)."""
+    with _chain_lock:
+        _chain_cache.clear()
+        _chain_session.cache_clear()
+
+
+def _uses_chain(target: Target) -> bool:
+    return target.settings.get("credential_chain") == "true"
+
+
+def _profile(target: Target) -> str | None:
+    return target.settings.get("profile") or None
+
+
+async def prepare_credentials(target: Target) -> None:
+    """Resolves chain credentials off the event loop, so the ``encode`` that follows finds them cached.
+
+    ``encode`` stays synchronous (and usable without a loop, as in tests); on its own it would
+    resolve the chain inline, which inside an event loop would stall every other agent.
+    """
+    if _uses_chain(target) and _cached_chain(_profile(target)) is None:
+        await asyncio.to_thread(_resolve_chain, _profile(target))
+
+
 def credentials(target: Target) -> Credentials | ReadOnlyCredentials:
     """Static keys from the keychain, or botocore's chain (profiles, SSO) when the user chose it."""
-    if target.settings.get("credential_chain") == "true":
-        found = _chain_session(target.settings.get("profile") or None).get_credentials()
-        if found is None:
-            raise CredentialsMissing(target.provider.id, "access_key_id", "AWS_PROFILE")
-        frozen: ReadOnlyCredentials = found.get_frozen_credentials()
-        return frozen
+    if _uses_chain(target):
+        return _resolve_chain(_profile(target))
     from botocore.credentials import Credentials
 
     access, secret = target.secret("access_key_id"), target.secret("secret_access_key")
@@ -146,6 +230,15 @@ def runtime_url(target: Target) -> str:
 class BedrockConverse(HttpProtocol):
     name = "bedrock_converse"
     stream_framing = "eventstream"
+
+    async def complete(self, request: ChatRequest, target: Target) -> Message:
+        await prepare_credentials(target)
+        return await super().complete(request, target)
+
+    async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
+        await prepare_credentials(target)
+        async for event in super().stream(request, target):
+            yield event
 
     def encode(self, request: ChatRequest, target: Target, *, stream: bool) -> WireRequest:
         body = self.body(request, target)
@@ -237,6 +330,10 @@ class BedrockConverse(HttpProtocol):
                 out[-1]["content"].extend(blocks)
             else:
                 out.append({"role": role, "content": blocks})
+        if out and out[0]["role"] == "assistant":
+            # Converse requires the first message to be the user's; a history imported or carried
+            # over from a switch can open with the assistant, so a short user turn is put first.
+            out.insert(0, {"role": "user", "content": [{"text": LEADING_USER_TEXT}]})
         if out and out[-1]["role"] == "assistant":
             # An assistant prefill must not end in whitespace.
             last = out[-1]["content"][-1]
@@ -373,18 +470,59 @@ class BedrockConverse(HttpProtocol):
         if kind in _UNAVAILABLE_ERRORS:
             return ProviderUnavailable(pid, f"{kind}: {message}", model=model, status=status, raw=raw)
         if kind == "ResourceNotFoundException" or "model identifier is invalid" in message.lower():
-            return ModelNotFound(pid, model, status=status, raw=raw)
+            missing = ModelNotFound(pid, model, status=status, raw=raw)
+            hint = _region_mismatch_hint(target)
+            if hint:
+                missing.hint = hint
+            return missing
         if kind == "ValidationException" or (status == 400 and not kind):
             if is_context_overflow(message):
                 return ContextWindowExceeded(pid, message, limit=target.model.context_window, model=model,
                                              status=status, raw=raw)
-            hint = None
-            if "inference profile" in message.lower():
-                hint = "Use the model's inference-profile id (us./eu./apac./global. prefix) as the model id."
+            hint = _inference_profile_hint(target) if "inference profile" in message.lower() else None
             return BadRequest(pid, message, model=model, status=status, hint=hint, raw=raw)
         if status is None:
             return ProviderUnavailable(pid, f"{kind or 'stream error'}: {message}", model=model, raw=raw)
         return classify_http_error(status, headers, raw.encode(), target)
+
+
+_GEO_PREFIXES = ("us-gov", "us", "eu", "apac", "jp", "au", "ca", "global")
+
+
+def profile_geo(region: str) -> str | None:
+    """The cross-region inference-profile prefix that serves ``region`` (us-east-1 -> "us")."""
+    if region.startswith("us-gov-"):
+        return "us-gov"
+    head = region.split("-", 1)[0]
+    return {"us": "us", "eu": "eu", "ap": "apac", "ca": "ca"}.get(head)
+
+
+def _split_profile(model_id: str) -> tuple[str | None, str]:
+    head, dot, rest = model_id.partition(".")
+    return (head, rest) if dot and head in _GEO_PREFIXES and "." in rest else (None, model_id)
+
+
+def _inference_profile_hint(target: Target) -> str:
+    """Names the exact id to use: many models are only served through an inference profile."""
+    _, bare = _split_profile(target.model.id)
+    region = target.settings.get("region") or "us-east-1"
+    geo = profile_geo(region)
+    choices = [f"{geo}.{bare}"] if geo else []
+    choices.append(f"global.{bare}")
+    ids = " or ".join(f"`{c}`" for c in choices)
+    return (f"{target.model.id} is only served through an inference profile in {region}: use {ids} as the "
+            f"model id (`ironspire agents set NAME --provider bedrock --model {choices[0]}`).")
+
+
+def _region_mismatch_hint(target: Target) -> str | None:
+    """A us./eu./apac. profile id only exists in its own geography's regions."""
+    geo, bare = _split_profile(target.model.id)
+    region = target.settings.get("region") or "us-east-1"
+    own = profile_geo(region)
+    if geo is None or geo == "global" or own is None or geo == own:
+        return None
+    return (f"{target.model.id} is a {geo}. inference profile, but the region is {region}: use "
+            f"`{own}.{bare}` there, or set the region with `ironspire providers set bedrock region REGION`.")
 
 
 def _message(body: bytes) -> str:

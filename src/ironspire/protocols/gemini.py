@@ -72,6 +72,8 @@ from ironspire.protocols.framing import sse_json
 if TYPE_CHECKING:
     import httpx
 
+#: the user turn put before a history that opens with the model
+LEADING_USER_TEXT = "(continuing an earlier conversation)"
 #: Google's documented placeholder for function calls replayed without their real signature.
 SKIP_SIGNATURE = "skip_thought_signature_validator"
 
@@ -89,6 +91,12 @@ _FINISH: dict[str, FinishReason] = {
     "MALFORMED_FUNCTION_CALL": "error",
     "UNEXPECTED_TOOL_CALL": "error",
     "TOO_MANY_TOOL_CALLS": "error",
+    "MISSING_THOUGHT_SIGNATURE": "error",
+    "LANGUAGE": "other",
+    "OTHER": "other",
+    "IMAGE_OTHER": "other",
+    "NO_IMAGE": "other",
+    "FINISH_REASON_UNSPECIFIED": "other",
 }
 _THINKING_BUDGET = {"none": 0, "low": 1024, "medium": 8192, "high": 24576}
 _GEMINI_MAJOR = re.compile(r"(?:^|/)gemini-(\d+)")
@@ -186,6 +194,10 @@ class Gemini(HttpProtocol):
             else:
                 contents.append({"role": role, "parts": parts})
             previous_role = message.role
+        if contents and contents[0]["role"] == "model":
+            # A history that opens with the model (after a switch or an import) would put a
+            # function call first, which Gemini refuses: a call must follow a user turn.
+            contents.insert(0, {"role": "user", "parts": [{"text": LEADING_USER_TEXT}]})
         return contents
 
     @staticmethod
