@@ -33,18 +33,18 @@ import os
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from ironspire.catalog.models import ModelSpec, Price, dynamic_model
+from ironspire.catalog.providers import ProviderSpec
 from ironspire.errors import redact
 
 if TYPE_CHECKING:
     from ironspire.catalog.models import Registry
-    from ironspire.catalog.providers import ProviderSpec
 
 DEFAULT_TTL = 60.0
 DEFAULT_TIMEOUT = 10.0
@@ -100,6 +100,12 @@ class DiscoveryCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+    def forget(self, provider: str) -> None:
+        """Drops one provider's results (it was disabled or re-enabled: list afresh)."""
+        with self._lock:
+            for key in [k for k in self._entries if k[0] == provider]:
+                del self._entries[key]
 
 
 CACHE = DiscoveryCache()
@@ -317,6 +323,9 @@ async def _openai_models(http: httpx.AsyncClient, provider: str, base: str, api_
         return DiscoveryResult(provider, base, error=f"{provider}: cannot reach {base} ({type(exc).__name__}).",
                                reachable=False)
     secrets = [api_key] if api_key else []
+    if response.status_code in (401, 403) and not api_key:
+        return DiscoveryResult(provider, base, error=f"{provider} wants an API key to list its models (HTTP "
+                               f"{response.status_code}); set it with `ironspire providers set-key {provider}`.")
     if response.status_code in (401, 403):
         return DiscoveryResult(provider, base, error=redact(
             f"{provider} rejected the API key when listing models (HTTP {response.status_code}); "
@@ -418,22 +427,47 @@ def run_sync(make: Callable[[], Awaitable[T]]) -> T:
     return box[0]
 
 
-def cli_hook(registry: Registry, provider: str | None, refresh: bool) -> None:
-    """Called by `ironspire models list`: fills the Ollama list from the local server.
+@dataclass(frozen=True, slots=True)
+class ListingEndpoint:
+    """Where an OpenAI-compatible provider lists its models, as the workspace resolves it now
+    (a ``base_url`` override, the key from the keychain or environment)."""
+
+    spec: ProviderSpec
+    base_url: str
+    api_key: str | None = None
+
+
+def cli_hook(
+    registry: Registry, provider: str | None, refresh: bool, endpoints: Sequence[ListingEndpoint] = ()
+) -> None:
+    """Called by `ironspire models list`: fills in what Ollama and OpenAI-compatible endpoints serve.
 
     The connect timeout is short so that the built-in listing is not held up when nothing
-    listens. An unreachable server leaves the list empty; when the user asked for Ollama's
-    models (``--provider ollama``) the reason and how to start it go to stderr. The full listing
-    stays quiet about it, since most people listing every model do not run Ollama at all.
+    listens, and every endpoint is asked at once. An endpoint that cannot list leaves its list
+    empty; when the user asked for that provider (``--provider P``) the reason and the fix go to
+    stderr. The full listing stays quiet about it, since most people listing every model do not
+    run Ollama at all, and it skips built-in providers that have no key (they would only refuse).
     """
-    if provider not in (None, "ollama"):
-        return
-    result = run_sync(lambda: discover_ollama(None, refresh=refresh, connect_timeout=CLI_CONNECT_TIMEOUT))
-    install(registry, result)
-    if result.error and provider == "ollama":
-        from rich.console import Console
+    wanted = [e for e in endpoints if provider in (None, e.spec.id) and e.spec.lists_models
+              and e.spec.protocol == "openai_chat" and (provider is not None or e.api_key or e.spec.group == "custom")]
+    ask_ollama = provider in (None, "ollama")
+    ollama_url = next((e.base_url for e in endpoints if e.spec.protocol == "ollama_chat"), None)
 
-        Console(stderr=True, highlight=False).print(result.error, markup=False)
+    async def gather() -> list[DiscoveryResult]:
+        jobs = [discover_openai_compatible(e.spec.id, e.base_url, e.api_key, refresh=refresh,
+                                           connect_timeout=CLI_CONNECT_TIMEOUT) for e in wanted]
+        if ask_ollama:
+            jobs.append(discover_ollama(ollama_url, refresh=refresh, connect_timeout=CLI_CONNECT_TIMEOUT))
+        return list(await asyncio.gather(*jobs))
+
+    if not wanted and not ask_ollama:
+        return
+    for result in run_sync(gather):
+        install(registry, result)
+        if result.error and provider == result.provider:
+            from rich.console import Console
+
+            Console(stderr=True, highlight=False).print(result.error, markup=False)
 
 
 # --- helpers ---------------------------------------------------------------------------------

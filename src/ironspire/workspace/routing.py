@@ -16,8 +16,14 @@ from ironspire.catalog.providers import ProviderSpec
 
 #: provider settings that are not auth fields but may be set for any provider
 GENERAL_SETTINGS = ("base_url", "timeout")
-#: extra settings per protocol (the Claude CLI adapter needs to find its binary)
-PROTOCOL_SETTINGS: dict[str, tuple[str, ...]] = {"claude_cli": ("cli_path",)}
+#: extra settings per protocol (the Claude CLI adapter needs to find its binary; the Messages
+#: adapter reads the prompt-caching default and beta flags)
+PROTOCOL_SETTINGS: dict[str, tuple[str, ...]] = {
+    "claude_cli": ("cli_path",),
+    "anthropic_messages": ("prompt_cache", "anthropic_beta"),
+    # `credential_chain true` signs with botocore's chain (profiles, SSO) instead of stored keys
+    "bedrock_converse": ("credential_chain", "profile"),
+}
 #: environment variables that point at a provider's server
 _URL_ENV: dict[str, tuple[str, ...]] = {"ollama": ("OLLAMA_HOST",)}
 
@@ -80,6 +86,13 @@ def setting_values(
 def base_url(spec: ProviderSpec, settings: Mapping[str, str], env: Mapping[str, str] | None = None) -> str:
     """The provider's URL: override, environment, catalogue default (Bedrock's from its region)."""
     env = os.environ if env is None else env
+    if spec.protocol == "ollama_chat":
+        # OLLAMA_HOST is read the way Ollama reads it (port 11434 when none is given), and the
+        # same function gives discovery its URL, so listing and chatting ask the same server.
+        from ironspire.catalog.discovery import ollama_base_url
+
+        from_env = next((env[n] for n in _URL_ENV.get(spec.id, ()) if env.get(n)), None)
+        return ollama_base_url(settings.get("base_url") or from_env or spec.base_url)
     if settings.get("base_url"):
         return settings["base_url"].rstrip("/")
     for name in _URL_ENV.get(spec.id, ()):
