@@ -12,7 +12,6 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from ironspire.cli.app import app
 from ironspire.errors import IronspireError
 from ironspire.transport import RetryPolicy, Transport
 from support.http_stub import Reply, Seen, StubServer
-from support.memory_keyring import MemoryKeyring, use_memory_keyring
 
 OK_BODIES: dict[str, Any] = {
     "openai_chat": {"id": "c1", "object": "chat.completion", "model": "m", "choices": [
@@ -40,11 +38,6 @@ OK_BODIES: dict[str, Any] = {
     "bedrock_converse": {"output": {"message": {"role": "assistant", "content": [{"text": "pong"}]}},
                          "stopReason": "end_turn", "usage": {"inputTokens": 5, "outputTokens": 2, "totalTokens": 7}},
 }
-
-
-@pytest.fixture
-def keychain(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[MemoryKeyring]]:
-    yield from use_memory_keyring(monkeypatch)
 
 
 class Provider:
@@ -70,11 +63,21 @@ class Provider:
 
 
 async def test_no_canary_appears_in_any_file_or_output(
-    keychain: type[MemoryKeyring], isolated_env: Path, caplog: pytest.LogCaptureFixture,
-    capsys: pytest.CaptureFixture[str],
+    isolated_env: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Secrets live in the encrypted credential file here (the headless-Linux store), so the scan
+    also proves that file holds none of them in plain text."""
+    from keyrings.cryptfile.cryptfile import CryptFileKeyring
+
+    from ironspire.credentials import PASSPHRASE_ENV, CredentialStore
     from ironspire.workspace import Workspace
 
+    # the same store and file format, with a cheap key derivation: the default costs ~1 s per read
+    monkeypatch.setattr(CryptFileKeyring, "time_cost", 1)
+    monkeypatch.setattr(CryptFileKeyring, "memory_cost", 2**10)
+    monkeypatch.setenv(PASSPHRASE_ENV, "canary scan passphrase")
+    CredentialStore().use_encrypted_file("canary scan passphrase")
     caplog.set_level(logging.DEBUG)
     outputs: list[str] = []
     transport = Transport(retry=RetryPolicy(attempts=1))
@@ -140,7 +143,13 @@ async def test_no_canary_appears_in_any_file_or_output(
                      ["providers", "check"], ["agents", "list", "--json"], ["analytics", "--json"]):
             result = await asyncio.to_thread(runner.invoke, app, args)
             outputs += [result.output, repr(result.exception) if result.exception else ""]
+        # while the database is open its newest pages sit in the WAL file: scan them there too
+        live = [p.name for p in files_under(isolated_env)]
+        assert "ironspire.db-wal" in live and "ironspire.db-shm" in live, live
+        assert "credentials.cfg" in live and "health.json" in live, live
+        open_leaks = scan(isolated_env, canaries, outputs)
     await ws.aclose()
+    assert not open_leaks, "\n".join(open_leaks)
 
     captured = capsys.readouterr()
     outputs += [captured.out, captured.err, caplog.text]
@@ -155,6 +164,10 @@ async def test_no_canary_appears_in_any_file_or_output(
         assert any(mask(canaries[key]) in o for o in outputs), key
     leaks = scan(isolated_env, canaries, outputs)
     assert not leaks, "\n".join(leaks)
+
+
+def files_under(home: Path) -> list[Path]:
+    return [p for p in home.rglob("*") if p.is_file()]
 
 
 def scan(home: Path, canaries: dict[str, str], outputs: list[str]) -> list[str]:

@@ -48,8 +48,9 @@ _NATIVE_MODULES = ("keyring.backends.macOS", "keyring.backends.Windows", "keyrin
 _NO_STORE_MODULES = ("keyring.backends.fail", "keyring.backends.null", "keyring.backends.chainer")
 
 NO_KEYCHAIN_HINT = (
-    "Store credentials in an encrypted file instead: run `ironspire providers keystore --encrypted-file` "
-    f"(or set {STORE_ENV}=encrypted-file and {PASSPHRASE_ENV}), or use the provider's environment variable."
+    f"Store credentials in an encrypted file instead: set {PASSPHRASE_ENV} and run `ironspire providers set-key` "
+    "again (or run `ironspire providers keystore --encrypted-file`, which asks for a passphrase), "
+    "or use the provider's environment variable."
 )
 
 

@@ -150,7 +150,7 @@ async def test_check_and_disable_enable(keychain: type[MemoryKeyring]) -> None:
         assert invoke("set", "groq", "base_url", s.url + "/v1").exit_code == 0
         assert invoke("set-key", "groq", input="gsk_rejected_canary_01\n").exit_code == 0
         checked = await asyncio.to_thread(invoke, "check", "groq", "openai", "--json")
-        assert checked.exit_code == 0, checked.output
+        assert checked.exit_code == 1, checked.output  # a named provider is unhealthy: scripts see it
         states = {r["provider"]: r for r in json.loads(checked.output)}
         assert states["groq"]["state"] == "invalid_key" and "Invalid API Key" in states["groq"]["detail"]
         assert states["openai"]["state"] == "not_configured"
@@ -195,3 +195,42 @@ def test_dots_are_coloured_by_state() -> None:
     assert dot(HealthState.RATE_LIMITED).startswith("[yellow]●")
     assert dot(HealthState.NOT_CONFIGURED).startswith("[grey50]●")
     assert dot(HealthState.DISABLED).startswith("[grey50]●")
+
+
+async def test_check_without_ids_probes_the_configured_enabled_providers_and_exits_by_health(
+    keychain: type[MemoryKeyring], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    assert json.loads(invoke("check", "--json").output) == []  # nothing set up: nothing probed
+    async with StubServer({"/ok/models": Reply(200, {"data": []}),
+                           "/bad/models": Reply(401, {"error": {"message": "Invalid API Key"}})}) as s:
+        assert invoke("set", "groq", "base_url", s.url + "/ok").exit_code == 0
+        assert invoke("set-key", "groq", input="gsk_check_canary_0001\n").exit_code == 0
+        monkeypatch.setenv("MISTRAL_API_KEY", "mistral-check-canary-0002")
+        assert invoke("set", "mistral", "base_url", s.url + "/bad").exit_code == 0
+        assert invoke("set", "together", "base_url", s.url + "/ok").exit_code == 0  # no key: not configured
+        assert (await asyncio.to_thread(invoke, "disable", "xai")).exit_code == 0
+
+        every = await asyncio.to_thread(invoke, "check", "--json")
+        assert every.exit_code == 1  # mistral's key is refused
+        assert {r["provider"]: r["state"] for r in json.loads(every.output)} == {
+            "groq": "reachable", "mistral": "invalid_key"}
+        assert {r.path for r in s.seen} == {"/ok/models", "/bad/models"}
+
+        good = await asyncio.to_thread(invoke, "check", "groq")
+        assert good.exit_code == 0 and "● groq" in good.output and "reachable" in good.output
+        bad = await asyncio.to_thread(invoke, "check", "groq", "mistral")
+        assert bad.exit_code == 1 and "invalid key" in bad.output and "Invalid API Key" in bad.output
+        unset = await asyncio.to_thread(invoke, "check", "together")
+        assert unset.exit_code == 1 and "not configured" in unset.output
+        disabled = await asyncio.to_thread(invoke, "check", "xai")
+        assert disabled.exit_code == 1 and "disabled" in disabled.output
+
+
+def test_health_interval_is_a_workspace_setting() -> None:
+    assert "health_interval = 60 s" in invoke("health-interval").output
+    assert invoke("health-interval", "15").exit_code == 0
+    assert "health_interval = 15 s" in invoke("health-interval").output
+    refused = invoke("health-interval", "0")
+    assert isinstance(refused.exception, ConfigurationError) and "positive" in str(refused.exception)

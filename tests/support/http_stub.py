@@ -90,8 +90,9 @@ class StubServer:
                     await self._closing.wait()
                     return
                 payload = reply.payload()
-                out = [f"HTTP/1.1 {reply.status} X", f"content-length: {len(payload)}",
-                       "content-type: application/json"]
+                out = [f"HTTP/1.1 {reply.status} X", f"content-length: {len(payload)}"]
+                if not any(k.lower() == "content-type" for k in reply.headers):
+                    out.append("content-type: application/json")
                 out += [f"{k}: {v}" for k, v in reply.headers.items()]
                 writer.write(("\r\n".join(out) + "\r\n\r\n").encode() + payload)
                 await writer.drain()

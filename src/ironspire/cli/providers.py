@@ -78,7 +78,9 @@ def _field_state(ws: Workspace, spec: Any, f: Any, settings: dict[str, str]) -> 
         value = store.get(spec.id, f.name)
         source = store.source(spec.id, f.name)
         return {"source": source, "env_var": store.env_name(spec.id, f.name) if source == "environment" else None,
-                "masked": mask(value) if value else None}
+                "masked": mask(value) if value else None,
+                # "keychain" is where stored secrets come from; this says which store that is
+                "store": store.info().kind if source == "keychain" else None}
     if settings.get(f.name):
         return {"source": "settings", "env_var": None, "value": settings[f.name]}
     env = next((n for n in f.env if os.environ.get(n, "").strip()), None)
@@ -109,6 +111,8 @@ def _auth_summary(spec: Any, record: dict[str, Any]) -> str:
               "missing": "red"}
     for f, e in zip(spec.auth, record["auth"], strict=True):
         where = e["source"] if e["source"] != "environment" else f"env {e['env_var']}"
+        if e.get("store") == "encrypted-file":
+            where = "encrypted file"
         if e["source"] == "missing" and not f.required:
             where, style = "optional", "grey50"
         else:
@@ -182,30 +186,69 @@ async def _run_checks(ws: Workspace, ids: list[str] | None, limit: float) -> dic
         await ws.aclose()
 
 
-_IDS = typer.Argument(None, metavar="[ID]...", help="Providers to check (default: all).")
+def configured_ids(ws: Workspace) -> list[str]:
+    """Enabled providers the user has set up: every required value present, and something chosen
+    by the user (a stored key, an environment variable, a setting, an agent or default using it).
+
+    A keyless provider (local Ollama, the Claude CLI) counts only once something points at it, so
+    that `providers check` and the session monitor do not probe servers the user never asked for.
+    """
+    used = {route.provider for agent in ws.agents() if (route := agent.route) is not None}
+    if ws.default is not None:
+        used.add(ws.default[0])
+    wanted = []
+    for pid in ws.provider_ids():
+        if not ws.is_enabled(pid):
+            continue
+        spec = ws.provider(pid)
+        record = _full_record(ws, spec)
+        if not record["configured"]:
+            continue
+        chosen = (pid in used or pid.startswith("custom-") or bool(ws.provider_settings(pid))
+                  or any(e["source"] in ("keychain", "environment", "settings") for e in record["auth"])
+                  or (pid == "ollama" and bool(os.environ.get("OLLAMA_HOST", "").strip())))
+        if chosen:
+            wanted.append(pid)
+    return wanted
+
+
+_IDS = typer.Argument(None, metavar="[ID]...", help="Providers to check (default: the configured, enabled ones).")
 
 
 @app.command("check")
 def check(
     ids: list[str] | None = _IDS,
     timeout: float = typer.Option(5.0, "--timeout", help="Seconds each check may take."),
+    all_: bool = typer.Option(False, "--all", help="Check every provider, configured or not."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Check providers now, in parallel: reachable, invalid key, rate-limited, unreachable..."""
+    """Check providers now, in parallel: reachable, invalid key, rate-limited, unreachable...
+
+    Exits with status 1 when any provider checked is not reachable (so scripts can rely on it).
+    """
     ws = _open()
-    wanted = None
-    if ids:
-        try:
-            wanted = [ws.provider(pid).id for pid in ids]  # unknown ids fail here, with suggestions
-        except Exception:
-            ws.close()
-            raise
+    try:
+        # unknown ids fail here, with suggestions
+        wanted = [ws.provider(pid).id for pid in ids] if ids else (ws.provider_ids() if all_ else configured_ids(ws))
+    except Exception:
+        ws.close()
+        raise
+    if not wanted:
+        ws.close()
+        if as_json:
+            emit_json([])
+        else:
+            console.print("No provider is configured yet: set a key with `ironspire providers set-key ID`, "
+                          "or name providers to check.")
+        return
     results = asyncio.run(_run_checks(ws, wanted, timeout))
     if as_json:
         emit_json([r.to_dict() for r in results.values()])
-        return
-    for status in results.values():
-        _print_status(status)
+    else:
+        for status in results.values():
+            _print_status(status)
+    if not all(r.healthy for r in results.values()):
+        raise typer.Exit(1)
 
 
 def read_secret(prompt: str) -> str:
@@ -223,22 +266,33 @@ def read_secret(prompt: str) -> str:
 
 
 def _ensure_store(ws: Workspace) -> None:
-    """Where no keychain works, offer the encrypted file on a terminal; never pick plaintext."""
-    from ironspire.credentials import NO_KEYCHAIN_HINT
+    """Where no keychain works, say so and offer the encrypted file; never pick plaintext.
+
+    The passphrase variable exists only for the encrypted file, so setting it is the user's
+    consent: the file is used (and said so). Otherwise a terminal is asked, and a script is told
+    how to choose.
+    """
+    from ironspire.credentials import NO_KEYCHAIN_HINT, PASSPHRASE_ENV
     from ironspire.errors import ConfigurationError
 
     store = _store(ws)
     info = store.info()
     if info.kind != "none":
         return
-    if not (sys.stdin is not None and sys.stdin.isatty()):
+    passphrase = os.environ.get(PASSPHRASE_ENV, "")
+    interactive = sys.stdin is not None and sys.stdin.isatty()
+    if not passphrase.strip() and not interactive:
         raise ConfigurationError(f"no keychain to store credentials in: {info.problem}", hint=NO_KEYCHAIN_HINT)
     console.print(f"[yellow]No keychain:[/] {info.problem}")
+    if passphrase.strip():
+        path = store.use_encrypted_file(passphrase)
+        console.print(f"{PASSPHRASE_ENV} is set: using the encrypted credential file {path}.")
+        return
     if not typer.confirm("Keep Ironspire's credentials in a passphrase-protected encrypted file instead?"):
         raise ConfigurationError("nothing was stored.", hint=NO_KEYCHAIN_HINT)
     passphrase = typer.prompt("New passphrase", hide_input=True, confirmation_prompt=True)
     path = store.use_encrypted_file(passphrase)
-    console.print(f"Using the encrypted file {path}.")
+    console.print(f"Using the encrypted file {path} (set {PASSPHRASE_ENV} to unlock it without a prompt).")
 
 
 @app.command("set-key")
@@ -257,6 +311,7 @@ def set_key(
         _ensure_store(ws)
         value = read_secret(f"{spec.display_name} {label}")
         store.set(spec.id, field, value)
+        ws.health.reset(spec.id)  # what was known was about the previous key
         console.print(f"Stored {spec.id} {field} ({mask(value)}) in the {store.info().name}.")
         env = store.env_name(spec.id, field)
         if env:
@@ -276,6 +331,7 @@ def remove_key(
         spec = ws.provider(provider)
         store = _store(ws)
         removed = store.remove(spec.id, field)
+        ws.health.reset(spec.id)
         console.print(f"Removed {spec.id} {field}." if removed else f"No stored {field} for {spec.id}.")
         env = store.env_name(spec.id, field)
         if env:
@@ -295,6 +351,7 @@ def set_setting(
     try:
         spec = ws.provider(provider)
         ws.set_provider_setting(spec.id, name, value or None)
+        ws.health.reset(spec.id)  # a new URL, region or deployment: the old state says nothing about it
         console.print(f"{spec.id} {name} = {value}" if value else f"{spec.id} {name} reset to its default.")
     finally:
         ws.close()
@@ -359,6 +416,20 @@ def disable(provider: str = typer.Argument(..., help="Provider id.")) -> None:
     asyncio.run(_toggle(ws, provider, False))
     pid = provider
     console.print(f"{pid} disabled.")
+
+
+@app.command("health-interval")
+def health_interval(
+    seconds: float | None = typer.Argument(None, help="New interval in seconds (omit to show it)."),
+) -> None:
+    """Show or set how often `ironspire chat` re-checks the configured providers in the background."""
+    ws = _open()
+    try:
+        if seconds is not None:
+            ws.set_setting("health_interval", seconds)
+        console.print(f"health_interval = {float(ws.setting('health_interval')):g} s")
+    finally:
+        ws.close()
 
 
 @app.command("keystore")

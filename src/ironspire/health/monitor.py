@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from pathlib import Path
 
 from ironspire.errors import (
     AuthenticationError,
@@ -47,6 +50,46 @@ class HealthMonitor:
         self.timeout = timeout
         self._state: dict[str, HealthStatus] = {}
         self._task: asyncio.Task[None] | None = None
+        self._path: Path | None = None
+
+    # --- kept between commands --------------------------------------------------------------
+
+    def persist(self, path: Path) -> None:
+        """Keeps the last known state of each provider in ``path``, so the next command knows it:
+        `agents list` after a failed `ask` still warns. Details are already redacted."""
+        self._path = path
+        for pid, data in self._read().items():
+            with contextlib.suppress(KeyError, ValueError, TypeError):
+                self._state.setdefault(pid, HealthStatus.from_dict(data))
+
+    def _read(self) -> dict[str, dict[str, object]]:
+        if self._path is None:
+            return {}
+        try:
+            data = json.loads(self._path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _set(self, pid: str, status: HealthStatus | None) -> None:
+        if status is None:
+            self._state.pop(pid, None)
+        else:
+            self._state[pid] = status
+        if self._path is None:
+            return
+        # re-read first: another process (a chat session, a script) may have updated other providers
+        data = self._read()
+        if status is None:
+            data.pop(pid, None)
+        else:
+            data[pid] = status.to_dict()
+        tmp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(data, indent=1) + "\n")
+            tmp.replace(self._path)
+        except OSError as exc:
+            log.warning("could not keep provider health in %s (%s)", self._path, exc)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -59,7 +102,7 @@ class HealthMonitor:
         if current.state is HealthState.RATE_LIMITED and current.until is not None and current.until <= now():
             current = HealthStatus(pid, HealthState.REACHABLE, current.until, current.latency_ms,
                                    "rate limit has reset")
-            self._state[pid] = current
+            self._set(pid, current)
         return current
 
     def statuses(self) -> dict[str, HealthStatus]:
@@ -88,7 +131,7 @@ class HealthMonitor:
                     target.secret(f.name)  # raises CredentialsMissing with how to fix it
         except (CredentialsMissing, ConfigurationError) as exc:
             result = HealthStatus(pid, HealthState.NOT_CONFIGURED, detail=str(exc))
-            self._state[pid] = result
+            self._set(pid, result)
             return result
         try:
             # a hard bound too: DNS or a subprocess can stall outside httpx's own timeouts
@@ -104,7 +147,7 @@ class HealthMonitor:
                                   detail=redact(f"check failed: {type(exc).__name__}: {exc}",
                                                 target.secrets.values()))
         if self.is_enabled(pid):  # disabled while the probe ran: keep it disabled
-            self._state[pid] = result
+            self._set(pid, result)
         return result
 
     # --- passive updates ----------------------------------------------------------------------
@@ -116,19 +159,25 @@ class HealthMonitor:
         checked = now()
         ms = latency * 1000
         if error is None:
-            self._state[pid] = HealthStatus(pid, HealthState.REACHABLE, checked, ms, "last request succeeded")
+            status = HealthStatus(pid, HealthState.REACHABLE, checked, ms, "last request succeeded")
         elif isinstance(error, RateLimitError):
             wait = error.retry_after if error.retry_after is not None else DEFAULT_RATE_LIMIT
-            self._state[pid] = HealthStatus(pid, HealthState.RATE_LIMITED, checked, ms, error.message,
-                                            checked + timedelta(seconds=wait))
+            status = HealthStatus(pid, HealthState.RATE_LIMITED, checked, ms, error.message,
+                                  checked + timedelta(seconds=wait))
         elif isinstance(error, AuthenticationError):
-            self._state[pid] = HealthStatus(pid, HealthState.INVALID_KEY, checked, ms, error.message)
+            status = HealthStatus(pid, HealthState.INVALID_KEY, checked, ms, error.message)
         elif isinstance(error, ProviderUnavailable):
-            self._state[pid] = HealthStatus(pid, HealthState.UNREACHABLE, checked, ms, error.message)
+            status = HealthStatus(pid, HealthState.UNREACHABLE, checked, ms, error.message)
         else:
             # a rejected request (bad input, unknown model) still proves the provider answers
-            self._state[pid] = HealthStatus(pid, HealthState.REACHABLE, checked, ms,
-                                            "answered (last request was rejected: " + error.message + ")")
+            status = HealthStatus(pid, HealthState.REACHABLE, checked, ms,
+                                  "answered (last request was rejected: " + error.message + ")")
+        previous = self._state.get(pid)
+        if error is None and previous is not None and previous.state is HealthState.REACHABLE \
+                and (checked - previous.checked_at).total_seconds() < 1.0:
+            self._state[pid] = status  # busy traffic: the file need not be rewritten per request
+            return
+        self._set(pid, status)
 
     def attach(self) -> None:
         """Registers ``observe`` with the transport (once)."""
@@ -136,31 +185,38 @@ class HealthMonitor:
             self.transport.observers.append(self.observe)
 
     def reset(self, pid: str) -> None:
-        self._state.pop(pid, None)
+        self._set(pid, None)
 
     # --- periodic re-checks -------------------------------------------------------------------
 
-    async def start(self, interval: float) -> None:
-        """Re-checks configured, enabled providers every ``interval`` seconds until ``stop``."""
+    async def start(self, interval: float, ids: Callable[[], Iterable[str]] | None = None) -> None:
+        """Re-checks providers every ``interval`` seconds until ``stop``: those ``ids()`` names (asked
+        anew each round, so providers set up mid-session join in), else every enabled provider whose
+        required values are present."""
         if interval <= 0:
             raise ConfigurationError("the health check interval must be positive.")
         await self.stop()
-        self._task = asyncio.create_task(self._loop(interval), name="ironspire-health")
+        self._task = asyncio.create_task(self._loop(interval, ids), name="ironspire-health")
 
-    async def _loop(self, interval: float) -> None:
+    async def _loop(self, interval: float, ids: Callable[[], Iterable[str]] | None) -> None:
         while True:
-            ids = [pid for pid in self.provider_ids() if self.is_enabled(pid)]
-            ids = [pid for pid in ids if self._state.get(pid, None) is None
-                   or self._state[pid].state is not HealthState.NOT_CONFIGURED or self._configured(pid)]
             try:
-                await self.check(ids)
+                wanted = list(ids()) if ids is not None else [
+                    pid for pid in self.provider_ids() if self.is_enabled(pid) and self.configured(pid)]
+                await self.check([pid for pid in wanted if self.is_enabled(pid)])
             except Exception:
                 log.exception("periodic health check failed")
             await asyncio.sleep(interval)
 
-    def _configured(self, pid: str) -> bool:
+    def configured(self, pid: str) -> bool:
+        """Whether a check could authenticate: a base URL and every required secret present."""
         try:
-            self.resolve(pid)
+            target = self.resolve(pid)
+            if not target.base_url and target.provider.protocol != "claude_cli":
+                return False
+            for f in target.provider.secret_fields:
+                if f.required and target.provider.protocol != "bedrock_converse":
+                    target.secret(f.name)
         except (CredentialsMissing, ConfigurationError):
             return False
         return True

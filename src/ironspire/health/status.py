@@ -48,3 +48,12 @@ class HealthStatus:
             "detail": self.detail,
             "until": None if self.until is None else self.until.isoformat(),
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HealthStatus:
+        """The inverse of ``to_dict`` (for the states kept between commands)."""
+        until = data.get("until")
+        return cls(
+            str(data["provider"]), HealthState(data["state"]), datetime.fromisoformat(data["checked_at"]),
+            data.get("latency_ms"), str(data.get("detail") or ""), datetime.fromisoformat(until) if until else None,
+        )
