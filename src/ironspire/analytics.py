@@ -1,20 +1,48 @@
 """Usage and cost over the ledger: totals per agent, provider and model, KPIs, CSV.
 
 Every request leaves one ledger row (see workspace/agent.py), failed ones included, so the
-numbers here are what was really sent. Definitions (the Analytics panel's KPIs):
+numbers here are what was really sent. The KPIs of the Analytics panel
+(docs: interface/analytics), as computed here over the rows of the period:
 
-- Total Spend: sum of billed cost (USD). Unbilled providers (Ollama, a Claude subscription)
-  count 0; what the same tokens would have cost on the API is ``api_equivalent_usd``.
-- Active Agents: distinct agents that made a request in the period.
-- Total Tokens: input + output tokens, cached input included (cache read and write).
-- Cache Hit Rate: cache-read tokens / all input tokens (uncached + cache read + cache write).
-- Burn Rate: spend per hour over the period (for "session", since it started; for "all", since
-  the first request; a period never counts as shorter than one minute).
-- Turns: successful requests; ``errors`` counts the failed and cancelled ones.
+- Total Spend (``total_spend_usd``), "cumulative cost for the selected period": sum of billed
+  cost. Unbilled providers (Ollama, a Claude subscription) count 0; what the same tokens
+  would have cost on the API is ``api_equivalent_usd``.
+- Active Agents (``active_agents``): distinct agents that made a request in the period. The
+  panel's wording is "agents currently running"; a period summary read from the ledger cannot
+  see processes, so ``running_agents`` reports, separately, the agents of this workspace with a
+  turn in flight right now (0 in a CLI call that is not itself running a turn).
+- Total Tokens (``total_tokens``), "combined input and output tokens": input + output, where
+  input includes cached input (cache read and cache write). Reasoning tokens are already part
+  of output, so they are not added again.
+- Cache Hit Rate (``cache_hit_rate``), "share of input tokens served from cache": cache-read
+  tokens / all input tokens (uncached + cache read + cache write), a fraction in [0, 1]
+  (0 when there was no input); the CLI shows it as a percentage.
+- Burn Rate (``burn_rate_usd_per_hour``), "spend rate in USD per hour": spend / length of the
+  period in hours. A fixed period (``1h`` ... ``90d``, or a range) counts its whole length;
+  ``session`` counts from the session's start, ``all`` from the first request; either ends
+  now. A period never counts as shorter than one minute.
+- Turns (``turns``): successful requests (each a completed turn in some agent's history);
+  ``errors`` counts the failed and cancelled ones, which changed no history.
 
 Periods: ``session`` (this workspace's session; a fresh process that has made no request yet,
-such as a CLI call, reports the latest recorded session), ``1h 6h 24h 7d 30d 90d``, ``all``,
-or a custom range ``START..END`` with ISO dates or times (END optional, exclusive).
+such as a CLI call, reports the latest recorded session), ``1h 6h 24h 7d 30d 90d`` (ending
+now), ``all``, or a custom range ``START..END``: ISO dates or date-times, UTC unless they carry
+an offset; START is inclusive; END is exclusive, except that a bare date END includes that whole
+day (``2026-11-01..2026-11-30`` is all of November); either side may be left out
+(``2026-11-01..``, ``..2026-11-01``).
+
+CSV (``turns_csv``: one row per request; ``summary_csv``: one row per group), UTF-8, header
+first, comma separated:
+
+- raw turns, in this order: ``at`` (ISO 8601 UTC, seconds), ``agent``, ``provider``, ``model``,
+  ``outcome`` (``ok``, ``cancelled``, or the error's class name such as ``RateLimitError``),
+  ``streamed`` (``True``/``False``), ``input_tokens`` (uncached), ``output_tokens`` (reasoning
+  included), ``cache_read_tokens``, ``cache_write_tokens``, ``reasoning_tokens``, ``cost_usd``
+  (billed), ``api_cost_usd`` (API-equivalent; empty when unknown), ``latency_s``, ``session``.
+- summary: the group column (``agent``, ``provider`` or ``model`` as ``provider/model``), then
+  ``turns``, ``errors``, the five token columns above, ``total_tokens`` (as the KPI),
+  ``cost_usd``, ``api_cost_usd``, ``avg_latency_s`` (successful requests; empty when none);
+  most expensive group first.
 """
 
 from __future__ import annotations
@@ -23,7 +51,7 @@ import csv
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
@@ -50,16 +78,28 @@ class Window:
     session: str | None = None
 
 
-def _parse_time(text: str) -> float:
+def _parse_time(text: str, *, end: bool = False) -> float:
+    """A Unix time; a bare date as the END of a range means the end of that day."""
+    text = text.strip()
     try:
-        moment = datetime.fromisoformat(text.strip())
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise ConfigurationError(
             f"{text!r} is not an ISO date or time (e.g. 2026-11-01 or 2026-11-01T09:00)."
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    if end and _is_date(text):
+        moment += timedelta(days=1)
     return moment.timestamp()
+
+
+def _is_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 class Analytics:
@@ -78,8 +118,8 @@ class Analytics:
             return Window("session", None, None, self._session())
         if ".." in period:
             start_text, _, end_text = period.partition("..")
-            start = _parse_time(start_text) if start_text else None
-            end = _parse_time(end_text) if end_text else None
+            start = _parse_time(start_text) if start_text.strip() else None
+            end = _parse_time(end_text, end=True) if end_text.strip() else None
             if start is not None and end is not None and end <= start:
                 raise ConfigurationError(f"the range {period!r} ends before it starts.")
             return Window(period, start, end)
@@ -102,14 +142,18 @@ class Analytics:
     # --- raw turns -------------------------------------------------------------------------
 
     def turns(
-        self, period: str = "all", *, agent: str | None = None, provider: str | None = None
+        self, period: str = "all", *, agent: str | None = None, provider: str | None = None,
+        now: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Ledger rows in the period, oldest first, as plain dicts (``at`` is a Unix time)."""
+        """Ledger rows in the period, oldest first, as plain dicts (``at`` is a Unix time).
+
+        ``now`` fixes the moment rolling periods end at (reports and tests that must be exact).
+        """
         from sqlalchemy import select
 
         from ironspire.workspace.store import UsageRow
 
-        window = self.window(period)
+        window = self.window(period, now=now)
         query = select(UsageRow).order_by(UsageRow.at, UsageRow.id)
         if window.start is not None:
             query = query.where(UsageRow.at >= window.start)
@@ -127,24 +171,28 @@ class Analytics:
     # --- aggregates ------------------------------------------------------------------------
 
     def summary(
-        self, by: GroupBy = "agent", period: str = "all", *, agent: str | None = None, provider: str | None = None
+        self, by: GroupBy = "agent", period: str = "all", *, agent: str | None = None, provider: str | None = None,
+        now: float | None = None,
     ) -> list[dict[str, Any]]:
         """One row per agent, provider or model (``provider/model``), most expensive first."""
         if by not in ("agent", "provider", "model"):
             raise ConfigurationError(f"cannot group by {by!r}; use agent, provider or model.")
         groups: dict[str, list[dict[str, Any]]] = {}
-        for row in self.turns(period, agent=agent, provider=provider):
+        for row in self.turns(period, agent=agent, provider=provider, now=now):
             key = f"{row['provider']}/{row['model']}" if by == "model" else row[by]
             groups.setdefault(key, []).append(row)
         out = [{by: key, **_totals(rows)} for key, rows in groups.items()]
         out.sort(key=lambda r: (-r["cost_usd"], -r["total_tokens"], r[by]))
         return out
 
-    def kpis(self, period: str = "all", *, agent: str | None = None, provider: str | None = None) -> dict[str, Any]:
-        window = self.window(period)
-        rows = self.turns(period, agent=agent, provider=provider)
+    def kpis(
+        self, period: str = "all", *, agent: str | None = None, provider: str | None = None,
+        now: float | None = None,
+    ) -> dict[str, Any]:
+        now = time.time() if now is None else now
+        window = self.window(period, now=now)
+        rows = self.turns(period, agent=agent, provider=provider, now=now)
         totals = _totals(rows)
-        now = time.time()
         if window.start is not None:
             start = window.start
         elif rows:
@@ -153,7 +201,7 @@ class Analytics:
             start = now
         if period == "session" and window.session == self.ws.session_id:
             start = min(start, self.ws.session_started)
-        end = window.end if window.end is not None else now
+        end = now if window.end is None else min(window.end, now)
         hours = max(end - start, 60.0) / 3600
         prompt = totals["input_tokens"] + totals["cache_read_tokens"] + totals["cache_write_tokens"]
         return {
@@ -161,6 +209,7 @@ class Analytics:
             "total_spend_usd": totals["cost_usd"],
             "api_equivalent_usd": totals["api_cost_usd"],
             "active_agents": len({r["agent"] for r in rows}),
+            "running_agents": self.ws.running_agents(agent=agent, provider=provider),
             "total_tokens": totals["total_tokens"],
             "cache_hit_rate": (totals["cache_read_tokens"] / prompt) if prompt else 0.0,
             "burn_rate_usd_per_hour": totals["cost_usd"] / hours,
@@ -171,6 +220,7 @@ class Analytics:
     # --- CSV -------------------------------------------------------------------------------
 
     def turns_csv(self, out: Path | IO[str], period: str = "all", **filters: Any) -> int:
+        """Writes the raw turns (columns: ``TURN_FIELDS``, see the module docstring)."""
         rows = self.turns(period, **filters)
         for r in rows:
             r["at"] = datetime.fromtimestamp(r["at"], UTC).isoformat(timespec="seconds")
@@ -178,6 +228,7 @@ class Analytics:
         return len(rows)
 
     def summary_csv(self, out: Path | IO[str], by: GroupBy = "agent", period: str = "all", **filters: Any) -> int:
+        """Writes the summary (columns: the group, then ``SUMMARY_FIELDS``)."""
         rows = self.summary(by, period, **filters)
         fields = (by, *SUMMARY_FIELDS)
         _write_csv(out, fields, rows)

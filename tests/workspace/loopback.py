@@ -3,11 +3,19 @@ workspace tests that go through the real adapters and transport.
 
 Each server answers with the text ``"{label}: {n} messages, last: {last user text}"`` so a test
 can see what history reached it, and records every request body it received.
+
+``mode="tools"`` (OpenAI format) answers a request that offers tools and ends on a user turn
+with a call of the first tool (id ``TOOL_CALL_ID``); once the history ends on the tool's result
+it answers in text naming that result. ``hold_after=N`` sends N stream chunks and then waits for
+``gate`` to be set, so a test can observe a client in the middle of a stream. In ``"endless"``
+mode ``mid_stream`` is set while the server holds a stream open without its terminator, and
+``client_gone`` once the client's side of that connection has closed.
 """
 
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 import time
@@ -28,11 +36,29 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+#: a Kimi-style id (dots and a colon) that Anthropic and Mistral would refuse as sent
+TOOL_CALL_ID = "functions.get_weather:0"
+TOOL_ARGUMENTS = {"city": "Oslo"}
+
+
+def _tool_result_text(messages: list[dict[str, Any]]) -> str | None:
+    """The content of a trailing tool message (OpenAI format), if the history ends on one."""
+    if messages and messages[-1].get("role") == "tool":
+        content = messages[-1].get("content")
+        return content if isinstance(content, str) else json.dumps(content)
+    return None
+
+
 class Server:
-    def __init__(self, label: str, mode: str = "ok", *, status: int = 200, drip: float = 0.0) -> None:
+    def __init__(self, label: str, mode: str = "ok", *, status: int = 200, drip: float = 0.0,
+                 hold_after: int | None = None) -> None:
         self.label, self.mode, self.status, self.drip = label, mode, status, drip
+        self.hold_after = hold_after
         self.requests: list[dict[str, Any]] = []
         self.release = threading.Event()
+        self.gate = threading.Event()
+        self.mid_stream = threading.Event()
+        self.client_gone = threading.Event()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,7 +79,13 @@ class Server:
                     return
                 messages = body.get("messages", [])
                 text = f"{outer.label}: {len(messages)} messages, last: {_last_user_text(messages)}"
+                result = _tool_result_text(messages)
+                if outer.mode == "tools" and result is not None:
+                    text = f"{outer.label}: {len(messages)} messages, tool said: {result}"
                 if self.path.endswith("/chat/completions"):
+                    if outer.mode == "tools" and body.get("tools") and result is None:
+                        self._openai_tool_call(body)
+                        return
                     self._openai(body, text)
                 elif self.path.endswith("/v1/messages"):
                     self._anthropic(body, text)
@@ -74,14 +106,57 @@ class Server:
                 self.send_response(200)
                 self.send_header("content-type", content_type)
                 self.end_headers()
-                for chunk in chunks:
+                for i, chunk in enumerate(chunks):
+                    if outer.hold_after is not None and i == outer.hold_after:
+                        outer.gate.wait(20)
                     self.wfile.write(chunk)
                     self.wfile.flush()
                     if outer.drip:
                         time.sleep(outer.drip)
                 if outer.mode == "endless":
-                    while not outer.release.wait(0.05):
-                        pass
+                    outer.mid_stream.set()
+                    try:
+                        while not outer.release.wait(0.05):
+                            if self._peer_closed():
+                                outer.client_gone.set()
+                                return
+                    finally:
+                        outer.mid_stream.clear()
+
+            def _peer_closed(self) -> bool:
+                readable, _, _ = select.select([self.connection], [], [], 0)
+                if not readable:
+                    return False
+                try:
+                    return self.connection.recv(1, socket.MSG_PEEK) == b""
+                except OSError:
+                    return True
+
+            def _openai_tool_call(self, body: dict[str, Any]) -> None:
+                name = body["tools"][0]["function"]["name"]
+                usage = {"prompt_tokens": 80, "completion_tokens": 12, "total_tokens": 92}
+                call = {"id": TOOL_CALL_ID, "type": "function",
+                        "function": {"name": name, "arguments": json.dumps(TOOL_ARGUMENTS)}}
+                if not body.get("stream"):
+                    self._json(200, {"id": "c2", "object": "chat.completion", "model": body.get("model"),
+                                     "choices": [{"index": 0, "message": {"role": "assistant", "content": None,
+                                                                          "tool_calls": [call]},
+                                                  "finish_reason": "tool_calls"}], "usage": usage})
+                    return
+                arguments = call["function"]["arguments"]
+                events: list[dict[str, Any]] = [
+                    {"id": "c2", "choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [
+                        {"index": 0, "id": TOOL_CALL_ID, "type": "function",
+                         "function": {"name": name, "arguments": ""}}]}}]},
+                    {"id": "c2", "choices": [{"index": 0, "delta": {"tool_calls": [
+                        {"index": 0, "function": {"arguments": arguments[:6]}}]}}]},
+                    {"id": "c2", "choices": [{"index": 0, "delta": {"tool_calls": [
+                        {"index": 0, "function": {"arguments": arguments[6:]}}]}}]},
+                    {"id": "c2", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+                    {"id": "c2", "choices": [], "usage": usage},
+                ]
+                chunks = [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [b"data: [DONE]\n\n"]
+                self._stream("text/event-stream", chunks)
 
             def _openai(self, body: dict[str, Any], text: str) -> None:
                 usage = {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
@@ -157,6 +232,7 @@ class Server:
 
     def stop(self) -> None:
         self.release.set()
+        self.gate.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -1,5 +1,10 @@
 """A process killed with SIGKILL in the middle of a streamed turn leaves the state as of the
-last completed turn, and the database intact."""
+last completed turn, and the database intact.
+
+The first test kills the child while the server is provably mid-stream: the server has sent
+part of the reply, holds the stream open without its terminator (``mid_stream``), and only
+after the kill sees the client's side of the connection close (``client_gone``). The second
+kills a child that is committing turns back to back, so the kill can land inside a commit."""
 
 from __future__ import annotations
 
@@ -53,8 +58,12 @@ def test_kill_9_during_a_streamed_turn(open_ws: Any, tmp_path: Path) -> None:
             assert child.stdout is not None
             line = child.stdout.readline()
             assert line.strip() == "STREAMING", child.stderr.read() if child.stderr else ""
+            assert forever.mid_stream.wait(5), "the server is not holding the stream open"
+            assert not forever.client_gone.is_set()
             os.kill(child.pid, signal.SIGKILL)
             child.wait(10)
+            assert forever.client_gone.wait(5), "the server never saw the killed client go"
+            assert len(forever.requests) == 1
         finally:
             if child.poll() is None:
                 child.kill()
@@ -71,4 +80,63 @@ def test_kill_9_during_a_streamed_turn(open_ws: Any, tmp_path: Path) -> None:
     assert [m.text for m in agent.history] == ["first", "ol: 1 messages, last: first"]
     assert [e.status for e in agent.transcript()] == ["ok", "ok"]
     assert [r["outcome"] for r in reopened.analytics.turns()] == ["ok"]
+    with serving(Server("again")) as (again,):  # the reopened workspace carries on
+        reopened.set_provider_setting("ollama", "base_url", again.url)
+        assert asyncio.run(agent.send("second")).text == "again: 3 messages, last: second"
+    asyncio.run(reopened.aclose())
+
+
+BURST = textwrap.dedent(
+    """
+    import asyncio, sys
+    from ironspire.workspace import Workspace
+
+    async def main():
+        ws = Workspace.open(sys.argv[1])
+        agent = ws.agent("busy")
+        n = 0
+        while True:
+            n += 1
+            async for _ in agent.stream(f"turn {n}"):
+                pass
+            print(n, flush=True)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_kill_9_while_turns_are_being_committed(open_ws: Any, tmp_path: Path) -> None:
+    home = tmp_path / "ws"
+    ws: Workspace = open_ws(home)
+    with serving(Server("ol")) as (ok,):
+        ws.set_provider_setting("ollama", "base_url", ok.url)
+        ws.create_agent("busy", provider="ollama", model="llama3")
+        ws.close()
+        child = subprocess.Popen([sys.executable, "-c", BURST, str(home)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+        try:
+            assert child.stdout is not None
+            for _ in range(8):
+                assert child.stdout.readline().strip(), child.stderr.read() if child.stderr else ""
+            os.kill(child.pid, signal.SIGKILL)  # somewhere in turn 9's stream or commit
+            child.wait(10)
+        finally:
+            if child.poll() is None:
+                child.kill()
+            for stream in (child.stdout, child.stderr):
+                if stream is not None:
+                    stream.close()
+    con = sqlite3.connect(home / "ironspire.db")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+    con.close()
+    reopened: Workspace = open_ws(home)
+    entries = reopened.agent("busy").transcript()
+    turns = len(entries) // 2
+    assert turns >= 8 and len(entries) == 2 * turns  # whole turns only
+    assert all(e.status == "ok" for e in entries)
+    assert [e.message.text for e in entries[::2]] == [f"turn {n}" for n in range(1, turns + 1)]
+    assert [e.message.role for e in entries[1::2]] == ["assistant"] * turns
+    assert len(reopened.analytics.turns()) == turns  # one ledger row per committed turn, no more
     reopened.close()

@@ -3,23 +3,37 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 
 from ironspire.cli.output import console, emit_json, usd
 
+if TYPE_CHECKING:
+    from ironspire.analytics import GroupBy
+
 
 def analytics(
     by: str = typer.Option("agent", "--by", help="agent | provider | model"),
-    period: str = typer.Option("all", "--period", help="session, 1h, 6h, 24h, 7d, 30d, 90d, all, or START..END"),
+    period: str = typer.Option(
+        "all", "--period",
+        help="session, 1h, 6h, 24h, 7d, 30d, 90d, all, or a range START..END of ISO dates/times in UTC "
+        "(e.g. 2026-11-01..2026-11-30; a date END includes that day; either side may be left out).",
+    ),
+    agent: str | None = typer.Option(None, "--agent", help="Only this agent's requests."),
+    provider: str | None = typer.Option(None, "--provider", help="Only requests to this provider."),
     csv_file: Annotated[
-        Path | None, typer.Option("--csv", help="Write the summary (or, with --raw, the turns) as CSV.")
+        Path | None,
+        typer.Option("--csv", help="Write the summary as CSV (columns: the --by column, turns, errors, "
+                     "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, "
+                     "total_tokens, cost_usd, api_cost_usd, avg_latency_s). With --raw, one row per request "
+                     "(at, agent, provider, model, outcome, streamed, the five token columns, cost_usd, "
+                     "api_cost_usd, latency_s, session)."),
     ] = None,
     raw: bool = typer.Option(False, "--raw", help="Raw turns instead of the summary (for --csv and --json)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Usage and cost KPIs with a breakdown."""
+    """Usage and cost KPIs with a breakdown (definitions: `ironspire.analytics`' docstring)."""
     from ironspire.cli._workspace import workspace
     from ironspire.errors import ConfigurationError
 
@@ -27,10 +41,13 @@ def analytics(
         raise ConfigurationError(f"--by must be agent, provider or model, not {by!r}.")
     with workspace() as ws:
         stats = ws.analytics
-        kpis = stats.kpis(period)
-        rows = stats.turns(period) if raw else stats.summary(by, period)  # type: ignore[arg-type]
+        group = cast("GroupBy", by)
+        kpis = stats.kpis(period, agent=agent, provider=provider)
+        rows = (stats.turns(period, agent=agent, provider=provider) if raw
+                else stats.summary(group, period, agent=agent, provider=provider))
         if csv_file is not None:
-            n = stats.turns_csv(csv_file, period) if raw else stats.summary_csv(csv_file, by, period)  # type: ignore[arg-type]
+            n = (stats.turns_csv(csv_file, period, agent=agent, provider=provider) if raw
+                 else stats.summary_csv(csv_file, group, period, agent=agent, provider=provider))
             if not as_json:
                 console.print(f"Wrote {n} rows to {csv_file}.")
     if as_json:

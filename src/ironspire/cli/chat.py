@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import typer
 
 from ironspire.cli.output import console, emit_json
 
 if TYPE_CHECKING:
+    from ironspire.health import HealthMonitor
     from ironspire.workspace import Agent, Workspace
 
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
@@ -72,21 +74,50 @@ def ask(
         asyncio.run(run())
 
 
+async def _read_line() -> str:
+    """stdin read on a daemon thread, so the event loop (and the health monitor) runs meanwhile and
+    an interrupted read cannot hold the process open at exit."""
+    import asyncio
+    import threading
+
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[str] = loop.create_future()
+
+    def deliver(line: str) -> None:
+        if not done.done():
+            done.set_result(line)
+
+    def read() -> None:
+        line = sys.stdin.readline()
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(deliver, line)
+
+    threading.Thread(target=read, daemon=True, name="ironspire-stdin").start()
+    return await done
+
+
 def chat(agent_name: str = typer.Argument(..., metavar="AGENT")) -> None:
-    """Talk with an agent interactively. Commands: /switch PROVIDER MODEL, /inherit, /exit."""
+    """Talk with an agent interactively. Commands: /switch PROVIDER MODEL, /inherit, /exit.
+
+    While the session is open, configured providers are re-checked in the background every
+    `health_interval` seconds (`ironspire providers health-interval`).
+    """
     import asyncio
 
     from ironspire.cli._workspace import workspace
+    from ironspire.cli.providers import configured_ids
     from ironspire.errors import IronspireError
 
     with workspace() as ws, asyncio.Runner() as runner:
         agent = ws.agent(agent_name)
         console.print(f"Chatting with [bold]{agent.name}[/] on {agent.route}. /exit to leave.")
+        monitor = cast("HealthMonitor", ws.health)
+        runner.run(monitor.start(float(ws.setting("health_interval")), lambda: configured_ids(ws)))
         _warn(ws, agent)
         try:
             while True:
                 typer.echo(f"{agent.name}> ", nl=False)
-                line = sys.stdin.readline()
+                line = runner.run(_read_line())
                 if not line:
                     break
                 text = line.strip()
@@ -108,10 +139,12 @@ def chat(agent_name: str = typer.Argument(..., metavar="AGENT")) -> None:
                         agent.inherit()
                         typer.echo(f"now on {agent.route}")
                         continue
+                    _warn(ws, agent)  # the monitor may have learned something since the last turn
                     runner.run(_stream_reply(agent, text))
                 except IronspireError as exc:
                     typer.echo(f"error: {exc}", err=True)
         finally:
+            runner.run(monitor.stop())
             runner.run(ws.transport.close())
 
 
@@ -122,6 +155,7 @@ def history(
 ) -> None:
     """Show an agent's conversation."""
     from ironspire.cli._workspace import workspace
+    from ironspire.messages import ToolResult
 
     with workspace() as ws:
         entries = ws.agent(agent_name).transcript()
@@ -141,6 +175,10 @@ def history(
         body = m.text
         for call in m.tool_calls:
             body += f"\n[tool call {call.name}({dict(call.arguments)})]"
+        for part in m.parts:
+            if isinstance(part, ToolResult):
+                body += f"\n[{'error from' if part.is_error else 'result of'} tool {part.tool_name}: {part.text()}]"
+        body = body.strip("\n")
         console.print(f"[bold]{who}[/]{mark}")
         console.print(body, markup=False)
         console.print()

@@ -62,6 +62,8 @@ class Agent:
         self.own_provider, self.own_model = provider, model
         self._history = history
         self._lock: asyncio.Lock | None = None
+        #: the provider of the turn in flight, None between turns (the "running" KPI)
+        self.running_on: str | None = None
 
     def __repr__(self) -> str:
         return f"Agent({self.name!r}, route={self.route})"
@@ -147,6 +149,13 @@ class Agent:
         )
         return user, request, target
 
+    async def _discover(self) -> None:
+        """Lets a provider that lists its models at runtime (Ollama) fill the registry first, so
+        the pre-flight check uses the model's real context window rather than a guess."""
+        route = self.route
+        if route is not None:
+            await self.ws.discover_models(route.provider)
+
     def _turn_lock(self) -> asyncio.Lock:
         if self._lock is None:
             self._lock = asyncio.Lock()
@@ -155,16 +164,21 @@ class Agent:
     async def send(self, content: str | Message, *, tools: Iterable[Tool] = (), **options: Any) -> Message:
         """One turn, returned whole. ``options`` are ChatRequest fields (temperature, reasoning...)."""
         async with self._turn_lock():
+            await self._discover()
             user, request, target = self._prepare(content, tools, dict(options))
             backend = self.ws.backend(target.provider.protocol)
             started = time.perf_counter()
+            self.running_on = target.provider.id
             try:
-                reply = await backend.complete(request, target)
-            except BaseException as exc:
-                self._record_failure(user, target, exc, time.perf_counter() - started, streamed=False)
-                raise
-            self._commit(user, reply, target, time.perf_counter() - started, streamed=False)
-            return reply
+                try:
+                    reply = await backend.complete(request, target)
+                except BaseException as exc:
+                    self._record_failure(user, target, exc, time.perf_counter() - started, streamed=False)
+                    raise
+                self._commit(user, reply, target, time.perf_counter() - started, streamed=False)
+                return reply
+            finally:
+                self.running_on = None
 
     async def stream(
         self, content: str | Message, *, tools: Iterable[Tool] = (), **options: Any
@@ -175,25 +189,30 @@ class Agent:
         to the history. The final message is then ``agent.history[-1]``.
         """
         async with self._turn_lock():
+            await self._discover()
             user, request, target = self._prepare(content, tools, dict(options))
             backend = self.ws.backend(target.provider.protocol)
             acc = Accumulator(target.provider.id, target.model.id)
             started = time.perf_counter()
+            self.running_on = target.provider.id
             try:
-                events = backend.stream(request, target)
                 try:
-                    async for event in events:
-                        acc.add(event)
-                        yield event
-                finally:
-                    closer = getattr(events, "aclose", None)
-                    if closer is not None:
-                        await closer()
-                reply = acc.message()
-            except BaseException as exc:
-                self._record_failure(user, target, exc, time.perf_counter() - started, streamed=True)
-                raise
-            self._commit(user, reply, target, time.perf_counter() - started, streamed=True)
+                    events = backend.stream(request, target)
+                    try:
+                        async for event in events:
+                            acc.add(event)
+                            yield event
+                    finally:
+                        closer = getattr(events, "aclose", None)
+                        if closer is not None:
+                            await closer()
+                    reply = acc.message()
+                except BaseException as exc:
+                    self._record_failure(user, target, exc, time.perf_counter() - started, streamed=True)
+                    raise
+                self._commit(user, reply, target, time.perf_counter() - started, streamed=True)
+            finally:
+                self.running_on = None
 
     # --- ledger ----------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from ironspire.workspace.store import (
 
 if TYPE_CHECKING:
     from ironspire.analytics import Analytics
+    from ironspire.catalog.discovery import DiscoveryResult
     from ironspire.transport import Transport
     from ironspire.workspace.agent import Agent
 
@@ -63,6 +64,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "degrade_tools": "error",
     "foreign_reasoning": "drop",
     "max_tokens": None,
+    "health_interval": 60.0,  # seconds between the monitor's re-checks during a chat session
 }
 SETTING_CHOICES: dict[str, tuple[str, ...]] = {
     "degrade_images": ("error", "omit"),
@@ -102,6 +104,9 @@ class Workspace:
         self._load()
         self.health = health(self.transport, self.target, provider_ids=self.provider_ids, is_enabled=self.is_enabled)
         self.transport.observers.append(self.health.observe)
+        persist = getattr(self.health, "persist", None)
+        if persist is not None:  # the last known health outlives the command (warnings in `agents list`)
+            persist(home / "health.json")
 
     @classmethod
     def open(
@@ -180,6 +185,14 @@ class Workspace:
             raise ConfigurationError(f"{key} must be one of {', '.join(choices)}, not {value!r}.")
         if key == "max_tokens" and value is not None:
             value = int(value)
+        if key == "health_interval":
+            try:
+                value = float(value)
+                if not value > 0:
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise ConfigurationError(f"health_interval must be a positive number of seconds, not {value!r}.") \
+                    from None
         with self._sessions.begin() as s:
             s.merge(SettingRow(key=key, value=json.dumps(value)))
         self._settings[key] = value
@@ -223,8 +236,7 @@ class Workspace:
     async def enable(self, pid: str) -> None:
         self.provider(pid)
         self._set_enabled(pid, True)
-        await self.transport.close(pid)
-        self.health.reset(pid)
+        await self._forget(pid)
         custom = self._custom.get(pid)
         if custom is not None:
             self._register_custom_model(custom)
@@ -233,9 +245,16 @@ class Workspace:
         """Stops routing to a provider and forgets its live state (pool, health, discovered models)."""
         self.provider(pid)
         self._set_enabled(pid, False)
+        await self._forget(pid)
+
+    async def _forget(self, pid: str) -> None:
+        """Closes the pool and drops cached health and discovered models (registry and cache)."""
+        from ironspire.catalog.discovery import CACHE
+
         await self.transport.close(pid)
         self.health.reset(pid)
         self.registry.clear_runtime(pid)
+        CACHE.forget(pid)
 
     def _set_enabled(self, pid: str, enabled: bool) -> None:
         with self._sessions.begin() as s:
@@ -273,6 +292,23 @@ class Workspace:
             else:
                 s.execute(delete(ProviderSettingRow).where(
                     ProviderSettingRow.provider == pid, ProviderSettingRow.name == name))
+
+    async def discover_models(self, pid: str, *, refresh: bool = False) -> DiscoveryResult | None:
+        """Asks an Ollama server what it serves now and installs the answer in this registry.
+
+        Discovery caches answers briefly and never raises for a server that is down (the turn
+        then fails at the request, with the transport's own message). Other providers: None.
+        """
+        spec = self.provider(pid)
+        if spec.protocol != "ollama_chat" or not self.is_enabled(pid):
+            return None
+        from ironspire.catalog.discovery import discover, install
+
+        url = routing.base_url(spec, routing.setting_values(spec, self.provider_settings(pid)))
+        result = await discover(spec, url, refresh=refresh)
+        if result.ok:
+            install(self.registry, result)
+        return result
 
     def target(self, pid: str, model_id: str | None = None) -> Target:
         """Everything one request to ``pid`` needs, read now from settings, environment and keychain."""
@@ -418,6 +454,13 @@ class Workspace:
 
     def agents(self) -> list[Agent]:
         return [self.agent(row.name) for row in self._agent_rows()]
+
+    def running_agents(self, *, agent: str | None = None, provider: str | None = None) -> int:
+        """Agents of this workspace with a turn in flight now (optionally one agent or provider)."""
+        return sum(
+            1 for a in self._agents.values()
+            if a.running_on is not None and agent in (None, a.name) and provider in (None, a.running_on)
+        )
 
     def delete_agent(self, name: str) -> None:
         agent = self.agent(name)
