@@ -9,7 +9,6 @@ ERROR_BODIES_FROM_ISSUE_THREADS.md); they are served through the real Transport.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +28,8 @@ from ironspire.errors import (
 from ironspire.messages import Accumulator, Image, Message, Reasoning, Text, ToolCall, ToolResult
 from ironspire.protocols.anthropic_messages import AnthropicMessages, encode_body, ratelimit_reset
 from ironspire.protocols.base import ChatRequest, Secrets, Target, Tool
-from ironspire.transport import RetryPolicy, Transport
+from ironspire.transport import Transport
+from support.replay import ReplayTransport
 
 KEY = "sk-ant-test-0123456789abcdef"
 WEATHER = Tool("weather", "Weather for a city", {"type": "object", "properties": {"city": {"type": "string"}}})
@@ -195,18 +195,6 @@ def test_cache_breakpoints_with_ttl() -> None:
 # --- failures ----------------------------------------------------------------------------------------
 
 
-class Scripted(Transport):
-    def __init__(self, handler: Callable[[httpx.Request], httpx.Response], attempts: int = 3) -> None:
-        super().__init__(retry=RetryPolicy(attempts=attempts, base_delay=0.0, max_delay=0.0))
-        self._handler = handler
-
-    def client(self, target: Target) -> httpx.AsyncClient:
-        client = self._clients.get(target.provider.id)
-        if client is None:
-            client = self._clients[target.provider.id] = httpx.AsyncClient(transport=httpx.MockTransport(self._handler))
-        return client
-
-
 def error_body(kind: str, message: str) -> bytes:
     return json.dumps({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_1"}).encode()
 
@@ -219,7 +207,7 @@ async def test_529_overloaded_is_retried_then_unavailable() -> None:
         return httpx.Response(529, content=error_body("overloaded_error", "Overloaded"))
 
     with pytest.raises(ProviderUnavailable, match="Overloaded") as info:
-        await AnthropicMessages(Scripted(handler)).complete(ask(Message.user("hi")), target())
+        await AnthropicMessages(ReplayTransport(handler, attempts=3)).complete(ask(Message.user("hi")), target())
     assert info.value.status == 529
     assert len(calls) == 3
 
@@ -229,7 +217,7 @@ async def test_429_reads_retry_after_and_ratelimit_reset_headers() -> None:
     responses = [
         httpx.Response(429, headers={"retry-after": "7"}, content=error_body("rate_limit_error", quote)),
     ]
-    transport = Scripted(lambda r: responses[0], attempts=1)
+    transport = ReplayTransport(lambda r: responses[0])
     with pytest.raises(RateLimitError) as info:
         await AnthropicMessages(transport).complete(ask(Message.user("hi")), target())
     assert info.value.retry_after == 7.0
@@ -246,8 +234,8 @@ async def test_429_reads_retry_after_and_ratelimit_reset_headers() -> None:
 
     soon = (datetime.now(UTC) + timedelta(seconds=12)).strftime("%Y-%m-%dT%H:%M:%SZ")
     only_headers = {"anthropic-ratelimit-tokens-remaining": "0", "anthropic-ratelimit-tokens-reset": soon}
-    limited = Scripted(lambda r: httpx.Response(429, headers=only_headers,
-                                                content=error_body("rate_limit_error", quote)), attempts=1)
+    limited = ReplayTransport(lambda r: httpx.Response(429, headers=only_headers,
+                                                       content=error_body("rate_limit_error", quote)))
     with pytest.raises(RateLimitError) as info:
         await AnthropicMessages(limited).complete(ask(Message.user("hi")), target())
     assert info.value.retry_after is not None and 9.0 <= info.value.retry_after <= 12.0
@@ -255,12 +243,13 @@ async def test_429_reads_retry_after_and_ratelimit_reset_headers() -> None:
 
 async def test_context_overflow_403_and_stream_error_event() -> None:
     overflow = error_body("invalid_request_error", "prompt is too long: 200251 tokens > 200000 maximum")
-    transport = Scripted(lambda r: httpx.Response(400, content=overflow))
+    transport = ReplayTransport(lambda r: httpx.Response(400, content=overflow), attempts=3)
     with pytest.raises(ContextWindowExceeded) as info:
         await AnthropicMessages(transport).complete(ask(Message.user("hi")), target())
     assert (info.value.used, info.value.limit) == (200251, 200000)
 
-    denied = Scripted(lambda r: httpx.Response(403, content=error_body("permission_error", "not allowed")))
+    denied = ReplayTransport(lambda r: httpx.Response(403, content=error_body("permission_error", "not allowed")),
+                             attempts=3)
     with pytest.raises(AuthenticationError, match="permissions"):
         await AnthropicMessages(denied).complete(ask(Message.user("hi")), target())
 
@@ -272,8 +261,8 @@ async def test_context_overflow_403_and_stream_error_event() -> None:
         '"delta":{"type":"text_delta","text":"Hel"}}\n\n'
         'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
     )
-    streaming = Scripted(lambda r: httpx.Response(200, headers={"content-type": "text/event-stream"},
-                                                  content=sse.encode()))
+    streaming = ReplayTransport(lambda r: httpx.Response(200, headers={"content-type": "text/event-stream"},
+                                                         content=sse.encode()), attempts=3)
     seen: list[str] = []
     with pytest.raises(ProviderUnavailable, match="overloaded_error"):
         async for event in AnthropicMessages(streaming).stream(ask(Message.user("hi")), target()):
@@ -302,8 +291,8 @@ async def test_parallel_tool_calls_stream_with_interleaved_arguments() -> None:
         event("message_delta", delta={"stop_reason": "tool_use"}, usage={"output_tokens": 40}),
         event("message_stop"),
     ])
-    transport = Scripted(lambda r: httpx.Response(200, headers={"content-type": "text/event-stream"},
-                                                  content=sse.encode()))
+    transport = ReplayTransport(lambda r: httpx.Response(200, headers={"content-type": "text/event-stream"},
+                                                         content=sse.encode()), attempts=3)
     acc = Accumulator("claude-api", "claude-haiku-4-5")
     async for e in AnthropicMessages(transport).stream(ask(Message.user("hi"), tools=(WEATHER,)), target()):
         acc.add(e)

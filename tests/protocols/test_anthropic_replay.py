@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from ironspire.catalog.models import Registry
@@ -36,46 +34,12 @@ from ironspire.messages import (
 )
 from ironspire.protocols.anthropic_messages import AnthropicMessages
 from ironspire.protocols.base import ChatRequest, Secrets, Target, Tool
-from ironspire.transport import RetryPolicy, Transport
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from support.recordings import Interaction, load
+from support.replay import ReplayTransport, Server
 
 KEY = "sk-ant-test-0123456789abcdef"
-
-
-class ReplayTransport(Transport):
-    """The real Transport, with every provider pool answered by a handler instead of the network."""
-
-    def __init__(self, handler: Callable[[httpx.Request], httpx.Response], attempts: int = 1) -> None:
-        super().__init__(retry=RetryPolicy(attempts=attempts, base_delay=0.0, max_delay=0.0))
-        self._handler = handler
-
-    def client(self, target: Target) -> httpx.AsyncClient:
-        client = self._clients.get(target.provider.id)
-        if client is None or client.is_closed:
-            client = httpx.AsyncClient(transport=httpx.MockTransport(self._handler))
-            self._clients[target.provider.id] = client
-        return client
-
-
-class Served:
-    """Serves recorded interactions in order and keeps the requests our adapter sent."""
-
-    def __init__(self, interactions: list[Interaction]) -> None:
-        self.interactions = list(interactions)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        rec = self.interactions.pop(0)
-        headers = {k: v for k, v in rec.headers.items() if k not in ("content-encoding", "content-length",
-                                                                      "transfer-encoding")}
-        return httpx.Response(rec.status, headers=headers, content=rec.body)
-
-    def body(self, n: int) -> dict[str, Any]:
-        result: dict[str, Any] = json.loads(self.requests[n].content)
-        return result
 
 
 def target(model_id: str, **facts: Any) -> Target:
@@ -134,9 +98,9 @@ def same_request(ours: dict[str, Any], recorded: dict[str, Any], *, ignore: tupl
 
 
 async def test_thinking_tool_chain_stream_and_round_trip(realdata: Path) -> None:
-    served = Served(recording(realdata, "llm-anthropic__test_anthropic__test_fixed_version_tool_chain_with_"
+    served = Server(recording(realdata, "llm-anthropic__test_anthropic__test_fixed_version_tool_chain_with_"
                                         "thinking_display_regression.yaml"))
-    recorded = [i.request_json for i in served.interactions]
+    recorded = [i.request_json for i in served.queue]
     adapter = AnthropicMessages(ReplayTransport(served))
     tgt = target("claude-haiku-4-5-20251001")
     tool = Tool("fixed_version", "Return a fixed test version string", {"properties": {}, "type": "object"})
@@ -172,8 +136,8 @@ async def test_thinking_tool_chain_stream_and_round_trip(realdata: Path) -> None
 
 
 async def test_streamed_tool_call_with_empty_arguments(realdata: Path) -> None:
-    served = Served(recording(realdata, "llm-anthropic__test_anthropic__test_stream_events_tool_calls.yaml"))
-    recorded = served.interactions[0].request_json
+    served = Server(recording(realdata, "llm-anthropic__test_anthropic__test_stream_events_tool_calls.yaml"))
+    recorded = served.queue[0].request_json
     adapter = AnthropicMessages(ReplayTransport(served))
     tgt = target("claude-haiku-4-5-20251001")
     request = ChatRequest((Message.user("Generate one name for a pet pelican"),),
@@ -194,8 +158,8 @@ async def test_streamed_tool_call_with_empty_arguments(realdata: Path) -> None:
 
 
 async def test_plain_text_with_system_prompt(realdata: Path) -> None:
-    served = Served(recording(realdata, "pydantic-ai__test_anthropic__test_anthropic_model_instructions.yaml"))
-    recorded = served.interactions[0].request_json
+    served = Server(recording(realdata, "pydantic-ai__test_anthropic__test_anthropic_model_instructions.yaml"))
+    recorded = served.queue[0].request_json
     adapter = AnthropicMessages(ReplayTransport(served))
     tgt = target("claude-3-opus-latest")
     request = ChatRequest((Message.user("What is the capital of France?"),),
@@ -208,16 +172,16 @@ async def test_plain_text_with_system_prompt(realdata: Path) -> None:
     assert reply.usage == Usage(input=20, output=10)
     assert (reply.provider, reply.model) == ("claude-api", "claude-3-opus-latest")
     same_request(served.body(0), recorded)
-    sent = served.requests[0].headers
+    sent = served.sent[0].headers
     assert sent["x-api-key"] == KEY
     assert sent["anthropic-version"] == "2023-06-01"
-    assert served.requests[0].url == "https://api.anthropic.com/v1/messages"
+    assert served.sent[0].url == "https://api.anthropic.com/v1/messages"
 
 
 async def test_plain_text_stream(realdata: Path) -> None:
-    served = Served(recording(realdata, "pydantic-ai__test_anthropic__test_request_stream_fallback_for_high_"
+    served = Server(recording(realdata, "pydantic-ai__test_anthropic__test_request_stream_fallback_for_high_"
                                         "max_tokens.yaml"))
-    recorded = served.interactions[0].request_json
+    recorded = served.queue[0].request_json
     adapter = AnthropicMessages(ReplayTransport(served))
     tgt = target("claude-sonnet-4-5")
     request = ChatRequest((Message.user("What is 1+1? Answer with just the number."),), max_tokens=32000)
@@ -232,8 +196,8 @@ async def test_plain_text_stream(realdata: Path) -> None:
 
 
 async def test_image_by_url(realdata: Path) -> None:
-    served = Served(recording(realdata, "pydantic-ai__test_anthropic__test_image_url_input.yaml"))
-    recorded = served.interactions[0].request_json
+    served = Server(recording(realdata, "pydantic-ai__test_anthropic__test_image_url_input.yaml"))
+    recorded = served.queue[0].request_json
     adapter = AnthropicMessages(ReplayTransport(served))
     tgt = target("claude-haiku-4-5", vision=True)
     url = "https://t3.ftcdn.net/jpg/00/85/79/92/360_F_85799278_0BBGV9OAdQDTLnKwAPBCcg1J7QtiieJY.jpg"
@@ -250,9 +214,9 @@ async def test_image_by_url(realdata: Path) -> None:
 
 
 async def test_thinking_signature_kept_and_replayed_unchanged(realdata: Path) -> None:
-    served = Served(recording(realdata, "pydantic-ai__test_anthropic__test_anthropic_model_thinking_part.yaml"))
-    recorded = [i.request_json for i in served.interactions]
-    recorded_first = served.interactions[0].json["content"]
+    served = Server(recording(realdata, "pydantic-ai__test_anthropic__test_anthropic_model_thinking_part.yaml"))
+    recorded = [i.request_json for i in served.queue]
+    recorded_first = served.queue[0].json["content"]
     adapter = AnthropicMessages(ReplayTransport(served))
     tgt = target("claude-sonnet-4-5", reasoning=True)
     user = Message.user("How do I cross the street?")
@@ -278,10 +242,10 @@ async def test_thinking_signature_kept_and_replayed_unchanged(realdata: Path) ->
 
 
 async def test_thinking_stream_deltas_and_signature(realdata: Path) -> None:
-    served = Served(recording(realdata, "pydantic-ai__test_anthropic__test_anthropic_model_thinking_part_"
+    served = Server(recording(realdata, "pydantic-ai__test_anthropic__test_anthropic_model_thinking_part_"
                                         "stream.yaml"))
-    recorded = served.interactions[0].request_json
-    body = served.interactions[0].body.decode()
+    recorded = served.queue[0].request_json
+    body = served.queue[0].body.decode()
     adapter = AnthropicMessages(ReplayTransport(served))
     tgt = target("claude-sonnet-4-0", reasoning=True)
     request = ChatRequest((Message.user("How do I cross the street?"),), max_tokens=4096, reasoning="low")
@@ -301,8 +265,8 @@ async def test_thinking_stream_deltas_and_signature(realdata: Path) -> None:
 
 
 async def test_tool_round_trip_with_thinking(realdata: Path) -> None:
-    served = Served(recording(realdata, "pydantic-ai__test_anthropic__test_anthropic_tool_with_thinking.yaml"))
-    recorded = [i.request_json for i in served.interactions]
+    served = Server(recording(realdata, "pydantic-ai__test_anthropic__test_anthropic_tool_with_thinking.yaml"))
+    recorded = [i.request_json for i in served.queue]
     adapter = AnthropicMessages(ReplayTransport(served))
     tgt = target("claude-sonnet-4-0", reasoning=True)
     schema = {"additionalProperties": False, "properties": {}, "type": "object"}
@@ -331,8 +295,8 @@ async def test_tool_round_trip_with_thinking(realdata: Path) -> None:
 
 
 async def test_cache_read_and_write_usage(realdata: Path) -> None:
-    served = Served(recording(realdata, "pydantic-ai__test_anthropic__test_anthropic_cache_real_api.yaml"))
-    recorded = [i.request_json for i in served.interactions]
+    served = Server(recording(realdata, "pydantic-ai__test_anthropic__test_anthropic_cache_real_api.yaml"))
+    recorded = [i.request_json for i in served.queue]
     adapter = AnthropicMessages(ReplayTransport(served))
     tgt = target("claude-sonnet-4-5", prompt_caching=True)
     question = recorded[0]["messages"][0]["content"][0]["text"]
@@ -365,7 +329,7 @@ async def test_cache_read_and_write_usage(realdata: Path) -> None:
 
 
 async def test_401_is_authentication_error_and_not_retried(realdata: Path) -> None:
-    served = Served(recording(realdata, "mirascope__test_authentication_error__anthropic_claude_sonnet_4_0.yaml"))
+    served = Server(recording(realdata, "mirascope__test_authentication_error__anthropic_claude_sonnet_4_0.yaml"))
     adapter = AnthropicMessages(ReplayTransport(served, attempts=3))
     request = ChatRequest((Message.user("This should fail with AuthenticationError"),), max_tokens=16000)
 
@@ -375,11 +339,11 @@ async def test_401_is_authentication_error_and_not_retried(realdata: Path) -> No
     assert info.value.status == 401
     assert "invalid x-api-key" in str(info.value)
     assert KEY not in str(info.value)
-    assert len(served.requests) == 1
+    assert len(served.sent) == 1
 
 
 async def test_400_invalid_request_is_bad_request(realdata: Path) -> None:
-    served = Served(recording(realdata, "pydantic-ai__test_anthropic__test_anthropic_explicit_effort_xhigh_"
+    served = Server(recording(realdata, "pydantic-ai__test_anthropic__test_anthropic_explicit_effort_xhigh_"
                                         "unsupported_model_errors.yaml"))
     adapter = AnthropicMessages(ReplayTransport(served, attempts=3))
 
@@ -389,11 +353,11 @@ async def test_400_invalid_request_is_bad_request(realdata: Path) -> None:
     assert type(info.value) is BadRequest
     assert info.value.status == 400
     assert "does not support effort level 'xhigh'" in str(info.value)
-    assert len(served.requests) == 1
+    assert len(served.sent) == 1
 
 
 async def test_404_unknown_model_suggests_close_names(realdata: Path) -> None:
-    served = Served(recording(realdata, "pydantic-ai__test_model_name_suggestions__test_model_name_suggestion_"
+    served = Server(recording(realdata, "pydantic-ai__test_model_name_suggestions__test_model_name_suggestion_"
                                         "anthropic_.yaml"))
     adapter = AnthropicMessages(ReplayTransport(served, attempts=3))
 
@@ -403,13 +367,13 @@ async def test_404_unknown_model_suggests_close_names(realdata: Path) -> None:
     assert info.value.status == 404
     assert info.value.model == "claude-sonet-4-5"
     assert info.value.suggestions and all(s.startswith("claude-") for s in info.value.suggestions)
-    assert len(served.requests) == 1
+    assert len(served.sent) == 1
 
 
 async def test_stream_cut_before_message_stop_is_not_a_message(realdata: Path) -> None:
     rec = recording(realdata, "pydantic-ai__test_anthropic__test_request_stream_fallback_for_high_max_tokens.yaml")[0]
     rec.body = rec.body[: rec.body.index(b"event: message_delta")]
-    adapter = AnthropicMessages(ReplayTransport(Served([rec])))
+    adapter = AnthropicMessages(ReplayTransport(Server([rec])))
     request = ChatRequest((Message.user("What is 1+1? Answer with just the number."),))
 
     with pytest.raises(ProviderUnavailable, match="stream ended early"):

@@ -11,14 +11,13 @@ thinking", "What's new in Claude Sonnet 5.5", "Preserved thinking"; and the API'
   Opus 5.5 and Fable 5.1 think always; a thinking block replays only on the model that made it;
 * manual (budget) thinking rejects forced tool use, adaptive thinking accepts it.
 
-``FakeMessagesApi`` applies the first rule the way the API does (same error body), so a request
+``messages_api`` applies the first rule the way the API does (same error body), so a request
 that would be refused there is refused here too, through the real Transport and adapter.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -30,7 +29,7 @@ from ironspire.errors import BadRequest
 from ironspire.messages import Image, Message, Reasoning, Text, ToolCall, ToolResult
 from ironspire.protocols.anthropic_messages import AnthropicMessages, encode_body
 from ironspire.protocols.base import ChatRequest, Secrets, Target, Tool
-from ironspire.transport import RetryPolicy, Transport
+from support.replay import ReplayTransport
 
 KEY = "sk-ant-test-0123456789abcdef"
 WEATHER = Tool("weather", "Weather for a city", {"type": "object", "properties": {"city": {"type": "string"}}})
@@ -87,21 +86,7 @@ def api_would_refuse(sent: dict[str, Any], thinks_by_default: bool, rejects_disa
     return None
 
 
-class FakeMessagesApi(Transport):
-    """The real Transport; each request is answered by a handler standing in for the API."""
-
-    def __init__(self, handler: Callable[[httpx.Request], httpx.Response]) -> None:
-        super().__init__(retry=RetryPolicy(attempts=1, base_delay=0.0, max_delay=0.0))
-        self._handler = handler
-
-    def client(self, target: Target) -> httpx.AsyncClient:
-        client = self._clients.get(target.provider.id)
-        if client is None:
-            client = self._clients[target.provider.id] = httpx.AsyncClient(transport=httpx.MockTransport(self._handler))
-        return client
-
-
-def messages_api(tgt: Target, seen: list[dict[str, Any]]) -> FakeMessagesApi:
+def messages_api(tgt: Target, seen: list[dict[str, Any]]) -> ReplayTransport:
     quirks = tgt.model.quirks
     thinks = bool(quirks & {"thinking_always_on", "thinking_between_tools"})
 
@@ -117,7 +102,7 @@ def messages_api(tgt: Target, seen: list[dict[str, Any]]) -> FakeMessagesApi:
                  "stop_reason": "end_turn", "usage": {"input_tokens": 120, "output_tokens": 12}}
         return httpx.Response(200, json=reply)
 
-    return FakeMessagesApi(handler)
+    return ReplayTransport(handler)
 
 
 # --- the rule is real: a foreign loop sent as it is would be refused -----------------------------------

@@ -8,13 +8,11 @@ user with SSO would feel: whether other agents' work stalls while credentials ar
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,15 @@ from ironspire.protocols import bedrock_converse
 from ironspire.protocols.base import ChatRequest, Secrets, Target
 from ironspire.protocols.bedrock_converse import LEADING_USER_TEXT, BedrockConverse, profile_geo
 from ironspire.transport import RetryPolicy, Transport
+from support.replay import (
+    Received,
+    credential_process,
+    fresh_chain_credentials,
+    json_answer,
+    loopback,
+    ticking,
+    use_aws_files,
+)
 
 MODEL = "us.amazon.nova-micro-v1:0"
 
@@ -129,74 +136,16 @@ SLOW = 0.6
 @pytest.fixture
 def slow_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A profile whose credentials come from a process that takes SLOW seconds; returns its run log."""
-    runs = tmp_path / "runs.log"
-    script = tmp_path / "creds.py"
-    script.write_text(
-        "import datetime, json, sys, time\n"
-        f"time.sleep({SLOW})\n"
-        f"open({str(runs)!r}, 'a').write('run\\n')\n"
-        "minutes = float(sys.argv[1])\n"
-        "exp = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=minutes)\n"
-        "print(json.dumps({'Version': 1, 'AccessKeyId': 'AKIACHAINEXAMPLE', 'SecretAccessKey': 'chain-secret',\n"
-        "                  'SessionToken': 'chain-token', 'Expiration': exp.strftime('%Y-%m-%dT%H:%M:%SZ')}))\n"
-    )
-    config = tmp_path / "config"
-    config.write_text(
-        f"[profile sso-like]\ncredential_process = {sys.executable} {script} 60\n\n"
-        f"[profile short-lived]\ncredential_process = {sys.executable} {script} 5\n"
-    )
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    bedrock_converse.forget_chain_credentials()
-    yield runs
-    bedrock_converse.forget_chain_credentials()
+    with credential_process(tmp_path, monkeypatch, delay=SLOW,
+                            credentials=("AKIACHAINEXAMPLE", "chain-secret", "chain-token"),
+                            profiles={"sso-like": 60, "short-lived": 5}) as runs:
+        yield runs
 
 
-@asynccontextmanager
-async def converse_server() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
-    seen: list[dict[str, str]] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in head[1:] if ln)}
-        await reader.readexactly(int(headers.get("content-length", "0")))
-        seen.append(headers)
-        payload = json.dumps({"output": {"message": {"role": "assistant", "content": [{"text": "ok"}]}},
-                              "stopReason": "end_turn", "usage": {"inputTokens": 3, "outputTokens": 1}}).encode()
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                     + f"content-length: {len(payload)}\r\n\r\n".encode() + payload)
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", seen
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
-async def _ticking(during: Any) -> tuple[Any, int, float]:
-    """Runs ``during`` while a 10 ms ticker counts how often the loop got to run it."""
-    ticks = 0
-    stop = asyncio.Event()
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while not stop.is_set():
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    task = asyncio.create_task(ticker())
-    started = time.perf_counter()
-    try:
-        result = await during
-    finally:
-        elapsed = time.perf_counter() - started
-        stop.set()
-        await task
-    return result, ticks, elapsed
+def converse_server() -> AbstractAsyncContextManager[tuple[str, list[Received]]]:
+    return loopback(lambda _: json_answer({
+        "output": {"message": {"role": "assistant", "content": [{"text": "ok"}]}},
+        "stopReason": "end_turn", "usage": {"inputTokens": 3, "outputTokens": 1}}))
 
 
 def runs(log: Path) -> int:
@@ -214,10 +163,10 @@ async def test_chain_credentials_resolve_without_stalling_the_loop_and_are_reuse
         transport = Transport(RetryPolicy(attempts=1))
         backend = BedrockConverse(transport)
         try:
-            reply, ticks, elapsed = await _ticking(backend.complete(ChatRequest((Message.user("hi"),)),
-                                                                    chain_target(url)))
-            again, _, second = await _ticking(backend.complete(ChatRequest((Message.user("hi"),)),
-                                                               chain_target(url)))
+            reply, ticks, elapsed = await ticking(backend.complete(ChatRequest((Message.user("hi"),)),
+                                                                   chain_target(url)))
+            again, _, second = await ticking(backend.complete(ChatRequest((Message.user("hi"),)),
+                                                              chain_target(url)))
         finally:
             await transport.close()
     assert reply.text == "ok" and again.text == "ok"
@@ -226,7 +175,7 @@ async def test_chain_credentials_resolve_without_stalling_the_loop_and_are_reuse
     assert ticks >= (SLOW / 0.01) * 0.5, (ticks, elapsed)
     assert runs(slow_profile) == 1  # the second request reused the credentials
     assert second < SLOW
-    for headers in seen:
+    for _, headers, _ in seen:
         assert headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIACHAINEXAMPLE/")
         assert headers["x-amz-security-token"] == "chain-token"
 
@@ -265,17 +214,12 @@ def test_pure_encode_still_resolves_the_chain_by_itself(slow_profile: Path) -> N
 async def test_a_failing_chain_is_an_authentication_error_with_advice(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "config").write_text("[profile broken]\ncredential_process = /nonexistent/aws-creds\n")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    bedrock_converse.forget_chain_credentials()
-    try:
+    use_aws_files(monkeypatch, tmp_path / "config", tmp_path / "credentials")
+    with fresh_chain_credentials():
         with pytest.raises(AuthenticationError) as info:
             await bedrock_converse.prepare_credentials(chain_target("http://h", profile="broken"))
         with pytest.raises(AuthenticationError):
             await bedrock_converse.prepare_credentials(chain_target("http://h", profile="no-such-profile"))
-    finally:
-        bedrock_converse.forget_chain_credentials()
     assert "aws sso login" in (info.value.hint or "")
 
 
@@ -299,20 +243,17 @@ def test_user_can_choose_the_chain_from_the_cli(tmp_path: Path, monkeypatch: pyt
     for _ in use_memory_keyring(monkeypatch):
         creds = tmp_path / "credentials"
         creds.write_text("[team]\naws_access_key_id = AKIAPROFILEEXAMPLE\naws_secret_access_key = s3cr3t\n")
-        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
-        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        use_aws_files(monkeypatch, tmp_path / "config", creds)
         runner = CliRunner()
         for name, value in (("credential_chain", "true"), ("profile", "team"), ("region", "eu-west-1")):
             done = runner.invoke(app, ["providers", "set", "bedrock", name, value])
             assert done.exit_code == 0, done.output
         ws = Workspace.open()
-        bedrock_converse.forget_chain_credentials()
-        try:
-            tgt = ws.target("bedrock", MODEL)
-            wire = BedrockConverse(Transport()).encode(ChatRequest((Message.user("hi"),)), tgt, stream=False)
-        finally:
-            ws.close()
-            bedrock_converse.forget_chain_credentials()
+        with fresh_chain_credentials():
+            try:
+                tgt = ws.target("bedrock", MODEL)
+                wire = BedrockConverse(Transport()).encode(ChatRequest((Message.user("hi"),)), tgt, stream=False)
+            finally:
+                ws.close()
         assert wire.headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIAPROFILEEXAMPLE/")
         assert "/eu-west-1/bedrock/aws4_request" in wire.headers["Authorization"]

@@ -8,17 +8,15 @@ only, and is first checked to reproduce the recorded frames byte for byte.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
 import struct
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from botocore.eventstream import EventStreamBuffer
 
@@ -31,7 +29,6 @@ from ironspire.errors import (
     RateLimitError,
 )
 from ironspire.messages import (
-    Accumulator,
     Finish,
     Image,
     Message,
@@ -46,6 +43,7 @@ from ironspire.protocols.base import ChatRequest, Secrets, Target, Tool
 from ironspire.protocols.bedrock_converse import BedrockConverse
 from ironspire.transport import RetryPolicy, Transport
 from support.recordings import Interaction, load
+from support.replay import ReplayTransport, Server, collect, loopback
 
 RUNTIME = "https://bedrock-runtime.us-east-1.amazonaws.com"
 SECRETS = Secrets({"access_key_id": "AKIDEXAMPLE", "secret_access_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"})
@@ -77,49 +75,17 @@ def event(kind: str, payload: Mapping[str, Any]) -> bytes:
                  json.dumps(payload).encode())
 
 
-class ReplayTransport(Transport):
-    def __init__(self, handler: Callable[[httpx.Request], httpx.Response], attempts: int = 1) -> None:
-        super().__init__(RetryPolicy(attempts=attempts, base_delay=0.0))
-        self.mock = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-
-    def client(self, target: Target) -> httpx.AsyncClient:
-        return self.mock
-
-
-async def _pieces(body: bytes, size: int) -> AsyncIterator[bytes]:
-    for i in range(0, len(body), size):
-        yield body[i:i + size]
-
-
-class Server:
-    def __init__(self, interactions: Iterable[Interaction], chunk: int | None = None) -> None:
-        self.queue = [i for i in interactions if "bedrock-runtime" in i.uri]
-        self.sent: list[httpx.Request] = []
-        self.chunk = chunk
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.sent.append(request)
-        rec = self.queue.pop(0)
-        headers = {k: v for k, v in rec.headers.items() if k in ("content-type", "x-amzn-errortype")}
-        content: Any = _pieces(rec.body, self.chunk) if self.chunk else rec.body
-        return httpx.Response(rec.status, headers=headers, content=content)
-
-    def body(self, n: int) -> Any:
-        return json.loads(self.sent[n].content)
+def replaying(interactions: Iterable[Interaction], chunk: int | None = None) -> Server:
+    """The runtime calls only (image recordings also hold the GET that fetched the picture),
+    passing on the content type and the error type Bedrock names in a header."""
+    return Server(interactions, chunk, only=lambda i: "bedrock-runtime" in i.uri,
+                  keep=("content-type", "x-amzn-errortype"))
 
 
 @asynccontextmanager
 async def adapter(server: Server) -> AsyncIterator[BedrockConverse]:
-    transport = ReplayTransport(server)
-    try:
+    async with ReplayTransport(server) as transport:
         yield BedrockConverse(transport)
-    finally:
-        await transport.mock.aclose()
-
-
-async def collect(protocol: BedrockConverse, request: ChatRequest, tgt: Target) -> tuple[list[StreamEvent], Message]:
-    events = [e async for e in protocol.stream(request, tgt)]
-    return events, Accumulator(tgt.provider.id, tgt.model.id).feed(events).message()
 
 
 def recording(realdata: Path, name: str) -> list[Interaction]:
@@ -157,7 +123,7 @@ def test_test_encoder_reproduces_recorded_frames(realdata: Path) -> None:
 
 async def test_converse_plain_text(realdata: Path) -> None:
     recs = recording(realdata, "pydantic-ai__test_bedrock__test_bedrock_model.yaml")
-    server = Server(recs)
+    server = replaying(recs)
     tgt = target("us.amazon.nova-micro-v1:0")
     async with adapter(server) as bedrock:
         message = await bedrock.complete(ChatRequest((Message.user("Hello!"),), system="You are a chatbot."), tgt)
@@ -174,7 +140,7 @@ async def test_converse_plain_text(realdata: Path) -> None:
 
 async def test_tool_use_then_error_result(realdata: Path) -> None:
     recs = recording(realdata, "pydantic-ai__test_bedrock__test_bedrock_model_retry.yaml")
-    server = Server(recs)
+    server = replaying(recs)
     tgt = target("us.amazon.nova-micro-v1:0")
     first_q = Message.user("What is the capital of France?")
     kw: dict[str, Any] = {"system": "You are a helpful chatbot.", "tools": (CAPITAL,), "tool_choice": "auto",
@@ -199,7 +165,7 @@ async def test_tool_use_then_error_result(realdata: Path) -> None:
 
 async def test_reasoning_with_signature_replays_to_the_same_model(realdata: Path) -> None:
     recs = recording(realdata, "pydantic-ai__test_bedrock__test_bedrock_model_thinking_part_anthropic.yaml")
-    server = Server(recs)
+    server = replaying(recs)
     tgt = target("us.anthropic.claude-sonnet-4-20250514-v1:0", reasoning=True)
     question = Message.user("How do I cross the street?")
     async with adapter(server) as bedrock:
@@ -223,7 +189,7 @@ async def test_image_bytes(realdata: Path) -> None:
     recs = recording(realdata, "pydantic-ai__test_bedrock__test_image_url_input.yaml")
     download = next(i for i in recs if i.method == "GET")
     image = Image("image/jpeg", data=base64.b64encode(download.body).decode())
-    server = Server(recs)
+    server = replaying(recs)
     async with adapter(server) as bedrock:
         message = await bedrock.complete(ChatRequest((Message.user("What is this vegetable?", image),)),
                                          target("us.amazon.nova-pro-v1:0"))
@@ -235,7 +201,7 @@ async def test_image_bytes(realdata: Path) -> None:
 
 async def test_invalid_model_id_is_model_not_found(realdata: Path) -> None:
     recs = recording(realdata, "pydantic-ai__test_bedrock__test_bedrock_error.yaml")
-    server = Server(recs)
+    server = replaying(recs)
     async with adapter(server) as bedrock:
         with pytest.raises(ModelNotFound) as info:
             await bedrock.complete(ChatRequest((Message.user("hello"),)), target("us.does-not-exist-model-v1:0"))
@@ -250,7 +216,7 @@ async def test_invalid_model_id_is_model_not_found(realdata: Path) -> None:
 @pytest.mark.parametrize("chunk", [None, 9])
 async def test_converse_stream_text(realdata: Path, chunk: int | None) -> None:
     recs = recording(realdata, "pydantic-ai__test_bedrock__test_bedrock_model_stream.yaml")
-    server = Server(recs, chunk)
+    server = replaying(recs, chunk)
     tgt = target("us.amazon.nova-micro-v1:0")
     request = ChatRequest((Message.user("What is the capital of France?"),), system="You are a helpful chatbot.",
                           temperature=0.0)
@@ -270,7 +236,7 @@ async def test_converse_stream_text(realdata: Path, chunk: int | None) -> None:
 
 async def test_converse_stream_tool_use_round_trip(realdata: Path) -> None:
     recs = recording(realdata, "pydantic-ai__test_bedrock__test_bedrock_model_iter_stream.yaml")
-    server = Server(recs)
+    server = replaying(recs)
     tgt = target("us.amazon.nova-micro-v1:0")
     temperature = Tool("get_temperature", "Get the temperature in a city.", {
         "properties": {"city": {"description": "The city name.", "title": "City", "type": "string"}},
@@ -304,7 +270,7 @@ async def test_reasoning_stream_from_decoded_events(realdata: Path) -> None:
     body = b"".join(event(kind, payload) for line in lines for kind, payload in json.loads(line).items())
     rec = Interaction("POST", RUNTIME + "/model/x/converse-stream", {}, None, 200,
                       {"content-type": "application/vnd.amazon.eventstream"}, body)
-    async with adapter(Server([rec], chunk=13)) as bedrock:
+    async with adapter(replaying([rec], chunk=13)) as bedrock:
         _, message = await collect(bedrock, ChatRequest((Message.user("How many r's in strawberry?"),)),
                                    target("us.anthropic.claude-sonnet-4-20250514-v1:0", reasoning=True))
     reasoning, text = message.parts
@@ -319,38 +285,12 @@ async def test_reasoning_stream_from_decoded_events(realdata: Path) -> None:
 async def test_stream_cut_mid_frame_is_an_error(realdata: Path) -> None:
     rec = recording(realdata, "pydantic-ai__test_bedrock__test_bedrock_model_stream.yaml")[0]
     rec.body = rec.body[: len(rec.body) // 2]
-    async with adapter(Server([rec])) as bedrock:
+    async with adapter(replaying([rec])) as bedrock:
         with pytest.raises(ProviderUnavailable, match="stream ended early"):
             await collect(bedrock, ChatRequest((Message.user("x"),)), target("us.amazon.nova-micro-v1:0"))
 
 
 # --- loopback faults ---------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def loopback(
-    answers: list[tuple[int, dict[str, str], bytes]],
-) -> AsyncIterator[tuple[str, list[tuple[str, dict[str, str], bytes]]]]:
-    seen: list[tuple[str, dict[str, str], bytes]] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in head[1:] if ln)}
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
-        seen.append((head[0], headers, body))
-        status, out_headers, payload = answers.pop(0)
-        lines = [f"HTTP/1.1 {status} X", f"content-length: {len(payload)}", "connection: close"]
-        lines += [f"{k}: {v}" for k, v in out_headers.items()]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", seen
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_loopback_throttling_is_rate_limit() -> None:

@@ -24,6 +24,7 @@ from ironspire.messages import Accumulator, Finish, Message, Text, ToolCall, Too
 from ironspire.protocols.base import ChatRequest, Secrets, Target
 from ironspire.protocols.gemini import LEADING_USER_TEXT, Gemini
 from ironspire.transport import RetryPolicy, Transport
+from support.replay import ReplayTransport
 
 BASE = "https://generativelanguage.googleapis.com/v1beta"
 
@@ -45,25 +46,11 @@ def target(model: str = "gemini-2.5-flash", base_url: str = BASE) -> Target:
     return Target(builtin("google"), spec, base_url, Secrets({"api_key": "k-test"}))
 
 
-class Served(Transport):
-    """The real Transport whose client answers every request with ``reply``."""
-
-    def __init__(self, reply: Callable[[httpx.Request], httpx.Response], policy: RetryPolicy | None = None) -> None:
-        super().__init__(policy or RetryPolicy(attempts=1))
-        self.mock = httpx.AsyncClient(transport=httpx.MockTransport(reply))
-
-    def client(self, target: Target) -> httpx.AsyncClient:
-        return self.mock
-
-
 @asynccontextmanager
 async def gemini(reply: Callable[[httpx.Request], httpx.Response],
                  policy: RetryPolicy | None = None) -> AsyncIterator[Gemini]:
-    transport = Served(reply, policy)
-    try:
+    async with ReplayTransport(reply, retry=policy or RetryPolicy(attempts=1)) as transport:
         yield Gemini(transport)
-    finally:
-        await transport.mock.aclose()
 
 
 def sse(*chunks: dict[str, Any]) -> bytes:

@@ -15,17 +15,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from ironspire.catalog.models import ModelSpec
 from ironspire.catalog.providers import builtin
 from ironspire.errors import AuthenticationError, ModelNotFound, ProviderUnavailable, RateLimitError
-from ironspire.messages import Finish, Image, Message, Reasoning, StreamEvent, Text, ToolCall, ToolResult, Usage
+from ironspire.messages import Finish, Image, Message, Reasoning, Text, ToolCall, ToolResult, Usage
 from ironspire.protocols.base import ChatRequest, Secrets, Target, Tool
 from ironspire.protocols.gemini import Gemini
 from ironspire.transport import RetryPolicy, Transport
 from support.recordings import Interaction, load
+from support.replay import ReplayTransport, Server, collect
 
 BASE = "https://generativelanguage.googleapis.com/v1beta"
 KEY = "test-gemini-key-1234"
@@ -43,56 +43,17 @@ def target(model: str, *, reasoning: bool = False, base_url: str = BASE) -> Targ
     return Target(builtin("google"), spec, base_url, Secrets({"api_key": KEY}))
 
 
-class ReplayTransport(Transport):
-    """The real Transport, with its pooled client swapped for one that serves recordings."""
-
-    def __init__(self, handler: Callable[[httpx.Request], httpx.Response], attempts: int = 1) -> None:
-        super().__init__(RetryPolicy(attempts=attempts, base_delay=0.0))
-        self.mock = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-
-    def client(self, target: Target) -> httpx.AsyncClient:
-        return self.mock
-
-
-async def _chunks(body: bytes, size: int) -> AsyncIterator[bytes]:
-    for i in range(0, len(body), size):
-        yield body[i:i + size]
-
-
-class Server:
-    """Serves recorded responses in order and keeps what was sent to it."""
-
-    def __init__(self, interactions: Iterable[Interaction], chunk: int | None = None) -> None:
-        self.queue = [i for i in interactions if i.method == "POST"]
-        self.sent: list[httpx.Request] = []
-        self.chunk = chunk
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.sent.append(request)
-        rec = self.queue.pop(0)
-        headers = {"content-type": rec.headers.get("content-type", "application/json")}
-        if self.chunk:
-            return httpx.Response(rec.status, headers=headers, content=_chunks(rec.body, self.chunk))
-        return httpx.Response(rec.status, headers=headers, content=rec.body)
-
-    def body(self, n: int) -> Any:
-        return json.loads(self.sent[n].content)
+def replaying(interactions: Iterable[Interaction], chunk: int | None = None) -> Server:
+    """Google's POSTs (image recordings also hold the GET that fetched the picture), passing on
+    only the content type."""
+    return Server(interactions, chunk, only=lambda i: i.method == "POST", keep=("content-type",),
+                  content_type="application/json")
 
 
 @asynccontextmanager
 async def adapter(server: Server, attempts: int = 1) -> AsyncIterator[Gemini]:
-    transport = ReplayTransport(server, attempts)
-    try:
+    async with ReplayTransport(server, attempts) as transport:
         yield Gemini(transport)
-    finally:
-        await transport.mock.aclose()
-
-
-async def collect(protocol: Gemini, request: ChatRequest, tgt: Target) -> tuple[list[StreamEvent], Message]:
-    from ironspire.messages import Accumulator
-
-    events = [e async for e in protocol.stream(request, tgt)]
-    return events, Accumulator(tgt.provider.id, tgt.model.id).feed(events).message()
 
 
 def b64bytes(value: str) -> bytes:
@@ -158,7 +119,7 @@ def test_every_google_recording_is_replayed(realdata: Path) -> None:
 
 async def test_plain_generate_content(realdata: Path) -> None:
     recs = recording(realdata, "pydantic-ai__test_google__test_google_model.yaml")
-    server = Server(recs)
+    server = replaying(recs)
     tgt = target("gemini-2.5-flash")
     request = ChatRequest((Message.user("Hello!"),), system="You are a chatbot.")
     async with adapter(server) as gemini:
@@ -179,7 +140,7 @@ async def test_plain_generate_content(realdata: Path) -> None:
 async def test_sse_stream_with_crlf_events(realdata: Path, chunk: int | None) -> None:
     recs = recording(realdata, "pydantic-ai__test_google__test_google_model_stream.yaml")
     assert b"\r\n\r\n" in recs[0].body  # the recording really uses CRLF framing
-    server = Server(recs, chunk)
+    server = replaying(recs, chunk)
     tgt = target("gemini-2.0-flash-exp")
     request = ChatRequest((Message.user("What is the capital of France?"),), system="You are a helpful chatbot.",
                           temperature=0.0)
@@ -198,7 +159,7 @@ async def test_sse_stream_with_crlf_events(realdata: Path, chunk: int | None) ->
 async def test_stream_cut_before_finish_is_an_error(realdata: Path) -> None:
     rec = recording(realdata, "pydantic-ai__test_google__test_google_model_stream.yaml")[0]
     rec.body = rec.body[: rec.body.rindex(b"data:")]  # drop the chunk holding finishReason
-    async with adapter(Server([rec])) as gemini:
+    async with adapter(replaying([rec])) as gemini:
         with pytest.raises(ProviderUnavailable, match="stream ended early"):
             await collect(gemini, ChatRequest((Message.user("x"),)), target("gemini-2.0-flash-exp"))
 
@@ -208,7 +169,7 @@ async def test_stream_cut_before_finish_is_an_error(realdata: Path) -> None:
 
 async def test_streamed_function_calls_round_trip(realdata: Path) -> None:
     recs = recording(realdata, "pydantic-ai__test_google__test_google_model_iter_stream.yaml")
-    server = Server(recs)
+    server = replaying(recs)
     tgt = target("gemini-2.0-flash")
     history: list[Message] = [Message.user("What is the temperature of the capital of France?")]
     results = {"get_capital": "Paris", "get_temperature": "30°C"}
@@ -243,7 +204,7 @@ async def test_streamed_function_calls_round_trip(realdata: Path) -> None:
 
 async def test_forced_function_call_round_trip(realdata: Path) -> None:
     recs = recording(realdata, "pydantic-ai__test_google__test_google_tool_output.yaml")
-    server = Server(recs)
+    server = replaying(recs)
     tgt = target("gemini-2.0-flash")
     tools = (Tool("get_user_country"), Tool("final_result", "The final response which ends this conversation", {
         "type": "object", "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
@@ -271,7 +232,7 @@ async def test_forced_function_call_round_trip(realdata: Path) -> None:
 
 async def test_thought_parts_and_signature_replay_to_gemini_3(realdata: Path) -> None:
     recs = recording(realdata, "pydantic-ai__test_google__test_google_model_thinking_part.yaml")
-    server = Server(recs)
+    server = replaying(recs)
     tgt = target("gemini-3-pro-preview", reasoning=True)
     dummy = (Tool("dummy", "", {"type": "object", "properties": {}, "additionalProperties": False}),)
     question = Message.user("How do I cross the street?")
@@ -298,7 +259,7 @@ async def test_thought_parts_and_signature_replay_to_gemini_3(realdata: Path) ->
 @pytest.mark.parametrize("chunk", [None, 11])
 async def test_streamed_thoughts_keep_signature_position(realdata: Path, chunk: int | None) -> None:
     recs = recording(realdata, "pydantic-ai__test_google__test_google_model_thinking_part_iter.yaml")
-    server = Server(recs, chunk)
+    server = replaying(recs, chunk)
     tgt = target("gemini-2.5-pro", reasoning=True)
     request = ChatRequest((Message.user("How do I cross the street?"),), system="You are a helpful assistant.",
                           tools=(Tool("dummy"),))
@@ -330,7 +291,7 @@ async def test_json_array_stream_without_alt_sse(realdata: Path, chunk: int | No
     JSON array; proxies do the same, so that form is decoded too."""
     recs = recording(realdata, "llm-gemini__test_gemini__test_prompt.yaml")
     assert recs[0].body.lstrip().startswith(b"[")
-    server = Server(recs, chunk)
+    server = replaying(recs, chunk)
     tgt = target("gemini-flash-latest", reasoning=True)
     async with adapter(server) as gemini:
         events, message = await collect(gemini, ChatRequest((Message.user("Name for a pet pelican, just the name"),)),
@@ -350,7 +311,7 @@ async def test_json_array_stream_without_alt_sse(realdata: Path, chunk: int | No
 async def test_json_array_stream_cut_is_an_error(realdata: Path) -> None:
     rec = recording(realdata, "llm-gemini__test_gemini__test_prompt.yaml")[0]
     rec.body = rec.body[: len(rec.body) // 2]
-    async with adapter(Server([rec])) as gemini:
+    async with adapter(replaying([rec])) as gemini:
         with pytest.raises(ProviderUnavailable, match="stream ended early"):
             await collect(gemini, ChatRequest((Message.user("x"),)), target("gemini-flash-latest"))
 
@@ -362,7 +323,7 @@ async def test_inline_image_input(realdata: Path) -> None:
     recs = recording(realdata, "pydantic-ai__test_google__test_google_model_image_url_input.yaml")
     download = next(i for i in recs if i.method == "GET")
     image = Image("image/jpeg", data=base64.b64encode(download.body).decode())
-    server = Server(recs)
+    server = replaying(recs)
     async with adapter(server) as gemini:
         message = await gemini.complete(
             ChatRequest((Message.user("What is this vegetable?", image),), system="You are a helpful chatbot."),
@@ -378,7 +339,7 @@ async def test_inline_image_input(realdata: Path) -> None:
 
 async def test_unknown_model_is_model_not_found(realdata: Path) -> None:
     recs = recording(realdata, "pydantic-ai__test_model_name_suggestions__test_model_name_suggestion_google_.yaml")
-    server = Server(recs)
+    server = replaying(recs)
     async with adapter(server) as gemini:
         with pytest.raises(ModelNotFound) as info:
             await gemini.complete(ChatRequest((Message.user("hello"),)), target("gemini-3.6-flahs"))
@@ -389,7 +350,7 @@ async def test_unknown_model_is_model_not_found(realdata: Path) -> None:
 
 async def test_bad_key_400_is_authentication_error(realdata: Path) -> None:
     recs = recording(realdata, "mirascope__test_authentication_error__google_gemini_2_5_flash.yaml")
-    server = Server(recs)
+    server = replaying(recs)
     async with adapter(server, attempts=3) as gemini:
         with pytest.raises(AuthenticationError) as info:
             await gemini.complete(ChatRequest((Message.user("This should fail with AuthenticationError"),)),
@@ -407,7 +368,7 @@ async def test_quota_429_is_rate_limit(realdata: Path) -> None:
     video = recorded["contents"][0]["parts"][1]["inlineData"]
     prompt = recorded["contents"][0]["parts"][0]["text"]
     clip = Image("video/mp4", data=base64.b64encode(b64bytes(video["data"])).decode())
-    server = Server(recs)
+    server = replaying(recs)
     request = ChatRequest((Message.user(prompt, clip),), system=recorded["systemInstruction"]["parts"][0]["text"],
                           stop=("\nObservation:",))
     async with adapter(server) as gemini:

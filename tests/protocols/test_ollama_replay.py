@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,30 +42,14 @@ from ironspire.messages import (
 )
 from ironspire.protocols.base import ChatRequest, Target, Tool
 from ironspire.protocols.ollama_chat import OllamaChat
-from ironspire.transport import RetryPolicy, Transport
 from support.recordings import load
+from support.replay import ReplayTransport, chunks
+from support.replay import collect as collect_stream
 
 BASE = "http://127.0.0.1:11434"
 
 
 # --- plumbing --------------------------------------------------------------------------------
-
-
-class ReplayTransport(Transport):
-    """The real Transport (retry loop, status handling, streaming) over an httpx.MockTransport."""
-
-    def __init__(self, handler: Callable[[httpx.Request], httpx.Response]) -> None:
-        super().__init__(RetryPolicy(attempts=1))
-        self.mock = httpx.MockTransport(handler)
-        self.sent: list[httpx.Request] = []
-
-    def client(self, target: Target) -> httpx.AsyncClient:
-        key = target.provider.id
-        client = self._clients.get(key)
-        if client is None or client.is_closed:
-            client = httpx.AsyncClient(transport=self.mock)
-            self._clients[key] = client
-        return client
 
 
 def target(model: str = "llama3", context: int = 8192) -> Target:
@@ -80,21 +64,16 @@ def serve(status: int, body: bytes, *, ndjson: bool, chunk: int | None = None) -
         sent.append(json.loads(request.content))
         assert request.url.path == "/api/chat"
         ctype = "application/x-ndjson" if ndjson else "application/json; charset=utf-8"
-        if chunk is None:
-            return httpx.Response(status, headers={"content-type": ctype}, content=body)
-
-        async def pieces() -> AsyncIterator[bytes]:
-            for i in range(0, len(body), chunk):
-                yield body[i : i + chunk]
-
-        return httpx.Response(status, headers={"content-type": ctype}, content=pieces())
+        content: Any = body if chunk is None else chunks(body, chunk)
+        return httpx.Response(status, headers={"content-type": ctype}, content=content)
 
     return OllamaChat(ReplayTransport(handler)), sent
 
 
 async def collect(adapter: OllamaChat, request: ChatRequest, tgt: Target) -> list[StreamEvent]:
     try:
-        return [e async for e in adapter.stream(request, tgt)]
+        events, _ = await collect_stream(adapter, request, tgt)
+        return events
     finally:
         await adapter.transport.close()
 

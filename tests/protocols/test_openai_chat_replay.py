@@ -28,11 +28,11 @@ from ironspire.errors import (
     ProviderError,
     RateLimitError,
 )
-from ironspire.messages import Accumulator, Message
+from ironspire.messages import Message
 from ironspire.protocols.base import ChatRequest, Secrets, Target
 from ironspire.protocols.openai_chat import OpenAIChat
-from ironspire.transport import RetryPolicy, Transport
 from support.recordings import Interaction, load
+from support.replay import ReplayTransport, Server, collect
 
 REALDATA = Path(os.environ.get("IRONSPIRE_SHARED", Path(__file__).resolve().parents[2].parent / "shared")) / "realdata"
 DIRS = ("openai", "azure", "mistral", "deepseek", "xai", "groq", "together", "other")
@@ -91,34 +91,14 @@ def target_for(rel: str, item: Interaction) -> Target:
 
 # --- serving recordings through the real transport --------------------------------------------
 
-_DROP_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
-
-
-def serve(target: Target, responses: list[tuple[int, dict[str, str], bytes]]) -> tuple[OpenAIChat, list[httpx.Request]]:
-    """An adapter whose transport answers with ``responses`` in order, recording each request."""
-    seen: list[httpx.Request] = []
-    queue = list(responses)
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        status, headers, body = queue.pop(0) if len(queue) > 1 else queue[0]
-        kept = {k: v for k, v in headers.items() if k.lower() not in _DROP_HEADERS}
-        return httpx.Response(status, headers=kept, content=body)
-
-    transport = Transport(RetryPolicy(attempts=1))
-    transport._clients[target.provider.id] = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return OpenAIChat(transport), seen
-
 
 async def run(target: Target, status: int, headers: dict[str, str], body: bytes, *, stream: bool) -> Message:
-    adapter, _ = serve(target, [(status, headers, body)])
+    adapter = OpenAIChat(ReplayTransport(Server([Interaction("POST", "", {}, None, status, headers, body)])))
     request = ChatRequest((Message.user("replay"),))
     if not stream:
         return await adapter.complete(request, target)
-    acc = Accumulator(target.provider.id, target.model.id)
-    async for event in adapter.stream(request, target):
-        acc.add(event)
-    return acc.message()
+    _, message = await collect(adapter, request, target)
+    return message
 
 
 # --- an independent reading of what a recorded body holds --------------------------------------

@@ -3,12 +3,11 @@ the credential chain, and a loopback server that re-derives the signature from w
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,10 @@ from ironspire.catalog.models import ModelSpec
 from ironspire.catalog.providers import builtin
 from ironspire.errors import CredentialsMissing
 from ironspire.messages import Message
-from ironspire.protocols import bedrock_converse
 from ironspire.protocols.base import ChatRequest, Secrets, Target
 from ironspire.protocols.bedrock_converse import BedrockConverse, signed_request
 from ironspire.transport import RetryPolicy, Transport
+from support.replay import Received, fresh_chain_credentials, json_answer, loopback, use_aws_files
 
 AKID = "AKIDEXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"  # AWS's documented example secret
@@ -108,44 +107,20 @@ def test_missing_secret_names_the_field() -> None:
 def test_credential_chain_reads_a_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     creds = tmp_path / "credentials"
     creds.write_text("[team]\naws_access_key_id = AKIAPROFILEEXAMPLE\naws_secret_access_key = s3cr3t\n")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    bedrock_converse.forget_chain_credentials()
-    try:
+    use_aws_files(monkeypatch, tmp_path / "config", creds)
+    with fresh_chain_credentials():
         tgt = target({}, {"region": "us-east-1", "credential_chain": "true", "profile": "team"})
         wire = signed_request("GET", "https://bedrock.us-east-1.amazonaws.com/foundation-models", None, tgt)
-    finally:
-        bedrock_converse.forget_chain_credentials()
     assert wire.headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIAPROFILEEXAMPLE/")
 
 
 # --- the server's view ---------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def recording_server() -> AsyncIterator[tuple[str, list[tuple[str, dict[str, str], bytes]]]]:
-    seen: list[tuple[str, dict[str, str], bytes]] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        headers = {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in head[1:] if ln)}
-        length = int(next((v for k, v in headers.items() if k.lower() == "content-length"), "0"))
-        body = await reader.readexactly(length)
-        seen.append((head[0], headers, body))
-        payload = json.dumps({"output": {"message": {"role": "assistant", "content": [{"text": "ok"}]}},
-                              "stopReason": "end_turn", "usage": {"inputTokens": 1, "outputTokens": 1}}).encode()
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                     + f"content-length: {len(payload)}\r\n\r\n".encode() + payload)
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", seen
-    finally:
-        server.close()
-        await server.wait_closed()
+def recording_server() -> AbstractAsyncContextManager[tuple[str, list[Received]]]:
+    return loopback(lambda _: json_answer({
+        "output": {"message": {"role": "assistant", "content": [{"text": "ok"}]}},
+        "stopReason": "end_turn", "usage": {"inputTokens": 1, "outputTokens": 1}}))
 
 
 async def test_signature_verifies_against_the_bytes_received(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -160,10 +135,9 @@ async def test_signature_verifies_against_the_bytes_received(monkeypatch: pytest
         finally:
             await transport.close()
     assert message.text == "ok"
-    request_line, headers, body = seen[0]
+    request_line, received, body = seen[0]  # header names lower-cased
     method, path, _ = request_line.split(" ")
     assert path == "/model/us.amazon.nova-micro-v1%3A0/converse"
-    received = {k.lower(): v for k, v in headers.items()}
     stamp = dt.datetime.strptime(received["x-amz-date"], "%Y%m%dT%H%M%SZ")
     monkeypatch.setattr("botocore.auth.get_current_datetime", lambda *a, **k: stamp)
     again = AWSRequest(method=method, url=f"{url}{path}", data=body,

@@ -8,31 +8,15 @@ own Transport and the real adapter.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from ironspire.protocols.base import Target
-from ironspire.transport import RetryPolicy, Transport
 from ironspire.workspace import Workspace
 from support.recordings import load
+from support.replay import ReplayTransport, Server
 from workspace.conftest import FakeHealth
-
-
-class Replay(Transport):
-    def __init__(self, handler: Callable[[httpx.Request], httpx.Response]) -> None:
-        super().__init__(retry=RetryPolicy(attempts=1, base_delay=0.0, max_delay=0.0))
-        self._handler = handler
-
-    def client(self, target: Target) -> httpx.AsyncClient:
-        client = self._clients.get(target.provider.id)
-        if client is None or client.is_closed:
-            client = self._clients[target.provider.id] = httpx.AsyncClient(transport=httpx.MockTransport(self._handler))
-        return client
 
 
 async def test_prompt_cache_setting_and_cache_usage_in_the_ledger(
@@ -40,14 +24,8 @@ async def test_prompt_cache_setting_and_cache_usage_in_the_ledger(
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key-000")
     recorded = load(realdata / "anthropic" / "pydantic-ai__test_anthropic__test_anthropic_cache_real_api.yaml")
-    sent: list[dict[str, Any]] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        sent.append(json.loads(request.content))
-        rec = recorded[len(sent) - 1]
-        return httpx.Response(rec.status, headers={"content-type": "application/json"}, content=rec.body)
-
-    ws = Workspace.open(tmp_path / "ws", health=FakeHealth, transport=Replay(handler))
+    server = Server(recorded, keep=(), content_type="application/json")
+    ws = Workspace.open(tmp_path / "ws", health=FakeHealth, transport=ReplayTransport(server))
     try:
         ws.set_provider_setting("claude-api", "prompt_cache", "5m")  # ironspire providers set claude-api ...
         agent = ws.create_agent("cached", provider="claude-api", model="claude-sonnet-5",
@@ -60,7 +38,7 @@ async def test_prompt_cache_setting_and_cache_usage_in_the_ledger(
         await ws.aclose()
 
     mark = {"type": "ephemeral", "ttl": "5m"}
-    for body in sent:
+    for body in server.bodies():
         assert body["system"][0]["cache_control"] == mark
         assert body["messages"][-1]["content"][-1]["cache_control"] == mark
     assert [(r["input_tokens"], r["output_tokens"], r["cache_read_tokens"], r["cache_write_tokens"]) for r in rows] \
