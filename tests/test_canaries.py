@@ -66,16 +66,11 @@ async def test_no_canary_appears_in_any_file_or_output(
     isolated_env: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Secrets live in the encrypted credential file here (the headless-Linux store), so the scan
-    also proves that file holds none of them in plain text."""
-    from keyrings.cryptfile.cryptfile import CryptFileKeyring
-
+    """Secrets live in the encrypted credential file here (the headless-Linux store, with its real
+    key-derivation parameters), so the scan also proves that file holds none of them in plain text."""
     from ironspire.credentials import PASSPHRASE_ENV, CredentialStore
     from ironspire.workspace import Workspace
 
-    # the same store and file format, with a cheap key derivation: the default costs ~1 s per read
-    monkeypatch.setattr(CryptFileKeyring, "time_cost", 1)
-    monkeypatch.setattr(CryptFileKeyring, "memory_cost", 2**10)
     monkeypatch.setenv(PASSPHRASE_ENV, "canary scan passphrase")
     CredentialStore().use_encrypted_file("canary scan passphrase")
     caplog.set_level(logging.DEBUG)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import keyring.backend
 import keyring.backends.fail
@@ -187,3 +191,169 @@ def test_signing_library_debug_logs_are_redacted(monkeypatch: pytest.MonkeyPatch
                                                  "IQoJb3JpZ2luX2VjEXAMPLEsessionTOKEN")
     assert "x-amz-security-token:IQo…OKEN" in caplog.text
     assert "IQoJb3JpZ2luX2VjEXAMPLEsessionTOKEN" not in caplog.text
+
+
+# --- the encrypted file: one key derivation per process, authenticated, converted from cryptfile ---
+
+
+@pytest.fixture
+def derivations(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, int]]:
+    """Every Argon2 derivation made, with its cost parameters (argon2-cffi's only entry point)."""
+    from argon2 import low_level
+
+    calls: list[dict[str, int]] = []
+    real = low_level.hash_secret_raw
+
+    def counting(**kw: Any) -> bytes:
+        calls.append({k: kw[k] for k in ("time_cost", "memory_cost", "parallelism")})
+        return real(**kw)
+
+    monkeypatch.setattr(low_level, "hash_secret_raw", counting)
+    return calls
+
+
+BOX_KEYS = {"openai": "sk-proj-derive-once-0001", "groq": "gsk_derive_once_0002", "mistral": "mistral-once-0003",
+            "deepseek": "sk-deepseek-once-0004", "xai": "xai-derive-once-0005", "fireworks": "fw-derive-once-0006"}
+
+
+def test_encrypted_file_derives_its_key_once_whatever_the_number_of_keys(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch, derivations: list[dict[str, int]]
+) -> None:
+    store = CredentialStore()
+    path = store.use_encrypted_file("correct horse battery")
+    for pid, key in BOX_KEYS.items():
+        store.set(pid, "api_key", key)
+    assert store.remove("xai") is True
+    assert len(derivations) == 1  # creating the file; writes reuse the key
+
+    monkeypatch.setenv(PASSPHRASE_ENV, "correct horse battery")
+    reader = CredentialStore()  # what `providers list` or `ask` does in a new process
+    for pid in BOX_KEYS:
+        reader.get(pid), reader.source(pid)
+    assert reader.secrets_for(builtin("openai")) == {"api_key": BOX_KEYS["openai"]}
+    assert reader.get("xai") is None and reader.get("groq") == BOX_KEYS["groq"]
+    assert len(derivations) == 2
+    # RFC 9106's low-memory Argon2id (above OWASP's minimums), not a weakened setting
+    assert derivations[-1] == {"time_cost": 3, "memory_cost": 65536, "parallelism": 4}
+
+    document = json.loads(path.read_text())
+    assert document["kdf"]["name"] == "argon2id" and document["cipher"] == "AES-256-GCM"
+    raw = path.read_bytes()
+    # neither the secrets nor even which providers have one are readable in the file
+    assert not [word for word in [*BOX_KEYS.values(), *BOX_KEYS, "api_key"] if word.encode() in raw]
+    assert sorted(p.name for p in isolated_env.iterdir()) == ["credentials.cfg", "credentials.cfg.lock",
+                                                             "keystore.json"]  # no temporary file left
+    assert oct(path.stat().st_mode)[-3:] == "600"
+
+
+def test_encrypted_file_refuses_tampering_and_weak_parameters(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = CredentialStore()
+    path = store.use_encrypted_file("correct horse battery")
+    store.set("openai", "api_key", "sk-tamper-target-0001")
+    monkeypatch.setenv(PASSPHRASE_ENV, "correct horse battery")
+    good = path.read_text()
+    assert CredentialStore().get("openai") == "sk-tamper-target-0001"
+
+    def rewritten(change: Any) -> None:
+        document = json.loads(good)
+        change(document)
+        path.write_text(json.dumps(document))
+
+    def flip_byte(d: dict[str, Any]) -> None:
+        data = bytearray(base64.b64decode(d["ciphertext"]))
+        data[5] ^= 1
+        d["ciphertext"] = base64.b64encode(bytes(data)).decode()
+
+    for change in (flip_byte, lambda d: d["kdf"].update(time_cost=4), lambda d: d.update(extra="x")):
+        rewritten(change)
+        with pytest.raises(ConfigurationError, match="does not unlock"):
+            CredentialStore().get("openai")
+    rewritten(lambda d: d["kdf"].update(memory_cost=1024, time_cost=1))
+    with pytest.raises(ConfigurationError, match="weaker than OWASP"):
+        CredentialStore().get("openai")
+    rewritten(lambda d: d["kdf"].update(memory_cost=2**24))  # 16 GiB: refused, not attempted
+    with pytest.raises(ConfigurationError, match="out of range"):
+        CredentialStore().get("openai")
+    path.write_text("password = hunter2\n")
+    with pytest.raises(ConfigurationError, match="not an Ironspire credential file"):
+        CredentialStore().get("openai")
+
+
+def test_two_processes_writing_keep_both_keys(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    CredentialStore().use_encrypted_file("shared passphrase")
+    monkeypatch.setenv(PASSPHRASE_ENV, "shared passphrase")
+    first, second = CredentialStore(), CredentialStore()
+    assert first.get("openai") is None and second.get("groq") is None  # both opened before either writes
+    first.set("openai", "api_key", "sk-first-writer-0001")
+    second.set("groq", "api_key", "gsk_second_writer_0002")
+    assert first.remove("openai") is True
+    third = CredentialStore()
+    assert (third.get("openai"), third.get("groq")) == (None, "gsk_second_writer_0002")
+
+
+def write_cryptfile(path: Path, passphrase: str, entries: dict[str, str]) -> None:
+    """A credentials.cfg as Ironspire wrote it before, through keyrings.cryptfile itself."""
+    from keyrings.cryptfile.cryptfile import CryptFileKeyring
+
+    ring = CryptFileKeyring()
+    ring.file_path = str(path)
+    ring.keyring_key = passphrase
+    for username, value in entries.items():
+        ring.set_password("ironspire", username, value)
+    path.chmod(0o600)
+
+
+def test_a_keyrings_cryptfile_file_is_converted_once(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch, derivations: list[dict[str, int]]
+) -> None:
+    from keyrings.cryptfile.cryptfile import CryptFileKeyring
+
+    # cryptfile's own derivation (t=15, 64 MiB, per entry) made cheap: it is the old format's cost,
+    # paid once at conversion; the converted file below runs on Ironspire's real parameters
+    monkeypatch.setattr(CryptFileKeyring, "time_cost", 1)
+    monkeypatch.setattr(CryptFileKeyring, "memory_cost", 2**10)
+    isolated_env.mkdir(parents=True, exist_ok=True)
+    (isolated_env / "keystore.json").write_text('{"store": "encrypted-file"}\n')
+    legacy = isolated_env / "credentials.cfg"
+    write_cryptfile(legacy, "old passphrase", {"openai:api_key": "sk-legacy-openai-0001",
+                                               "custom-box:api_key": "legacy-box-key-0002"})
+    before = legacy.read_bytes()
+    assert before.startswith(b"[keyring_2Dsetting]")
+
+    monkeypatch.setenv(PASSPHRASE_ENV, "not the old passphrase")
+    with pytest.raises(ConfigurationError, match="does not unlock"):
+        CredentialStore().get("openai")
+    assert legacy.read_bytes() == before  # a failed unlock changes nothing
+
+    monkeypatch.setenv(PASSPHRASE_ENV, "old passphrase")
+    store = CredentialStore()
+    assert store.get("openai") == "sk-legacy-openai-0001" and store.source("openai") == "keychain"
+    assert store.get("custom-box") == "legacy-box-key-0002"
+    converted = legacy.read_bytes()
+    assert json.loads(converted)["format"] == "ironspire-credentials"
+    assert b"sk-legacy-openai-0001" not in converted and oct(legacy.stat().st_mode)[-3:] == "600"
+
+    derivations.clear()
+    monkeypatch.setitem(sys.modules, "keyrings.cryptfile.cryptfile", None)  # no longer needed
+    again = CredentialStore()
+    assert again.get("openai") == "sk-legacy-openai-0001" and again.get("custom-box") == "legacy-box-key-0002"
+    assert len(derivations) == 1
+
+
+def test_converting_without_keyrings_cryptfile_says_what_to_do(
+    isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keyrings.cryptfile.cryptfile import CryptFileKeyring
+
+    monkeypatch.setattr(CryptFileKeyring, "time_cost", 1)
+    monkeypatch.setattr(CryptFileKeyring, "memory_cost", 2**10)
+    isolated_env.mkdir(parents=True, exist_ok=True)
+    legacy = isolated_env / "credentials.cfg"
+    write_cryptfile(legacy, "old passphrase", {"openai:api_key": "sk-legacy-openai-0003"})
+    before = legacy.read_bytes()
+    monkeypatch.setitem(sys.modules, "keyrings.cryptfile.cryptfile", None)
+    with pytest.raises(ConfigurationError, match="older Ironspire") as info:
+        CredentialStore().use_encrypted_file("old passphrase")
+    assert "pip install keyrings.cryptfile" in str(info.value) and legacy.read_bytes() == before

@@ -6,9 +6,9 @@ This is the only module that reads secrets. Every value it hands out is register
 The keychain is reached through ``keyring`` (imported lazily: it is slow to import). Only the
 platform's own keychains are picked automatically (macOS Keychain, Windows Credential Locker,
 Secret Service, KWallet). Where none works -- typically headless Linux without a Secret Service --
-the store says so and offers an encrypted file (keyrings.cryptfile: Argon2 + AES-GCM) under
-IRONSPIRE_HOME, unlocked with a passphrase from IRONSPIRE_KEYRING_PASSPHRASE or a prompt. A
-plaintext backend is never used, even when keyring itself would pick one.
+the store says so and offers an encrypted file under IRONSPIRE_HOME (``keyfile``: Argon2id once per
+process, then AES-256-GCM), unlocked with a passphrase from IRONSPIRE_KEYRING_PASSPHRASE or a
+prompt. A plaintext backend is never used, even when keyring itself would pick one.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -115,8 +114,6 @@ class CredentialStore:
         self._backend: Any = None
         self._info: StoreInfo | None = None
         self._detected = False
-        # the encrypted file costs an Argon2 derivation per read, so its values are kept in memory
-        self._cache: dict[str, str | None] | None = None
 
     # --- which store -------------------------------------------------------------------------
 
@@ -162,42 +159,31 @@ class CredentialStore:
             if not unlock:
                 return None
             self._backend = self._open_encrypted(path, passphrase=None)
-            self._cache = {}
             return self._backend
         self._backend, self._info = _detect_keychain()
         self._detected = True
         return self._backend
 
     def _open_encrypted(self, path: Path, passphrase: str | None) -> Any:
-        try:
-            cryptfile = import_module("keyrings.cryptfile.cryptfile")
-        except ImportError:
-            raise ConfigurationError(
-                "the encrypted credential file needs the keyrings.cryptfile package.",
-                hint="Install it with `pip install keyrings.cryptfile`.",
-            ) from None
+        """Unlocks (or creates) the file: the one key derivation this process pays."""
+        from ironspire.keyfile import KeyFile, WrongPassphrase
+
         if passphrase is None:
             passphrase = os.environ.get(PASSPHRASE_ENV) or _prompt_passphrase(path, confirm=not path.exists())
         if not passphrase.strip():
             raise ConfigurationError("the credential file passphrase is empty.")
-        ring = cryptfile.CryptFileKeyring()
-        ring.file_path = str(path)
         try:
-            ring.keyring_key = passphrase
-        except ValueError:
+            return KeyFile.open(path, passphrase)
+        except WrongPassphrase:
             raise ConfigurationError(
-                f"the passphrase does not unlock {path}.",
+                f"the passphrase does not unlock {path} (or the file was altered).",
                 hint=f"Check {PASSPHRASE_ENV}, or remove the file and set the keys again.",
             ) from None
-        if path.exists():
-            path.chmod(0o600)
-        return ring
 
     def use_encrypted_file(self, passphrase: str) -> Path:
         """Switches this home to the encrypted file store (the user chose it; it is never automatic)."""
         path = self._home_dir() / _ENCRYPTED_FILE
         self._backend = self._open_encrypted(path, passphrase)
-        self._cache = {}
         self._info = StoreInfo("encrypted-file", f"encrypted file {path}")
         choice = self._home_dir() / _CHOICE_FILE
         choice.write_text(json.dumps({"store": "encrypted-file"}) + "\n")
@@ -205,7 +191,7 @@ class CredentialStore:
 
     def use_keychain(self) -> None:
         (self._home_dir() / _CHOICE_FILE).unlink(missing_ok=True)
-        self._backend, self._info, self._cache, self._detected = None, None, None, False
+        self._backend, self._info, self._detected = None, None, False
 
     # --- values ------------------------------------------------------------------------------
 
@@ -224,15 +210,11 @@ class CredentialStore:
         backend = self._resolve()
         if backend is None:
             return None
-        if self._cache is not None and username in self._cache:
-            return self._cache[username]
         try:
             value = backend.get_password(SERVICE, username)
         except Exception as exc:  # a locked or broken keychain must not hide the environment fallback
             log.warning("keychain read failed for %s (%s); using the environment", username, type(exc).__name__)
             return None
-        if self._cache is not None:
-            self._cache[username] = value
         return value or None
 
     def _lookup(self, pid: str, field: str) -> tuple[str | None, Source]:
@@ -292,13 +274,13 @@ class CredentialStore:
         backend = self._writable()
         try:
             backend.set_password(SERVICE, f"{pid}:{field}", value)
+        except ConfigurationError:
+            raise
         except Exception as exc:
             raise ConfigurationError(
                 f"could not store {pid} {field} in the {self.info().name} ({type(exc).__name__}).",
                 hint=NO_KEYCHAIN_HINT,
             ) from None
-        if self._cache is not None:
-            self._cache[f"{pid}:{field}"] = value
 
     def remove(self, pid: str, field: str = "api_key") -> bool:
         """Deletes the stored value; False when there was none (environment values are untouched)."""
@@ -313,13 +295,12 @@ class CredentialStore:
             backend.delete_password(SERVICE, username)
         except PasswordDeleteError:
             return False
+        except ConfigurationError:
+            raise
         except Exception as exc:
             raise ConfigurationError(
                 f"could not remove {pid} {field} from the {self.info().name} ({type(exc).__name__})."
             ) from None
-        finally:
-            if self._cache is not None:
-                self._cache.pop(username, None)
         return True
 
     def _writable(self) -> Any:

@@ -60,6 +60,10 @@ async def test_set_key_without_a_keychain_then_with_the_encrypted_file(
     assert KEY not in stored.stdout + stored.stderr
     cfg = isolated_env / "credentials.cfg"
     assert cfg.is_file() and oct(cfg.stat().st_mode)[-3:] == "600"
+    # one Argon2id-keyed AES-GCM blob: not even the provider's name is readable
+    document = json.loads(cfg.read_text())
+    assert (document["kdf"]["name"], document["cipher"]) == ("argon2id", "AES-256-GCM")
+    assert b"openai" not in cfg.read_bytes()
     # nothing in plain text: not the encrypted file, not the database, not anywhere else
     assert not holders(isolated_env, KEY)
     assert not (tmp_path / "data").exists()  # keyring's own plaintext file was never created
