@@ -273,7 +273,7 @@ def classify_http_error(status: int, headers: Mapping[str, str], body: bytes, ta
     if status == 404 and ("model" in message.lower() or (code or "").lower() in ("model_not_found", "not_found_error")):
         return ModelNotFound(pid, model, status=status, raw=raw)
     if status in (400, 413, 422) and is_context_overflow(message, code):
-        limit = target.model.context_window
+        limit = target.model.context_window if target.model.context_known else None
         return ContextWindowExceeded(pid, message, limit=limit, model=model, status=status, raw=raw)
     if status >= 500 or status in (408, 409):
         return ProviderUnavailable(pid, message, model=model, status=status, raw=raw)

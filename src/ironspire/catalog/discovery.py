@@ -7,9 +7,12 @@ are asked for at runtime and installed into the registry beside the built-ins.
 Discovery never raises for an endpoint that is down or refuses: the listing must still work,
 so the caller gets a ``DiscoveryResult`` with no models and a message saying what is wrong
 (for Ollama: not running at URL, start it with ``ollama serve``). Successful answers are cached
-in memory for a short time (60 s by default) because the CLI, the web app and pre-flight checks
-may all ask within one interaction; ``refresh=True`` bypasses the cache. Failures are not cached,
-so starting Ollama is noticed on the next call.
+in memory for a short time (60 s by default) because the CLI, the web app and every agent turn
+(``Workspace.discover_models``, so pre-flight sees the real context window) may all ask within
+one interaction; ``refresh=True`` bypasses the cache. Failures are not cached, so starting Ollama
+is noticed on the next call; the one exception is an endpoint that answers 404 to ``/models``
+(it does not list models, and will not in a minute either), which is cached like a list so that
+each turn on it does not pay for the same refusal again.
 
 Ollama: ``GET /api/tags`` lists the models; recent servers put ``details.context_length`` and
 ``capabilities`` there, older ones need ``POST /api/show`` per model (``model_info`` holds
@@ -33,7 +36,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -67,6 +70,8 @@ class DiscoveryResult:
     error: str | None = None
     reachable: bool = True
     cached: bool = False
+    lists_none: bool = False
+    """The endpoint answered that it does not list models (404): settled, so cached too."""
 
     @property
     def ok(self) -> bool:
@@ -93,7 +98,7 @@ class DiscoveryCache:
             return replace(entry[1], cached=True)
 
     def put(self, key: tuple[str, str, str], result: DiscoveryResult) -> None:
-        if result.ok:
+        if result.ok or result.lists_none:
             with self._lock:
                 self._entries[key] = (self.clock() + self.ttl, result)
 
@@ -332,7 +337,7 @@ async def _openai_models(http: httpx.AsyncClient, provider: str, base: str, api_
             f"update it with `ironspire providers set-key {provider}`.", secrets))
     if response.status_code == 404:
         return DiscoveryResult(provider, base, error=f"{provider} at {base} does not list its models (HTTP 404); "
-                               "only configured models are available.")
+                               "only configured models are available.", lists_none=True)
     if response.status_code != 200:
         return DiscoveryResult(provider, base, error=redact(_http_problem(provider, base, response), secrets))
     try:
@@ -373,7 +378,7 @@ def openai_model_spec(provider: str, item: Any) -> ModelSpec | None:
     return dynamic_model(provider, str(item["id"]), **facts)
 
 
-# --- registry, dispatch, CLI -----------------------------------------------------------------
+# --- registry, dispatch ---------------------------------------------------------------------
 
 
 def install(registry: Registry, result: DiscoveryResult) -> None:
@@ -425,49 +430,6 @@ def run_sync(make: Callable[[], Awaitable[T]]) -> T:
     if errors:
         raise errors[0]
     return box[0]
-
-
-@dataclass(frozen=True, slots=True)
-class ListingEndpoint:
-    """Where an OpenAI-compatible provider lists its models, as the workspace resolves it now
-    (a ``base_url`` override, the key from the keychain or environment)."""
-
-    spec: ProviderSpec
-    base_url: str
-    api_key: str | None = None
-
-
-def cli_hook(
-    registry: Registry, provider: str | None, refresh: bool, endpoints: Sequence[ListingEndpoint] = ()
-) -> None:
-    """Called by `ironspire models list`: fills in what Ollama and OpenAI-compatible endpoints serve.
-
-    The connect timeout is short so that the built-in listing is not held up when nothing
-    listens, and every endpoint is asked at once. An endpoint that cannot list leaves its list
-    empty; when the user asked for that provider (``--provider P``) the reason and the fix go to
-    stderr. The full listing stays quiet about it, since most people listing every model do not
-    run Ollama at all, and it skips built-in providers that have no key (they would only refuse).
-    """
-    wanted = [e for e in endpoints if provider in (None, e.spec.id) and e.spec.lists_models
-              and e.spec.protocol == "openai_chat" and (provider is not None or e.api_key or e.spec.group == "custom")]
-    ask_ollama = provider in (None, "ollama")
-    ollama_url = next((e.base_url for e in endpoints if e.spec.protocol == "ollama_chat"), None)
-
-    async def gather() -> list[DiscoveryResult]:
-        jobs = [discover_openai_compatible(e.spec.id, e.base_url, e.api_key, refresh=refresh,
-                                           connect_timeout=CLI_CONNECT_TIMEOUT) for e in wanted]
-        if ask_ollama:
-            jobs.append(discover_ollama(ollama_url, refresh=refresh, connect_timeout=CLI_CONNECT_TIMEOUT))
-        return list(await asyncio.gather(*jobs))
-
-    if not wanted and not ask_ollama:
-        return
-    for result in run_sync(gather):
-        install(registry, result)
-        if result.error and provider == result.provider:
-            from rich.console import Console
-
-            Console(stderr=True, highlight=False).print(result.error, markup=False)
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -61,6 +61,9 @@ class ModelSpec:
     status: str = "active"
     quirks: frozenset[str] = frozenset()
     source: Literal["builtin", "discovered", "configured"] = "builtin"
+    context_known: bool = True
+    """False when ``context_window`` is a placeholder: nobody (data file, discovery, the user)
+    said how large the window is. Pre-flight does not refuse a request on such a guess."""
 
     @property
     def key(self) -> str:
@@ -101,11 +104,13 @@ def dynamic_model(provider: str, model_id: str, **facts: Any) -> ModelSpec:
     """A model the registry has no facts for yet, described conservatively.
 
     Used for endpoints that serve whatever the user deployed; discovery replaces it with
-    real facts (context length, capabilities) when the endpoint reports them.
+    real facts (context length, capabilities) when the endpoint reports them. Unless the facts
+    give a ``context_window``, the 8,192 here is a guess and the spec says so (``context_known``).
     """
     base: dict[str, Any] = dict(
         provider=provider, id=model_id, display_name=model_id, context_window=8_192,
         max_output_tokens=4_096, tools=True, vision=False, source="discovered",
+        context_known="context_window" in facts,
     )
     base.update(facts)
     return ModelSpec(**base)

@@ -1,26 +1,36 @@
-"""`ironspire models ...`: the registry as a table or JSON."""
+"""`ironspire models ...`: the registry as tables for people or JSON for scripts.
+
+Most listings need nothing but the built-in data file, and opening the workspace (SQLite,
+migrations, the keychain) costs most of a second, so it is opened only when the listing can
+contain models that live there or are served at runtime: a provider that lists its models
+(Ollama, Groq, Together, Fireworks), a custom endpoint, or the full listing (Ollama needs no
+configuration, so it is always a candidate there).
+"""
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ironspire.cli.output import console, emit_json, tokens, usd
+from ironspire.cli.output import console, emit_json, tokens
 
 if TYPE_CHECKING:
-    from ironspire.catalog.discovery import ListingEndpoint
-    from ironspire.catalog.models import Registry
+    from rich.table import Table
+
+    from ironspire.catalog.models import ModelSpec, Registry
 
 app = typer.Typer(help="Browse the model registry.", no_args_is_help=True)
 
 CAPABILITY_CHOICES = ("tools", "vision", "reasoning", "streaming")
+PRICE_NOTE = "Prices in USD per million tokens."
+UNKNOWN_NOTE = " A ? marks a context window the provider did not report (a default)."
 
 
-def _record(m: Any) -> dict[str, Any]:
+def _record(m: ModelSpec) -> dict[str, Any]:
     d = asdict(m)
+    del d["context_known"]  # the JSON shape is a contract with scripts; see ModelSpec for the flag
     d["quirks"] = sorted(m.quirks)
     d["key"] = m.key
     return d
@@ -43,59 +53,204 @@ def list_models(
         raise ConfigurationError(
             f"unknown capability {capability!r}.", hint="Use one of: " + ", ".join(CAPABILITY_CHOICES) + "."
         )
-    if provider is not None and is_builtin(provider) is False and not provider.startswith("custom-"):
+    if provider is not None and not is_builtin(provider) and not provider.startswith("custom-"):
         builtin(provider)  # raises with suggestions
-    registry, endpoints = _workspace_view()
-    hook = _discovery_hook()
-    if hook is not None:
-        hook(registry, provider, refresh, endpoints)
+    if _needs_workspace(provider):
+        registry, names = _workspace_view(provider, refresh)
+    else:
+        from ironspire.catalog.models import Registry
+
+        registry, names = Registry(), {}
     models = registry.list(provider=provider, capability=capability)  # type: ignore[arg-type]
     if as_json:
         emit_json([_record(m) for m in models])
         return
-    from rich.table import Table
-
-    table = Table(title=f"{len(models)} models", show_lines=False)
-    for col in ("provider", "model", "context", "max out", "tools", "vision", "reason", "$ in", "$ out",
-                "$ cache r/w", "note"):
-        table.add_column(col, justify="right" if col.startswith(("$", "context", "max")) else "left")
-    def mark(flag: bool) -> str:
-        return "✓" if flag else "·"
-
-    for m in models:
-        note = f"retires {m.deprecation}" if m.deprecation else ("" if m.status.startswith("active") else m.status)
-        table.add_row(
-            m.provider, m.id, tokens(m.context_window), tokens(m.max_output_tokens), mark(m.tools), mark(m.vision),
-            mark(m.reasoning), usd(m.price.input), usd(m.price.output),
-            f"{usd(m.price.cache_read)}/{usd(m.price.cache_write)}", note,
-        )
-    console.print(table)
-    if not models:
-        console.print("No models match." + ("" if provider is None else f" ({provider} lists its models at runtime.)"))
+    for table in tables(models, names, width=console.width):
+        console.print(table)
+        console.print()
+    if models:
+        unknown = any(not m.context_known for m in models)
+        console.print(PRICE_NOTE + (UNKNOWN_NOTE if unknown else ""), style="dim")
+    else:
+        console.print("No models match." + _why_empty(provider, registry))
 
 
-def _workspace_view() -> tuple[Registry, list[ListingEndpoint]]:
-    """The workspace's registry (custom endpoints' models included) and where each OpenAI-compatible
-    provider that lists its models lives now: its base URL override and key apply, as for a turn."""
-    from ironspire.catalog.discovery import ListingEndpoint
+def _needs_workspace(provider: str | None) -> bool:
+    """Whether the listing may hold models that only the workspace knows of or can ask for."""
+    if provider is None or provider.startswith("custom-"):
+        return True
+    from ironspire.catalog.providers import builtin
+
+    return builtin(provider).lists_models
+
+
+def _why_empty(provider: str | None, registry: Registry) -> str:
+    if provider is None or registry.list(provider=provider):
+        return ""  # the capability filter left nothing: nothing more to explain
+    from ironspire.catalog.providers import builtin, is_builtin
+
+    if is_builtin(provider) and not builtin(provider).lists_models:
+        return f" ({provider} has no built-in models: it serves the deployment or model id you configure.)"
+    return f" ({provider} lists its models at runtime, and listed none.)"
+
+
+def _workspace_view(provider: str | None, refresh: bool) -> tuple[Registry, dict[str, str]]:
+    """The workspace's registry after asking, at once, every provider that lists its models and
+    concerns this listing, each at the base URL and with the key a turn would use.
+
+    The connect timeout is short so that nothing listening does not hold the listing up. When
+    the user asked for one provider (``--provider P``) the reason it listed nothing goes to
+    stderr; the full listing stays quiet about it (most people listing every model run no
+    Ollama) and skips built-in providers that have no key, since they would only refuse.
+    """
+    import asyncio
+
+    from ironspire.catalog.discovery import CLI_CONNECT_TIMEOUT, DiscoveryResult, run_sync
     from ironspire.cli._workspace import workspace
 
     with workspace() as ws:
-        endpoints = []
-        for pid in ws.provider_ids():
-            spec = ws.provider(pid)
-            if spec.protocol == "openai_chat" and spec.lists_models and ws.is_enabled(pid):
-                target = ws.target(pid)
-                endpoints.append(ListingEndpoint(spec, target.base_url, target.secrets.get("api_key")))
-            elif spec.protocol == "ollama_chat":  # its base_url setting, else OLLAMA_HOST, else the default
-                endpoints.append(ListingEndpoint(spec, ws.target(pid).base_url))
-        return ws.registry, endpoints
+        if provider is not None:
+            ws.provider(provider)  # an unknown custom endpoint fails here, listing the configured ones
+            asked = [provider]
+        else:
+            asked = [pid for pid in ws.provider_ids() if _worth_asking(ws, pid)]
+
+        async def ask() -> list[DiscoveryResult | None]:
+            jobs = (ws.discover_models(pid, refresh=refresh, connect_timeout=CLI_CONNECT_TIMEOUT) for pid in asked)
+            return list(await asyncio.gather(*jobs))
+
+        results = run_sync(ask)
+        if provider is not None:
+            problem = _problem(ws.is_enabled(provider), provider, results[0])
+            if problem:
+                from rich.console import Console
+
+                Console(stderr=True, highlight=False).print(problem, markup=False)
+        names = {pid: ws.provider(pid).display_name for pid in ws.provider_ids()}
+        return ws.registry, names
 
 
-def _discovery_hook() -> Any:
-    """Runtime discovery, when the discovery module is present (filled by later work)."""
-    try:
-        discovery = importlib.import_module("ironspire.catalog.discovery")
-    except ImportError:
-        return None
-    return getattr(discovery, "cli_hook", None)
+def _worth_asking(ws: Any, pid: str) -> bool:
+    spec = ws.provider(pid)
+    if not spec.lists_models or not ws.is_enabled(pid):
+        return False
+    return spec.group == "custom" or not spec.secret_fields or ws.credentials.get(pid, "api_key") is not None
+
+
+def _problem(enabled: bool, provider: str, result: Any) -> str | None:
+    if not enabled:
+        return f"{provider} is disabled; enable it with `ironspire providers enable {provider}`."
+    return None if result is None else result.error
+
+
+# --- the human table ---------------------------------------------------------------------------
+
+
+def tables(models: list[ModelSpec], names: dict[str, str] | None = None, width: int = 80) -> list[Table]:
+    """One table per provider, titled with it, in the richest layout that fits ``width``.
+
+    The model id is never cut or wrapped: it is what people type. Layouts, widest first:
+    capabilities and the deprecation note in columns of their own; the note on a line under the
+    id; the capabilities there as well; and last each price pair on two lines. Every layout
+    sizes its columns to their widest line, so no value is ever wrapped mid-way or cut.
+    """
+    import io
+
+    from rich.console import Console
+    from rich.measure import Measurement
+    from rich.text import Text
+
+    from ironspire.catalog.providers import builtin, is_builtin
+
+    names = dict(names or {})
+    groups: dict[str, list[ModelSpec]] = {}
+    for m in models:
+        groups.setdefault(m.provider, []).append(m)
+    measuring = Console(width=10_000, file=io.StringIO())  # the natural width, not clamped to ours
+    out = []
+    for pid, group in groups.items():
+        name = names.get(pid) or (builtin(pid).display_name if is_builtin(pid) else pid)
+        title = Text(name, style="bold")
+        title.append(f"  {pid} · {len(group)} model{'s' if len(group) != 1 else ''}", style="dim")
+        for layout in _LAYOUTS:
+            table = _table(group, title, layout)  # the last one is used even if it does not fit
+            if Measurement.get(measuring, measuring.options, table).maximum <= width:
+                break
+        out.append(table)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    can_column: bool  # capabilities in a column, else on a line under the model id
+    note_column: bool  # the deprecation note in a column, else on a line under the model id
+    stacked: bool = False  # each price pair on two lines ("$in /" over "$out")
+
+
+_LAYOUTS = (_Layout(True, True), _Layout(True, False), _Layout(False, False), _Layout(False, False, stacked=True))
+
+
+def _table(group: list[ModelSpec], title: Any, layout: _Layout) -> Table:
+    from rich import box
+    from rich.cells import cell_len
+    from rich.table import Table
+    from rich.text import Text
+
+    if not any(_note(m) for m in group):
+        layout = replace(layout, note_column=False)  # no empty column
+
+    # two spaces between columns (the box's blank divider and one collapsed pad), none at the edges
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                  padding=(0, 1), collapse_padding=True)
+    pair = "\n" if layout.stacked else " "
+    headers = ["model", "context", "out", *(["can"] if layout.can_column else []),
+               f"$ in /{pair}out", f"cache r /{pair}w", *(["note"] if layout.note_column else [])]
+    cells: list[list[Text | str]] = []
+    for m in group:
+        can, note = _capabilities(m), _note(m)
+        note_style = "yellow" if m.deprecation else "dim"
+        first = Text(m.id)
+        if not layout.can_column:
+            first.append("\n  " + can, style="dim")
+        if note and not layout.note_column:
+            first.append("\n  " + note, style=note_style)
+        row: list[Text | str] = [first, tokens(m.context_window) + ("" if m.context_known else "?"),
+                                 tokens(m.max_output_tokens)]
+        row += [can] if layout.can_column else []
+        row += [_pair(m.price.input, m.price.output, pair), _pair(m.price.cache_read, m.price.cache_write, pair)]
+        row += [Text(note, style=note_style)] if layout.note_column else []
+        cells.append(row)
+    for i, header in enumerate(headers):
+        # every column is as wide as its widest line: nothing is wrapped or cut by the table
+        width = max(cell_len(line) for cell in [header, *(row[i] for row in cells)] for line in str(cell).splitlines())
+        left = header in ("model", "can", "note")
+        table.add_column(header, justify="left" if left else "right", no_wrap=True, min_width=width)
+    for row in cells:
+        table.add_row(*row)
+    return table
+
+
+def _note(m: ModelSpec) -> str:
+    """A few words at most: the retirement date, or a status other than plain "active"."""
+    if m.deprecation:
+        return f"retires {m.deprecation}"
+    status = m.status.split("(", 1)[0].strip()
+    return "" if status.startswith("active") else status
+
+
+def _capabilities(m: ModelSpec) -> str:
+    words = [c for c in ("tools", "vision", "reasoning") if m.has(c)]
+    if not m.streaming:
+        words.append("no-stream")
+    return " ".join(words) or "text only"
+
+
+def _pair(a: float, b: float, sep: str = " ") -> str:
+    if a == 0 and b == 0:
+        return "-"  # not reported (most listings carry no prices) or not billed per token (a local server)
+    return f"{_usd(a)} /{sep}{_usd(b)}"
+
+
+def _usd(x: float) -> str:
+    """A list price as published: $0.075 stays $0.075 (not rounded to cents), $10 stays $10."""
+    return f"${x:.6g}"

@@ -16,7 +16,17 @@ def emit_json(data: Any) -> None:
 
 
 def tokens(n: int) -> str:
-    """Context sizes as people quote them: 200K, 1M, 1.05M, 3.5M."""
+    """Context sizes as people quote them: 200K, 1M, 1.05M, 3.5M.
+
+    Windows that are whole multiples of 1024 (and not round decimal numbers such as 128,000)
+    are quoted in binary units by their vendors
+    (Mistral's 262,144 is "256K", Gemini's 1,048,576 is "1M"), so they are shown that way.
+    """
+    if n >= 1024 and n % 1024 == 0 and n % 1000 != 0:
+        if n % (1024 * 1024) == 0:
+            return f"{n // (1024 * 1024)}M"
+        if n < 1024 * 1024:
+            return f"{n // 1024}K"
     if n >= 1_000_000:
         value = f"{n / 1_000_000:.2f}".rstrip("0").rstrip(".")
         return f"{value}M"

@@ -14,6 +14,13 @@ Degradation policies (workspace settings; the default for both is "error"):
 The context check is an estimate (about four characters per token, a fixed cost per image)
 made after degradation; it catches the clear cases before any money is spent, and the
 provider's own "context length exceeded" reply is still mapped to the same error.
+
+It is only made against a window somebody stated (``ModelSpec.context_known``: the data file,
+discovery or the user's configuration). A model we know nothing about carries a placeholder
+window, and refusing a long history on a placeholder would block conversations the provider
+accepts (a 128K Groq model is not an 8K model because its listing was unavailable); the
+provider's own overflow reply covers those. Ollama is the exception: it truncates an
+over-long history silently instead of refusing it, so there the placeholder is still enforced.
 """
 
 from __future__ import annotations
@@ -132,6 +139,8 @@ def check(
         request = replace(request, tools=(), tool_choice=None, force_tool=None)
     if messages is not request.messages:
         request = replace(request, messages=messages)
+    if not model.context_known and target.provider.protocol != "ollama_chat":
+        return request
     used = estimate_tokens(request)
     if used > model.context_window:
         raise ContextWindowExceeded(
