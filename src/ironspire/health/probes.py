@@ -110,6 +110,14 @@ def bedrock_models(target: Target) -> WireRequest:
     return signed_request("GET", bedrock_control_url(target), None, target)
 
 
+async def bedrock_credentials(target: Target) -> None:
+    """Resolves a profile / SSO chain in a worker thread before the (synchronous) signing: on the
+    event loop it could block for seconds, stalling every agent's turn while the check runs."""
+    from ironspire.protocols.bedrock_converse import prepare_credentials
+
+    await prepare_credentials(target)
+
+
 # --- probe-specific meanings -------------------------------------------------------------------
 
 def _text(body: bytes) -> str:
@@ -153,6 +161,8 @@ def openai_meaning(status: int, headers: Mapping[str, str], body: bytes, target:
 class HttpProbe:
     build: Callable[[Target], WireRequest]
     meaning: Interpret | None = None
+    #: awaited before ``build``: slow, blocking preparation moved off the event loop
+    prepare: Callable[[Target], Awaitable[None]] | None = None
 
 
 def http_probe(target: Target) -> HttpProbe:
@@ -167,7 +177,7 @@ def http_probe(target: Target) -> HttpProbe:
     if protocol == "ollama_chat":
         return HttpProbe(ollama_version)
     if protocol == "bedrock_converse":
-        return HttpProbe(bedrock_models, bedrock_meaning)
+        return HttpProbe(bedrock_models, bedrock_meaning, bedrock_credentials)
     raise ConfigurationError(f"no health probe for protocol {protocol!r}.")
 
 
@@ -214,6 +224,8 @@ def _status(target: Target, verdict: Verdict, started: float) -> HealthStatus:
 
 async def probe_http(target: Target, transport: Transport, limit: float) -> HealthStatus:
     spec = http_probe(target)
+    if spec.prepare is not None:
+        await spec.prepare(target)
     wire = spec.build(target)
     client = transport.client(target)
     request = client.build_request(

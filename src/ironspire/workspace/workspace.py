@@ -98,6 +98,11 @@ class Workspace:
         self.registry = registry
         self.credentials = credentials
         self._settings: dict[str, Any] = dict(DEFAULT_SETTINGS)
+        # Provider state read on every turn (Agent.target, Workspace.target, the health
+        # observer), held in memory like ``_settings``: filled by _load, kept current by every
+        # method below that writes these tables, so a turn runs no query before its request.
+        self._disabled: set[str] = set()
+        self._provider_settings: dict[str, dict[str, str]] = {}
         self._custom: dict[str, CustomEndpoint] = {}
         self._agents: dict[str, Agent] = {}
         self._backends: dict[str, Backend] = {}
@@ -141,9 +146,17 @@ class Workspace:
                    registry=registry or Registry())
 
     def _load(self) -> None:
+        """Reads the stored state into memory; called again after a backup is restored."""
+        self._disabled = set()
+        self._provider_settings = {}
         with self._sessions() as s:
             for row in s.scalars(select(SettingRow)):
                 self._settings[row.key] = json.loads(row.value)
+            for prow in s.scalars(select(ProviderRow)):
+                if not prow.enabled:
+                    self._disabled.add(prow.id)
+            for ps in s.scalars(select(ProviderSettingRow)):
+                self._provider_settings.setdefault(ps.provider, {})[ps.name] = ps.value
             for ep in s.scalars(select(CustomEndpointRow)):
                 endpoint = CustomEndpoint(
                     ep.name, ep.base_url, ep.model_id, ep.display_name, ep.context_window,
@@ -229,9 +242,7 @@ class Workspace:
         return [p.id for p in BUILTIN_PROVIDERS] + sorted(self._custom)
 
     def is_enabled(self, pid: str) -> bool:
-        with self._sessions() as s:
-            row = s.get(ProviderRow, pid)
-            return True if row is None else bool(row.enabled)
+        return pid not in self._disabled
 
     async def enable(self, pid: str) -> None:
         self.provider(pid)
@@ -259,11 +270,13 @@ class Workspace:
     def _set_enabled(self, pid: str, enabled: bool) -> None:
         with self._sessions.begin() as s:
             s.merge(ProviderRow(id=pid, enabled=enabled))
+        if enabled:
+            self._disabled.discard(pid)
+        else:
+            self._disabled.add(pid)
 
     def provider_settings(self, pid: str) -> dict[str, str]:
-        with self._sessions() as s:
-            rows = s.scalars(select(ProviderSettingRow).where(ProviderSettingRow.provider == pid))
-            return {r.name: r.value for r in rows}
+        return dict(self._provider_settings.get(pid, {}))
 
     def set_provider_setting(self, pid: str, name: str, value: str | None) -> None:
         """Stores a non-secret provider setting (None or "" removes it); secrets are refused."""
@@ -292,20 +305,38 @@ class Workspace:
             else:
                 s.execute(delete(ProviderSettingRow).where(
                     ProviderSettingRow.provider == pid, ProviderSettingRow.name == name))
+        if value:
+            self._provider_settings.setdefault(pid, {})[name] = value
+        else:
+            self._provider_settings.get(pid, {}).pop(name, None)
 
-    async def discover_models(self, pid: str, *, refresh: bool = False) -> DiscoveryResult | None:
-        """Asks an Ollama server what it serves now and installs the answer in this registry.
+    async def discover_models(
+        self, pid: str, *, refresh: bool = False, connect_timeout: float | None = None
+    ) -> DiscoveryResult | None:
+        """Asks a provider that lists its models at runtime (``ProviderSpec.lists_models``: Ollama,
+        Groq, Together, Fireworks, custom endpoints) what it serves now, at the base URL and with
+        the key a turn would use, and installs the answer in this registry.
 
-        Discovery caches answers briefly and never raises for a server that is down (the turn
-        then fails at the request, with the transport's own message). Other providers: None.
+        Answers are cached briefly (per URL and key) and nothing here raises for a provider that
+        is down, refuses or cannot be read: the result carries the message instead, and a turn
+        then fails at its request with the transport's own error. None for a provider that does
+        not list its models or is disabled. An unknown provider id is a ConfigurationError.
         """
         spec = self.provider(pid)
-        if spec.protocol != "ollama_chat" or not self.is_enabled(pid):
+        if not spec.lists_models or not self.is_enabled(pid):
             return None
-        from ironspire.catalog.discovery import discover, install
+        from ironspire.catalog.discovery import DEFAULT_CONNECT_TIMEOUT, DiscoveryResult, discover, install
 
-        url = routing.base_url(spec, routing.setting_values(spec, self.provider_settings(pid)))
-        result = await discover(spec, url, refresh=refresh)
+        url = spec.base_url
+        try:
+            url = routing.base_url(spec, routing.setting_values(spec, self.provider_settings(pid)))
+            key = self.credentials.get(pid, "api_key") if any(f.name == "api_key" for f in spec.auth) else None
+            result = await discover(spec, url, key, refresh=refresh,
+                                    connect_timeout=connect_timeout or DEFAULT_CONNECT_TIMEOUT)
+        except Exception as exc:  # a locked keychain, a malformed URL: listing is best effort
+            from ironspire.errors import redact
+
+            return DiscoveryResult(pid, url, error=redact(f"{pid}: could not list models ({exc})"))
         if result.ok:
             install(self.registry, result)
         return result
@@ -384,6 +415,8 @@ class Workspace:
             s.execute(delete(ProviderSettingRow).where(ProviderSettingRow.provider == pid))
             s.execute(delete(ProviderRow).where(ProviderRow.id == pid))
         del self._custom[pid]
+        self._provider_settings.pop(pid, None)
+        self._disabled.discard(pid)
         self.credentials.remove(pid, "api_key")
         self.registry.clear_runtime(pid)
         self.health.reset(pid)
