@@ -357,3 +357,30 @@ def test_converting_without_keyrings_cryptfile_says_what_to_do(
     with pytest.raises(ConfigurationError, match="older Ironspire") as info:
         CredentialStore().use_encrypted_file("old passphrase")
     assert "pip install keyrings.cryptfile" in str(info.value) and legacy.read_bytes() == before
+
+
+def test_keychain_reads_are_remembered_briefly_and_writes_seen_at_once(
+    memory_keyring: type[MemoryKeyring],
+) -> None:
+    """A turn reads the key every time; the keychain must not be asked on every turn, but a key
+    changed with set-key in this process must be used from the next turn on."""
+    from ironspire.credentials import CredentialStore
+
+    backend = memory_keyring()
+    calls: list[str] = []
+    original = backend.get_password
+
+    def counting(service: str, username: str) -> str | None:
+        calls.append(username)
+        return original(service, username)
+
+    backend.get_password = counting  # type: ignore[method-assign]
+    store = CredentialStore(backend)
+    store.set("openai", "api_key", "sk-first-key-123456")
+    for _ in range(5):
+        assert store.get("openai") == "sk-first-key-123456"
+    assert calls.count("openai:api_key") == 1
+    store.set("openai", "api_key", "sk-second-key-654321")
+    assert store.get("openai") == "sk-second-key-654321"
+    assert store.remove("openai") is True
+    assert store.get("openai") is None

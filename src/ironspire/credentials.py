@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVICE = "ironspire"
+KEYCHAIN_TTL = 30.0
 Source: TypeAlias = Literal["keychain", "environment", "missing"]
 StoreKind: TypeAlias = Literal["keychain", "encrypted-file", "none"]
 
@@ -114,6 +116,10 @@ class CredentialStore:
         self._backend: Any = None
         self._info: StoreInfo | None = None
         self._detected = False
+        # Keychain reads can cost milliseconds (or a D-Bus round trip) and a turn needs the key
+        # every time, so values are remembered briefly; set/remove here update the memory at once,
+        # and a change made from another process is seen within KEYCHAIN_TTL seconds.
+        self._read_cache: dict[str, tuple[float, str | None]] = {}
 
     # --- which store -------------------------------------------------------------------------
 
@@ -207,6 +213,15 @@ class CredentialStore:
 
     def _read_keychain(self, pid: str, field: str) -> str | None:
         username = f"{pid}:{field}"
+        cached = self._read_cache.get(username)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < KEYCHAIN_TTL:
+            return cached[1]
+        value = self._read_keychain_now(username)
+        self._read_cache[username] = (now, value)
+        return value
+
+    def _read_keychain_now(self, username: str) -> str | None:
         backend = self._resolve()
         if backend is None:
             return None
@@ -272,6 +287,7 @@ class CredentialStore:
             raise ConfigurationError(f"{pid}: the {field} contains a line break; paste it on one line.")
         register_secret(value)
         backend = self._writable()
+        self._read_cache.pop(f"{pid}:{field}", None)
         try:
             backend.set_password(SERVICE, f"{pid}:{field}", value)
         except ConfigurationError:
@@ -286,8 +302,10 @@ class CredentialStore:
         """Deletes the stored value; False when there was none (environment values are untouched)."""
         self.auth_field(pid, field)
         username = f"{pid}:{field}"
+        self._read_cache.pop(username, None)
         if self._read_keychain(pid, field) is None:
             return False
+        self._read_cache.pop(username, None)
         backend = self._writable()
         from keyring.errors import PasswordDeleteError
 
