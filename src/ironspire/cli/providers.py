@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import typer
 
+from ironspire.cli._workspace import workspace
 from ironspire.cli.output import console, emit_json
 
 if TYPE_CHECKING:
@@ -127,8 +128,7 @@ def list_providers(as_json: bool = typer.Option(False, "--json", help="Machine-r
     """List providers by group with where each credential comes from (keychain / environment / missing)."""
     from ironspire.catalog.providers import GROUP_TITLES, GROUPS
 
-    ws = _open()
-    try:
+    with workspace() as ws:
         specs = [ws.provider(pid) for pid in ws.provider_ids()]
         records = {s.id: _full_record(ws, s) for s in specs}
         if as_json:
@@ -156,8 +156,6 @@ def list_providers(as_json: bool = typer.Option(False, "--json", help="Machine-r
                 table.add_row(s.id, s.display_name, s.protocol, _auth_summary(s, r), url,
                               "yes" if r["enabled"] else "[grey50]no[/]")
             console.print(table)
-    finally:
-        ws.close()
 
 
 def _dot(status: HealthStatus) -> str:
@@ -303,8 +301,7 @@ def set_key(
     """Store a secret in the keychain; it is read from a hidden prompt, or from stdin when piped."""
     from ironspire.errors import mask
 
-    ws = _open()
-    try:
+    with workspace() as ws:
         spec = ws.provider(provider)
         store = _store(ws)
         label = store.require_secret_field(spec.id, field).label  # refuse bad fields before asking
@@ -316,8 +313,6 @@ def set_key(
         env = store.env_name(spec.id, field)
         if env:
             console.print(f"[grey50]{env} is also set; the stored value wins.[/]")
-    finally:
-        ws.close()
 
 
 @app.command("remove-key")
@@ -326,8 +321,7 @@ def remove_key(
     field: str = typer.Option("api_key", "--field", "-f", help="Credential field."),
 ) -> None:
     """Remove a stored secret (environment variables are not touched)."""
-    ws = _open()
-    try:
+    with workspace() as ws:
         spec = ws.provider(provider)
         store = _store(ws)
         removed = store.remove(spec.id, field)
@@ -336,8 +330,6 @@ def remove_key(
         env = store.env_name(spec.id, field)
         if env:
             console.print(f"{spec.id} still gets its {field} from the environment variable {env}; unset it too.")
-    finally:
-        ws.close()
 
 
 @app.command("set")
@@ -347,14 +339,11 @@ def set_setting(
     value: str = typer.Argument(..., help='New value ("" removes the override).'),
 ) -> None:
     """Set a non-secret provider setting, such as a base URL override (proxies, gateways, local servers)."""
-    ws = _open()
-    try:
+    with workspace() as ws:
         spec = ws.provider(provider)
         ws.set_provider_setting(spec.id, name, value or None)
         ws.health.reset(spec.id)  # a new URL, region or deployment: the old state says nothing about it
         console.print(f"{spec.id} {name} = {value}" if value else f"{spec.id} {name} reset to its default.")
-    finally:
-        ws.close()
 
 
 @app.command("add-custom")
@@ -403,19 +392,15 @@ async def _toggle(ws: Workspace, pid: str, on: bool) -> None:
 @app.command("enable")
 def enable(provider: str = typer.Argument(..., help="Provider id.")) -> None:
     """Enable a provider (its pool, health and discovered models start afresh)."""
-    ws = _open()
-    asyncio.run(_toggle(ws, provider, True))
-    pid = provider
-    console.print(f"{pid} enabled.")
+    asyncio.run(_toggle(_open(), provider, True))
+    console.print(f"{provider} enabled.")
 
 
 @app.command("disable")
 def disable(provider: str = typer.Argument(..., help="Provider id.")) -> None:
     """Disable a provider: no agent is routed to it and it is not checked."""
-    ws = _open()
-    asyncio.run(_toggle(ws, provider, False))
-    pid = provider
-    console.print(f"{pid} disabled.")
+    asyncio.run(_toggle(_open(), provider, False))
+    console.print(f"{provider} disabled.")
 
 
 @app.command("health-interval")
@@ -423,13 +408,10 @@ def health_interval(
     seconds: float | None = typer.Argument(None, help="New interval in seconds (omit to show it)."),
 ) -> None:
     """Show or set how often `ironspire chat` re-checks the configured providers in the background."""
-    ws = _open()
-    try:
+    with workspace() as ws:
         if seconds is not None:
             ws.set_setting("health_interval", seconds)
         console.print(f"health_interval = {float(ws.setting('health_interval')):g} s")
-    finally:
-        ws.close()
 
 
 @app.command("keystore")
@@ -441,8 +423,7 @@ def keystore(
     from ironspire.credentials import NO_KEYCHAIN_HINT, PASSPHRASE_ENV
     from ironspire.errors import ConfigurationError
 
-    ws = _open()
-    try:
+    with workspace() as ws:
         store = _store(ws)
         if encrypted_file and keychain:
             raise ConfigurationError("choose one of --encrypted-file and --keychain.")
@@ -460,5 +441,3 @@ def keystore(
             console.print(f"[yellow]No keychain:[/] {info.problem}\n{NO_KEYCHAIN_HINT}")
         else:
             console.print(f"Credentials are stored in the {info.name}.")
-    finally:
-        ws.close()
