@@ -62,18 +62,34 @@ def analytics(
     )
     if raw or not rows:
         return
+    from rich import box
     from rich.table import Table
 
-    table = Table()
-    for col in (by, "turns", "errors", "input", "output", "cache r", "cache w", "cost", "API-equiv", "avg s"):
-        table.add_column(col, justify="left" if col == by else "right", no_wrap=col == by)
+    # Light rules and short headers so the breakdown stays readable in an 80-column terminal;
+    # the CSV and JSON outputs carry every column under its full name.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, caption="Tokens: in / out / cache read / cache write.")
+    for col in (by, "turns", "err", "in", "out", "cache r/w", "cost", "api equiv", "avg s"):
+        if col == by:
+            table.add_column(col, overflow="fold")
+        else:
+            table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for r in rows:
         table.add_row(
-            r[by], str(r["turns"]), str(r["errors"]), f"{r['input_tokens']:,}", f"{r['output_tokens']:,}",
-            f"{r['cache_read_tokens']:,}", f"{r['cache_write_tokens']:,}", usd(r["cost_usd"]),
-            usd(r["api_cost_usd"]), "-" if r["avg_latency_s"] is None else f"{r['avg_latency_s']:.2f}",
+            r[by], str(r["turns"]), str(r["errors"]), _count(r["input_tokens"]), _count(r["output_tokens"]),
+            f"{_count(r['cache_read_tokens'])}/{_count(r['cache_write_tokens'])}", usd(r["cost_usd"]),
+            "-" if r["api_cost_usd"] is None else usd(r["api_cost_usd"]),
+            "-" if r["avg_latency_s"] is None else f"{r['avg_latency_s']:.2f}",
         )
     console.print(table)
+
+
+def _count(n: int) -> str:
+    """Token counts shortened the way people read them (12,345 -> 12.3K)."""
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    if n >= 10_000:
+        return f"{n / 1_000:.1f}K"
+    return f"{n:,}"
 
 
 def register(app: typer.Typer) -> None:
