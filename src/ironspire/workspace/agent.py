@@ -66,6 +66,9 @@ class Entry:
 
 
 class Agent:
+    """Get one from ``ws.create_agent`` or ``ws.agent``; talk with ``await agent.send(...)`` or
+    ``async for event in agent.stream(...)``; move it with ``agent.switch(provider, model)``."""
+
     def __init__(
         self,
         ws: Workspace,

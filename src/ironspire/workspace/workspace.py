@@ -74,7 +74,12 @@ SETTING_CHOICES: dict[str, tuple[str, ...]] = {
 
 
 class Workspace:
-    """Open with ``Workspace.open()``; close with ``await ws.aclose()`` (or ``ws.close()``)."""
+    """Open with ``Workspace.open()``; close with ``await ws.aclose()`` or ``async with``.
+
+    ``ws.health`` is the provider health monitor (``await ws.health.check()`` probes now;
+    live traffic updates it), ``ws.analytics`` the usage ledger (``ws.analytics.kpis()``).
+    Several workspaces may be open in one process: each has its own pools and database.
+    """
 
     def __init__(
         self,
@@ -166,6 +171,14 @@ class Workspace:
                 self._register_custom_model(endpoint)
 
     async def aclose(self) -> None:
+        """Stops the periodic health checks, closes the HTTP pools and releases the database.
+
+        Safe to call twice. Inside an event loop prefer this (or ``async with``) to ``close``:
+        a running health monitor would otherwise keep probing and reopen a pool.
+        """
+        stop = getattr(self.health, "stop", None)
+        if stop is not None:
+            await stop()
         await self.transport.close()
         self.engine.dispose()
 
@@ -448,6 +461,9 @@ class Workspace:
     def create_agent(
         self, name: str, provider: str | None = None, model: str | None = None, system: str | None = None
     ) -> Agent:
+        """Creates and stores an agent. Without ``provider``/``model`` it inherits the workspace
+        default at each request (so ``set_default`` moves it); a route given here is checked now,
+        so a typo fails at creation rather than at the first turn."""
         from ironspire.workspace.agent import Agent
 
         name = name.strip()
@@ -466,6 +482,8 @@ class Workspace:
         return agent
 
     def agent(self, name: str) -> Agent:
+        """The stored agent of that name, the same object on every call (its turns are serialised
+        through it); a ConfigurationError suggesting close names if there is none."""
         cached = self._agents.get(name)
         if cached is not None:
             return cached
@@ -519,11 +537,14 @@ class Workspace:
 
     @property
     def analytics(self) -> Analytics:
+        """Cost, tokens and KPIs over this workspace's usage ledger (see ``ironspire.analytics``)."""
         from ironspire.analytics import Analytics
 
         return Analytics(self)
 
     def export(self, path: str | Path, *, with_conversations: bool = False) -> Path:
+        """Writes settings, providers, custom endpoints and agents as JSON (never a secret) to move
+        them to another machine with ``import_``; history too with ``with_conversations``."""
         from ironspire.workspace.portable import export_json
 
         return export_json(self, Path(path), with_conversations=with_conversations)
