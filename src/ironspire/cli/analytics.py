@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated, TextIO, cast
 
 import typer
 
@@ -11,6 +12,7 @@ from ironspire.cli.output import console, emit_json, usd
 
 if TYPE_CHECKING:
     from ironspire.analytics import GroupBy
+    from ironspire.workspace import Workspace
 
 
 def analytics(
@@ -24,7 +26,8 @@ def analytics(
     provider: str | None = typer.Option(None, "--provider", help="Only requests to this provider."),
     csv_file: Annotated[
         Path | None,
-        typer.Option("--csv", help="Write the summary as CSV (columns: the --by column, turns, errors, "
+        typer.Option("--csv", help="Write the summary as CSV (\"-\": to stdout; columns: the --by column, "
+                     "turns, errors, "
                      "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, "
                      "total_tokens, cost_usd, api_cost_usd, avg_latency_s). With --raw, one row per request "
                      "(at, agent, provider, model, outcome, streamed, the five token columns, cost_usd, "
@@ -43,11 +46,16 @@ def analytics(
         stats = ws.analytics
         group = cast("GroupBy", by)
         kpis = stats.kpis(period, agent=agent, provider=provider)
+        if not kpis["turns"] and not kpis["errors"]:
+            _check_filters(ws, agent, provider)
         rows = (stats.turns(period, agent=agent, provider=provider) if raw
                 else stats.summary(group, period, agent=agent, provider=provider))
         if csv_file is not None:
-            n = (stats.turns_csv(csv_file, period, agent=agent, provider=provider) if raw
-                 else stats.summary_csv(csv_file, group, period, agent=agent, provider=provider))
+            out: Path | TextIO = sys.stdout if str(csv_file) == "-" else csv_file
+            n = (stats.turns_csv(out, period, agent=agent, provider=provider) if raw
+                 else stats.summary_csv(out, group, period, agent=agent, provider=provider))
+            if out is sys.stdout:
+                return  # stdout carries the CSV alone, so that it pipes into other tools
             if not as_json:
                 console.print(f"Wrote {n} rows to {csv_file}.")
     if as_json:
@@ -81,6 +89,17 @@ def analytics(
             "-" if r["avg_latency_s"] is None else f"{r['avg_latency_s']:.2f}",
         )
     console.print(table)
+
+
+def _check_filters(ws: Workspace, agent: str | None, provider: str | None) -> None:
+    """A typo in --agent or --provider would otherwise read as "no usage": name the mistake.
+
+    Only called when nothing matched, so the usage of a deleted agent or custom endpoint stays
+    reachable by its old name."""
+    if agent is not None:
+        ws.agent(agent)  # raises with close names
+    if provider is not None:
+        ws.provider(provider)
 
 
 def _count(n: int) -> str:

@@ -17,13 +17,30 @@ if TYPE_CHECKING:
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
 
 
-def _warn(ws: Workspace, agent: Agent) -> None:
+CHAT_COMMANDS = "/switch PROVIDER [MODEL], /inherit, /exit"
+
+
+def _warn(
+    ws: Workspace, agent: Agent, fix: str = "switch with `/switch PROVIDER MODEL`", *, once: bool = False
+) -> None:
+    """``once``: for a single request, where a provider without credentials fails at once with
+    the same explanation, so warning first would only say it twice."""
     from ironspire.cli._workspace import health_warning
+    from ironspire.health import HealthState
 
     route = agent.route
+    if once and route is not None and ws.health.status(route.provider).state is HealthState.NOT_CONFIGURED:
+        return
     warning = health_warning(ws, route.provider if route else None)
     if warning:
-        typer.echo(f"warning: {warning}; the reply may fail (switch with `/switch PROVIDER MODEL`).", err=True)
+        typer.echo(f"warning: {warning.rstrip('.')}; the reply may fail ({fix}).", err=True)
+
+
+def _require_text(message: str) -> str:
+    """An empty message would still be sent, billed and stored as a turn: refuse it up front."""
+    if not message.strip():
+        raise typer.BadParameter("the message is empty.", param_hint="'MESSAGE'")
+    return message
 
 
 async def _stream_reply(agent: Agent, text: str) -> None:
@@ -57,7 +74,8 @@ def ask(
     from ironspire.cli._workspace import workspace
 
     if message == "-":
-        message = sys.stdin.read()
+        message = sys.stdin.read().rstrip("\r\n")  # the newline that ends piped input is not part of it
+    _require_text(message)
     with workspace() as ws:
         agent = ws.agent(agent_name)
 
@@ -66,12 +84,22 @@ def ask(
                 route = agent.route
                 if check and route is not None and ws.is_enabled(route.provider):
                     await ws.health.check([route.provider])
-                _warn(ws, agent)
+                _warn(ws, agent, f"switch with `ironspire agents set {agent.name} --provider P --model M`", once=True)
                 await _stream_reply(agent, message)
             finally:
                 await ws.transport.close()
 
-        asyncio.run(run())
+        try:
+            asyncio.run(run())
+        except KeyboardInterrupt:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            typer.echo(
+                "interrupted: no reply was saved (a message already sent is kept as unanswered; "
+                f"see `ironspire history {agent.name} --all`).",
+                err=True,
+            )
+            raise typer.Exit(130) from None
 
 
 async def _read_line() -> str:
@@ -117,7 +145,11 @@ def chat(agent_name: str = typer.Argument(..., metavar="AGENT")) -> None:
         try:
             while True:
                 typer.echo(f"{agent.name}> ", nl=False)
-                line = runner.run(_read_line())
+                try:
+                    line = runner.run(_read_line())
+                except KeyboardInterrupt:  # Ctrl-C at the prompt leaves, as /exit does
+                    typer.echo("")
+                    break
                 if not line:
                     break
                 text = line.strip()
@@ -125,6 +157,15 @@ def chat(agent_name: str = typer.Argument(..., metavar="AGENT")) -> None:
                     continue
                 if text in ("/exit", "/quit"):
                     break
+                if text.startswith("//"):  # a message that itself begins with "/"
+                    text = text[1:]
+                elif text.startswith("/") and text.split()[0] not in ("/switch", "/inherit"):
+                    typer.echo(
+                        f"unknown command {text.split()[0]}. Commands: {CHAT_COMMANDS} "
+                        "(start with // to send a message that begins with /).",
+                        err=True,
+                    )
+                    continue
                 try:
                     if text.startswith("/switch"):
                         args = text.split()[1:]
@@ -141,6 +182,9 @@ def chat(agent_name: str = typer.Argument(..., metavar="AGENT")) -> None:
                         continue
                     _warn(ws, agent)  # the monitor may have learned something since the last turn
                     runner.run(_stream_reply(agent, text))
+                except KeyboardInterrupt:  # Ctrl-C during a reply stops that reply, not the session
+                    typer.echo("")
+                    typer.echo("interrupted: the reply was not saved; your message is kept as unanswered.", err=True)
                 except IronspireError as exc:
                     typer.echo(f"error: {exc}", err=True)
         finally:

@@ -50,8 +50,12 @@ def list_models(
     from ironspire.errors import ConfigurationError
 
     if capability is not None and capability not in CAPABILITY_CHOICES:
+        import difflib
+
+        close = difflib.get_close_matches(capability, CAPABILITY_CHOICES, n=1)
         raise ConfigurationError(
-            f"unknown capability {capability!r}.", hint="Use one of: " + ", ".join(CAPABILITY_CHOICES) + "."
+            f"unknown capability {capability!r}.",
+            hint=(f"Did you mean {close[0]}? " if close else "") + "Use one of: " + ", ".join(CAPABILITY_CHOICES) + ".",
         )
     if provider is not None and not is_builtin(provider) and not provider.startswith("custom-"):
         builtin(provider)  # raises with suggestions

@@ -365,6 +365,7 @@ def add_custom(
     endpoint = CustomEndpoint(name, base_url, model_id, display_name, context_window, tools=tools, vision=vision)
     ws = _open()
     try:
+        existed = endpoint.provider_id in ws.provider_ids()
         api_key = None
         if with_key:
             _ensure_store(ws)
@@ -378,7 +379,7 @@ def add_custom(
     if as_json:
         emit_json({"provider": provider_record(spec), "health": status.to_dict()})
         return
-    console.print(f"Added {spec.id} ({spec.base_url}, model {model_id}).")
+    console.print(f"{'Updated' if existed else 'Added'} {spec.id} ({spec.base_url}, model {model_id}).")
     _print_status(status)
 
 
