@@ -73,7 +73,11 @@ class IronspireError(Exception):
         super().__init__(self.message)
 
     def __str__(self) -> str:
-        return f"{self.message} {self.hint}".strip() if self.hint else self.message
+        if not self.hint:
+            return self.message
+        # the message is often provider text without a full stop; keep two sentences apart
+        sep = " " if self.message.rstrip().endswith((".", "!", "?", ":")) else ". "
+        return f"{self.message.rstrip()}{sep}{self.hint}"
 
 
 class ConfigurationError(IronspireError):

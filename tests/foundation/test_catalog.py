@@ -108,3 +108,9 @@ def test_bare_ollama_name_finds_the_latest_tag() -> None:
     reg = Registry()
     reg.replace_runtime("ollama", [dynamic_model("ollama", "llama3.2:latest", context_window=131_072)])
     assert reg.get("ollama", "llama3.2").context_window == 131_072
+
+
+def test_custom_endpoint_output_never_exceeds_its_window() -> None:
+    small = CustomEndpoint("tiny", "http://127.0.0.1:8080/v1", "smollm2", context_window=2048)
+    assert small.max_output_tokens == 2048
+    assert CustomEndpoint("big", "http://127.0.0.1:8080/v1", "m", context_window=131_072).max_output_tokens == 4096

@@ -64,3 +64,9 @@ def test_secrets_never_survive_into_messages() -> None:
 def test_mask_shows_only_a_recognisable_fragment() -> None:
     assert mask("sk-1234567890abcdef") == "sk-…cdef"
     assert mask("short") == "*****"
+
+
+def test_message_and_hint_read_as_two_sentences() -> None:
+    e = ModelNotFound("claude-api", "claude-sonet-5-5", suggestions=["claude-sonnet-5-5"])
+    assert "'claude-sonet-5-5'. Did you mean claude-sonnet-5-5?" in str(e)
+    assert str(ProviderUnavailable("ollama", "cannot connect.")).startswith("ollama: cannot connect. ")

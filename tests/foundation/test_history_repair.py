@@ -76,3 +76,28 @@ def test_a_malformed_success_body_is_a_typed_provider_failure(provider: str, mod
     with pytest.raises(ProviderUnavailable) as exc:
         backend.decode(body, target)
     assert provider in str(exc.value)
+
+
+async def test_an_empty_stream_names_the_likely_cause() -> None:
+    """llama.cpp answers an over-long streamed prompt with an empty 200 stream: the user is told
+    what probably happened rather than only that the stream ended."""
+    import httpx
+
+    from ironspire.catalog.providers import CustomEndpoint
+    from ironspire.errors import ProviderUnavailable
+    from ironspire.transport import Transport
+
+    class Empty(Transport):
+        def client(self, target: Target) -> httpx.AsyncClient:
+            return httpx.AsyncClient(transport=httpx.MockTransport(
+                lambda r: httpx.Response(200, headers={"content-type": "text/event-stream"}, content=b"")))
+
+    spec = CustomEndpoint("local", "http://127.0.0.1:9/v1", "smollm2", context_window=2048).spec()
+    from ironspire.catalog.models import dynamic_model
+
+    target = Target(spec, dynamic_model(spec.id, "smollm2", context_window=2048), spec.base_url)
+    backend = backend_for("openai_chat", Empty())
+    with pytest.raises(ProviderUnavailable) as exc:
+        async for _ in backend.stream(ChatRequest((Message.user("hi"),)), target):
+            pass
+    assert "without sending anything" in str(exc.value) and "context window" in str(exc.value)

@@ -164,6 +164,12 @@ class CustomEndpoint:
     vision: bool = False
     has_key: bool = False
 
+    def __post_init__(self) -> None:
+        # A reply cannot be longer than the window it shares with the prompt; a small local model
+        # (2K context) must not be asked for the 4K default.
+        if self.max_output_tokens > self.context_window:
+            object.__setattr__(self, "max_output_tokens", self.context_window)
+
     @property
     def slug(self) -> str:
         return slugify(self.name)

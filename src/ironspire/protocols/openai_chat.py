@@ -118,7 +118,9 @@ class OpenAIChat(HttpProtocol):
 
     async def decode_stream(self, response: httpx.Response, target: Target) -> AsyncIterator[StreamEvent]:
         decoder = ChunkDecoder()
+        received = False
         async for event, payload in sse_json(response, target.provider.id):
+            received = True
             if not isinstance(payload, dict):
                 continue
             if event == "error" or payload.get("error"):
@@ -129,6 +131,16 @@ class OpenAIChat(HttpProtocol):
         # [DONE] and a clean EOF look the same once framing is stripped; a finish_reason is what
         # proves the model finished, so a stream without one was cut.
         if not decoder.finished:
+            if not received:
+                # llama.cpp's server answers a prompt longer than its window this way when streaming
+                # (unstreamed it says so with a 400), so the likely cause is worth naming.
+                raise ProviderUnavailable(
+                    target.provider.id, "the server closed the stream without sending anything",
+                    model=target.model.id,
+                    hint="Some local servers (llama.cpp) do this when the conversation is longer than the "
+                    "context window they were started with: shorten it, or restart the server with a larger "
+                    "context (and set the endpoint's --context-window to match).",
+                )
             raise ProviderUnavailable(target.provider.id, "stream ended early", model=target.model.id)
         for item in decoder.close():
             yield item
