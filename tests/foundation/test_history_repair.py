@@ -101,3 +101,26 @@ async def test_an_empty_stream_names_the_likely_cause() -> None:
         async for _ in backend.stream(ChatRequest((Message.user("hi"),)), target):
             pass
     assert "without sending anything" in str(exc.value) and "context window" in str(exc.value)
+
+
+def test_a_result_arriving_after_its_call_was_closed_becomes_text() -> None:
+    """Sent as a result it would follow no open call (every provider rejects that); sent as
+    text the model still learns what the tool returned."""
+    from ironspire.messages import ToolResult
+
+    late = Message.tool(ToolResult("toolu_01A", "get_weather", (Text("18C"),)))
+    msgs = conversation(ChatRequest((*HISTORY, Message.assistant("Here is a joke."), late)))
+    assert [m.role for m in msgs] == ["user", "assistant", "tool", "user", "assistant", "user"]
+    assert msgs[-1].parts == (Text("[late result of tool get_weather: 18C]"),)
+    assert sum(isinstance(p, ToolResult) and p.call_id == "toolu_01A" for m in msgs for p in m.parts) == 1
+
+
+def test_openai_keeps_system_messages_in_place_and_answers_each_call_once() -> None:
+    spec = builtin("openai")
+    target = Target(spec, Registry().get("openai", "gpt-4.1"), spec.base_url, Secrets({"api_key": "k"}))
+    history = (HISTORY[0], Message.system("Be brief."), *HISTORY[1:])
+    backend = backend_for("openai_chat")
+    assert isinstance(backend, HttpProtocol)
+    body = backend.encode(ChatRequest(history), target, stream=False).json
+    assert [m["role"] for m in body["messages"]] == ["user", "system", "assistant", "tool", "user"]
+    assert [m.get("tool_call_id") for m in body["messages"]].count("toolu_01A") == 1

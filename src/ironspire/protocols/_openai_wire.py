@@ -32,13 +32,11 @@ from ironspire.messages import (
 )
 from ironspire.protocols.base import ChatRequest, Target
 from ironspire.protocols.common import (
-    INTERRUPTED,
     conversation,
     foreign_reasoning,
     image_data_url,
     is_own,
     new_tool_id,
-    pair_check,
     system_text,
     tool_id,
 )
@@ -169,8 +167,7 @@ def encode_messages(request: ChatRequest, target: Target, *, system_role: str = 
     else:
         if request.system:
             out.append({"role": system_role, "content": request.system})
-        history = [m for m in request.messages if m.parts]
-    unanswered = pair_check(history)
+        history = conversation(request, keep_system=True)  # system messages stay where they were
     for message in history:
         if message.role == "system":
             out.append({"role": system_role, "content": message.text})
@@ -182,9 +179,6 @@ def encode_messages(request: ChatRequest, target: Target, *, system_role: str = 
             turn = _assistant(message, request, target, style)
             if turn is not None:
                 out.append(turn)
-                for call in message.tool_calls:
-                    if call.id in unanswered:  # a turn cut off between call and result
-                        out.append({"role": "tool", "tool_call_id": tool_id(call.id, style), "content": INTERRUPTED})
             continue
         content = [p for p in message.parts if isinstance(p, Text | Image)]
         if content:

@@ -17,7 +17,8 @@ import base64
 import hashlib
 import re
 import string
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from dataclasses import replace
 
 from ironspire.messages import Image, Message, Part, Reasoning, Text, ToolCall, ToolResult
 from ironspire.protocols.base import ChatRequest, Target
@@ -94,26 +95,34 @@ def system_text(request: ChatRequest) -> str | None:
 INTERRUPTED = "[no result: the tool call was interrupted before it finished]"
 
 
-def conversation(request: ChatRequest) -> list[Message]:
-    """The history without system messages and empty turns, with every tool call answered.
+def conversation(request: ChatRequest, *, keep_system: bool = False) -> list[Message]:
+    """The history without empty turns (and without system messages unless ``keep_system``),
+    with every tool call answered exactly once, right after the turn that made it.
 
     Every provider rejects a tool call whose result never follows (Anthropic and Bedrock want
-    it in the very next user turn, Gemini wants as many responses as calls). That happens when
-    a turn was cut off after the model asked for a tool, or the user wrote instead of running
-    it; such calls get an error result saying so, inserted where the result was due.
+    it in the very next user turn, Gemini wants as many responses as calls, OpenAI wants the
+    tool messages directly after the call). That happens when a turn was cut off after the
+    model asked for a tool, or the user wrote instead of running it; such calls get an error
+    result saying so, inserted where the result was due. A result that arrives after that (or
+    for a call that is not in the history) would be rejected as well: it is kept as user text.
     """
     out: list[Message] = []
     pending: dict[str, str] = {}
     for m in request.messages:
-        if m.role == "system" or not m.parts:
+        if not m.parts or (m.role == "system" and not keep_system):
             continue
+        parts: list[Part] = []
         for p in m.parts:
-            if isinstance(p, ToolResult):
-                pending.pop(p.call_id, None)
-        only_results = all(isinstance(p, ToolResult) for p in m.parts)
-        if pending and not only_results:
+            if isinstance(p, ToolResult) and pending.pop(p.call_id, None) is None:
+                parts.append(Text(f"[late result of tool {p.tool_name}: {tool_results_text(p)}]"))
+            else:
+                parts.append(p)
+        if pending and not all(isinstance(p, ToolResult) for p in parts):
             out.append(_interrupted(pending))
             pending = {}
+        if parts != list(m.parts):
+            role = m.role if any(isinstance(p, ToolResult) for p in parts) or m.role != "tool" else "user"
+            m = replace(m, role=role, parts=tuple(parts))
         out.append(m)
         if m.role == "assistant":
             pending = {p.id: p.name for p in m.parts if isinstance(p, ToolCall)}
@@ -166,15 +175,3 @@ def tool_results_text(result: ToolResult) -> str:
     if images:
         text += f"\n[{images} image(s) omitted]" if text else f"[{images} image(s)]"
     return text
-
-
-def pair_check(messages: Iterable[Message]) -> set[str]:
-    """Ids of tool calls that have no result yet (a turn interrupted between call and result)."""
-    pending: set[str] = set()
-    for m in messages:
-        for p in m.parts:
-            if isinstance(p, ToolCall):
-                pending.add(p.id)
-            elif isinstance(p, ToolResult):
-                pending.discard(p.call_id)
-    return pending
