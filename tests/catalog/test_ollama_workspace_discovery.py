@@ -154,17 +154,18 @@ async def test_history_longer_than_the_discovered_window_is_refused_before_sendi
 async def test_text_the_workspace_estimate_lets_through_is_still_caught_by_the_adapter(
     ollama_ws: tuple[Workspace, LoopbackServer],
 ) -> None:
-    """CJK text is about one token per character: the workspace's 4-characters-per-token guess
-    under-counts it, and the Ollama adapter's byte-based estimate catches what it lets through."""
+    """CJK text is about one token per character: a 4-characters-per-token guess under-counts it,
+    so Ollama targets are checked with the adapter's byte-based estimate, before anything is sent
+    or recorded."""
     ws, server = ollama_ws
     agent = ws.create_agent("local", provider="ollama", model="gemma4")
     with pytest.raises(ContextWindowExceeded) as info:
         await agent.send("漢" * 3000)
     err = info.value
     assert err.limit == 2048 and err.used is not None and err.used >= 3000
-    assert f"about {err.used} tokens" in str(err) and "2048 tokens" in str(err)
+    assert f"about {err.used:,} tokens" in str(err) and "2,048 tokens" in str(err)
     assert "POST /api/chat" not in server.paths()
-    assert agent.history == []
+    assert agent.history == [] and agent.transcript() == []  # refused in pre-flight: nothing recorded
 
 
 async def test_ollama_down_leaves_the_turn_to_fail_at_the_request(keyring: Any, tmp_path: Path) -> None:

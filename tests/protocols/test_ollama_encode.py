@@ -169,7 +169,7 @@ def test_history_over_the_window_is_refused_before_sending() -> None:
         adapter.encode(request, target(context=8192), stream=True)
     err = info.value
     assert err.limit == 8192 and err.used is not None and err.used > 8192
-    assert "8192" in str(err) and str(err.used) in str(err)
+    assert "8,192" in str(err) and f"{err.used:,}" in str(err)
     assert "silently" in str(err)
 
 

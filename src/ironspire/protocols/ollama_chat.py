@@ -148,7 +148,7 @@ def check_context(request: ChatRequest, target: Target) -> None:
     if used > limit:
         raise ContextWindowExceeded(
             target.provider.id,
-            f"the conversation needs about {used} tokens but the context window is {limit} tokens; "
+            f"the conversation needs about {used:,} tokens but the context window is {limit:,} tokens; "
             "Ollama would silently drop the oldest messages",
             used=used, limit=limit, model=target.model.id,
             hint="Shorten the conversation, raise `num_ctx` in the agent's options (up to the model's maximum), "

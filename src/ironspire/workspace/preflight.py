@@ -139,7 +139,15 @@ def check(
         request = replace(request, tools=(), tool_choice=None, force_tool=None)
     if messages is not request.messages:
         request = replace(request, messages=messages)
-    if not model.context_known and target.provider.protocol != "ollama_chat":
+    if target.provider.protocol == "ollama_chat":
+        # Ollama's adapter owns the stricter check (num_ctx, the server's own earlier counts);
+        # running that same check here refuses before anything is recorded, and the two cannot
+        # disagree about the same request.
+        from ironspire.protocols.ollama_chat import check_context
+
+        check_context(request, target)
+        return request
+    if not model.context_known:
         return request
     used = estimate_tokens(request)
     if used > model.context_window:
