@@ -2,18 +2,35 @@
 # Installs Ironspire with everything its tests need into .venv, then runs the whole suite:
 # lint (ruff), strict type check (mypy --strict), and pytest — including the integration tests
 # against a real llama.cpp server and the real Claude Code CLI, both on this machine only.
+# The tests read recorded provider traffic from ../shared/realdata (beside this checkout).
+#
+#   bash scripts/test.sh            the full suite: what CI runs
+#   bash scripts/test.sh --fast     a contributor's loop: no llama.cpp build, and the tests
+#                                   that need the real local model are deselected
+# Any other arguments go to pytest (e.g. `bash scripts/test.sh --fast tests/protocols -x`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+FAST=0
+ARGS=()
+for arg in "$@"; do
+  if [ "$arg" = "--fast" ]; then FAST=1; else ARGS+=("$arg"); fi
+done
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-# llama-cpp-python compiles from source the first time (minutes); pip's cache keeps the wheel.
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,llamacpp]'
+if [ "$FAST" = 1 ]; then
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+  MARKERS=(-m "not llamacpp")
+else
+  # llama-cpp-python compiles from source the first time (minutes); pip's cache keeps the wheel.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,llamacpp]'
+  MARKERS=()
+fi
 echo "== ruff"
 .venv/bin/ruff check src tests bench
 echo "== mypy --strict"
 .venv/bin/mypy
 echo "== pytest"
-.venv/bin/pytest -q -p no:cacheprovider "$@"
+.venv/bin/pytest -q -p no:cacheprovider "${MARKERS[@]}" "${ARGS[@]}"

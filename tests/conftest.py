@@ -37,3 +37,11 @@ def realdata() -> Path:
     if not REALDATA.is_dir():
         pytest.fail(f"recorded traffic not found at {REALDATA}; CI must run with ../shared beside the repo")
     return REALDATA
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks every test that uses the real llama.cpp server, so `scripts/test.sh --fast` (which
+    skips that build) deselects them by marker, however a test reaches the fixture."""
+    for item in items:
+        if "llamacpp_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.llamacpp)
