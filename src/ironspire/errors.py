@@ -21,7 +21,9 @@ provider text is passed through ``redact`` before it is stored on an error.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
 
 _SECRET_PATTERNS = [
     re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,})"),
@@ -61,16 +63,90 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return text
 
 
+RemedyAction: TypeAlias = Literal[
+    "set_key",  # store a credential: provider, field (env: the variable that would do too)
+    "set_setting",  # set a provider setting: provider, name
+    "enable_provider",  # provider
+    "switch_agent",  # move an agent (or the default) off provider/model to another one
+    "set_default",  # choose the workspace default route (agent: the one that needs it)
+    "choose_model",  # pick another model: provider, model, suggestions, capability
+    "pull_model",  # download a model to a local server: provider, model
+    "retry",  # wait and send again: provider, after (seconds, may be None)
+    "check_provider",  # run a health check now: provider
+    "shorten_history",  # the conversation is over the window: provider, model
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Remedy:
+    """What the user can do about an error, as data: an action and its arguments.
+
+    A terminal prints ``text``; a browser renders a button for ``action`` that calls the same
+    operation with ``args``. Keeping both in one value means the words and the button never
+    drift apart.
+    """
+
+    action: RemedyAction
+    args: Mapping[str, Any] = field(default_factory=dict)
+    text: str = ""
+    """The sentence a terminal shows (already naming the `ironspire ...` command)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action, "args": dict(self.args), "text": self.text}
+
+
+def set_key_remedy(provider: str, field_name: str = "api_key", env: str | None = None) -> Remedy:
+    how = f"run `ironspire providers set-key {provider}`"
+    if field_name != "api_key":
+        how = f"run `ironspire providers set-key {provider} --field {field_name}`"
+    if env:
+        how += f" or set {env}"
+    return Remedy("set_key", {"provider": provider, "field": field_name, "env": env}, f"To fix: {how}.")
+
+
+def enable_remedy(provider: str, agent: str | None = None) -> Remedy:
+    return Remedy("enable_provider", {"provider": provider, "agent": agent},
+                  f"Run `ironspire providers enable {provider}`, or switch the agent to another provider.")
+
+
+def set_default_remedy(agent: str | None = None) -> Remedy:
+    text = "Run `ironspire default set PROVIDER MODEL`"
+    text += f" or `ironspire agents set {agent} --provider P --model M`." if agent else "."
+    return Remedy("set_default", {"agent": agent}, text)
+
+
+def pull_remedy(provider: str, model: str) -> Remedy:
+    return Remedy("pull_model", {"provider": provider, "model": model},
+                  f"Download it with `ollama pull {model}`, or see `ironspire models list --provider {provider}`.")
+
+
 class IronspireError(Exception):
-    """Base of every error Ironspire raises on purpose."""
+    """Base of every error Ironspire raises on purpose.
 
-    hint: str = ""
+    ``hint`` is the text a person reads; it is the remedy's text unless a more specific hint was
+    given (or assigned later, as adapters do once they know more).
+    """
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    remedy: Remedy | None = None
+    _hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None, remedy: Remedy | None = None) -> None:
         self.message = redact(message)
+        if remedy is not None:
+            self.remedy = remedy
         if hint is not None:
-            self.hint = hint
+            self._hint = hint
         super().__init__(self.message)
+
+    @property
+    def hint(self) -> str:
+        if self._hint is not None:
+            return self._hint
+        return self.remedy.text if self.remedy is not None else ""
+
+    @hint.setter
+    def hint(self, value: str) -> None:
+        self._hint = value
 
     def __str__(self) -> str:
         if not self.hint:
@@ -87,12 +163,7 @@ class ConfigurationError(IronspireError):
 class CredentialsMissing(IronspireError):
     def __init__(self, provider: str, field: str = "api_key", env: str | None = None) -> None:
         self.provider, self.field = provider, field
-        how = f"run `ironspire providers set-key {provider}`"
-        if field != "api_key":
-            how = f"run `ironspire providers set-key {provider} --field {field}`"
-        if env:
-            how += f" or set {env}"
-        super().__init__(f"{provider}: no {field} is configured.", hint=f"To fix: {how}.")
+        super().__init__(f"{provider}: no {field} is configured.", remedy=set_key_remedy(provider, field, env))
 
 
 class CapabilityError(IronspireError):
@@ -100,15 +171,21 @@ class CapabilityError(IronspireError):
         self.provider, self.model, self.capability = provider, model, capability
         super().__init__(
             f"{provider}/{model} does not support {capability}{': ' + detail if detail else ''}.",
-            hint="Choose a model that has it (`ironspire models list --capability "
-            f"{capability}`), or change the degradation policy in settings.",
+            remedy=Remedy("choose_model", {"provider": provider, "model": model, "capability": capability},
+                          "Choose a model that has it (`ironspire models list --capability "
+                          f"{capability}`), or change the degradation policy in settings."),
         )
 
 
 class ProviderError(IronspireError):
-    """A provider refused or failed a request."""
+    """A provider refused or failed a request.
+
+    Without a specific hint, each kind of failure gets its class's remedy: ``default_action``
+    with the provider and model as arguments, and ``default_hint`` as its words.
+    """
 
     default_hint = "Check `ironspire providers check` and try again."
+    default_action: RemedyAction | None = "check_provider"
 
     def __init__(
         self,
@@ -119,20 +196,35 @@ class ProviderError(IronspireError):
         status: int | None = None,
         hint: str | None = None,
         raw: str | None = None,
+        remedy: Remedy | None = None,
     ) -> None:
         self.provider, self.model, self.status = provider, model, status
         self.raw = redact(raw) if raw else None
         where = f"{provider}/{model}" if model else provider
         code = f" (HTTP {status})" if status else ""
-        super().__init__(f"{where}{code}: {message}", hint=self.default_hint if hint is None else hint)
+        if remedy is None and hint is None:
+            remedy = self._default_remedy(provider, model)
+            if remedy is None:
+                hint = self.default_hint  # words, but no single action to offer
+        super().__init__(f"{where}{code}: {message}", hint=hint, remedy=remedy)
+
+    def _default_remedy(self, provider: str, model: str | None) -> Remedy | None:
+        if self.default_action is None:
+            return None
+        return Remedy(self.default_action, {"provider": provider, "model": model}, self.default_hint)
 
 
 class AuthenticationError(ProviderError):
     default_hint = "The credentials were rejected: update them with `ironspire providers set-key PROVIDER`."
+    default_action = "set_key"
+
+    def _default_remedy(self, provider: str, model: str | None) -> Remedy | None:
+        return Remedy("set_key", {"provider": provider, "field": "api_key", "env": None}, self.default_hint)
 
 
 class RateLimitError(ProviderError):
     default_hint = "The provider is throttling requests; wait and retry, or move the agent to another provider."
+    default_action = "retry"
 
     def __init__(
         self,
@@ -146,9 +238,13 @@ class RateLimitError(ProviderError):
         raw: str | None = None,
     ) -> None:
         self.retry_after = retry_after
-        if retry_after is not None and hint is None:
-            hint = f"Retry after {retry_after:g} s, or move the agent to another provider."
-        super().__init__(provider, message, model=model, status=status, hint=hint, raw=raw)
+        remedy = None
+        if hint is None:
+            text = self.default_hint
+            if retry_after is not None:
+                text = f"Retry after {retry_after:g} s, or move the agent to another provider."
+            remedy = Remedy("retry", {"provider": provider, "model": model, "after": retry_after}, text)
+        super().__init__(provider, message, model=model, status=status, hint=hint, raw=raw, remedy=remedy)
 
 
 class ProviderUnavailable(ProviderError):
@@ -157,10 +253,12 @@ class ProviderUnavailable(ProviderError):
 
 class BadRequest(ProviderError):
     default_hint = "The provider rejected the request; the message above says which field."
+    default_action: RemedyAction | None = None
 
 
 class ContextWindowExceeded(BadRequest):
     default_hint = "Shorten the conversation, or switch the agent to a model with a larger context window."
+    default_action = "shorten_history"
 
     def __init__(
         self,
@@ -180,6 +278,7 @@ class ContextWindowExceeded(BadRequest):
 
 class ModelNotFound(ProviderError):
     default_hint = "See `ironspire models list` for the models each provider offers."
+    default_action = "choose_model"
 
     def __init__(
         self,
@@ -194,4 +293,6 @@ class ModelNotFound(ProviderError):
         hint = self.default_hint
         if self.suggestions:
             hint = "Did you mean " + ", ".join(self.suggestions) + "? " + hint
-        super().__init__(provider, f"unknown model {model!r}", model=model, status=status, hint=hint, raw=raw)
+        remedy = Remedy("choose_model", {"provider": provider, "model": model, "suggestions": list(self.suggestions)},
+                        hint)
+        super().__init__(provider, f"unknown model {model!r}", model=model, status=status, raw=raw, remedy=remedy)

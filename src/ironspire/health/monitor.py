@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 
+from ironspire.catalog.readiness import Readiness, readiness
 from ironspire.errors import (
     AuthenticationError,
     ConfigurationError,
@@ -31,6 +32,14 @@ from ironspire.protocols.base import Target
 from ironspire.transport import Transport
 
 log = logging.getLogger(__name__)
+
+
+def target_readiness(target: Target, enabled: bool = True) -> Readiness:
+    """``readiness`` over a resolved Target: its secrets, settings (stored, environment,
+    defaults) and base URL are exactly what a request would use."""
+    present = {*target.secrets, *(k for k, v in target.settings.items() if v)}
+    return readiness(target.provider, present=present, base_url=target.base_url, enabled=enabled,
+                     settings=target.settings)
 
 
 class HealthMonitor:
@@ -209,17 +218,13 @@ class HealthMonitor:
             await asyncio.sleep(interval)
 
     def configured(self, pid: str) -> bool:
-        """Whether a check could authenticate: a base URL and every required secret present."""
+        """Whether a check could authenticate, by the one definition the views use too
+        (``catalog.readiness``), over the values a request would carry."""
         try:
             target = self.resolve(pid)
-            if not target.base_url and target.provider.protocol != "claude_cli":
-                return False
-            for f in target.provider.secret_fields:
-                if f.required and target.provider.protocol != "bedrock_converse":
-                    target.secret(f.name)
         except (CredentialsMissing, ConfigurationError):
             return False
-        return True
+        return target_readiness(target, self.is_enabled(pid)).configured
 
     async def stop(self) -> None:
         task, self._task = self._task, None

@@ -1,0 +1,95 @@
+"""Agent rows for the fleet (CLI `agents list`, the web sidebar): route, where it comes from, and
+why its next turn may fail."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ironspire.errors import Remedy, enable_remedy, set_default_remedy
+from ironspire.health.status import HealthState
+from ironspire.views.providers import provider as provider_view
+from ironspire.views.records import AgentAlert, AgentView, DefaultRouteView, ProviderView
+
+if TYPE_CHECKING:
+    from ironspire.workspace import Agent, Workspace
+
+
+def agents(ws: Workspace) -> list[AgentView]:
+    cards: dict[str, ProviderView] = {}  # one credential read per provider, however many agents use it
+    return [_view(ws, a, cards) for a in ws.agents()]
+
+
+def agent(ws: Workspace, name: str, *, detail: bool = False) -> AgentView:
+    """One agent; ``detail`` adds its history size (what `agents show` prints)."""
+    a = ws.agent(name)
+    view = _view(ws, a, {})
+    if not detail:
+        return view
+    from dataclasses import replace
+
+    unanswered = sum(1 for e in a.transcript() if e.status == "unanswered")
+    return replace(view, messages=len(a.history), unanswered=unanswered)
+
+
+def default_route(ws: Workspace) -> DefaultRouteView:
+    default = ws.default
+    return DefaultRouteView(*default) if default else DefaultRouteView(None, None)
+
+
+def health_warning(ws: Workspace, pid: str | None) -> str | None:
+    """A short warning when the provider is known to be unhealthy (unknown counts as fine)."""
+    if pid is None:
+        return None
+    status = ws.health.status(pid)
+    if status.healthy or status.state is HealthState.UNKNOWN:
+        return None
+    state = status.state.value.replace("_", " ")
+    return f"{pid} is {state}" + (f": {status.detail}" if status.detail else "")
+
+
+def _view(ws: Workspace, a: Agent, cards: dict[str, ProviderView]) -> AgentView:
+    route = a.route
+    pid = route.provider if route else None
+    warning = health_warning(ws, pid)
+    return AgentView(
+        name=a.name,
+        provider=pid,
+        model=route.model if route else None,
+        inherited=a.inherits,
+        own_provider=a.own_provider,
+        own_model=a.own_model,
+        system=a.system,
+        warning=warning,
+        alert=_alert(ws, a.name, pid, warning, cards),
+    )
+
+
+def _alert(ws: Workspace, name: str, pid: str | None, warning: str | None,
+           cards: dict[str, ProviderView]) -> AgentAlert | None:
+    """The most basic reason first: no route, a disabled provider, a missing value, bad health."""
+    if pid is None:
+        return AgentAlert("no_route", f"{name} has no provider: the workspace default is not set.",
+                          set_default_remedy(name))
+    card = cards.get(pid)
+    if card is None:
+        card = cards[pid] = provider_view(ws, pid)
+    if not card.enabled:
+        return AgentAlert("disabled", f"{pid} is disabled", enable_remedy(pid, name))
+    if card.missing:
+        return AgentAlert("credentials_missing", f"{pid} has no {card.missing[0]}", card.remedy)
+    if warning is not None:
+        return AgentAlert("unhealthy", warning, _switch(ws, name, pid))
+    return None
+
+
+def _switch(ws: Workspace, name: str, pid: str) -> Remedy:
+    """Move the agent off ``pid``; the default route is offered where it is elsewhere and not known
+    to be failing (the history is kept either way)."""
+    to_provider = to_model = None
+    default = ws.default
+    if default is not None and default[0] != pid and ws.is_enabled(default[0]):
+        state = ws.health.status(default[0]).state
+        if state in (HealthState.REACHABLE, HealthState.UNKNOWN):
+            to_provider, to_model = default
+    return Remedy("switch_agent", {"agent": name, "from": pid, "provider": to_provider, "model": to_model},
+                  f"Move it with `ironspire agents set {name} --provider P --model M` (its history is kept).")

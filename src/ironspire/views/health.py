@@ -1,0 +1,31 @@
+"""Health rows: what is known of each provider now, and checks run on demand."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ironspire.views.records import HealthView
+
+if TYPE_CHECKING:
+    from ironspire.workspace import Workspace
+
+
+def health(ws: Workspace, ids: Iterable[str] | None = None) -> list[HealthView]:
+    """The last known state of the given (default: every) provider, without probing anything."""
+    wanted = ws.provider_ids() if ids is None else [ws.provider(pid).id for pid in ids]
+    return [HealthView.of(ws.health.status(pid)) for pid in wanted]
+
+
+async def check(ws: Workspace, ids: Iterable[str] | None = None, *, limit: float | None = None) -> list[HealthView]:
+    """Probes the given (default: the configured, enabled ones) providers now, in parallel.
+
+    ``limit`` (seconds) bounds each check (the monitor's own default otherwise).
+    """
+    from ironspire.views.providers import configured_ids
+
+    wanted = [ws.provider(pid).id for pid in ids] if ids is not None else configured_ids(ws)
+    if limit is not None:
+        ws.health.timeout = limit  # type: ignore[attr-defined]
+    results = await ws.health.check(wanted)
+    return [HealthView.of(results[pid]) for pid in wanted]

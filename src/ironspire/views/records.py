@@ -1,0 +1,383 @@
+"""The records the CLI prints and the web app shows: frozen, typed, and JSON-ready.
+
+``to_json()`` is exactly what `ironspire ... --json` prints, so a script, the terminal tables and
+a browser's JSON twin all read one shape. Anything a screen needs beyond the raw facts (which
+colour a status dot is, how a credential's origin is worded, which chips a model gets) is a
+property here, so no front end derives it on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, TypeAlias
+
+from ironspire.catalog.models import Capability, ModelSpec
+from ironspire.errors import Remedy
+from ironspire.health.status import HealthState, HealthStatus
+
+Dot: TypeAlias = Literal["green", "red", "yellow", "grey"]
+CredentialSource: TypeAlias = Literal["keychain", "environment", "missing", "none"]
+FieldSource: TypeAlias = Literal["keychain", "environment", "settings", "default", "missing"]
+
+#: the status dot of Settings > Providers: green reachable, red unreachable or refused key,
+#: yellow rate-limited, grey when nothing is known or nothing should be checked
+DOTS: dict[HealthState, Dot] = {
+    HealthState.REACHABLE: "green",
+    HealthState.UNREACHABLE: "red",
+    HealthState.INVALID_KEY: "red",
+    HealthState.RATE_LIMITED: "yellow",
+    HealthState.NOT_CONFIGURED: "grey",
+    HealthState.DISABLED: "grey",
+    HealthState.UNKNOWN: "grey",
+}
+STATE_LABELS: dict[HealthState, str] = {
+    HealthState.REACHABLE: "reachable",
+    HealthState.UNREACHABLE: "unreachable",
+    HealthState.INVALID_KEY: "invalid key",
+    HealthState.RATE_LIMITED: "rate-limited",
+    HealthState.NOT_CONFIGURED: "not configured",
+    HealthState.DISABLED: "disabled",
+    HealthState.UNKNOWN: "unknown",
+}
+
+
+# --- health ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HealthView:
+    """One provider's health as last learned; ``detail`` is the provider's own words, masked."""
+
+    provider: str
+    state: HealthState
+    checked_at: datetime
+    latency_ms: float | None = None
+    detail: str = ""
+    until: datetime | None = None
+
+    @classmethod
+    def of(cls, status: HealthStatus) -> HealthView:
+        return cls(status.provider, status.state, status.checked_at, status.latency_ms, status.detail, status.until)
+
+    @property
+    def healthy(self) -> bool:
+        return self.state is HealthState.REACHABLE
+
+    @property
+    def dot(self) -> Dot:
+        return DOTS[self.state]
+
+    @property
+    def label(self) -> str:
+        return STATE_LABELS[self.state]
+
+    @property
+    def checked(self) -> bool:
+        """Whether ``checked_at`` and ``latency_ms`` describe a real observation (a provider not
+        checked yet, or disabled, has neither)."""
+        return self.state not in (HealthState.UNKNOWN, HealthState.DISABLED)
+
+    @property
+    def shown_latency_ms(self) -> float | None:
+        """The latency worth showing: none for a check that never reached the provider."""
+        return None if self.state is HealthState.NOT_CONFIGURED else self.latency_ms
+
+    def to_json(self) -> dict[str, Any]:
+        return HealthStatus(self.provider, self.state, self.checked_at, self.latency_ms, self.detail,
+                            self.until).to_dict()
+
+
+# --- providers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AuthFieldView:
+    """One credential or setting of a provider and where its value comes from.
+
+    Secrets carry only ``masked``; ``value`` is set for non-secret settings alone.
+    """
+
+    name: str
+    label: str
+    secret: bool
+    required: bool
+    env: tuple[str, ...]
+    source: FieldSource
+    env_var: str | None = None
+    masked: str | None = None
+    store: str | None = None
+    """For a secret from the keychain: which store holds it (``keychain`` or ``encrypted-file``)."""
+    value: str | None = None
+
+    @property
+    def optional_and_unset(self) -> bool:
+        return self.source == "missing" and not self.required
+
+    @property
+    def where(self) -> str:
+        """Where the value comes from, as people read it: keychain, env VAR, encrypted file..."""
+        if self.optional_and_unset:
+            return "optional"
+        if self.source == "environment":
+            return f"env {self.env_var}"
+        if self.store == "encrypted-file":
+            return "encrypted file"
+        return self.source
+
+    @property
+    def shown(self) -> str | None:
+        """What may be displayed of the value: the mask of a secret, a setting in full."""
+        return self.masked or (self.value if not self.secret else None)
+
+    def spec_json(self) -> dict[str, Any]:
+        return {"name": self.name, "label": self.label, "secret": self.secret, "required": self.required,
+                "env": list(self.env)}
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.spec_json()
+        if self.secret:
+            data.update(source=self.source, env_var=self.env_var, masked=self.masked, store=self.store)
+        else:
+            data.update(source=self.source, env_var=self.env_var, value=self.value)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderView:
+    """A provider card: catalogue facts, credentials (masked), settings, enabled and health."""
+
+    id: str
+    group: str
+    display_name: str
+    protocol: str
+    default_base_url: str | None
+    auth: tuple[AuthFieldView, ...]
+    auth_note: str | None
+    lists_models: bool
+    enabled: bool
+    base_url_override: str | None
+    base_url: str
+    """The URL a request would use now (override, environment, default); empty where none applies."""
+    configured: bool
+    missing: tuple[str, ...]
+    health: HealthView
+    remedy: Remedy | None = None
+    """What would make it usable: store a key, set a value, or enable it."""
+
+    @property
+    def credential_source(self) -> CredentialSource:
+        """Where the provider's secret comes from: the first required secret field decides
+        (``none`` for a provider that needs no secret, like a local server or the Claude CLI)."""
+        secrets = [f for f in self.auth if f.secret and f.required] or [f for f in self.auth if f.secret]
+        if not secrets:
+            return "none"
+        missing = next((f for f in secrets if f.source == "missing"), None)
+        if missing is not None and missing.required:
+            return "missing"
+        first = next((f for f in secrets if f.source != "missing"), None)
+        if first is None:
+            return "missing"
+        return "environment" if first.source == "environment" else "keychain"
+
+    @property
+    def credential_masked(self) -> str | None:
+        return next((f.masked for f in self.auth if f.secret and f.masked), None)
+
+    def spec_json(self) -> dict[str, Any]:
+        """The catalogue part alone (what `providers add-custom --json` prints as ``provider``)."""
+        return {
+            "id": self.id,
+            "group": self.group,
+            "display_name": self.display_name,
+            "protocol": self.protocol,
+            "base_url": self.default_base_url,
+            "auth": [f.spec_json() for f in self.auth],
+            "auth_note": self.auth_note,
+            "lists_models": self.lists_models,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.spec_json()
+        data["auth"] = [f.to_json() for f in self.auth]
+        data.update(
+            enabled=self.enabled,
+            base_url_override=self.base_url_override,
+            configured=self.configured,
+            credential={"source": self.credential_source, "masked": self.credential_masked,
+                        "missing": list(self.missing)},
+            health=self.health.to_json(),
+            remedy=None if self.remedy is None else self.remedy.to_json(),
+        )
+        return data
+
+
+# --- agents ------------------------------------------------------------------------------------
+
+AlertKind: TypeAlias = Literal["unhealthy", "disabled", "credentials_missing", "no_route"]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAlert:
+    """Why an agent's next turn may fail, and the one action that would fix it (a sidebar badge)."""
+
+    kind: AlertKind
+    message: str
+    remedy: Remedy | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message,
+                "remedy": None if self.remedy is None else self.remedy.to_json()}
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    name: str
+    provider: str | None
+    model: str | None
+    inherited: bool
+    own_provider: str | None
+    own_model: str | None
+    system: str | None
+    warning: str | None
+    """A short warning when the provider is known to be unhealthy or is disabled (health only:
+    what `ask` prints before sending)."""
+    alert: AgentAlert | None = None
+    """The sidebar badge: also raised for a provider that lacks a credential or for no route."""
+    messages: int | None = None
+    unanswered: int | None = None
+    """History size; only filled for a single agent's view (`agents show`)."""
+
+    @property
+    def route_kind(self) -> Literal["default", "own"]:
+        return "default" if self.inherited else "own"
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "provider": self.provider,
+            "model": self.model,
+            "inherited": self.inherited,
+            "override": None if self.inherited else {"provider": self.own_provider, "model": self.own_model},
+            "system": self.system,
+            "warning": self.warning,
+            "alert": None if self.alert is None else self.alert.to_json(),
+        }
+        if self.messages is not None:
+            data["messages"] = self.messages
+        if self.unanswered is not None:
+            data["unanswered"] = self.unanswered
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultRouteView:
+    provider: str | None
+    model: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"provider": self.provider, "model": self.model}
+
+
+# --- models ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PriceView:
+    """USD per million tokens."""
+
+    input: float = 0.0
+    output: float = 0.0
+    cache_read: float = 0.0
+    cache_write: float = 0.0
+
+    @property
+    def known(self) -> bool:
+        return any((self.input, self.output, self.cache_read, self.cache_write))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"input": self.input, "output": self.output, "cache_read": self.cache_read,
+                "cache_write": self.cache_write}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelView:
+    provider: str
+    id: str
+    display_name: str
+    context_window: int
+    context_known: bool
+    max_output_tokens: int
+    tools: bool
+    vision: bool
+    reasoning: bool
+    streaming: bool
+    prompt_caching: bool
+    price: PriceView
+    deprecation: str | None
+    status: str
+    quirks: tuple[str, ...]
+    source: str
+    provider_name: str = ""
+    """The provider's display name (a custom endpoint's own name)."""
+
+    @classmethod
+    def of(cls, m: ModelSpec, provider_name: str = "") -> ModelView:
+        p = m.price
+        return cls(m.provider, m.id, m.display_name, m.context_window, m.context_known, m.max_output_tokens,
+                   m.tools, m.vision, m.reasoning, m.streaming, m.prompt_caching,
+                   PriceView(p.input, p.output, p.cache_read, p.cache_write), m.deprecation, m.status,
+                   tuple(sorted(m.quirks)), m.source, provider_name or m.provider)
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}/{self.id}"
+
+    def has(self, capability: Capability) -> bool:
+        return bool(getattr(self, capability))
+
+    @property
+    def chips(self) -> tuple[str, ...]:
+        """Capability indicators, in the order the model picker shows them."""
+        words = [c for c in ("tools", "vision", "reasoning") if getattr(self, c)]
+        if not self.streaming:
+            words.append("no-stream")
+        return tuple(words)
+
+    @property
+    def note(self) -> str:
+        """A few words at most: the retirement date, or a status other than plain "active"."""
+        if self.deprecation:
+            return f"retires {self.deprecation}"
+        status = self.status.split("(", 1)[0].strip()
+        return "" if status.startswith("active") else status
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider, "id": self.id, "display_name": self.display_name,
+            "context_window": self.context_window, "max_output_tokens": self.max_output_tokens,
+            "tools": self.tools, "vision": self.vision, "reasoning": self.reasoning, "streaming": self.streaming,
+            "prompt_caching": self.prompt_caching, "price": self.price.to_json(), "deprecation": self.deprecation,
+            "status": self.status, "quirks": list(self.quirks), "source": self.source, "key": self.key,
+        }
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorView:
+    """A typed error as a screen shows it: what failed, the words, and the button (``remedy``)."""
+
+    type: str
+    message: str
+    hint: str
+    provider: str | None = None
+    model: str | None = None
+    remedy: Remedy | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "message": self.message, "hint": self.hint, "provider": self.provider,
+                "model": self.model, "remedy": None if self.remedy is None else self.remedy.to_json(),
+                **self.extra}
