@@ -1,4 +1,4 @@
-"""Opening the workspace from a command, and the helpers the workspace commands share.
+"""Opening the workspace from a command.
 
 Kept apart from the command modules so their top level imports only Typer: SQLAlchemy and
 the adapters load when a command runs, not when `ironspire --help` starts.
@@ -25,28 +25,8 @@ def workspace() -> Iterator[Workspace]:
         ws.close()
 
 
-def health_warning(ws: Workspace, pid: str | None) -> str | None:
-    """A short warning when the provider is known to be unhealthy (unknown counts as fine)."""
-    if pid is None:
-        return None
-    from ironspire.health import HealthState
-
-    status = ws.health.status(pid)
-    if status.healthy or status.state is HealthState.UNKNOWN:
-        return None
-    state = status.state.value.replace("_", " ")
-    return f"{pid} is {state}" + (f": {status.detail}" if status.detail else "")
-
-
 def agent_record(ws: Workspace, agent: Agent) -> dict[str, Any]:
-    route = agent.route
-    pid = route.provider if route else None
-    return {
-        "name": agent.name,
-        "provider": pid,
-        "model": route.model if route else None,
-        "inherited": agent.inherits,
-        "override": None if agent.inherits else {"provider": agent.own_provider, "model": agent.own_model},
-        "system": agent.system,
-        "warning": health_warning(ws, pid),
-    }
+    """The agent's row as `agents list --json` prints it (the view layer builds it)."""
+    from ironspire import views
+
+    return views.agent(ws, agent.name).to_json()

@@ -33,7 +33,8 @@ def list_agents(
     check: bool = typer.Option(False, "--check", help="Probe the agents' providers first."),
 ) -> None:
     """List agents with their route; a warning column shows agents on an unhealthy provider."""
-    from ironspire.cli._workspace import agent_record, workspace
+    from ironspire import views
+    from ironspire.cli._workspace import workspace
 
     with workspace() as ws:
         if check:
@@ -48,11 +49,11 @@ def list_agents(
                     await ws.transport.close()
 
             asyncio.run(probe())
-        records = [agent_record(ws, a) for a in ws.agents()]
+        rows = views.agents(ws)
     if as_json:
-        emit_json(records)
+        emit_json([r.to_json() for r in rows])
         return
-    if not records:
+    if not rows:
         console.print("No agents yet. Create one with `ironspire agents create NAME`.")
         return
     from rich.table import Table
@@ -60,32 +61,28 @@ def list_agents(
     table = Table()
     for col in ("agent", "provider", "model", "route", "warning"):
         table.add_column(col)
-    for r in records:
-        table.add_row(r["name"], r["provider"] or "-", r["model"] or "-",
-                      "default" if r["inherited"] else "own", r["warning"] or "")
+    for r in rows:
+        table.add_row(r.name, r.provider or "-", r.model or "-", r.route_kind, r.warning or "")
     console.print(table)
 
 
 @app.command("show")
 def show(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
     """Show one agent: route, system prompt, history size."""
-    from ironspire.cli._workspace import agent_record, workspace
+    from ironspire import views
+    from ironspire.cli._workspace import workspace
 
     with workspace() as ws:
-        agent = ws.agent(name)
-        record = agent_record(ws, agent)
-        record["messages"] = len(agent.history)
-        record["unanswered"] = sum(1 for e in agent.transcript() if e.status == "unanswered")
+        view = views.agent(ws, name, detail=True)
     if as_json:
-        emit_json(record)
+        emit_json(view.to_json())
         return
-    route = f"{record['provider']} / {record['model']}" if record["provider"] else "none (no default set)"
-    console.print(f"[bold]{name}[/]  {route}  ({'inherits the default' if record['inherited'] else 'own route'})")
-    if record["warning"]:
-        console.print(f"[yellow]warning:[/] {record['warning']}")
-    console.print(f"system: {record['system'] or '-'}")
-    console.print(f"history: {record['messages']} messages" +
-                  (f", {record['unanswered']} unanswered" if record["unanswered"] else ""))
+    route = f"{view.provider} / {view.model}" if view.provider else "none (no default set)"
+    console.print(f"[bold]{name}[/]  {route}  ({'inherits the default' if view.inherited else 'own route'})")
+    if view.warning:
+        console.print(f"[yellow]warning:[/] {view.warning}")
+    console.print(f"system: {view.system or '-'}")
+    console.print(f"history: {view.messages} messages" + (f", {view.unanswered} unanswered" if view.unanswered else ""))
 
 
 @app.command("set")

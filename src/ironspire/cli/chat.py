@@ -25,8 +25,8 @@ def _warn(
 ) -> None:
     """``once``: for a single request, where a provider without credentials fails at once with
     the same explanation, so warning first would only say it twice."""
-    from ironspire.cli._workspace import health_warning
     from ironspire.health import HealthState
+    from ironspire.views import health_warning
 
     route = agent.route
     if once and route is not None and ws.health.status(route.provider).state is HealthState.NOT_CONFIGURED:
@@ -133,8 +133,8 @@ def chat(agent_name: str = typer.Argument(..., metavar="AGENT")) -> None:
     import asyncio
 
     from ironspire.cli._workspace import workspace
-    from ironspire.cli.providers import configured_ids
     from ironspire.errors import IronspireError
+    from ironspire.views import configured_ids
 
     with workspace() as ws, asyncio.Runner() as runner:
         agent = ws.agent(agent_name)

@@ -12,16 +12,17 @@ app = typer.Typer(help="Show or set the workspace's default provider and model."
 @app.command("show")
 def show(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Show the default route."""
+    from ironspire import views
     from ironspire.cli._workspace import workspace
 
     with workspace() as ws:
-        default = ws.default
+        default = views.default_route(ws)
     if as_json:
-        emit_json({"provider": default[0], "model": default[1]} if default else {"provider": None, "model": None})
-    elif default is None:
+        emit_json(default.to_json())
+    elif default.provider is None:
         console.print("No default is set. Run `ironspire default set PROVIDER MODEL`.")
     else:
-        console.print(f"{default[0]} / {default[1]}")
+        console.print(f"{default.provider} / {default.model}")
 
 
 @app.command("set")

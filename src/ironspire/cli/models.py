@@ -9,7 +9,7 @@ configuration, so it is always a candidate there).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -19,21 +19,12 @@ from ironspire.cli.output import console, emit_json, tokens
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from ironspire.catalog.models import ModelSpec, Registry
+    from ironspire.views import ModelView
 
 app = typer.Typer(help="Browse the model registry.", no_args_is_help=True)
 
-CAPABILITY_CHOICES = ("tools", "vision", "reasoning", "streaming")
 PRICE_NOTE = "Prices in USD per million tokens."
 UNKNOWN_NOTE = " A ? marks a context window the provider did not report (a default)."
-
-
-def _record(m: ModelSpec) -> dict[str, Any]:
-    d = asdict(m)
-    del d["context_known"]  # the JSON shape is a contract with scripts; see ModelSpec for the flag
-    d["quirks"] = sorted(m.quirks)
-    d["key"] = m.key
-    return d
 
 
 @app.command("list")
@@ -46,60 +37,33 @@ def list_models(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """List models with context window, output limit, capabilities and prices."""
+    from ironspire import views
     from ironspire.catalog.providers import builtin, is_builtin
-    from ironspire.errors import ConfigurationError
+    from ironspire.views._models import check_capability, needs_workspace, why_empty
 
-    if capability is not None and capability not in CAPABILITY_CHOICES:
-        import difflib
-
-        close = difflib.get_close_matches(capability, CAPABILITY_CHOICES, n=1)
-        raise ConfigurationError(
-            f"unknown capability {capability!r}.",
-            hint=(f"Did you mean {close[0]}? " if close else "") + "Use one of: " + ", ".join(CAPABILITY_CHOICES) + ".",
-        )
+    check_capability(capability)
     if provider is not None and not is_builtin(provider) and not provider.startswith("custom-"):
         builtin(provider)  # raises with suggestions
-    if _needs_workspace(provider):
-        registry, names = _workspace_view(provider, refresh)
+    if needs_workspace(provider):
+        rows, has_any = _workspace_rows(provider, capability, refresh)
     else:
-        from ironspire.catalog.models import Registry
-
-        registry, names = Registry(), {}
-    models = registry.list(provider=provider, capability=capability)  # type: ignore[arg-type]
+        rows = views.models(provider=provider, capability=capability)
+        has_any = bool(rows) or bool(views.models(provider=provider))
     if as_json:
-        emit_json([_record(m) for m in models])
+        emit_json([m.to_json() for m in rows])
         return
-    for table in tables(models, names, width=console.width):
+    for table in tables(rows, width=console.width):
         console.print(table)
         console.print()
-    if models:
-        unknown = any(not m.context_known for m in models)
+    if rows:
+        unknown = any(not m.context_known for m in rows)
         console.print(PRICE_NOTE + (UNKNOWN_NOTE if unknown else ""), style="dim")
     else:
-        console.print("No models match." + _why_empty(provider, registry))
+        console.print("No models match." + why_empty(provider, has_any))
 
 
-def _needs_workspace(provider: str | None) -> bool:
-    """Whether the listing may hold models that only the workspace knows of or can ask for."""
-    if provider is None or provider.startswith("custom-"):
-        return True
-    from ironspire.catalog.providers import builtin
-
-    return builtin(provider).lists_models
-
-
-def _why_empty(provider: str | None, registry: Registry) -> str:
-    if provider is None or registry.list(provider=provider):
-        return ""  # the capability filter left nothing: nothing more to explain
-    from ironspire.catalog.providers import builtin, is_builtin
-
-    if is_builtin(provider) and not builtin(provider).lists_models:
-        return f" ({provider} has no built-in models: it serves the deployment or model id you configure.)"
-    return f" ({provider} lists its models at runtime, and listed none.)"
-
-
-def _workspace_view(provider: str | None, refresh: bool) -> tuple[Registry, dict[str, str]]:
-    """The workspace's registry after asking, at once, every provider that lists its models and
+def _workspace_rows(provider: str | None, capability: str | None, refresh: bool) -> tuple[list[ModelView], bool]:
+    """The workspace's models after asking, at once, every provider that lists its models and
     concerns this listing, each at the base URL and with the key a turn would use.
 
     The connect timeout is short so that nothing listening does not hold the listing up. When
@@ -107,50 +71,33 @@ def _workspace_view(provider: str | None, refresh: bool) -> tuple[Registry, dict
     stderr; the full listing stays quiet about it (most people listing every model run no
     Ollama) and skips built-in providers that have no key, since they would only refuse.
     """
-    import asyncio
-
+    from ironspire import views
     from ironspire.catalog.discovery import CLI_CONNECT_TIMEOUT, DiscoveryResult, run_sync
     from ironspire.cli._workspace import workspace
+    from ironspire.views._models import listing_problem
 
     with workspace() as ws:
         if provider is not None:
             ws.provider(provider)  # an unknown custom endpoint fails here, listing the configured ones
-            asked = [provider]
-        else:
-            asked = [pid for pid in ws.provider_ids() if _worth_asking(ws, pid)]
 
-        async def ask() -> list[DiscoveryResult | None]:
-            jobs = (ws.discover_models(pid, refresh=refresh, connect_timeout=CLI_CONNECT_TIMEOUT) for pid in asked)
-            return list(await asyncio.gather(*jobs))
+        async def ask() -> dict[str, DiscoveryResult | None]:
+            return await views.discover(ws, provider, refresh=refresh, connect_timeout=CLI_CONNECT_TIMEOUT)
 
         results = run_sync(ask)
         if provider is not None:
-            problem = _problem(ws.is_enabled(provider), provider, results[0])
+            problem = listing_problem(ws, provider, results[provider])
             if problem:
                 from rich.console import Console
 
                 Console(stderr=True, highlight=False).print(problem, markup=False)
-        names = {pid: ws.provider(pid).display_name for pid in ws.provider_ids()}
-        return ws.registry, names
-
-
-def _worth_asking(ws: Any, pid: str) -> bool:
-    spec = ws.provider(pid)
-    if not spec.lists_models or not ws.is_enabled(pid):
-        return False
-    return spec.group == "custom" or not spec.secret_fields or ws.credentials.get(pid, "api_key") is not None
-
-
-def _problem(enabled: bool, provider: str, result: Any) -> str | None:
-    if not enabled:
-        return f"{provider} is disabled; enable it with `ironspire providers enable {provider}`."
-    return None if result is None else result.error
+        rows = views.models(ws, provider=provider, capability=capability)
+        return rows, bool(rows) or bool(views.models(ws, provider=provider))
 
 
 # --- the human table ---------------------------------------------------------------------------
 
 
-def tables(models: list[ModelSpec], names: dict[str, str] | None = None, width: int = 80) -> list[Table]:
+def tables(models: list[ModelView], width: int = 80) -> list[Table]:
     """One table per provider, titled with it, in the richest layout that fits ``width``.
 
     The model id is never cut or wrapped: it is what people type. Layouts, widest first:
@@ -164,17 +111,13 @@ def tables(models: list[ModelSpec], names: dict[str, str] | None = None, width: 
     from rich.measure import Measurement
     from rich.text import Text
 
-    from ironspire.catalog.providers import builtin, is_builtin
-
-    names = dict(names or {})
-    groups: dict[str, list[ModelSpec]] = {}
+    groups: dict[str, list[ModelView]] = {}
     for m in models:
         groups.setdefault(m.provider, []).append(m)
     measuring = Console(width=10_000, file=io.StringIO())  # the natural width, not clamped to ours
     out = []
     for pid, group in groups.items():
-        name = names.get(pid) or (builtin(pid).display_name if is_builtin(pid) else pid)
-        title = Text(name, style="bold")
+        title = Text(group[0].provider_name, style="bold")
         title.append(f"  {pid} · {len(group)} model{'s' if len(group) != 1 else ''}", style="dim")
         for layout in _LAYOUTS:
             table = _table(group, title, layout)  # the last one is used even if it does not fit
@@ -194,13 +137,13 @@ class _Layout:
 _LAYOUTS = (_Layout(True, True), _Layout(True, False), _Layout(False, False), _Layout(False, False, stacked=True))
 
 
-def _table(group: list[ModelSpec], title: Any, layout: _Layout) -> Table:
+def _table(group: list[ModelView], title: Any, layout: _Layout) -> Table:
     from rich import box
     from rich.cells import cell_len
     from rich.table import Table
     from rich.text import Text
 
-    if not any(_note(m) for m in group):
+    if not any(m.note for m in group):
         layout = replace(layout, note_column=False)  # no empty column
 
     # two spaces between columns (the box's blank divider and one collapsed pad), none at the edges
@@ -211,7 +154,7 @@ def _table(group: list[ModelSpec], title: Any, layout: _Layout) -> Table:
                f"$ in /{pair}out", f"cache r /{pair}w", *(["note"] if layout.note_column else [])]
     cells: list[list[Text | str]] = []
     for m in group:
-        can, note = _capabilities(m), _note(m)
+        can, note = _capabilities(m), m.note
         note_style = "yellow" if m.deprecation else "dim"
         first = Text(m.id)
         if not layout.can_column:
@@ -234,19 +177,8 @@ def _table(group: list[ModelSpec], title: Any, layout: _Layout) -> Table:
     return table
 
 
-def _note(m: ModelSpec) -> str:
-    """A few words at most: the retirement date, or a status other than plain "active"."""
-    if m.deprecation:
-        return f"retires {m.deprecation}"
-    status = m.status.split("(", 1)[0].strip()
-    return "" if status.startswith("active") else status
-
-
-def _capabilities(m: ModelSpec) -> str:
-    words = [c for c in ("tools", "vision", "reasoning") if m.has(c)]
-    if not m.streaming:
-        words.append("no-stream")
-    return " ".join(words) or "text only"
+def _capabilities(m: ModelView) -> str:
+    return " ".join(m.chips) or "text only"
 
 
 def _pair(a: float, b: float, sep: str = " ") -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -19,29 +19,14 @@ from ironspire.cli.output import console, emit_json
 
 if TYPE_CHECKING:
     from ironspire.credentials import CredentialStore
-    from ironspire.health import HealthMonitor, HealthStatus
+    from ironspire.health import HealthStatus
+    from ironspire.views import HealthView, ProviderView
     from ironspire.workspace import Workspace
 
 app = typer.Typer(help="Configure and check providers.", no_args_is_help=True)
 
-DOT_STYLE = {
-    "reachable": "green",
-    "unreachable": "red",
-    "invalid_key": "red",
-    "rate_limited": "yellow",
-    "not_configured": "grey50",
-    "disabled": "grey50",
-    "unknown": "grey50",
-}
-STATE_LABEL = {
-    "reachable": "reachable",
-    "unreachable": "unreachable",
-    "invalid_key": "invalid key",
-    "rate_limited": "rate-limited",
-    "not_configured": "not configured",
-    "disabled": "disabled",
-    "unknown": "unknown",
-}
+#: the view's dot colours as Rich styles
+DOT_STYLE = {"green": "green", "red": "red", "yellow": "yellow", "grey": "grey50"}
 
 
 def _open() -> Workspace:
@@ -51,88 +36,36 @@ def _open() -> Workspace:
 
 
 def _store(ws: Workspace) -> CredentialStore:
-    return cast("CredentialStore", ws.credentials)
+    from ironspire.views._providers import credential_store
+
+    return credential_store(ws)
 
 
-def provider_record(spec: Any) -> dict[str, Any]:
-    return {
-        "id": spec.id,
-        "group": spec.group,
-        "display_name": spec.display_name,
-        "protocol": spec.protocol,
-        "base_url": spec.base_url or None,
-        "auth": [
-            {"name": f.name, "label": f.label, "secret": f.secret, "required": f.required, "env": list(f.env)}
-            for f in spec.auth
-        ],
-        "auth_note": spec.auth_note or None,
-        "lists_models": spec.lists_models,
-    }
+_SOURCE_STYLE = {"keychain": "green", "environment": "cyan", "settings": "green", "default": "grey50",
+                 "missing": "red"}
 
 
-def _field_state(ws: Workspace, spec: Any, f: Any, settings: dict[str, str]) -> dict[str, Any]:
-    """Where one credential or setting comes from, masked; secrets are never returned."""
-    from ironspire.errors import mask
-
-    if f.secret:
-        store = _store(ws)
-        value = store.get(spec.id, f.name)
-        source = store.source(spec.id, f.name)
-        return {"source": source, "env_var": store.env_name(spec.id, f.name) if source == "environment" else None,
-                "masked": mask(value) if value else None,
-                # "keychain" is where stored secrets come from; this says which store that is
-                "store": store.info().kind if source == "keychain" else None}
-    if settings.get(f.name):
-        return {"source": "settings", "env_var": None, "value": settings[f.name]}
-    env = next((n for n in f.env if os.environ.get(n, "").strip()), None)
-    if env:
-        return {"source": "environment", "env_var": env, "value": os.environ[env].strip()}
-    if f.default:
-        return {"source": "default", "env_var": None, "value": f.default}
-    return {"source": "missing", "env_var": None, "value": None}
-
-
-def _full_record(ws: Workspace, spec: Any) -> dict[str, Any]:
-    record = provider_record(spec)
-    settings = ws.provider_settings(spec.id)
-    for entry, f in zip(record["auth"], spec.auth, strict=True):
-        entry.update(_field_state(ws, spec, f, settings))
-    record["enabled"] = ws.is_enabled(spec.id)
-    record["base_url_override"] = settings.get("base_url")
-    record["configured"] = all(e["source"] != "missing" for e, f in zip(record["auth"], spec.auth, strict=True)
-                               if f.required and not f.default)
-    return record
-
-
-def _auth_summary(spec: Any, record: dict[str, Any]) -> str:
-    if not spec.auth:
-        return spec.auth_note or "none"
+def _auth_summary(view: ProviderView) -> str:
+    if not view.auth:
+        return view.auth_note or "none"
     parts = []
-    colour = {"keychain": "green", "environment": "cyan", "settings": "green", "default": "grey50",
-              "missing": "red"}
-    for f, e in zip(spec.auth, record["auth"], strict=True):
-        where = e["source"] if e["source"] != "environment" else f"env {e['env_var']}"
-        if e.get("store") == "encrypted-file":
-            where = "encrypted file"
-        if e["source"] == "missing" and not f.required:
-            where, style = "optional", "grey50"
-        else:
-            style = colour[e["source"]]
-        shown = e.get("masked") or (e.get("value") if not f.secret else None)
-        parts.append(f"{f.label}: [{style}]{where}[/]" + (f" ({shown})" if shown else ""))
+    for f in view.auth:
+        style = "grey50" if f.optional_and_unset else _SOURCE_STYLE[f.source]
+        shown = f.shown
+        parts.append(f"{f.label}: [{style}]{f.where}[/]" + (f" ({shown})" if shown else ""))
     return "\n".join(parts)
 
 
 @app.command("list")
 def list_providers(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """List providers by group with where each credential comes from (keychain / environment / missing)."""
+    from ironspire import views
     from ironspire.catalog.providers import GROUP_TITLES, GROUPS
 
     with workspace() as ws:
-        specs = [ws.provider(pid) for pid in ws.provider_ids()]
-        records = {s.id: _full_record(ws, s) for s in specs}
+        cards = views.providers(ws)
         if as_json:
-            emit_json([records[s.id] for s in specs])
+            emit_json([c.to_json() for c in cards])
             return
         from rich.table import Table
 
@@ -144,70 +77,47 @@ def list_providers(as_json: bool = typer.Option(False, "--json", help="Machine-r
         else:
             console.print(f"Credentials are stored in the {info.name}.")
         for group in GROUPS:
-            members = [s for s in specs if s.group == group]
+            members = [c for c in cards if c.group == group]
             if not members:
                 continue
             table = Table(title=GROUP_TITLES[group], title_justify="left")
             for col in ("id", "name", "protocol", "credentials", "base URL", "enabled"):
                 table.add_column(col)
-            for s in members:
-                r = records[s.id]
-                url = r["base_url_override"] or s.base_url or "-"
-                table.add_row(s.id, s.display_name, s.protocol, _auth_summary(s, r), url,
-                              "yes" if r["enabled"] else "[grey50]no[/]")
+            for c in members:
+                url = c.base_url_override or c.default_base_url or "-"
+                table.add_row(c.id, c.display_name, c.protocol, _auth_summary(c), url,
+                              "yes" if c.enabled else "[grey50]no[/]")
             console.print(table)
 
 
-def _dot(status: HealthStatus) -> str:
-    state = status.state.value
-    latency = f" {status.latency_ms:.0f} ms" if status.latency_ms is not None and state != "not_configured" else ""
-    line = f"[{DOT_STYLE[state]}]●[/] {status.provider:<18} {STATE_LABEL[state]}{latency}"
-    if status.until is not None:
-        line += f" until {status.until.astimezone().strftime('%H:%M:%S')}"
+def _dot(health: HealthView | HealthStatus) -> str:
+    from ironspire.health import HealthStatus
+    from ironspire.views import HealthView
+
+    if isinstance(health, HealthStatus):
+        health = HealthView.of(health)
+    latency = f" {health.shown_latency_ms:.0f} ms" if health.shown_latency_ms is not None else ""
+    line = f"[{DOT_STYLE[health.dot]}]●[/] {health.provider:<18} {health.label}{latency}"
+    if health.until is not None:
+        line += f" until {health.until.astimezone().strftime('%H:%M:%S')}"
     return line
 
 
-def _print_status(status: HealthStatus) -> None:
+def _print_status(health: HealthView) -> None:
     from rich.markup import escape
 
-    console.print(_dot(status))
-    if status.detail:
-        console.print("    " + escape(status.detail), style="grey62")
+    console.print(_dot(health))
+    if health.detail:
+        console.print("    " + escape(health.detail), style="grey62")
 
 
-async def _run_checks(ws: Workspace, ids: list[str] | None, limit: float) -> dict[str, HealthStatus]:
-    monitor = cast("HealthMonitor", ws.health)
-    monitor.timeout = limit
+async def _run_checks(ws: Workspace, ids: list[str], limit: float) -> list[HealthView]:
+    from ironspire import views
+
     try:
-        return await monitor.check(ids)
+        return await views.check(ws, ids, limit=limit)
     finally:
         await ws.aclose()
-
-
-def configured_ids(ws: Workspace) -> list[str]:
-    """Enabled providers the user has set up: every required value present, and something chosen
-    by the user (a stored key, an environment variable, a setting, an agent or default using it).
-
-    A keyless provider (local Ollama, the Claude CLI) counts only once something points at it, so
-    that `providers check` and the session monitor do not probe servers the user never asked for.
-    """
-    used = {route.provider for agent in ws.agents() if (route := agent.route) is not None}
-    if ws.default is not None:
-        used.add(ws.default[0])
-    wanted = []
-    for pid in ws.provider_ids():
-        if not ws.is_enabled(pid):
-            continue
-        spec = ws.provider(pid)
-        record = _full_record(ws, spec)
-        if not record["configured"]:
-            continue
-        chosen = (pid in used or pid.startswith("custom-") or bool(ws.provider_settings(pid))
-                  or any(e["source"] in ("keychain", "environment", "settings") for e in record["auth"])
-                  or (pid == "ollama" and bool(os.environ.get("OLLAMA_HOST", "").strip())))
-        if chosen:
-            wanted.append(pid)
-    return wanted
 
 
 _IDS = typer.Argument(None, metavar="[ID]...", help="Providers to check (default: the configured, enabled ones).")
@@ -227,7 +137,12 @@ def check(
     ws = _open()
     try:
         # unknown ids fail here, with suggestions
-        wanted = [ws.provider(pid).id for pid in ids] if ids else (ws.provider_ids() if all_ else configured_ids(ws))
+        from ironspire import views
+
+        if ids:
+            wanted = [ws.provider(pid).id for pid in ids]
+        else:
+            wanted = ws.provider_ids() if all_ else views.configured_ids(ws)
     except Exception:
         ws.close()
         raise
@@ -241,11 +156,11 @@ def check(
         return
     results = asyncio.run(_run_checks(ws, wanted, timeout))
     if as_json:
-        emit_json([r.to_dict() for r in results.values()])
+        emit_json([r.to_json() for r in results])
     else:
-        for status in results.values():
+        for status in results:
             _print_status(status)
-    if not all(r.healthy for r in results.values()):
+    if not all(r.healthy for r in results):
         raise typer.Exit(1)
 
 
@@ -374,10 +289,11 @@ def add_custom(
     except Exception:
         ws.close()
         raise
-    results = asyncio.run(_run_checks(ws, [spec.id], timeout))
-    status = results[spec.id]
+    (status,) = asyncio.run(_run_checks(ws, [spec.id], timeout))
     if as_json:
-        emit_json({"provider": provider_record(spec), "health": status.to_dict()})
+        from ironspire.views import spec_record
+
+        emit_json({"provider": spec_record(spec), "health": status.to_json()})
         return
     console.print(f"{'Updated' if existed else 'Added'} {spec.id} ({spec.base_url}, model {model_id}).")
     _print_status(status)

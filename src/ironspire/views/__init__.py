@@ -6,11 +6,18 @@ imports a front end. "Configured" has one definition, ``ironspire.catalog.readin
 health monitor uses too.
 """
 
-from ironspire.views.agents import agent, agents, default_route, health_warning
-from ironspire.views.errors import error
-from ironspire.views.health import check, health
-from ironspire.views.models import discover, models
-from ironspire.views.providers import configured_ids, provider, provider_readiness, providers, spec_record
+from ironspire.views._agents import agent, agents, default_route, health_warning
+from ironspire.views._errors import error
+from ironspire.views._health import check, health
+from ironspire.views._models import discover, models
+from ironspire.views._providers import (
+    configured_ids,
+    credential_store,
+    provider,
+    provider_readiness,
+    providers,
+    spec_record,
+)
 from ironspire.views.records import (
     AgentAlert,
     AgentView,
@@ -37,6 +44,7 @@ __all__ = [
     "agents",
     "check",
     "configured_ids",
+    "credential_store",
     "default_route",
     "discover",
     "error",

@@ -10,35 +10,38 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from ironspire.catalog.models import Capability, ModelSpec
 from ironspire.errors import Remedy
-from ironspire.health.status import HealthState, HealthStatus
+
+if TYPE_CHECKING:  # the health package loads the transport (httpx): only what needs it imports it
+    from ironspire.catalog.models import Capability, ModelSpec
+    from ironspire.health.status import HealthState, HealthStatus
 
 Dot: TypeAlias = Literal["green", "red", "yellow", "grey"]
 CredentialSource: TypeAlias = Literal["keychain", "environment", "missing", "none"]
 FieldSource: TypeAlias = Literal["keychain", "environment", "settings", "default", "missing"]
 
 #: the status dot of Settings > Providers: green reachable, red unreachable or refused key,
-#: yellow rate-limited, grey when nothing is known or nothing should be checked
-DOTS: dict[HealthState, Dot] = {
-    HealthState.REACHABLE: "green",
-    HealthState.UNREACHABLE: "red",
-    HealthState.INVALID_KEY: "red",
-    HealthState.RATE_LIMITED: "yellow",
-    HealthState.NOT_CONFIGURED: "grey",
-    HealthState.DISABLED: "grey",
-    HealthState.UNKNOWN: "grey",
+#: yellow rate-limited, grey when nothing is known or nothing should be checked (keyed by the
+#: ``HealthState`` values, a string enum)
+DOTS: dict[str, Dot] = {
+    "reachable": "green",
+    "unreachable": "red",
+    "invalid_key": "red",
+    "rate_limited": "yellow",
+    "not_configured": "grey",
+    "disabled": "grey",
+    "unknown": "grey",
 }
-STATE_LABELS: dict[HealthState, str] = {
-    HealthState.REACHABLE: "reachable",
-    HealthState.UNREACHABLE: "unreachable",
-    HealthState.INVALID_KEY: "invalid key",
-    HealthState.RATE_LIMITED: "rate-limited",
-    HealthState.NOT_CONFIGURED: "not configured",
-    HealthState.DISABLED: "disabled",
-    HealthState.UNKNOWN: "unknown",
+STATE_LABELS: dict[str, str] = {
+    "reachable": "reachable",
+    "unreachable": "unreachable",
+    "invalid_key": "invalid key",
+    "rate_limited": "rate-limited",
+    "not_configured": "not configured",
+    "disabled": "disabled",
+    "unknown": "unknown",
 }
 
 
@@ -62,7 +65,7 @@ class HealthView:
 
     @property
     def healthy(self) -> bool:
-        return self.state is HealthState.REACHABLE
+        return self.state == "reachable"
 
     @property
     def dot(self) -> Dot:
@@ -76,14 +79,16 @@ class HealthView:
     def checked(self) -> bool:
         """Whether ``checked_at`` and ``latency_ms`` describe a real observation (a provider not
         checked yet, or disabled, has neither)."""
-        return self.state not in (HealthState.UNKNOWN, HealthState.DISABLED)
+        return self.state not in ("unknown", "disabled")
 
     @property
     def shown_latency_ms(self) -> float | None:
         """The latency worth showing: none for a check that never reached the provider."""
-        return None if self.state is HealthState.NOT_CONFIGURED else self.latency_ms
+        return None if self.state == "not_configured" else self.latency_ms
 
     def to_json(self) -> dict[str, Any]:
+        from ironspire.health.status import HealthStatus
+
         return HealthStatus(self.provider, self.state, self.checked_at, self.latency_ms, self.detail,
                             self.until).to_dict()
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ironspire.errors import Remedy, enable_remedy, set_default_remedy
-from ironspire.health.status import HealthState
-from ironspire.views.providers import provider as provider_view
+from ironspire.views._providers import provider as provider_view
 from ironspire.views.records import AgentAlert, AgentView, DefaultRouteView, ProviderView
 
 if TYPE_CHECKING:
@@ -41,7 +40,7 @@ def health_warning(ws: Workspace, pid: str | None) -> str | None:
     if pid is None:
         return None
     status = ws.health.status(pid)
-    if status.healthy or status.state is HealthState.UNKNOWN:
+    if status.healthy or status.state == "unknown":
         return None
     state = status.state.value.replace("_", " ")
     return f"{pid} is {state}" + (f": {status.detail}" if status.detail else "")
@@ -89,7 +88,7 @@ def _switch(ws: Workspace, name: str, pid: str) -> Remedy:
     default = ws.default
     if default is not None and default[0] != pid and ws.is_enabled(default[0]):
         state = ws.health.status(default[0]).state
-        if state in (HealthState.REACHABLE, HealthState.UNKNOWN):
+        if state in ("reachable", "unknown"):
             to_provider, to_model = default
     return Remedy("switch_agent", {"agent": name, "from": pid, "provider": to_provider, "model": to_model},
                   f"Move it with `ironspire agents set {name} --provider P --model M` (its history is kept).")

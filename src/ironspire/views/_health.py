@@ -22,9 +22,9 @@ async def check(ws: Workspace, ids: Iterable[str] | None = None, *, limit: float
 
     ``limit`` (seconds) bounds each check (the monitor's own default otherwise).
     """
-    from ironspire.views.providers import configured_ids
+    from ironspire.views._providers import configured_ids
 
-    wanted = [ws.provider(pid).id for pid in ids] if ids is not None else configured_ids(ws)
+    wanted = list(dict.fromkeys([ws.provider(pid).id for pid in ids] if ids is not None else configured_ids(ws)))
     if limit is not None:
         ws.health.timeout = limit  # type: ignore[attr-defined]
     results = await ws.health.check(wanted)
