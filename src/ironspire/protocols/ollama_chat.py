@@ -32,6 +32,7 @@ from ironspire.errors import (
     ModelNotFound,
     ProviderError,
     ProviderUnavailable,
+    pull_remedy,
 )
 from ironspire.messages import (
     Accumulator,
@@ -339,7 +340,7 @@ def classify_message(message: str, target: Target, *, status: int | None = None,
     pid, model = target.provider.id, target.model.id
     if "not found" in low and "model" in low:
         err = ModelNotFound(pid, model, status=status, raw=raw)
-        err.hint = f"Download it with `ollama pull {model}`, or see `ironspire models list --provider ollama`."
+        err.remedy = pull_remedy(pid, model)  # its text says `ollama pull MODEL`
         return err
     if "does not support" in low:
         return BadRequest(pid, message, model=model, status=status, raw=raw,

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 
 from ironspire.catalog.models import Price
-from ironspire.errors import ConfigurationError
+from ironspire.errors import ConfigurationError, enable_remedy, set_default_remedy
 from ironspire.messages import Accumulator, Message, StreamEvent, Usage
 from ironspire.protocols.base import ChatRequest, Target, Tool
 from ironspire.workspace import preflight, routing
@@ -105,13 +105,12 @@ class Agent:
         if route is None:
             raise ConfigurationError(
                 f"agent {self.name!r} has no provider: it inherits the workspace default, which is not set.",
-                hint="Run `ironspire default set PROVIDER MODEL` or "
-                f"`ironspire agents set {self.name} --provider P --model M`.",
+                remedy=set_default_remedy(self.name),
             )
         if not self.ws.is_enabled(route.provider):
             raise ConfigurationError(
                 f"agent {self.name!r} uses {route.provider}, which is disabled.",
-                hint=f"Run `ironspire providers enable {route.provider}`, or switch the agent to another provider.",
+                remedy=enable_remedy(route.provider, self.name),
             )
         return self.ws.target(route.provider, route.model)
 
