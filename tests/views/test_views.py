@@ -110,6 +110,9 @@ def test_a_missing_value_gives_the_card_its_remedy(ws: Workspace, monkeypatch: p
     assert openai.credential_masked == "sk-…0001"
     assert views.provider(ws, "groq").credential_source == "environment"
     assert views.provider(ws, "ollama").credential_source == "none"
+    assert views.provider(ws, "custom-lab").credential_source == "none"  # its key is optional and unset
+    assert views.keystore(ws).to_json() == {"kind": "keychain", "name": views.keystore(ws).name, "problem": None,
+                                             "hint": None}
 
 
 # --- the records are what --json prints ----------------------------------------------------------

@@ -20,7 +20,7 @@ from ironspire.cli.output import console, emit_json
 if TYPE_CHECKING:
     from ironspire.credentials import CredentialStore
     from ironspire.health import HealthStatus
-    from ironspire.views import HealthView, ProviderView
+    from ironspire.views import HealthView, KeystoreView, ProviderView
     from ironspire.workspace import Workspace
 
 app = typer.Typer(help="Configure and check providers.", no_args_is_help=True)
@@ -43,6 +43,13 @@ def _store(ws: Workspace) -> CredentialStore:
 
 _SOURCE_STYLE = {"keychain": "green", "environment": "cyan", "settings": "green", "default": "grey50",
                  "missing": "red"}
+
+
+def _print_keystore(view: KeystoreView) -> None:
+    if view.kind == "none":
+        console.print(f"[yellow]No keychain:[/] {view.problem}\n{view.hint}")
+    else:
+        console.print(f"Credentials are stored in the {view.name}.")
 
 
 def _auth_summary(view: ProviderView) -> str:
@@ -69,13 +76,7 @@ def list_providers(as_json: bool = typer.Option(False, "--json", help="Machine-r
             return
         from rich.table import Table
 
-        info = _store(ws).info()
-        if info.kind == "none":
-            from ironspire.credentials import NO_KEYCHAIN_HINT
-
-            console.print(f"[yellow]No keychain:[/] {info.problem}\n{NO_KEYCHAIN_HINT}")
-        else:
-            console.print(f"Credentials are stored in the {info.name}.")
+        _print_keystore(views.keystore(ws))
         for group in GROUPS:
             members = [c for c in cards if c.group == group]
             if not members:
@@ -337,7 +338,7 @@ def keystore(
     keychain: bool = typer.Option(False, "--keychain", help="Go back to the OS keychain."),
 ) -> None:
     """Show where credentials are kept, or switch between the OS keychain and an encrypted file."""
-    from ironspire.credentials import NO_KEYCHAIN_HINT, PASSPHRASE_ENV
+    from ironspire.credentials import PASSPHRASE_ENV
     from ironspire.errors import ConfigurationError
 
     with workspace() as ws:
@@ -353,8 +354,6 @@ def keystore(
             store.use_encrypted_file(passphrase)
         elif keychain:
             store.use_keychain()
-        info = store.info()
-        if info.kind == "none":
-            console.print(f"[yellow]No keychain:[/] {info.problem}\n{NO_KEYCHAIN_HINT}")
-        else:
-            console.print(f"Credentials are stored in the {info.name}.")
+        from ironspire import views
+
+        _print_keystore(views.keystore(ws))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 from ironspire.catalog.providers import GROUPS, AuthField, ProviderSpec
 from ironspire.catalog.readiness import Readiness, readiness
 from ironspire.errors import IronspireError, Remedy, enable_remedy, mask, set_key_remedy
-from ironspire.views.records import AuthFieldView, HealthView, ProviderView
+from ironspire.views.records import AuthFieldView, HealthView, KeystoreView, ProviderView
 
 if TYPE_CHECKING:
     from ironspire.credentials import CredentialStore
@@ -53,6 +53,14 @@ def provider(ws: Workspace, pid: str) -> ProviderView:
         health=HealthView.of(ws.health.status(spec.id)),
         remedy=provider_remedy(spec, ready, fields),
     )
+
+
+def keystore(ws: Workspace) -> KeystoreView:
+    """Where `set-key` would store a secret now."""
+    from ironspire.credentials import NO_KEYCHAIN_HINT
+
+    info = credential_store(ws).info()
+    return KeystoreView(info.kind, info.name, info.problem, NO_KEYCHAIN_HINT if info.kind == "none" else None)
 
 
 def spec_record(spec: ProviderSpec) -> dict[str, Any]:

@@ -172,17 +172,15 @@ class ProviderView:
 
     @property
     def credential_source(self) -> CredentialSource:
-        """Where the provider's secret comes from: the first required secret field decides
-        (``none`` for a provider that needs no secret, like a local server or the Claude CLI)."""
-        secrets = [f for f in self.auth if f.secret and f.required] or [f for f in self.auth if f.secret]
-        if not secrets:
-            return "none"
-        missing = next((f for f in secrets if f.source == "missing"), None)
-        if missing is not None and missing.required:
+        """Where the provider's secret comes from: ``missing`` while a required one has no value,
+        else the origin of the first one set, else ``none`` (nothing needed, or an optional key
+        left unset, as for a local server or the Claude CLI)."""
+        secrets = [f for f in self.auth if f.secret]
+        if any(f.required and f.source == "missing" for f in secrets):
             return "missing"
         first = next((f for f in secrets if f.source != "missing"), None)
         if first is None:
-            return "missing"
+            return "none"
         return "environment" if first.source == "environment" else "keychain"
 
     @property
@@ -215,6 +213,20 @@ class ProviderView:
             remedy=None if self.remedy is None else self.remedy.to_json(),
         )
         return data
+
+
+@dataclass(frozen=True, slots=True)
+class KeystoreView:
+    """Where stored secrets are kept: the OS keychain, an encrypted file, or nothing usable."""
+
+    kind: str
+    name: str
+    problem: str | None = None
+    hint: str | None = None
+    """What to do when there is no keychain (set the passphrase variable, or use the environment)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "problem": self.problem, "hint": self.hint}
 
 
 # --- agents ------------------------------------------------------------------------------------
