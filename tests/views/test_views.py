@@ -4,6 +4,7 @@ workspace, with one definition of "configured" that the health monitor shares.""
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
 import subprocess
 import sys
@@ -85,8 +86,6 @@ def test_the_monitor_and_the_views_agree_on_which_providers_are_configured(
     assert not ws.health.configured("bedrock")  # type: ignore[attr-defined]
     # a disabled provider keeps its setup but is not ready (not checked, not routed to)
     monkeypatch.setenv("OLLAMA_HOST", "127.0.0.1:9")
-    import asyncio
-
     asyncio.run(ws.disable("mistral"))
     mistral = views.provider(ws, "mistral")
     assert mistral.configured and not mistral.enabled and ws.health.configured("mistral")  # type: ignore[attr-defined]
@@ -151,8 +150,6 @@ def test_agents_json_is_the_records_and_says_why_a_turn_may_fail(
     assert coder.alert.remedy.action == "switch_agent"
     assert coder.alert.remedy.args == {"agent": "coder", "from": "mistral", "provider": "openai", "model": "gpt-4.1"}
 
-    import asyncio
-
     asyncio.run(ws.disable("openai"))
     writer = views.agent(ws, "writer")
     assert writer.alert is not None and writer.alert.kind == "disabled"
@@ -199,8 +196,6 @@ def test_errors_carry_a_remedy_the_cli_renders_as_todays_hint(ws: Workspace) -> 
     assert missing.remedy is not None and missing.remedy.action == "set_key"
     assert missing.hint == missing.remedy.text == "To fix: run `ironspire providers set-key xai` or set XAI_API_KEY."
 
-    import asyncio
-
     agent = ws.create_agent("solo", provider="openai", model="gpt-4.1")
     asyncio.run(ws.disable("openai"))
     with pytest.raises(ConfigurationError) as disabled:
@@ -246,3 +241,21 @@ def test_importing_the_views_loads_no_database_keychain_or_http_code() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+async def test_history_rows_keep_a_failed_turns_message_apart(ws: Workspace) -> None:
+    from ironspire.errors import ProviderUnavailable
+    from support.http_stub import refused_port
+
+    ws.set_provider_setting("ollama", "base_url", f"http://127.0.0.1:{refused_port()}")
+    agent = ws.create_agent("local", provider="ollama", model="llama3.2")
+    with pytest.raises(ProviderUnavailable) as failed:
+        await agent.send("are you there?")
+    await ws.aclose()
+    assert failed.value.remedy is not None and failed.value.remedy.action == "check_provider"
+    assert views.history(ws, "local") == []
+    (entry,) = views.history(ws, "local", unanswered=True)
+    assert entry.status == "unanswered" and entry.role == "user" and entry.produced_by is None
+    assert entry.message.text == "are you there?"
+    shown = await asyncio.to_thread(cli_json, "history", "local", "--all")
+    assert shown == [entry.to_json()]

@@ -198,23 +198,20 @@ def history(
     all_: bool = typer.Option(False, "--all", help="Include unanswered messages of failed turns."),
 ) -> None:
     """Show an agent's conversation."""
+    from ironspire import views
     from ironspire.cli._workspace import workspace
     from ironspire.messages import ToolResult
 
     with workspace() as ws:
-        entries = ws.agent(agent_name).transcript()
-    if not all_:
-        entries = [e for e in entries if e.status == "ok"]
+        entries = views.history(ws, agent_name, unanswered=all_)
     if as_json:
-        import json
-
-        emit_json([{**json.loads(e.message.to_json()), "status": e.status, "at": e.at} for e in entries])
+        emit_json([e.to_json() for e in entries])
         return
     if not entries:
         console.print("No messages yet.")
     for e in entries:
         m = e.message
-        who = m.role + (f" ({m.provider}/{m.model})" if m.role == "assistant" and m.provider else "")
+        who = m.role + (f" ({e.produced_by})" if e.produced_by else "")
         mark = "  [yellow](unanswered)[/]" if e.status == "unanswered" else ""
         body = m.text
         for call in m.tool_calls:

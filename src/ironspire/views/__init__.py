@@ -6,7 +6,7 @@ imports a front end. "Configured" has one definition, ``ironspire.catalog.readin
 health monitor uses too.
 """
 
-from ironspire.views._agents import agent, agents, default_route, health_warning
+from ironspire.views._agents import agent, agents, default_route, health_warning, history
 from ironspire.views._errors import error
 from ironspire.views._health import check, health
 from ironspire.views._models import discover, models
@@ -26,6 +26,7 @@ from ironspire.views.records import (
     DefaultRouteView,
     ErrorView,
     HealthView,
+    HistoryEntryView,
     KeystoreView,
     ModelView,
     PriceView,
@@ -39,6 +40,7 @@ __all__ = [
     "DefaultRouteView",
     "ErrorView",
     "HealthView",
+    "HistoryEntryView",
     "KeystoreView",
     "ModelView",
     "PriceView",
@@ -53,6 +55,7 @@ __all__ = [
     "error",
     "health",
     "health_warning",
+    "history",
     "keystore",
     "models",
     "provider",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ironspire.errors import Remedy, enable_remedy, set_default_remedy
 from ironspire.views._providers import provider as provider_view
-from ironspire.views.records import AgentAlert, AgentView, DefaultRouteView, ProviderView
+from ironspire.views.records import AgentAlert, AgentView, DefaultRouteView, HistoryEntryView, ProviderView
 
 if TYPE_CHECKING:
     from ironspire.workspace import Agent, Workspace
@@ -28,6 +28,13 @@ def agent(ws: Workspace, name: str, *, detail: bool = False) -> AgentView:
 
     unanswered = sum(1 for e in a.transcript() if e.status == "unanswered")
     return replace(view, messages=len(a.history), unanswered=unanswered)
+
+
+def history(ws: Workspace, name: str, *, unanswered: bool = False) -> list[HistoryEntryView]:
+    """An agent's conversation, oldest first, across every provider it was on; ``unanswered``
+    also returns the messages of failed turns (kept, never sent again as answered)."""
+    entries = ws.agent(name).transcript()
+    return [HistoryEntryView(e.message, e.status, e.at) for e in entries if unanswered or e.status == "ok"]
 
 
 def default_route(ws: Workspace) -> DefaultRouteView:

@@ -17,6 +17,7 @@ from ironspire.errors import Remedy
 if TYPE_CHECKING:  # the health package loads the transport (httpx): only what needs it imports it
     from ironspire.catalog.models import Capability, ModelSpec
     from ironspire.health.status import HealthState, HealthStatus
+    from ironspire.messages import Message
 
 Dot: TypeAlias = Literal["green", "red", "yellow", "grey"]
 CredentialSource: TypeAlias = Literal["keychain", "environment", "missing", "none"]
@@ -294,6 +295,31 @@ class DefaultRouteView:
 
     def to_json(self) -> dict[str, Any]:
         return {"provider": self.provider, "model": self.model}
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntryView:
+    """One stored message of an agent's conversation, with the provider and model that produced
+    it (assistant turns) and whether it was answered (``unanswered``: its turn failed)."""
+
+    message: Message
+    status: str
+    at: float
+    """When it was stored (seconds since the epoch)."""
+
+    @property
+    def role(self) -> str:
+        return self.message.role
+
+    @property
+    def produced_by(self) -> str | None:
+        m = self.message
+        return f"{m.provider}/{m.model}" if m.role == "assistant" and m.provider else None
+
+    def to_json(self) -> dict[str, Any]:
+        import json
+
+        return {**json.loads(self.message.to_json()), "status": self.status, "at": self.at}
 
 
 # --- models ------------------------------------------------------------------------------------
