@@ -259,3 +259,13 @@ async def test_history_rows_keep_a_failed_turns_message_apart(ws: Workspace) -> 
     assert entry.message.text == "are you there?"
     shown = await asyncio.to_thread(cli_json, "history", "local", "--all")
     assert shown == [entry.to_json()]
+
+
+def test_every_public_name_resolves_to_its_definition() -> None:
+    import importlib
+
+    assert set(views.__all__) == set(views._WHERE)
+    for name in views.__all__:
+        assert getattr(views, name) is getattr(importlib.import_module(views._WHERE[name]), name)
+    with pytest.raises(AttributeError):
+        views.no_such_view  # noqa: B018

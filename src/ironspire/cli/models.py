@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ironspire.cli.output import console, emit_json, tokens
+from ironspire.cli.output import console, emit_json
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -161,10 +161,9 @@ def _table(group: list[ModelView], title: Any, layout: _Layout) -> Table:
             first.append("\n  " + can, style="dim")
         if note and not layout.note_column:
             first.append("\n  " + note, style=note_style)
-        row: list[Text | str] = [first, tokens(m.context_window) + ("" if m.context_known else "?"),
-                                 tokens(m.max_output_tokens)]
+        row: list[Text | str] = [first, m.context_label, m.max_output_label]
         row += [can] if layout.can_column else []
-        row += [_pair(m.price.input, m.price.output, pair), _pair(m.price.cache_read, m.price.cache_write, pair)]
+        row += list(m.price.labels(pair))
         row += [Text(note, style=note_style)] if layout.note_column else []
         cells.append(row)
     for i, header in enumerate(headers):
@@ -179,14 +178,3 @@ def _table(group: list[ModelView], title: Any, layout: _Layout) -> Table:
 
 def _capabilities(m: ModelView) -> str:
     return " ".join(m.chips) or "text only"
-
-
-def _pair(a: float, b: float, sep: str = " ") -> str:
-    if a == 0 and b == 0:
-        return "-"  # not reported (most listings carry no prices) or not billed per token (a local server)
-    return f"{_usd(a)} /{sep}{_usd(b)}"
-
-
-def _usd(x: float) -> str:
-    """A list price as published: $0.075 stays $0.075 (not rounded to cents), $10 stays $10."""
-    return f"${x:.6g}"

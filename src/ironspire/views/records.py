@@ -338,6 +338,13 @@ class PriceView:
     def known(self) -> bool:
         return any((self.input, self.output, self.cache_read, self.cache_write))
 
+    def labels(self, sep: str = " ") -> tuple[str, str]:
+        """"$in / $out" and "$cache read / $cache write" as published ("-" where not reported);
+        ``sep`` goes after each slash (a line break stacks a pair in a narrow table)."""
+        from ironspire.views.formatting import price_pair
+
+        return price_pair(self.input, self.output, sep), price_pair(self.cache_read, self.cache_write, sep)
+
     def to_json(self) -> dict[str, Any]:
         return {"input": self.input, "output": self.output, "cache_read": self.cache_read,
                 "cache_write": self.cache_write}
@@ -378,6 +385,19 @@ class ModelView:
 
     def has(self, capability: Capability) -> bool:
         return bool(getattr(self, capability))
+
+    @property
+    def context_label(self) -> str:
+        """The window as quoted (200K, 1M), with ``?`` where it is a default nobody reported."""
+        from ironspire.views.formatting import tokens
+
+        return tokens(self.context_window) + ("" if self.context_known else "?")
+
+    @property
+    def max_output_label(self) -> str:
+        from ironspire.views.formatting import tokens
+
+        return tokens(self.max_output_tokens)
 
     @property
     def chips(self) -> tuple[str, ...]:
