@@ -269,3 +269,27 @@ def test_every_public_name_resolves_to_its_definition() -> None:
         assert getattr(views, name) is getattr(importlib.import_module(views._WHERE[name]), name)
     with pytest.raises(AttributeError):
         views.no_such_view  # noqa: B018
+
+
+async def test_check_probes_the_configured_providers_and_the_cards_show_it(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from support.http_stub import Reply, StubServer
+
+    refused = Reply(401, {"error": {"message": "Invalid API Key: sk-leak-0000000009"}})
+    async with StubServer({"/ok/models": Reply(200, {"data": []}), "/bad/models": refused}) as s:
+        ws.set_provider_setting("groq", "base_url", s.url + "/ok")
+        ws.credentials.set("groq", "api_key", "gsk_views_check_0001")
+        ws.set_provider_setting("mistral", "base_url", s.url + "/bad")
+        monkeypatch.setenv("MISTRAL_API_KEY", "mistral-views-check-0002")
+        ws.set_provider_setting("together", "base_url", s.url + "/ok")  # no key: not configured, not probed
+        bound = ws.health.timeout  # type: ignore[attr-defined]
+        rows = {h.provider: h for h in await views.check(ws, limit=2.0)}
+        assert ws.health.timeout == bound  # type: ignore[attr-defined]  # the limit was for these checks only
+        await ws.aclose()
+    assert set(rows) == {"groq", "mistral"} and {r.path for r in s.seen} == {"/ok/models", "/bad/models"}
+    assert rows["groq"].dot == "green" and rows["groq"].shown_latency_ms is not None
+    assert rows["mistral"].dot == "red" and rows["mistral"].label == "invalid key"
+    assert "sk-leak-0000000009" not in rows["mistral"].detail  # the provider's words, masked
+    card = views.provider(ws, "mistral")
+    assert card.health == rows["mistral"] and card.to_json()["health"]["state"] == "invalid_key"

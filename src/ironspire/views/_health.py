@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ironspire.views.records import HealthView
 
@@ -25,7 +25,12 @@ async def check(ws: Workspace, ids: Iterable[str] | None = None, *, limit: float
     from ironspire.views._providers import configured_ids
 
     wanted = list(dict.fromkeys([ws.provider(pid).id for pid in ids] if ids is not None else configured_ids(ws)))
+    monitor: Any = ws.health
+    before = monitor.timeout
     if limit is not None:
-        ws.health.timeout = limit  # type: ignore[attr-defined]
-    results = await ws.health.check(wanted)
+        monitor.timeout = limit  # for these checks only: a long-lived server keeps its own bound
+    try:
+        results = await monitor.check(wanted)
+    finally:
+        monitor.timeout = before
     return [HealthView.of(results[pid]) for pid in wanted]
