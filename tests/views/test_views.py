@@ -226,13 +226,24 @@ def test_an_ollama_model_not_pulled_offers_the_pull() -> None:
 # --- layering ------------------------------------------------------------------------------------
 
 
-def test_views_never_import_a_front_end() -> None:
+def _imports(path: Path) -> list[str]:
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+    return names
+
+
+def test_views_never_import_a_front_end_and_only_front_ends_import_views() -> None:
     for path in (SRC / "views").glob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
-            assert not [n for n in names if n.startswith(("ironspire.cli", "ironspire.web"))], path.name
+        assert not [n for n in _imports(path) if n.startswith(("ironspire.cli", "ironspire.web"))], path.name
+    for path in SRC.rglob("*.py"):
+        layer = path.relative_to(SRC).parts[0]
+        if layer in ("cli", "web", "views"):
+            continue
+        assert not [n for n in _imports(path) if n.startswith("ironspire.views")], path
 
 
 def test_importing_the_views_loads_no_database_keychain_or_http_code() -> None:
