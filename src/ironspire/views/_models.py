@@ -60,12 +60,11 @@ def needs_workspace(provider: str | None) -> bool:
 
 
 def worth_asking(ws: Workspace, pid: str) -> bool:
-    """Whether a full listing should ask this provider what it serves: it lists models, is
-    enabled, and (unless custom or keyless) has a key, since otherwise it would only refuse."""
-    spec = ws.provider(pid)
-    if not spec.lists_models or not ws.is_enabled(pid):
-        return False
-    return spec.group == "custom" or not spec.secret_fields or ws.credentials.get(pid, "api_key") is not None
+    """Whether a full listing should ask this provider what it serves: it lists models and is
+    ready (enabled and configured: a provider without its key would only refuse)."""
+    from ironspire.views._providers import provider_readiness
+
+    return ws.provider(pid).lists_models and provider_readiness(ws, pid).ready
 
 
 async def discover(
