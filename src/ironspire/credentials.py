@@ -21,13 +21,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from ironspire.catalog.providers import AuthField, ProviderSpec, builtin
 from ironspire.errors import ConfigurationError, register_secret
-
-if TYPE_CHECKING:
-    from ironspire.protocols.base import Secrets
+from ironspire.wire import Secrets
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +328,6 @@ class CredentialStore:
 
     def secrets_for(self, spec: ProviderSpec) -> Secrets:
         """Every secret field of ``spec`` that has a value (missing ones are simply absent)."""
-        from ironspire.protocols.base import Secrets
 
         values: dict[str, str] = {}
         for f in spec.secret_fields:

@@ -4,6 +4,12 @@ One httpx.AsyncClient per provider keeps connections warm for that provider's ag
 disabling a provider close exactly its pool. Auth is applied by the adapter when it builds the
 request; this module never looks at credentials, only at statuses and timing. Every failure
 leaves here as a ProviderError subclass so callers never see an httpx exception.
+
+Two seams are injected rather than built in, so tests, embedders and a later HTTP client swap
+need not reach inside: ``http`` is what actually moves bytes (an ``httpx.AsyncBaseTransport``, or
+a factory giving one per provider id; ``None`` means the network), and ``classify`` reads an HTTP
+failure when the caller brings no adapter to read it (probes and model listings do not). There
+is no process-wide default Transport: whoever opens a workspace owns its pools.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import Any, Protocol
 
 import httpx
 
@@ -30,12 +37,28 @@ from ironspire.errors import (
     ProviderUnavailable,
     RateLimitError,
 )
-
-if TYPE_CHECKING:
-    from ironspire.protocols.base import HttpProtocol, Target, WireRequest
+from ironspire.wire import Target, WireRequest
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 Observer = Callable[[str, "ProviderError | None", float], None]
+Classifier = Callable[[int, Mapping[str, str], bytes, Target], ProviderError]
+"""Reads one failed HTTP answer (status, headers, body) as a typed error for ``target``."""
+HttpFactory = Callable[[str], httpx.AsyncBaseTransport]
+"""Gives the byte-moving transport for one provider id (a pool is built around it)."""
+
+
+class Classifies(Protocol):
+    """Anything that reads a failure for its wire format: every HTTP adapter (``error``)."""
+
+    def error(self, status: int, headers: Mapping[str, str], body: bytes, target: Target) -> ProviderError: ...
+
+
+class NoConnection(ProviderUnavailable):
+    """The server could not be reached at all (refused, unknown host, no connection in time).
+
+    Distinct from a server that answered badly, because callers say different things: a local
+    Ollama that is not running is told to start, one that answers 500 is not.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,18 +77,33 @@ class RetryPolicy:
 class Transport:
     """Per-provider connection pools plus the retry loop, shared by every HTTP adapter."""
 
-    def __init__(self, retry: RetryPolicy | None = None, max_connections: int = 100) -> None:
+    def __init__(
+        self,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 100,
+        *,
+        http: httpx.AsyncBaseTransport | HttpFactory | None = None,
+        classify: Classifier | None = None,
+    ) -> None:
         self.retry = retry or RetryPolicy()
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._http = http
+        self.classify: Classifier = classify or classify_http_error
         self.observers: list[Observer] = []
+
+    def _http_for(self, provider_id: str) -> httpx.AsyncBaseTransport | None:
+        if self._http is None or isinstance(self._http, httpx.AsyncBaseTransport):
+            return self._http
+        return self._http(provider_id)
 
     def client(self, target: Target) -> httpx.AsyncClient:
         key = target.provider.id
         client = self._clients.get(key)
         if client is None or client.is_closed:
             timeout = httpx.Timeout(target.timeout, connect=target.connect_timeout)
-            client = httpx.AsyncClient(timeout=timeout, limits=self._limits, trust_env=False)
+            client = httpx.AsyncClient(timeout=timeout, limits=self._limits, trust_env=False,
+                                       transport=self._http_for(key))
             self._clients[key] = client
         return client
 
@@ -81,41 +119,68 @@ class Transport:
             if client is not None:
                 await client.aclose()
 
+    async def __aenter__(self) -> Transport:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> None:
+        await self.close()
+
     def _notify(self, target: Target, error: ProviderError | None, started: float) -> None:
         for observer in self.observers:
             observer(target.provider.id, error, time.perf_counter() - started)
 
-    def _build(self, client: httpx.AsyncClient, wire: WireRequest) -> httpx.Request:
+    def _reader(self, protocol: Classifies | None) -> Classifier:
+        return protocol.error if protocol is not None else self.classify
+
+    def _build(self, client: httpx.AsyncClient, wire: WireRequest, timeout: httpx.Timeout | None = None
+               ) -> httpx.Request:
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         return client.build_request(
-            wire.method, wire.url, headers=wire.headers, json=wire.json, content=wire.content, params=wire.params
+            wire.method, wire.url, headers=wire.headers, json=wire.json, content=wire.content, params=wire.params,
+            **extra,
         )
 
+    async def _attempt(
+        self, client: httpx.AsyncClient, request: httpx.Request, wire: WireRequest, target: Target, *, stream: bool
+    ) -> httpx.Response:
+        """One send; a failure to get any answer leaves as ProviderUnavailable (NoConnection when
+        no connection was made)."""
+        pid, model = target.provider.id, target.model.id
+        try:
+            return await client.send(request, stream=stream)
+        except httpx.ConnectTimeout as exc:
+            raise NoConnection(pid, f"timed out ({type(exc).__name__})", model=model) from exc
+        except httpx.TimeoutException as exc:
+            raise ProviderUnavailable(pid, f"timed out ({type(exc).__name__})", model=model) from exc
+        except httpx.ConnectError as exc:
+            raise NoConnection(pid, f"cannot connect to {_origin(wire.url)} ({type(exc).__name__})",
+                               model=model) from exc
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(pid, f"cannot connect to {_origin(wire.url)} ({type(exc).__name__})",
+                                      model=model) from exc
+
     async def _send(
-        self, wire: WireRequest, target: Target, protocol: HttpProtocol, *, stream: bool
+        self, wire: WireRequest, target: Target, protocol: Classifies | None, *, stream: bool
     ) -> httpx.Response:
         client = self.client(target)
+        classify = self._reader(protocol)
         attempt = 0
         started = time.perf_counter()
         while True:
             error: ProviderError
+            response: httpx.Response | None = None
             try:
-                response = await client.send(self._build(client, wire), stream=stream)
-            except httpx.TimeoutException as exc:
-                error = ProviderUnavailable(
-                    target.provider.id, f"timed out ({type(exc).__name__})", model=target.model.id
-                )
-            except httpx.TransportError as exc:
-                error = ProviderUnavailable(
-                    target.provider.id, f"cannot connect to {_origin(wire.url)} ({type(exc).__name__})",
-                    model=target.model.id,
-                )
+                response = await self._attempt(client, self._build(client, wire), wire, target, stream=stream)
+            except ProviderUnavailable as exc:
+                error = exc
             else:
                 if response.status_code < 400:
                     self._notify(target, None, started)
                     return response
                 body = await response.aread()
                 await response.aclose()
-                error = protocol.error(response.status_code, response.headers, body, target)
+                error = classify(response.status_code, response.headers, body, target)
                 if not _retryable(response, error):
                     self._notify(target, error, started)
                     raise error
@@ -126,12 +191,15 @@ class Transport:
             await asyncio.sleep(self.retry.delay(attempt, hinted))
             attempt += 1
 
-    async def request(self, wire: WireRequest, target: Target, protocol: HttpProtocol) -> bytes:
+    async def request(self, wire: WireRequest, target: Target, protocol: Classifies | None = None) -> bytes:
+        """A complete response body; failures are read by ``protocol.error`` (else ``classify``)."""
         response = await self._send(wire, target, protocol, stream=False)
         return response.content
 
     @asynccontextmanager
-    async def stream(self, wire: WireRequest, target: Target, protocol: HttpProtocol) -> AsyncIterator[httpx.Response]:
+    async def stream(
+        self, wire: WireRequest, target: Target, protocol: Classifies | None = None
+    ) -> AsyncIterator[httpx.Response]:
         """A streamed response. Retries happen only before the first byte reaches the caller."""
         response = await self._send(wire, target, protocol, stream=True)
         try:
@@ -146,6 +214,37 @@ class Transport:
             ) from exc
         finally:
             await response.aclose()
+
+    async def fetch(
+        self,
+        wire: WireRequest,
+        target: Target,
+        protocol: Classifies | None = None,
+        *,
+        read_timeout: float | None = None,
+        connect_timeout: float | None = None,
+    ) -> httpx.Response:
+        """One attempt, no retries, for health probes and model listings: they must answer within
+        their own time, not after backoff. It goes through the provider's pool (warming it) and its
+        outcome reaches the observers like any request's. Any answer is returned, failures included
+        (the caller decides what a 404 from a listing means); only getting no answer raises
+        (ProviderUnavailable, or NoConnection when no connection was made)."""
+        client = self.client(target)
+        limit = None
+        if read_timeout is not None or connect_timeout is not None:
+            read = read_timeout if read_timeout is not None else target.timeout
+            limit = httpx.Timeout(read, connect=connect_timeout if connect_timeout is not None else read)
+        started = time.perf_counter()
+        try:
+            response = await self._attempt(client, self._build(client, wire, limit), wire, target, stream=False)
+        except ProviderUnavailable as exc:
+            self._notify(target, exc, started)
+            raise
+        error = None
+        if response.status_code >= 400:
+            error = self._reader(protocol)(response.status_code, response.headers, response.content, target)
+        self._notify(target, error, started)
+        return response
 
 
 def _origin(url: str) -> str:
@@ -162,16 +261,6 @@ def _retryable(response: httpx.Response, error: ProviderError) -> bool:
     if isinstance(error, RateLimitError) and "insufficient_quota" in (error.raw or ""):
         return False  # OpenAI's billing quota is spent: retrying cannot help (per-minute limits can)
     return response.status_code in RETRY_STATUSES
-
-
-_default: Transport | None = None
-
-
-def default_transport() -> Transport:
-    global _default
-    if _default is None:
-        _default = Transport()
-    return _default
 
 
 # --- error classification --------------------------------------------------------------------

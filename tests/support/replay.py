@@ -18,7 +18,6 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any, NamedTuple, TypeVar
 
 import httpx
@@ -45,22 +44,12 @@ class ReplayTransport(Transport):
     """
 
     def __init__(self, handler: Handler, attempts: int = 1, *, retry: RetryPolicy | None = None) -> None:
-        super().__init__(retry or RetryPolicy(attempts=attempts, base_delay=0.0, max_delay=0.0))
+        super().__init__(retry or RetryPolicy(attempts=attempts, base_delay=0.0, max_delay=0.0),
+                         http=httpx.MockTransport(handler))
         self.handler = handler
-
-    def client(self, target: Target) -> httpx.AsyncClient:
-        key = target.provider.id
-        client = self._clients.get(key)
-        if client is None or client.is_closed:
-            client = self._clients[key] = httpx.AsyncClient(transport=httpx.MockTransport(self.handler))
-        return client
 
     async def __aenter__(self) -> ReplayTransport:
         return self
-
-    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                        trace: TracebackType | None) -> None:
-        await self.close()
 
 
 async def chunks(body: bytes, size: int) -> AsyncIterator[bytes]:

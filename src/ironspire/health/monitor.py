@@ -28,8 +28,8 @@ from ironspire.errors import (
 )
 from ironspire.health.probes import DEFAULT_RATE_LIMIT, probe_for
 from ironspire.health.status import HealthState, HealthStatus, now
-from ironspire.protocols.base import Target
 from ironspire.transport import Transport
+from ironspire.wire import Target
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from ironspire.errors import (
     redact,
 )
 from ironspire.health.status import HealthState, HealthStatus, now
-from ironspire.protocols.base import Target, WireRequest
 from ironspire.transport import Transport, classify_http_error, error_message
+from ironspire.wire import Target, WireRequest
 
 DEFAULT_RATE_LIMIT = 60.0
 """Seconds a provider stays rate-limited when its 429 names no reset time."""

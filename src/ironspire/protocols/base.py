@@ -1,4 +1,4 @@
-"""The contract every wire-protocol adapter fulfils, and the request/target types they share.
+"""The contract every wire-protocol adapter fulfils, and the neutral request type they translate.
 
 An adapter is pure translation: neutral ``ChatRequest`` -> ``WireRequest``, and wire bytes ->
 neutral ``Message`` / ``StreamEvent``s. Moving bytes (pooling, retries, timeouts) belongs to
@@ -14,10 +14,14 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from ironspire.catalog.models import ModelSpec
-from ironspire.catalog.providers import ProviderSpec
-from ironspire.errors import ConfigurationError, CredentialsMissing, ProviderError, mask
+from ironspire.errors import ConfigurationError, ProviderError
 from ironspire.messages import Message, StreamEvent
+
+# The wire types live below protocols, transport and credentials; named here too for callers
+# (and the public API) that import them with the adapter contract.
+from ironspire.wire import Secrets as Secrets
+from ironspire.wire import Target as Target
+from ironspire.wire import WireRequest as WireRequest
 
 if TYPE_CHECKING:
     import httpx
@@ -61,79 +65,6 @@ class ChatRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-class Secrets(Mapping[str, str]):
-    """Credential values for one provider; its repr never shows them."""
-
-    __slots__ = ("_values",)
-
-    def __init__(self, values: Mapping[str, str] | None = None) -> None:
-        self._values = {k: v for k, v in (values or {}).items() if v}
-
-    def __getitem__(self, key: str) -> str:
-        return self._values[key]
-
-    def __iter__(self) -> Any:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __repr__(self) -> str:
-        return "Secrets(" + ", ".join(f"{k}={mask(v)}" for k, v in self._values.items()) + ")"
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where one request goes, resolved at request time from the agent's route."""
-
-    provider: ProviderSpec
-    model: ModelSpec
-    base_url: str
-    secrets: Secrets = field(default_factory=Secrets)
-    settings: Mapping[str, str] = field(default_factory=dict)
-    timeout: float = 120.0
-    connect_timeout: float = 10.0
-
-    @property
-    def provider_id(self) -> str:
-        return self.provider.id
-
-    def secret(self, name: str = "api_key") -> str:
-        """A required credential, or CredentialsMissing saying how to set it."""
-        value = self.secrets.get(name)
-        if not value:
-            env = next((f.env[0] for f in self.provider.auth if f.name == name and f.env), None)
-            raise CredentialsMissing(self.provider.id, name, env)
-        return value
-
-    def setting(self, name: str) -> str:
-        value = self.settings.get(name)
-        if not value:
-            for f in self.provider.auth:
-                if f.name == name and f.default:
-                    return f.default
-            raise ConfigurationError(
-                f"{self.provider.id}: setting {name!r} is not configured.",
-                hint=f"Run `ironspire providers set {self.provider.id} {name} VALUE`.",
-            )
-        return value
-
-    def url(self, path: str) -> str:
-        return self.base_url.rstrip("/") + path
-
-
-@dataclass(slots=True)
-class WireRequest:
-    method: str
-    url: str
-    headers: dict[str, str]
-    json: Any = None
-    content: bytes | None = None
-    params: dict[str, str] | None = None
-
-
 class Backend(ABC):
     """What the workspace calls: one completed turn, or its stream of events."""
 
@@ -152,11 +83,18 @@ class HttpProtocol(Backend):
     stream_framing: Literal["sse", "ndjson", "eventstream"] = "sse"
 
     def __init__(self, transport: Transport | None = None) -> None:
-        if transport is None:
-            from ironspire.transport import default_transport
+        # No transport is fine for encoding and decoding (tests, tools); sending needs one.
+        self._transport = transport
 
-            transport = default_transport()
-        self.transport = transport
+    @property
+    def transport(self) -> Transport:
+        """The pools this adapter sends through; there is no process-wide default to fall back on."""
+        if self._transport is None:
+            raise ConfigurationError(
+                f"the {self.name or type(self).__name__} adapter was made without a transport, so it cannot send.",
+                hint="Pass the Transport it should use: backend_for(protocol, transport).",
+            )
+        return self._transport
 
     @abstractmethod
     def encode(self, request: ChatRequest, target: Target, *, stream: bool) -> WireRequest: ...
