@@ -144,8 +144,9 @@ async def test_real_turns_set_rate_limited_and_invalid_key_then_the_next_command
 async def test_disable_enable_closes_the_pool_and_forgets_health_and_discovered_models(
     keychain: type[MemoryKeyring],
 ) -> None:
-    from ironspire.catalog.discovery import CACHE, discover, install
+    from ironspire.catalog.discovery import CACHE, install
     from ironspire.workspace import Workspace
+    from support.listing import discover  # a transport of its own: this test is about what ws forgets
 
     groq = Switchable()
     async with StubServer(resolver=groq) as s:

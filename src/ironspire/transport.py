@@ -53,12 +53,22 @@ class Classifies(Protocol):
     def error(self, status: int, headers: Mapping[str, str], body: bytes, target: Target) -> ProviderError: ...
 
 
-class NoConnection(ProviderUnavailable):
-    """The server could not be reached at all (refused, unknown host, no connection in time).
+def never_connected(error: BaseException) -> bool:
+    """Whether a ProviderUnavailable from this module means no connection was made at all (refused,
+    unknown host, no connection in time) rather than a server that stopped answering. Callers say
+    different things: a local Ollama that is not running is told to start, a stalled one is not.
+    Asked through this function so the HTTP client underneath can change without callers knowing."""
+    return isinstance(error.__cause__, (httpx.ConnectError, httpx.ConnectTimeout))
 
-    Distinct from a server that answered badly, because callers say different things: a local
-    Ollama that is not running is told to start, one that answers 500 is not.
-    """
+
+def timed_out(error: BaseException) -> bool:
+    """Whether a ProviderUnavailable from this module means the time ran out (any phase)."""
+    return isinstance(error.__cause__, httpx.TimeoutException)
+
+
+def cause_name(error: BaseException) -> str:
+    """The low-level failure's name (ConnectError, ReadTimeout...), for messages."""
+    return type(error.__cause__).__name__ if error.__cause__ is not None else type(error).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,20 +154,20 @@ class Transport:
     async def _attempt(
         self, client: httpx.AsyncClient, request: httpx.Request, wire: WireRequest, target: Target, *, stream: bool
     ) -> httpx.Response:
-        """One send; a failure to get any answer leaves as ProviderUnavailable (NoConnection when
-        no connection was made)."""
+        """One send; a failure to get any answer leaves as ProviderUnavailable, caused by the
+        client's own exception (read by ``never_connected`` / ``timed_out``)."""
         pid, model = target.provider.id, target.model.id
         try:
             return await client.send(request, stream=stream)
         except httpx.ConnectTimeout as exc:
-            raise NoConnection(pid, f"timed out ({type(exc).__name__})", model=model) from exc
+            raise ProviderUnavailable(pid, f"timed out ({type(exc).__name__})", model=model) from exc
         except httpx.TimeoutException as exc:
             raise ProviderUnavailable(pid, f"timed out ({type(exc).__name__})", model=model) from exc
         except httpx.ConnectError as exc:
-            raise NoConnection(pid, f"cannot connect to {_origin(wire.url)} ({type(exc).__name__})",
+            raise ProviderUnavailable(pid, f"cannot connect to {origin(wire.url)} ({type(exc).__name__})",
                                model=model) from exc
         except httpx.TransportError as exc:
-            raise ProviderUnavailable(pid, f"cannot connect to {_origin(wire.url)} ({type(exc).__name__})",
+            raise ProviderUnavailable(pid, f"cannot connect to {origin(wire.url)} ({type(exc).__name__})",
                                       model=model) from exc
 
     async def _send(
@@ -223,12 +233,14 @@ class Transport:
         *,
         read_timeout: float | None = None,
         connect_timeout: float | None = None,
+        observe: bool = True,
     ) -> httpx.Response:
         """One attempt, no retries, for health probes and model listings: they must answer within
         their own time, not after backoff. It goes through the provider's pool (warming it) and its
         outcome reaches the observers like any request's. Any answer is returned, failures included
         (the caller decides what a 404 from a listing means); only getting no answer raises
-        (ProviderUnavailable, or NoConnection when no connection was made)."""
+        (ProviderUnavailable; ``never_connected`` tells whether a connection was made). A health probe passes
+        ``observe=False``: the monitor records its own verdict, which may read an answer differently."""
         client = self.client(target)
         limit = None
         if read_timeout is not None or connect_timeout is not None:
@@ -238,16 +250,19 @@ class Transport:
         try:
             response = await self._attempt(client, self._build(client, wire, limit), wire, target, stream=False)
         except ProviderUnavailable as exc:
-            self._notify(target, exc, started)
+            if observe:
+                self._notify(target, exc, started)
             raise
-        error = None
-        if response.status_code >= 400:
-            error = self._reader(protocol)(response.status_code, response.headers, response.content, target)
-        self._notify(target, error, started)
+        if observe:
+            error = None
+            if response.status_code >= 400:
+                error = self._reader(protocol)(response.status_code, response.headers, response.content, target)
+            self._notify(target, error, started)
         return response
 
 
-def _origin(url: str) -> str:
+def origin(url: str) -> str:
+    """scheme://host[:port] of a URL: where a failure happened, without path or query."""
     u = httpx.URL(url)
     return f"{u.scheme}://{u.host}" + (f":{u.port}" if u.port else "")
 

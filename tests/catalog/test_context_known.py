@@ -3,8 +3,9 @@ which discovery answers are cached. /models bodies as in PROTOCOLS.md 8.4 (Groq)
 
 from __future__ import annotations
 
-from ironspire.catalog.discovery import DiscoveryCache, discover_openai_compatible, ollama_spec, openai_model_spec
+from ironspire.catalog.discovery import DiscoveryCache, ollama_spec, openai_model_spec
 from ironspire.catalog.models import Registry, dynamic_model
+from support.listing import discover_openai_compatible
 from support.ollama_fake import closed_port, serving
 
 

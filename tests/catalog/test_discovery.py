@@ -14,16 +14,11 @@ import pytest
 import yaml
 
 from ironspire.catalog import discovery
-from ironspire.catalog.discovery import (
-    DiscoveryCache,
-    discover,
-    discover_ollama,
-    discover_openai_compatible,
-    install,
-    not_running_message,
-)
+from ironspire.catalog.discovery import DiscoveryCache, install
 from ironspire.catalog.models import ModelSpec, Price, Registry, dynamic_model
 from ironspire.catalog.providers import CustomEndpoint, builtin
+from ironspire.protocols.ollama_server import not_running_message
+from support.listing import discover, discover_ollama, discover_openai_compatible
 from support.ollama_fake import closed_port, serving
 
 # --- Ollama bodies from the docs -------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Runtime model discovery: what a local Ollama or an OpenAI-compatible endpoint serves right now.
+"""Runtime model discovery, the data half: results, their cache, and reading what servers list.
+
+Asking the servers is each protocol's job (``Backend.list_models``, through the workspace's
+Transport so it uses the pools and updates health; ``ironspire.protocols.listing`` wraps it with
+this cache). What is here needs no connection, so the catalogue stays below the protocols.
 
 These providers have no fixed catalogue (a user pulls Ollama models, Groq/Together/Fireworks
 add and retire models weekly, a custom endpoint serves whatever was deployed), so their models
@@ -32,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import re
 import threading
 import time
@@ -40,11 +43,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
-
 from ironspire.catalog.models import ModelSpec, Price, dynamic_model
-from ironspire.catalog.providers import ProviderSpec
-from ironspire.errors import redact
 
 if TYPE_CHECKING:
     from ironspire.catalog.models import Registry
@@ -53,7 +52,6 @@ DEFAULT_TTL = 60.0
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CONNECT_TIMEOUT = 2.0
 CLI_CONNECT_TIMEOUT = 0.5
-_SHOW_CONCURRENCY = 8
 #: Together model types that are not chat models
 _NON_CHAT_TYPES = frozenset({"embedding", "image", "moderation", "rerank", "audio", "transcribe", "video"})
 
@@ -116,16 +114,12 @@ class DiscoveryCache:
 CACHE = DiscoveryCache()
 
 
-def _key(provider: str, base_url: str, api_key: str | None = None) -> tuple[str, str, str]:
+def cache_key(provider: str, base_url: str, api_key: str | None = None) -> tuple[str, str, str]:
     digest = hashlib.sha256(api_key.encode()).hexdigest()[:16] if api_key else ""
     return provider, base_url, digest
 
 
-def _client(timeout: float, connect_timeout: float) -> httpx.AsyncClient:
-    return httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=connect_timeout), trust_env=False)
-
-
-async def _cached(
+async def cached(
     key: tuple[str, str, str],
     refresh: bool,
     cache: DiscoveryCache | None,
@@ -141,128 +135,7 @@ async def _cached(
     return result
 
 
-# --- Ollama ----------------------------------------------------------------------------------
-
-DEFAULT_OLLAMA_URL = "http://localhost:11434"
-_DEFAULT_PORT = "11434"
-
-
-def ollama_base_url(configured: str | None = None) -> str:
-    """The Ollama server to talk to: the configured URL, else ``OLLAMA_HOST``, else the default.
-
-    ``OLLAMA_HOST`` is read the way Ollama's own client reads it (envconfig.Host): quotes and
-    spaces trimmed; no scheme means http and port 11434; an explicit ``http://`` or ``https://``
-    without a port means 80 or 443; a bare host or IP gets the default port. The native API lives
-    at the server root, so a trailing ``/api`` or ``/v1`` (the OpenAI-compatible path people
-    often paste) is removed.
-    """
-    if configured and configured.strip():
-        value = configured.strip()
-        url = value if "://" in value else _normalise_host(value)
-    else:
-        env = os.environ.get("OLLAMA_HOST", "")
-        url = _normalise_host(env) if env.strip(" \"'") else DEFAULT_OLLAMA_URL
-    url = url.rstrip("/")
-    for suffix in ("/api", "/v1"):
-        if url.endswith(suffix):
-            url = url[: -len(suffix)]
-    return url
-
-
-def _normalise_host(raw: str) -> str:
-    value = raw.strip().strip("\"'").strip()
-    scheme, sep, rest = value.partition("://")
-    default_port = _DEFAULT_PORT
-    if not sep:
-        scheme, rest = "http", value
-    elif scheme == "http":
-        default_port = "80"
-    elif scheme == "https":
-        default_port = "443"
-    hostport, slash, path = rest.partition("/")
-    path = (slash + path).rstrip("/")
-    host, port = _split_host_port(hostport)
-    if not host:
-        host = "127.0.0.1"
-    if not port or not port.isdigit() or not 0 <= int(port) <= 65535:
-        port = default_port
-    if ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{port}{path}"
-
-
-def _split_host_port(hostport: str) -> tuple[str, str]:
-    if hostport.startswith("["):
-        host, _, tail = hostport[1:].partition("]")
-        return host, tail[1:] if tail.startswith(":") else ""
-    if hostport.count(":") == 1:
-        host, _, port = hostport.partition(":")
-        return host, port
-    return hostport, ""  # a bare IPv6 address or a plain host
-
-
-def not_running_message(base_url: str) -> str:
-    return f"Ollama is not running at {base_url}; start it with `ollama serve`."
-
-
-async def discover_ollama(
-    base_url: str | None = None,
-    *,
-    refresh: bool = False,
-    cache: DiscoveryCache | None = None,
-    read_timeout: float = DEFAULT_TIMEOUT,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-    client: httpx.AsyncClient | None = None,
-) -> DiscoveryResult:
-    """The chat models a local (or remote) Ollama server has pulled."""
-    base = ollama_base_url(base_url)
-
-    async def fetch() -> DiscoveryResult:
-        async with _borrow(client, read_timeout, connect_timeout) as http:
-            return await _ollama(http, base)
-
-    return await _cached(_key("ollama", base), refresh, cache, fetch)
-
-
-async def _ollama(http: httpx.AsyncClient, base: str) -> DiscoveryResult:
-    try:
-        response = await http.get(base + "/api/tags")
-    except (httpx.ConnectError, httpx.ConnectTimeout):
-        return DiscoveryResult("ollama", base, error=not_running_message(base), reachable=False)
-    except httpx.TransportError as exc:
-        return DiscoveryResult("ollama", base, error=f"Ollama at {base} did not answer ({type(exc).__name__}).")
-    if response.status_code != 200:
-        return DiscoveryResult("ollama", base, error=_http_problem("Ollama", base, response))
-    try:
-        listed = response.json().get("models") or []
-    except (ValueError, AttributeError):
-        return DiscoveryResult("ollama", base, error=f"Ollama at {base} sent an unreadable model list.")
-    entries = [m for m in listed if isinstance(m, dict) and (m.get("name") or m.get("model"))]
-    limit = asyncio.Semaphore(_SHOW_CONCURRENCY)
-
-    async def describe(entry: dict[str, Any]) -> ModelSpec | None:
-        show: dict[str, Any] | None = None
-        details = entry.get("details") or {}
-        if not (details.get("context_length") and entry.get("capabilities")):
-            async with limit:
-                show = await _show(http, base, str(entry.get("name") or entry.get("model")))
-        return ollama_spec(entry, show)
-
-    specs = await asyncio.gather(*(describe(e) for e in entries))
-    return DiscoveryResult("ollama", base, tuple(s for s in specs if s is not None))
-
-
-async def _show(http: httpx.AsyncClient, base: str, name: str) -> dict[str, Any] | None:
-    """/api/show for one model; None when it fails (the model is then described by defaults)."""
-    try:
-        response = await http.post(base + "/api/show", json={"model": name})
-        if response.status_code != 200:
-            return None
-        data = response.json()
-    except (httpx.HTTPError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
+# --- parsing what servers list ---------------------------------------------------------------
 
 _NUM_CTX = re.compile(r"(?m)^\s*num_ctx\s+(\d+)\s*$")
 
@@ -292,61 +165,6 @@ def ollama_spec(entry: Mapping[str, Any], show: Mapping[str, Any] | None = None)
     if entry.get("remote_host"):
         facts["quirks"] = frozenset({"ollama", "remote"})
     return dynamic_model("ollama", name, **facts)
-
-
-# --- OpenAI-compatible -----------------------------------------------------------------------
-
-
-async def discover_openai_compatible(
-    provider: str,
-    base_url: str,
-    api_key: str | None = None,
-    *,
-    refresh: bool = False,
-    cache: DiscoveryCache | None = None,
-    read_timeout: float = DEFAULT_TIMEOUT,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-    client: httpx.AsyncClient | None = None,
-) -> DiscoveryResult:
-    """``GET {base}/models`` on an OpenAI-compatible endpoint (groq, together, fireworks, custom-*)."""
-    base = base_url.rstrip("/")
-
-    async def fetch() -> DiscoveryResult:
-        async with _borrow(client, read_timeout, connect_timeout) as http:
-            return await _openai_models(http, provider, base, api_key)
-
-    return await _cached(_key(provider, base, api_key), refresh, cache, fetch)
-
-
-async def _openai_models(http: httpx.AsyncClient, provider: str, base: str, api_key: str | None) -> DiscoveryResult:
-    headers = {"Accept": "application/json"}
-    if api_key:
-        headers["Authorization"] = f"Bearer {api_key}"
-    try:
-        response = await http.get(base + "/models", headers=headers)
-    except httpx.TransportError as exc:
-        return DiscoveryResult(provider, base, error=f"{provider}: cannot reach {base} ({type(exc).__name__}).",
-                               reachable=False)
-    secrets = [api_key] if api_key else []
-    if response.status_code in (401, 403) and not api_key:
-        return DiscoveryResult(provider, base, error=f"{provider} wants an API key to list its models (HTTP "
-                               f"{response.status_code}); set it with `ironspire providers set-key {provider}`.")
-    if response.status_code in (401, 403):
-        return DiscoveryResult(provider, base, error=redact(
-            f"{provider} rejected the API key when listing models (HTTP {response.status_code}); "
-            f"update it with `ironspire providers set-key {provider}`.", secrets))
-    if response.status_code == 404:
-        return DiscoveryResult(provider, base, error=f"{provider} at {base} does not list its models (HTTP 404); "
-                               "only configured models are available.", lists_none=True)
-    if response.status_code != 200:
-        return DiscoveryResult(provider, base, error=redact(_http_problem(provider, base, response), secrets))
-    try:
-        data = response.json()
-    except ValueError:
-        return DiscoveryResult(provider, base, error=f"{provider} at {base} sent an unreadable model list.")
-    items = data if isinstance(data, list) else (data.get("data") if isinstance(data, dict) else None)
-    specs = [s for s in (openai_model_spec(provider, item) for item in items or ()) if s is not None]
-    return DiscoveryResult(provider, base, tuple(specs))
 
 
 _CONTEXT_FIELDS = ("context_window", "context_length", "max_context_length", "max_model_len", "max_input_tokens")
@@ -388,24 +206,6 @@ def install(registry: Registry, result: DiscoveryResult) -> None:
     registry.replace_runtime(result.provider, [*(m for m in result.models if m.id not in taken), *configured])
 
 
-async def discover(
-    spec: ProviderSpec,
-    base_url: str | None = None,
-    api_key: str | None = None,
-    *,
-    refresh: bool = False,
-    cache: DiscoveryCache | None = None,
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-) -> DiscoveryResult:
-    """Discovery for any provider that lists its models at runtime, by its protocol."""
-    if spec.protocol == "ollama_chat":
-        return await discover_ollama(base_url, refresh=refresh, cache=cache, connect_timeout=connect_timeout)
-    if spec.protocol == "openai_chat" and spec.lists_models:
-        return await discover_openai_compatible(spec.id, base_url or spec.base_url, api_key, refresh=refresh,
-                                                cache=cache, connect_timeout=connect_timeout)
-    return DiscoveryResult(spec.id, base_url or spec.base_url, error=f"{spec.id} does not list models at runtime.")
-
-
 def run_sync(make: Callable[[], Awaitable[T]]) -> T:
     """Runs a coroutine from synchronous code (the CLI), also when an event loop is running."""
     async def main() -> T:
@@ -433,32 +233,6 @@ def run_sync(make: Callable[[], Awaitable[T]]) -> T:
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-class _borrow:
-    """The given client (left open), or a short-lived one closed afterwards."""
-
-    def __init__(self, client: httpx.AsyncClient | None, timeout: float, connect_timeout: float) -> None:
-        self._given = client
-        self._owned: httpx.AsyncClient | None = None
-        self._timeout, self._connect = timeout, connect_timeout
-
-    async def __aenter__(self) -> httpx.AsyncClient:
-        if self._given is not None:
-            return self._given
-        self._owned = _client(self._timeout, self._connect)
-        return self._owned
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._owned is not None:
-            await self._owned.aclose()
-
-
-def _http_problem(who: str, base: str, response: httpx.Response) -> str:
-    from ironspire.transport import error_message
-
-    message, _, _ = error_message(response.content)
-    return f"{who} at {base} could not list models (HTTP {response.status_code}): {message[:200]}"
 
 
 def _int(value: Any) -> int | None:

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ironspire.catalog.readiness import Readiness, readiness
 from ironspire.errors import (
@@ -30,6 +31,9 @@ from ironspire.health.probes import DEFAULT_RATE_LIMIT, probe_for
 from ironspire.health.status import HealthState, HealthStatus, now
 from ironspire.transport import Transport
 from ironspire.wire import Target
+
+if TYPE_CHECKING:
+    from ironspire.protocols.base import Backend
 
 log = logging.getLogger(__name__)
 
@@ -130,14 +134,7 @@ class HealthMonitor:
             return self.status(pid)
         try:
             target = self.resolve(pid)
-            if not target.base_url and target.provider.protocol != "claude_cli":
-                raise ConfigurationError(
-                    f"{pid}: no base URL is configured.", hint=f"Run `ironspire providers set {pid} base_url URL`."
-                )
-            # Bedrock may sign with a profile / SSO chain instead: its signer says what is missing
-            for f in target.provider.secret_fields:
-                if f.required and target.provider.protocol != "bedrock_converse":
-                    target.secret(f.name)  # raises CredentialsMissing with how to fix it
+            _protocol(target, self.transport).check_configured(target)  # raises with how to fix it
         except (CredentialsMissing, ConfigurationError) as exc:
             result = HealthStatus(pid, HealthState.NOT_CONFIGURED, detail=str(exc))
             self._set(pid, result)
@@ -236,3 +233,10 @@ class HealthMonitor:
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+
+def _protocol(target: Target, transport: Transport) -> Backend:
+    """The target's adapter: it knows what its requests need (a URL, which secrets)."""
+    from ironspire.protocols import backend_for
+
+    return backend_for(target.provider.protocol, transport)

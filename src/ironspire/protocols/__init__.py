@@ -25,8 +25,19 @@ _MODULES = {
 }
 
 
+#: adapters made without a transport, for the facts that need no connection (base-URL rules,
+#: settings, context checks); adapters keep no per-request state, so one each is enough
+_FACTS: dict[str, Backend] = {}
+
+
 def backend_for(protocol: str, transport: Transport | None = None) -> Backend:
-    """An adapter instance for ``protocol`` sharing ``transport`` (HTTP protocols only)."""
+    """An adapter instance for ``protocol`` sharing ``transport`` (HTTP protocols only).
+
+    Without a transport the adapter can encode, decode and answer the protocol's facts, but it
+    refuses to send: there is no process-wide default transport.
+    """
+    if transport is None and protocol in _FACTS:
+        return _FACTS[protocol]
     try:
         module_name, class_name = _MODULES[protocol]
     except KeyError:
@@ -34,6 +45,7 @@ def backend_for(protocol: str, transport: Transport | None = None) -> Backend:
     cls: type[Backend] = getattr(import_module(module_name), class_name)
     from ironspire.protocols.base import HttpProtocol
 
-    if issubclass(cls, HttpProtocol):
-        return cls(transport)
-    return cls()
+    backend = cls(transport) if issubclass(cls, HttpProtocol) else cls()
+    if transport is None:
+        _FACTS[protocol] = backend
+    return backend

@@ -112,6 +112,14 @@ STOP_REASONS: dict[str, FinishReason] = {
 class AnthropicMessages(HttpProtocol):
     name = "anthropic_messages"
     stream_framing = "sse"
+    settings = ("prompt_cache", "anthropic_beta")
+
+    def probe_request(self, target: Target) -> WireRequest:
+        """``GET /v1/models?limit=1``: authenticated, free, and one item long."""
+        base = target.base_url.rstrip("/")
+        path = "/models" if base.endswith("/v1") else "/v1/models"
+        headers = {"x-api-key": target.secret("api_key"), "anthropic-version": "2023-06-01"}
+        return WireRequest("GET", base + path, headers, params={"limit": "1"})
 
     def encode(self, request: ChatRequest, target: Target, *, stream: bool) -> WireRequest:
         key = target.secret("api_key")

@@ -63,12 +63,14 @@ from ironspire.messages import (
     Usage,
     UsageEvent,
 )
-from ironspire.protocols.base import ChatRequest, HttpProtocol, Target, WireRequest
+from ironspire.protocols.base import ChatRequest, HttpProtocol, ProbeOutcome, Target, WireRequest, error_text
 from ironspire.protocols.common import conversation, foreign_reasoning, image_inline, is_own, system_text, tool_id
 
 if TYPE_CHECKING:
     import httpx
     from botocore.credentials import Credentials, ReadOnlyCredentials
+
+    from ironspire.catalog.providers import ProviderSpec
 
 _STOP: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -227,9 +229,63 @@ def runtime_url(target: Target) -> str:
 # --- the protocol -------------------------------------------------------------------------------
 
 
+def bedrock_control_url(target: Target) -> str:
+    """The control plane's model listing, beside the runtime URL requests go to."""
+    region = target.setting("region")
+    base = target.base_url.rstrip("/")
+    if not base:
+        base = f"https://bedrock.{region}.amazonaws.com"
+    elif "://bedrock-runtime." in base:
+        base = base.replace("://bedrock-runtime.", "://bedrock.", 1)
+    return base + "/foundation-models?byOutputModality=TEXT"
+
+
+def _aws_error_type(headers: Mapping[str, str], body: bytes) -> str:
+    kind = headers.get("x-amzn-errortype") or ""
+    if not kind:
+        try:
+            data = json.loads(body)
+            kind = str(data.get("__type") or data.get("code") or "")
+        except (ValueError, AttributeError):
+            pass
+    return kind.split(":", 1)[0].rsplit("#", 1)[-1]
+
+
 class BedrockConverse(HttpProtocol):
     name = "bedrock_converse"
     stream_framing = "eventstream"
+    # `credential_chain true` signs with botocore's chain (profiles, SSO) instead of stored keys
+    settings = ("credential_chain", "profile")
+
+    def base_url(self, spec: ProviderSpec, settings: Mapping[str, str], from_env: str | None) -> str:
+        """The runtime endpoint of the configured region unless a URL is given."""
+        if not settings.get("base_url") and not from_env and not spec.base_url:
+            return f"https://bedrock-runtime.{settings.get('region') or 'us-east-1'}.amazonaws.com"
+        return super().base_url(spec, settings, from_env)
+
+    def check_configured(self, target: Target) -> None:
+        """Only the URL: Bedrock may sign with a profile / SSO chain instead of stored keys, and its
+        signer says what is missing."""
+        if not target.base_url:
+            super().check_configured(target)
+
+    async def prepare_probe(self, target: Target) -> None:
+        """Resolves a profile / SSO chain in a worker thread before the (synchronous) signing: on the
+        event loop it could block for seconds, stalling every agent's turn while the check runs."""
+        await prepare_credentials(target)
+
+    def probe_request(self, target: Target) -> WireRequest:
+        """A SigV4-signed control-plane listing, signed like a chat request (so a profile or SSO
+        credential chain chosen in settings works here too)."""
+        return signed_request("GET", bedrock_control_url(target), None, target)
+
+    def probe_meaning(
+        self, status: int, headers: Mapping[str, str], body: bytes, target: Target
+    ) -> ProbeOutcome | None:
+        if status == 403 and _aws_error_type(headers, body) == "AccessDeniedException":
+            return ProbeOutcome("reachable", "credentials accepted but not verified: this identity may not list "
+                                "models (bedrock:ListFoundationModels); " + error_text(body))
+        return None
 
     async def complete(self, request: ChatRequest, target: Target) -> Message:
         await prepare_credentials(target)

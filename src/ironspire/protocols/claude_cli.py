@@ -86,7 +86,7 @@ from ironspire.messages import (
     UsageEvent,
 )
 from ironspire.protocols.anthropic_messages import STOP_REASONS, EventDecoder, image_block
-from ironspire.protocols.base import Backend, ChatRequest, Target
+from ironspire.protocols.base import Backend, ChatRequest, ProbeOutcome, Target
 from ironspire.protocols.common import conversation, foreign_reasoning, system_text, tool_results_text
 from ironspire.transport import is_context_overflow
 
@@ -118,6 +118,15 @@ _ENV_PREFIXES = ("LC_", "XDG_")
 
 class ClaudeCLI(Backend):
     name = "claude_cli"
+    settings = ("cli_path",)
+
+    def check_configured(self, target: Target) -> None:
+        """Nothing to configure: the CLI's own login is the credential, checked by ``probe``."""
+
+    async def probe(self, target: Target, limit: float) -> ProbeOutcome:
+        from ironspire.protocols.claude_cli_probe import probe_claude_cli
+
+        return await probe_claude_cli(target, limit)
 
     async def complete(self, request: ChatRequest, target: Target) -> Message:
         acc = Accumulator(target.provider.id, target.model.id)

@@ -57,7 +57,7 @@ from ironspire.messages import (
     Usage,
     UsageEvent,
 )
-from ironspire.protocols.base import ChatRequest, HttpProtocol, Target, WireRequest
+from ironspire.protocols.base import ChatRequest, HttpProtocol, ProbeOutcome, Target, WireRequest, error_text
 from ironspire.protocols.common import (
     conversation,
     foreign_reasoning,
@@ -117,6 +117,17 @@ def _native(part: Reasoning | ToolCall, target: Target) -> bool:
 class Gemini(HttpProtocol):
     name = "gemini"
     stream_framing = "sse"
+
+    def probe_request(self, target: Target) -> WireRequest:
+        return WireRequest("GET", target.url("/models"), {"x-goog-api-key": target.secret("api_key")},
+                           params={"pageSize": "1"})
+
+    def probe_meaning(
+        self, status: int, headers: Mapping[str, str], body: bytes, target: Target
+    ) -> ProbeOutcome | None:
+        if status == 400 and b"API_KEY_INVALID" in body:  # Gemini says a bad key with a 400
+            return ProbeOutcome("invalid_key", error_text(body))
+        return None
 
     # --- encoding -----------------------------------------------------------------------------
 

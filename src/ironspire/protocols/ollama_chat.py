@@ -23,8 +23,6 @@ import math
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-# where the server is: defined beside discovery (catalog) so nothing there imports protocols
-from ironspire.catalog.discovery import DEFAULT_OLLAMA_URL, ollama_base_url
 from ironspire.errors import (
     BadRequest,
     CapabilityError,
@@ -56,9 +54,13 @@ from ironspire.messages import (
 from ironspire.protocols import common
 from ironspire.protocols.base import ChatRequest, HttpProtocol, Target, WireRequest
 from ironspire.protocols.framing import ndjson
+from ironspire.protocols.ollama_server import DEFAULT_OLLAMA_URL, ollama_base_url
 
 if TYPE_CHECKING:
     import httpx
+
+    from ironspire.catalog.discovery import DiscoveryResult
+    from ironspire.catalog.providers import ProviderSpec
 
 __all__ = ["DEFAULT_OLLAMA_URL", "OllamaChat", "check_context", "estimate_tokens", "ollama_base_url"]
 
@@ -165,6 +167,29 @@ class OllamaChat(HttpProtocol):
 
     name = "ollama_chat"
     stream_framing = "ndjson"
+
+    def base_url(self, spec: ProviderSpec, settings: Mapping[str, str], from_env: str | None) -> str:
+        """``OLLAMA_HOST`` is read the way Ollama reads it (port 11434 when none is given), and the
+        same rule gives discovery its URL, so listing and chatting ask the same server."""
+        return ollama_base_url(settings.get("base_url") or from_env or None)
+
+    def context_check(self, request: ChatRequest, target: Target) -> bool:
+        """The stricter check (``num_ctx``, the server's own earlier counts): run at pre-flight it
+        refuses before anything is recorded, and cannot disagree with ``encode``'s."""
+        check_context(request, target)
+        return True
+
+    def probe_request(self, target: Target) -> WireRequest:
+        key = target.secrets.get("api_key")
+        return WireRequest("GET", target.url("/api/version"), {"Authorization": f"Bearer {key}"} if key else {})
+
+    async def list_models(
+        self, target: Target, *, read_timeout: float, connect_timeout: float
+    ) -> DiscoveryResult:
+        from ironspire.protocols import ollama_server
+
+        return await ollama_server.list_models(self.transport, target, read_timeout=read_timeout,
+                                               connect_timeout=connect_timeout)
 
     # encoding
 

@@ -48,12 +48,14 @@ from ironspire.protocols._openai_wire import (
     is_mistral,
     wire_options,
 )
-from ironspire.protocols.base import ChatRequest, HttpProtocol, Target, WireRequest
+from ironspire.protocols.base import ChatRequest, HttpProtocol, ProbeOutcome, Target, WireRequest, error_text
 from ironspire.protocols.framing import sse_json
 from ironspire.transport import classify_http_error, error_message, parse_retry_after
 
 if TYPE_CHECKING:
     import httpx
+
+    from ironspire.catalog.discovery import DiscoveryResult
 
 _BAD_KEY = ("incorrect api key", "invalid api key", "invalid_api_key")
 
@@ -61,6 +63,46 @@ _BAD_KEY = ("incorrect api key", "invalid api key", "invalid_api_key")
 class OpenAIChat(HttpProtocol):
     name = "openai_chat"
     stream_framing = "sse"
+
+    # --- health and listing --------------------------------------------------------------
+
+    def probe_request(self, target: Target) -> WireRequest:
+        """``GET /models``; Azure's classic URLs get an empty chat on the deployment instead: the key
+        and the deployment are checked before the body, so the 400 for no messages proves both."""
+        if "azure" not in target.provider.quirks:
+            key = target.secrets.get("api_key")
+            return WireRequest("GET", target.url("/models"), {"Authorization": f"Bearer {key}"} if key else {})
+        headers = {"api-key": target.secret("api_key")}
+        base = target.base_url.rstrip("/")
+        if "/openai/v1" in base:
+            return WireRequest("GET", base + "/models", headers)
+        root = base if base.endswith("/openai") else base + "/openai"
+        deployment = target.settings.get("deployment") or target.model.id
+        return WireRequest(
+            "POST", f"{root}/deployments/{deployment}/chat/completions", headers,
+            json={"messages": []}, params={"api-version": target.setting("api_version")},
+        )
+
+    def probe_meaning(
+        self, status: int, headers: Mapping[str, str], body: bytes, target: Target
+    ) -> ProbeOutcome | None:
+        azure = "azure" in target.provider.quirks
+        if status == 404 and not azure:
+            return ProbeOutcome("reachable", "the server answers but lists no models (HTTP 404); "
+                                "the key was not verified")
+        if status == 400 and azure and "/openai/v1" not in target.base_url \
+                and "api-version" not in error_text(body).lower():
+            return ProbeOutcome("reachable", "key and deployment accepted")
+        return None
+
+    async def list_models(
+        self, target: Target, *, read_timeout: float, connect_timeout: float
+    ) -> DiscoveryResult:
+        if not target.provider.lists_models:
+            return await super().list_models(target, read_timeout=read_timeout, connect_timeout=connect_timeout)
+        from ironspire.protocols._openai_listing import list_models
+
+        return await list_models(self.transport, target, read_timeout=read_timeout, connect_timeout=connect_timeout)
 
     # --- request -------------------------------------------------------------------------
 

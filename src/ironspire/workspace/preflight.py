@@ -139,13 +139,12 @@ def check(
         request = replace(request, tools=(), tool_choice=None, force_tool=None)
     if messages is not request.messages:
         request = replace(request, messages=messages)
-    if target.provider.protocol == "ollama_chat":
-        # Ollama's adapter owns the stricter check (num_ctx, the server's own earlier counts);
-        # running that same check here refuses before anything is recorded, and the two cannot
-        # disagree about the same request.
-        from ironspire.protocols.ollama_chat import check_context
+    # A protocol may own a stricter check (Ollama: num_ctx, the server's own earlier counts);
+    # running that same check here refuses before anything is recorded, and the two cannot
+    # disagree about the same request.
+    from ironspire.protocols import backend_for
 
-        check_context(request, target)
+    if backend_for(target.provider.protocol).context_check(request, target):
         return request
     if not model.context_known:
         return request

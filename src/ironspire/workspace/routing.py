@@ -13,17 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ironspire.catalog.providers import ProviderSpec
+from ironspire.protocols import backend_for
 
 #: provider settings that are not auth fields but may be set for any provider
 GENERAL_SETTINGS = ("base_url", "timeout")
-#: extra settings per protocol (the Claude CLI adapter needs to find its binary; the Messages
-#: adapter reads the prompt-caching default and beta flags)
-PROTOCOL_SETTINGS: dict[str, tuple[str, ...]] = {
-    "claude_cli": ("cli_path",),
-    "anthropic_messages": ("prompt_cache", "anthropic_beta"),
-    # `credential_chain true` signs with botocore's chain (profiles, SSO) instead of stored keys
-    "bedrock_converse": ("credential_chain", "profile"),
-}
 #: environment variables that point at a provider's server
 _URL_ENV: dict[str, tuple[str, ...]] = {"ollama": ("OLLAMA_HOST",)}
 
@@ -61,7 +54,8 @@ def resolve(
 
 
 def allowed_settings(spec: ProviderSpec) -> tuple[str, ...]:
-    names = [*GENERAL_SETTINGS, *PROTOCOL_SETTINGS.get(spec.protocol, ())]
+    # extra settings per protocol (the CLI's path, prompt-caching flags, Bedrock's chain): the adapter's
+    names = [*GENERAL_SETTINGS, *backend_for(spec.protocol).settings]
     names += [f.name for f in spec.auth if not f.secret and f.name not in names]
     return tuple(names)
 
@@ -84,26 +78,8 @@ def setting_values(
 
 
 def base_url(spec: ProviderSpec, settings: Mapping[str, str], env: Mapping[str, str] | None = None) -> str:
-    """The provider's URL: override, environment, catalogue default (Bedrock's from its region)."""
+    """The provider's URL: override, environment, catalogue default, by its protocol's rules
+    (``Backend.base_url``: Ollama's ``OLLAMA_HOST`` reading, Bedrock's URL from its region)."""
     env = os.environ if env is None else env
-    if spec.protocol == "ollama_chat":
-        # OLLAMA_HOST is read the way Ollama reads it (port 11434 when none is given), and the
-        # same function gives discovery its URL, so listing and chatting ask the same server.
-        from ironspire.catalog.discovery import ollama_base_url
-
-        from_env = next((env[n] for n in _URL_ENV.get(spec.id, ()) if env.get(n)), None)
-        return ollama_base_url(settings.get("base_url") or from_env or spec.base_url)
-    if settings.get("base_url"):
-        return settings["base_url"].rstrip("/")
-    for name in _URL_ENV.get(spec.id, ()):
-        if env.get(name):
-            return _with_scheme(env[name])
-    if spec.protocol == "bedrock_converse" and not spec.base_url:
-        region = settings.get("region") or "us-east-1"
-        return f"https://bedrock-runtime.{region}.amazonaws.com"
-    return spec.base_url.rstrip("/")
-
-
-def _with_scheme(value: str) -> str:
-    value = value.strip().rstrip("/")
-    return value if "://" in value else f"http://{value}"
+    from_env = next((env[n] for n in _URL_ENV.get(spec.id, ()) if env.get(n)), None)
+    return backend_for(spec.protocol).base_url(spec, settings, from_env)

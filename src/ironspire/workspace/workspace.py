@@ -338,13 +338,14 @@ class Workspace:
         spec = self.provider(pid)
         if not spec.lists_models or not self.is_enabled(pid):
             return None
-        from ironspire.catalog.discovery import DEFAULT_CONNECT_TIMEOUT, DiscoveryResult, discover, install
+        from ironspire.catalog.discovery import DEFAULT_CONNECT_TIMEOUT, DiscoveryResult, install
+        from ironspire.protocols.listing import discover
 
         url = spec.base_url
         try:
             url = routing.base_url(spec, routing.setting_values(spec, self.provider_settings(pid)))
             key = self.credentials.get(pid, "api_key") if any(f.name == "api_key" for f in spec.auth) else None
-            result = await discover(spec, url, key, refresh=refresh,
+            result = await discover(spec, url, key, transport=self.transport, refresh=refresh,
                                     connect_timeout=connect_timeout or DEFAULT_CONNECT_TIMEOUT)
         except Exception as exc:  # a locked keychain, a malformed URL: listing is best effort
             from ironspire.errors import redact
