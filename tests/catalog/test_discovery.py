@@ -17,6 +17,7 @@ from ironspire.catalog import discovery
 from ironspire.catalog.discovery import DiscoveryCache, install
 from ironspire.catalog.models import ModelSpec, Price, Registry, dynamic_model
 from ironspire.catalog.providers import CustomEndpoint, builtin
+from ironspire.catalog.quirks import OllamaModelQuirks
 from ironspire.protocols.ollama_server import not_running_message
 from support.listing import discover, discover_ollama, discover_openai_compatible
 from support.ollama_fake import closed_port, serving
@@ -94,7 +95,7 @@ async def test_ollama_tags_and_show_from_the_docs(docs_ollama: Any) -> None:
     assert (llama.vision, llama.tools) == (True, False)
 
     deepseek = models["deepseek-r1:latest"]  # /api/show failed: described conservatively, still listed
-    assert deepseek == dynamic_model("ollama", "deepseek-r1:latest", price=Price(), quirks=frozenset({"ollama"}))
+    assert deepseek == dynamic_model("ollama", "deepseek-r1:latest", price=Price(), quirks=OllamaModelQuirks())
 
     shows = sorted(r.body["model"] for r in server.requests if r.path == "/api/show")
     assert shows == ["deepseek-r1:latest", "gemma4", "llama3.2:latest"]

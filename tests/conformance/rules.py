@@ -128,7 +128,7 @@ def check_common(enc: Encoded, x: Expect) -> None:
             present = any(r.text in s for s in strings)
             if not x.native(r) or x.family == "claude-sdk":
                 assert not present, f"{x.source}->{x.target_name}: foreign reasoning text leaked: {r.text[:40]!r}"
-            elif x.family != "openai" or "deepseek" in x.target.provider.quirks:
+            elif x.family != "openai" or x.target.provider.id == "deepseek":
                 assert present, f"{x.source}->{x.target_name}: own reasoning was not replayed: {r.text[:40]!r}"
     # No reasoning field at all unless it is the target's own (Gemini 3's documented placeholder aside).
     native_any = any(x.native(r) for r in x.reasoning) or any(x.native(c) and c.signature for c in x.calls)
@@ -136,7 +136,7 @@ def check_common(enc: Encoded, x: Expect) -> None:
         for path, key, value in reasoning_fields(enc.body):
             if key == "thoughtSignature" and value == SKIP_SIGNATURE:
                 continue
-            if key == "reasoning_content" and value == "" and "deepseek" in x.target.provider.quirks:
+            if key == "reasoning_content" and value == "" and x.target.provider.id == "deepseek":
                 continue  # DeepSeek's thinking mode wants the field on every turn; empty carries nothing
             raise AssertionError(f"{x.source}->{x.target_name}: reasoning field {key} at {path} sent to a "
                                  "provider that did not produce it")
@@ -197,8 +197,8 @@ def check_anthropic(enc: Encoded, x: Expect) -> None:
 
 
 def check_openai(enc: Encoded, x: Expect) -> None:
-    mistral = "mistral" in x.target.provider.quirks
-    deepseek = "deepseek" in x.target.provider.quirks
+    mistral = x.target.provider.id == "mistral"
+    deepseek = x.target.provider.id == "deepseek"
     messages = enc.body["messages"]
     roles = [m["role"] for m in messages]
     assert set(roles) <= {"system", "developer", "user", "assistant", "tool"}, roles

@@ -25,6 +25,7 @@ import pytest
 
 from ironspire.catalog.models import Registry
 from ironspire.catalog.providers import builtin
+from ironspire.catalog.quirks import MessagesModelQuirks, quirks_of
 from ironspire.errors import BadRequest
 from ironspire.messages import Image, Message, Reasoning, Text, ToolCall, ToolResult
 from ironspire.protocols.anthropic_messages import AnthropicMessages, encode_body
@@ -87,13 +88,13 @@ def api_would_refuse(sent: dict[str, Any], thinks_by_default: bool, rejects_disa
 
 
 def messages_api(tgt: Target, seen: list[dict[str, Any]]) -> ReplayTransport:
-    quirks = tgt.model.quirks
-    thinks = bool(quirks & {"thinking_always_on", "thinking_between_tools"})
+    quirks = quirks_of(tgt.model.quirks, MessagesModelQuirks)
+    thinks = quirks.thinks
 
     def handler(request: httpx.Request) -> httpx.Response:
         sent = json.loads(request.content)
         seen.append(sent)
-        refusal = api_would_refuse(sent, thinks, rejects_disabled="thinking_between_tools" in quirks)
+        refusal = api_would_refuse(sent, thinks, rejects_disabled=quirks.thinking == "between_tools")
         if refusal:
             error = {"type": "error", "error": {"type": "invalid_request_error", "message": refusal}}
             return httpx.Response(400, json=error)

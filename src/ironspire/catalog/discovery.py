@@ -44,6 +44,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ironspire.catalog.models import ModelSpec, Price, dynamic_model
+from ironspire.catalog.quirks import OllamaModelQuirks
 
 if TYPE_CHECKING:
     from ironspire.catalog.models import Registry
@@ -157,13 +158,13 @@ def ollama_spec(entry: Mapping[str, Any], show: Mapping[str, Any] | None = None)
         match = _NUM_CTX.search(str(show.get("parameters") or ""))
         if match and (context is None or int(match.group(1)) < context):
             context = int(match.group(1))
-    facts: dict[str, Any] = {"price": Price(), "quirks": frozenset({"ollama"})}
+    facts: dict[str, Any] = {"price": Price(), "quirks": OllamaModelQuirks()}
     if context:
         facts.update(context_window=context, max_output_tokens=context)
     if caps is not None:
         facts.update(tools="tools" in caps, vision="vision" in caps, reasoning="thinking" in caps)
     if entry.get("remote_host"):
-        facts["quirks"] = frozenset({"ollama", "remote"})
+        facts["quirks"] = OllamaModelQuirks(remote=True)
     return dynamic_model("ollama", name, **facts)
 
 

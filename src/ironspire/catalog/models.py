@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any, Literal, TypeAlias
 
+from ironspire.catalog.providers import builtin
+from ironspire.catalog.quirks import NO_QUIRKS, Quirks, model_quirks
 from ironspire.errors import ModelNotFound
 from ironspire.messages import Usage
 
@@ -59,7 +61,8 @@ class ModelSpec:
     price: Price = field(default_factory=Price)
     deprecation: str | None = None
     status: str = "active"
-    quirks: frozenset[str] = frozenset()
+    quirks: Quirks = NO_QUIRKS
+    """How this model differs from its protocol's norm (that protocol's model-quirks class)."""
     source: Literal["builtin", "discovered", "configured"] = "builtin"
     context_known: bool = True
     """False when ``context_window`` is a placeholder: nobody (data file, discovery, the user)
@@ -91,7 +94,7 @@ def _from_record(r: dict[str, Any]) -> ModelSpec:
         price=Price(**r["price"]),
         deprecation=r["deprecation"],
         status=r["status"],
-        quirks=frozenset(r["quirks"]),
+        quirks=model_quirks(builtin(r["provider"]).protocol, r["quirks"], f"models.json: {r['provider']}/{r['id']}"),
     )
 
 

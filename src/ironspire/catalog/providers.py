@@ -1,7 +1,7 @@
 """The provider catalogue: every provider is data on top of one wire-protocol adapter.
 
 A provider differs from its siblings only in where it lives, how it authenticates and a few
-named quirks; keeping that as data (not as a subclass per vendor) means a fix in an adapter
+typed quirks (``catalog.quirks``); keeping that as data (not as a subclass per vendor) means a fix in an adapter
 reaches every provider that speaks its protocol, and a custom endpoint is just one more record.
 """
 
@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
+from ironspire.catalog.quirks import NO_QUIRKS, ChatCompletionsQuirks, Quirks
 from ironspire.errors import ConfigurationError
 
 Group: TypeAlias = Literal["primary", "cloud", "openai-compatible", "custom"]
@@ -46,7 +47,8 @@ class ProviderSpec:
     protocol: Protocol
     base_url: str
     auth: tuple[AuthField, ...] = ()
-    quirks: frozenset[str] = frozenset()
+    quirks: Quirks = NO_QUIRKS
+    """How this provider differs from its protocol's norm (that protocol's quirks class)."""
     lists_models: bool = False
     """Whether models are discovered at runtime (GET {base}/models, Ollama /api/tags)."""
     billed: bool = True
@@ -70,6 +72,9 @@ def _key(env: str, *more: str) -> AuthField:
     return AuthField("api_key", "API key", env=(env, *more))
 
 
+#: the one quirk most OpenAI-compatible endpoints share: usage is reported only when asked for
+_STREAM_USAGE = ChatCompletionsQuirks(stream_usage=True)
+
 # In the order of the product's specification: Primary, Cloud, OpenAI-compatible.
 BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
     ProviderSpec(
@@ -83,7 +88,7 @@ BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
     ProviderSpec(
         "openai", "primary", "OpenAI", "openai_chat", "https://api.openai.com/v1",
         auth=(_key("OPENAI_API_KEY"),),
-        quirks=frozenset({"stream_usage", "max_completion_tokens", "developer_role"}),
+        quirks=ChatCompletionsQuirks(stream_usage=True, max_tokens_field="max_completion_tokens", developer_role=True),
     ),
     ProviderSpec(
         "ollama", "primary", "Ollama", "ollama_chat", "http://localhost:11434",
@@ -112,37 +117,39 @@ BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
             AuthField("api_version", "API version", secret=False, required=False,
                       env=("OPENAI_API_VERSION",), default="2024-10-21"),
         ),
-        quirks=frozenset({"azure", "stream_usage", "max_completion_tokens"}),
+        quirks=ChatCompletionsQuirks(url_form="azure", stream_usage=True, max_tokens_field="max_completion_tokens"),
     ),
     ProviderSpec(
         "mistral", "openai-compatible", "Mistral", "openai_chat", "https://api.mistral.ai/v1",
         auth=(_key("MISTRAL_API_KEY"),),
-        quirks=frozenset({"mistral"}),
+        quirks=ChatCompletionsQuirks(tool_id_style="alnum9", image_url="string", strict_order=True,
+                                     required_tool_choice="any", strict_options=True),
     ),
     ProviderSpec(
         "deepseek", "openai-compatible", "DeepSeek", "openai_chat", "https://api.deepseek.com",
         auth=(_key("DEEPSEEK_API_KEY"),),
-        quirks=frozenset({"stream_usage", "deepseek"}),
+        quirks=ChatCompletionsQuirks(stream_usage=True, thinking_toggle=True,
+                                     reasoning_replay_field="reasoning_content"),
     ),
     ProviderSpec(
         "xai", "openai-compatible", "xAI Grok", "openai_chat", "https://api.x.ai/v1",
         auth=(_key("XAI_API_KEY"),),
-        quirks=frozenset({"stream_usage", "xai"}),
+        quirks=_STREAM_USAGE,
     ),
     ProviderSpec(
         "groq", "openai-compatible", "Groq", "openai_chat", "https://api.groq.com/openai/v1",
         auth=(_key("GROQ_API_KEY"),), lists_models=True,
-        quirks=frozenset({"stream_usage", "groq"}),
+        quirks=ChatCompletionsQuirks(stream_usage=True, reasoning_format_option=True, logprobs_options=False),
     ),
     ProviderSpec(
         "together", "openai-compatible", "Together AI", "openai_chat", "https://api.together.xyz/v1",
         auth=(_key("TOGETHER_API_KEY"),), lists_models=True,
-        quirks=frozenset({"stream_usage", "together"}),
+        quirks=_STREAM_USAGE,
     ),
     ProviderSpec(
         "fireworks", "openai-compatible", "Fireworks AI", "openai_chat", "https://api.fireworks.ai/inference/v1",
         auth=(_key("FIREWORKS_API_KEY"),), lists_models=True,
-        quirks=frozenset({"stream_usage", "fireworks"}),
+        quirks=_STREAM_USAGE,
     ),
 )
 
@@ -182,7 +189,7 @@ class CustomEndpoint:
         auth = (AuthField("api_key", "API key (Bearer)", required=False),)
         return ProviderSpec(
             self.provider_id, "custom", self.name, "openai_chat", self.base_url.rstrip("/"),
-            auth=auth, lists_models=True, quirks=frozenset({"stream_usage"}), custom_models=(self.model_id,),
+            auth=auth, lists_models=True, quirks=_STREAM_USAGE, custom_models=(self.model_id,),
         )
 
 

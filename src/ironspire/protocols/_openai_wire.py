@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from ironspire.catalog.quirks import ChatCompletionsModelQuirks, ChatCompletionsQuirks, quirks_of
 from ironspire.messages import (
     Finish,
     FinishReason,
@@ -64,21 +65,21 @@ def finish_reason(raw: str) -> FinishReason:
     return _FINISH.get(raw, "other")
 
 
-def is_mistral(target: Target) -> bool:
-    return "mistral" in target.provider.quirks
+def provider_quirks(target: Target) -> ChatCompletionsQuirks:
+    return quirks_of(target.provider.quirks, ChatCompletionsQuirks)
 
 
-def is_deepseek(target: Target) -> bool:
-    return "deepseek" in target.provider.quirks
+def model_quirks(target: Target) -> ChatCompletionsModelQuirks:
+    return quirks_of(target.model.quirks, ChatCompletionsModelQuirks)
 
 
-def deepseek_thinking(request: ChatRequest, target: Target) -> bool:
-    """Whether this DeepSeek request runs in thinking mode: the model's default, unless the
-    request asks for an effort (on) or for none (off)."""
-    mq = target.model.quirks
-    if "thinking_disabled" in mq or request.reasoning == "none":
+def thinking_on(request: ChatRequest, target: Target) -> bool:
+    """Whether a request to a thinking-toggle endpoint runs in thinking mode: the model's default,
+    unless the request asks for an effort (on) or for none (off)."""
+    default = model_quirks(target).thinking_default
+    if default == "off" or request.reasoning == "none":
         return False
-    return "thinking_enabled" in mq or request.reasoning is not None
+    return default == "on" or request.reasoning is not None
 
 
 # --- encoding --------------------------------------------------------------------------------
@@ -93,7 +94,7 @@ def _arguments(call: ToolCall) -> str:
 
 def _image_part(image: Image, target: Target) -> dict[str, Any]:
     url = image_data_url(image)
-    if is_mistral(target):
+    if provider_quirks(target).image_url == "string":
         return {"type": "image_url", "image_url": url}
     return {"type": "image_url", "image_url": {"url": url}}
 
@@ -134,8 +135,9 @@ def _assistant(message: Message, request: ChatRequest, target: Target, style: st
     # comes back; no other provider accepts the field (Mistral answers 422), so only it gets it.
     # In thinking mode it wants the field on every tool-call turn, also on turns another
     # provider produced (which have no reasoning of DeepSeek's to return): it accepts "".
-    if is_deepseek(target) and (any(own_reasoning) or (calls and deepseek_thinking(request, target))):
-        out["reasoning_content"] = "".join(own_reasoning)
+    field = provider_quirks(target).reasoning_replay_field
+    if field and (any(own_reasoning) or (calls and thinking_on(request, target))):
+        out[field] = "".join(own_reasoning)
     return out
 
 
@@ -156,9 +158,10 @@ def _tool_turns(results: list[ToolResult], target: Target, style: str) -> list[d
 
 
 def encode_messages(request: ChatRequest, target: Target, *, system_role: str = "system") -> list[dict[str, Any]]:
-    style = "mistral" if is_mistral(target) else "openai"
+    strict = provider_quirks(target).strict_order
+    style = "mistral" if provider_quirks(target).tool_id_style == "alnum9" else "openai"
     out: list[dict[str, Any]] = []
-    if is_mistral(target):
+    if strict:
         # Mistral refuses a system message after an assistant or tool turn: gather them up front.
         system = system_text(request)
         if system:
@@ -183,7 +186,7 @@ def encode_messages(request: ChatRequest, target: Target, *, system_role: str = 
         content = [p for p in message.parts if isinstance(p, Text | Image)]
         if content:
             out.append({"role": "user", "content": _user_content(content, target)})
-    return mistral_order(out) if is_mistral(target) else out
+    return mistral_order(out) if strict else out
 
 
 def mistral_order(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -230,17 +233,18 @@ _MISTRAL_TAKES = frozenset({
 def wire_options(options: Mapping[str, Any], target: Target) -> dict[str, Any]:
     """The request's options this target's Chat Completions endpoint accepts, by name."""
     out = {k: v for k, v in options.items() if k in WIRE_OPTIONS}
-    if "no_sampling" in target.model.quirks:
+    pq = provider_quirks(target)
+    if not model_quirks(target).sampling:
         out = {k: v for k, v in out.items() if k not in _SAMPLING}
-    if is_mistral(target):
+    if pq.strict_options:
         if "seed" in out:
             out.setdefault("random_seed", out["seed"])  # Mistral's name for it
         out = {k: v for k, v in out.items() if k in _MISTRAL_TAKES}
     else:
         out = {k: v for k, v in out.items() if k not in _MISTRAL_ONLY}
-    if "groq" in target.provider.quirks:
+    if not pq.logprobs_options:
         out = {k: v for k, v in out.items() if k not in _GROQ_REJECTS}
-    else:
+    if not pq.reasoning_format_option:
         out = {k: v for k, v in out.items() if k not in _GROQ_ONLY}
     extra = options.get(OPTIONS_KEY)
     if isinstance(extra, Mapping):

@@ -47,6 +47,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ironspire.catalog.quirks import MessagesModelQuirks, quirks_of
 from ironspire.errors import (
     AuthenticationError,
     BadRequest,
@@ -184,12 +185,17 @@ class AnthropicMessages(HttpProtocol):
         return classify_http_error(status, headers, body, target)
 
 
+def model_quirks(target: Target) -> MessagesModelQuirks:
+    """The model's typed quirks (the defaults for a model that declares none)."""
+    return quirks_of(target.model.quirks, MessagesModelQuirks)
+
+
 # --- encoding ---------------------------------------------------------------------------------
 
 
 def encode_body(request: ChatRequest, target: Target, *, stream: bool) -> dict[str, Any]:
     model = target.model
-    quirks = model.quirks
+    quirks = model_quirks(target)
     body: dict[str, Any] = {"model": model.id, "max_tokens": max_tokens(request, target)}
     cache_option = request.options.get("cache")
     cache = _cache_control(target.settings.get("prompt_cache") if cache_option is None else cache_option)
@@ -200,7 +206,7 @@ def encode_body(request: ChatRequest, target: Target, *, stream: bool) -> dict[s
 
     messages = encode_messages(request, target)
     if messages and messages[-1]["role"] == "assistant":
-        if "no_prefill" in quirks:
+        if not quirks.prefill:
             raise BadRequest(
                 target.provider.id,
                 "this model does not accept a conversation that ends with an assistant turn (prefill)",
@@ -223,7 +229,7 @@ def encode_body(request: ChatRequest, target: Target, *, stream: bool) -> dict[s
 
     if request.stop:
         body["stop_sequences"] = list(request.stop)
-    sampling_allowed = "no_sampling" not in quirks and not (thinking and thinking["type"] != "disabled")
+    sampling_allowed = quirks.sampling and not (thinking and thinking["type"] != "disabled")
     if request.temperature is not None and sampling_allowed:
         body["temperature"] = min(max(request.temperature, 0.0), 1.0)
 
@@ -277,17 +283,17 @@ def _thinking(request: ChatRequest, target: Target) -> dict[str, Any] | None:
 
 def _thinking_off(target: Target) -> dict[str, Any] | None:
     """The lowest thinking setting the model accepts; None when it cannot be lowered at all."""
-    quirks = target.model.quirks
-    if "thinking_always_on" in quirks:
+    thinking = model_quirks(target).thinking
+    if thinking == "always_on":
         return None
-    return {"type": "between_tools"} if "thinking_between_tools" in quirks else {"type": "disabled"}
+    return {"type": "between_tools"} if thinking == "between_tools" else {"type": "disabled"}
 
 
 def _thinks(thinking: Mapping[str, Any] | None, target: Target) -> bool:
     """Whether the request will run with (up-front) thinking on."""
     if thinking is not None:
         return thinking["type"] in ("enabled", "adaptive")
-    return bool(target.model.quirks & {"thinking_always_on", "thinking_between_tools"})
+    return model_quirks(target).thinks
 
 
 _THINKING_BLOCKS = ("thinking", "redacted_thinking")
@@ -377,7 +383,7 @@ def _tool_choice(request: ChatRequest, target: Target, thinking: bool) -> dict[s
     elif request.tool_choice == "required":
         forced = {"type": "any"}
     if forced is not None:
-        if "no_forced_tool" in target.model.quirks:
+        if not model_quirks(target).forced_tool:
             raise CapabilityError(target.provider.id, target.model.id, "forced tool use",
                                   "the model rejects tool_choice other than auto/none; let it choose (auto)")
         if thinking:

@@ -56,6 +56,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ironspire.catalog.quirks import MessagesModelQuirks, quirks_of
 from ironspire.errors import (
     AuthenticationError,
     BadRequest,
@@ -235,7 +236,7 @@ def command(cli: str, request: ChatRequest, target: Target, resume: str | None) 
         "--tools", "", "--max-turns", "1", "--strict-mcp-config",
         "--model", target.model.id, "--include-partial-messages",
     ]
-    if request.reasoning == "none" and "thinking_always_on" not in target.model.quirks:
+    if request.reasoning == "none" and quirks_of(target.model.quirks, MessagesModelQuirks).thinking != "always_on":
         argv += ["--thinking", "disabled"]
     elif request.reasoning in ("low", "medium", "high"):
         argv += ["--effort", request.reasoning]

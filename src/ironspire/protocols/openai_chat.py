@@ -1,20 +1,12 @@
 """The Chat Completions wire format, for OpenAI and every provider that copies it.
 
 OpenAI, Azure OpenAI, Mistral, DeepSeek, xAI, Groq, Together, Fireworks and custom endpoints
-are the same adapter; what differs is data on the provider (``ProviderSpec.quirks``) and the
-model (``ModelSpec.quirks``):
-
-provider quirks
-    ``stream_usage`` (send ``stream_options.include_usage``), ``max_completion_tokens`` (the
-    output cap's field name), ``developer_role`` (reasoning models take ``developer`` for the
-    system prompt), ``azure`` (deployment URLs, ``api-key`` header), ``mistral`` (9-character
-    ids, message order, string image URLs, ``any`` for a required tool, no ``stream_options``),
-    ``deepseek`` (``thinking`` toggle, ``reasoning_content`` replay), ``xai``, ``groq``,
-    ``together``, ``fireworks``.
-model quirks
-    ``no_sampling`` (temperature and stop are rejected: they are left out),
-    ``max_completion_tokens``, ``thinking_enabled``/``thinking_disabled`` (DeepSeek),
-    ``chat_tools_limited`` (tools only with ``reasoning_effort: none``).
+are the same adapter; what differs is typed data on the provider (``ProviderSpec.quirks``, a
+``catalog.quirks.ChatCompletionsQuirks``: the output cap's field, stream usage, the developer
+role, Azure's URL form, the tool-id alphabet, strict message order and option schema, the
+thinking toggle and the reasoning field replayed...) and on the model (``ModelSpec.quirks``, a
+``ChatCompletionsModelQuirks``: no sampling, its own cap field, tools only with reasoning off,
+thinking on or off by default). Each field's docstring says what it changes.
 
 ``ChatRequest.options``: only Chat Completions fields are sent (``_openai_wire.WIRE_OPTIONS``,
 minus what the target is known to reject); ``options["openai_chat"]`` is a dict sent as given.
@@ -41,11 +33,11 @@ from ironspire.errors import (
 from ironspire.messages import Accumulator, Message, StreamEvent
 from ironspire.protocols._openai_wire import (
     ChunkDecoder,
-    deepseek_thinking,
     encode_messages,
     in_band_status,
-    is_deepseek,
-    is_mistral,
+    model_quirks,
+    provider_quirks,
+    thinking_on,
     wire_options,
 )
 from ironspire.protocols.base import ChatRequest, HttpProtocol, ProbeOutcome, Target, WireRequest, error_text
@@ -69,7 +61,7 @@ class OpenAIChat(HttpProtocol):
     def probe_request(self, target: Target) -> WireRequest:
         """``GET /models``; Azure's classic URLs get an empty chat on the deployment instead: the key
         and the deployment are checked before the body, so the 400 for no messages proves both."""
-        if "azure" not in target.provider.quirks:
+        if not _azure(target):
             key = target.secrets.get("api_key")
             return WireRequest("GET", target.url("/models"), {"Authorization": f"Bearer {key}"} if key else {})
         headers = {"api-key": target.secret("api_key")}
@@ -86,7 +78,7 @@ class OpenAIChat(HttpProtocol):
     def probe_meaning(
         self, status: int, headers: Mapping[str, str], body: bytes, target: Target
     ) -> ProbeOutcome | None:
-        azure = "azure" in target.provider.quirks
+        azure = _azure(target)
         if status == 404 and not azure:
             return ProbeOutcome("reachable", "the server answers but lists no models (HTTP 404); "
                                 "the key was not verified")
@@ -111,20 +103,19 @@ class OpenAIChat(HttpProtocol):
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
         headers.update(_auth(target))
         model = target.model
-        pq, mq = target.provider.quirks, model.quirks
-        system_role = "developer" if "developer_role" in pq and model.reasoning else "system"
+        pq, mq = provider_quirks(target), model_quirks(target)
+        system_role = "developer" if pq.developer_role and model.reasoning else "system"
         body: dict[str, Any] = {}
         if body_model is not None:
             body["model"] = body_model
         body["messages"] = encode_messages(request, target, system_role=system_role)
         if stream:
             body["stream"] = True
-            if "stream_usage" in pq and not is_mistral(target):
+            if pq.stream_usage:
                 body["stream_options"] = {"include_usage": True}
         if request.max_tokens is not None:
-            field = "max_completion_tokens" if {"max_completion_tokens"} & (pq | mq) else "max_tokens"
-            body[field] = request.max_tokens
-        if "no_sampling" not in mq:
+            body[mq.max_tokens_field or pq.max_tokens_field] = request.max_tokens
+        if mq.sampling:
             if request.temperature is not None:
                 body["temperature"] = request.temperature
             if request.stop:
@@ -219,8 +210,12 @@ class OpenAIChat(HttpProtocol):
         return classify_http_error(status, headers, body, target)
 
 
+def _azure(target: Target) -> bool:
+    return provider_quirks(target).url_form == "azure"
+
+
 def _auth(target: Target) -> dict[str, str]:
-    if "azure" in target.provider.quirks:
+    if _azure(target):
         key = target.secret("api_key")
         register_secret(key)
         return {"api-key": key}
@@ -234,7 +229,7 @@ def _auth(target: Target) -> dict[str, str]:
 
 def _endpoint(target: Target) -> tuple[str, dict[str, str] | None, str | None]:
     """(URL, query params, body ``model``) for the target; Azure has two URL forms."""
-    if "azure" not in target.provider.quirks:
+    if not _azure(target):
         return target.url("/chat/completions"), None, target.model.id
     base = (target.base_url or target.setting("base_url")).rstrip("/")
     deployment = target.settings.get("deployment") or target.model.id
@@ -250,23 +245,23 @@ def _endpoint(target: Target) -> tuple[str, dict[str, str] | None, str | None]:
 def _tool_choice(request: ChatRequest, target: Target) -> Any:
     if request.force_tool:
         return {"type": "function", "function": {"name": request.force_tool}}
-    if request.tool_choice == "required" and is_mistral(target):
-        return "any"
+    if request.tool_choice == "required":
+        return provider_quirks(target).required_tool_choice
     return request.tool_choice
 
 
 def _reasoning_fields(request: ChatRequest, target: Target) -> dict[str, Any]:
-    mq = target.model.quirks
+    mq = model_quirks(target)
     effort = request.reasoning
-    if is_deepseek(target):
+    if provider_quirks(target).thinking_toggle:
         out: dict[str, Any] = {}
-        enabled = deepseek_thinking(request, target)
-        if {"thinking_enabled", "thinking_disabled"} & mq or effort is not None:
+        enabled = thinking_on(request, target)
+        if mq.thinking_default != "model" or effort is not None:
             out["thinking"] = {"type": "enabled" if enabled else "disabled"}
         if enabled and effort not in (None, "none"):
             out["reasoning_effort"] = "high"  # DeepSeek knows high and max; lower levels map to high
         return out
-    if "chat_tools_limited" in mq and request.tools:
+    if mq.tools_need_reasoning_off and request.tools:
         if effort not in (None, "none"):
             raise CapabilityError(
                 target.provider.id, target.model.id, "tools",
