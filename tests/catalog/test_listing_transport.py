@@ -1,0 +1,60 @@
+"""Discovery goes through the workspace's Transport: the listing warms the provider's pool, and
+what it learns (answered, refused the key, not running) reaches the transport's observers, which
+is how the health monitor hears of it. Real loopback servers; a closed port for "not running"."""
+
+from __future__ import annotations
+
+import httpx
+
+from ironspire.catalog.discovery import DiscoveryCache
+from ironspire.catalog.providers import builtin
+from ironspire.errors import AuthenticationError, ProviderError, ProviderUnavailable
+from ironspire.protocols.listing import discover, discover_ollama
+from ironspire.transport import Transport
+from support.ollama_fake import closed_port, serving
+
+
+def observed(transport: Transport) -> list[tuple[str, ProviderError | None]]:
+    seen: list[tuple[str, ProviderError | None]] = []
+    transport.observers.append(lambda pid, error, latency: seen.append((pid, error)))
+    return seen
+
+
+async def test_a_listing_uses_the_providers_pool_and_is_observed() -> None:
+    listing = {"object": "list", "data": [{"id": "served-model", "context_window": 8192}]}
+    async with Transport() as transport:
+        seen = observed(transport)
+        with serving({("GET", "/openai/v1/models"): (200, listing)}) as server:
+            result = await discover(builtin("groq"), server.url + "/openai/v1", "gsk_listing_0001",
+                                    transport=transport, cache=DiscoveryCache())
+        assert result.ok and [m.id for m in result.models] == ["served-model"]
+        assert transport.has_pool("groq")  # the pool a turn to groq will use, already warm
+        assert seen == [("groq", None)]
+
+
+async def test_a_refused_key_and_a_server_that_is_not_running_reach_the_observers() -> None:
+    async with Transport() as transport:
+        seen = observed(transport)
+        with serving({("GET", "/v1/models"): (401, {"error": {"message": "bad key"}})}) as server:
+            refused = await discover(builtin("together"), server.url + "/v1", "tg-wrong",
+                                     transport=transport, cache=DiscoveryCache())
+        down = await discover_ollama(f"http://127.0.0.1:{closed_port()}", transport=transport,
+                                     cache=DiscoveryCache())
+    assert not refused.ok and "rejected the API key" in (refused.error or "")
+    assert not down.reachable and "ollama serve" in (down.error or "")
+    assert [pid for pid, _ in seen] == ["together", "ollama"]
+    assert isinstance(seen[0][1], AuthenticationError) and isinstance(seen[1][1], ProviderUnavailable)
+
+
+async def test_the_byte_moving_seam_is_injected_not_subclassed() -> None:
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(f"{request.method} {request.url.path}")
+        return httpx.Response(200, json={"models": [{"name": "llama3.2:latest", "capabilities": ["completion"],
+                                                     "details": {"context_length": 4096}}]})
+
+    async with Transport(http=lambda pid: httpx.MockTransport(answer)) as transport:
+        result = await discover_ollama("http://ollama.invalid:11434", transport=transport, cache=DiscoveryCache())
+    assert asked == ["GET /api/tags"]
+    assert [(m.id, m.context_window) for m in result.models] == [("llama3.2:latest", 4096)]
