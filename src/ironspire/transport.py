@@ -175,13 +175,16 @@ class Transport:
     ) -> httpx.Response:
         client = self.client(target)
         classify = self._reader(protocol)
+        # per request, not per pool: a listing or probe may have opened the pool with its own short
+        # limits, and a changed timeout setting applies at the next request
+        limit = httpx.Timeout(target.timeout, connect=target.connect_timeout)
         attempt = 0
         started = time.perf_counter()
         while True:
             error: ProviderError
             response: httpx.Response | None = None
             try:
-                response = await self._attempt(client, self._build(client, wire), wire, target, stream=stream)
+                response = await self._attempt(client, self._build(client, wire, limit), wire, target, stream=stream)
             except ProviderUnavailable as exc:
                 error = exc
             else:

@@ -58,3 +58,24 @@ async def test_the_byte_moving_seam_is_injected_not_subclassed() -> None:
         result = await discover_ollama("http://ollama.invalid:11434", transport=transport, cache=DiscoveryCache())
     assert asked == ["GET /api/tags"]
     assert [(m.id, m.context_window) for m in result.models] == [("llama3.2:latest", 4096)]
+
+
+async def test_a_turn_after_a_listing_keeps_its_own_timeouts() -> None:
+    """The listing opens the pool with its short limits; the turn that follows must not inherit them."""
+    from ironspire.catalog.models import dynamic_model
+    from ironspire.wire import Secrets, Target, WireRequest
+
+    limits: list[tuple[str, float | None, float | None]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        timeout = request.extensions["timeout"]
+        limits.append((request.url.path, timeout["read"], timeout["connect"]))
+        return httpx.Response(200, json={"object": "list", "data": []})
+
+    async with Transport(http=httpx.MockTransport(answer)) as transport:
+        await discover(builtin("groq"), "http://groq.invalid/openai/v1", "gsk_0001", transport=transport,
+                       cache=DiscoveryCache(), read_timeout=3.0, connect_timeout=0.5)
+        turn = Target(builtin("groq"), dynamic_model("groq", "m"), "http://groq.invalid/openai/v1",
+                      Secrets({"api_key": "gsk_0001"}), timeout=120.0, connect_timeout=10.0)
+        await transport.request(WireRequest("POST", turn.url("/chat/completions"), {}, json={}), turn)
+    assert limits == [("/openai/v1/models", 3.0, 0.5), ("/openai/v1/chat/completions", 120.0, 10.0)]
