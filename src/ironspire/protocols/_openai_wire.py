@@ -220,13 +220,13 @@ OPTIONS_KEY = "openai_chat"
 _CORE_FIELDS = frozenset({"model", "messages", "stream"})
 #: reasoning models reject these with temperature (``no_sampling``)
 _SAMPLING = frozenset({"top_p", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs"})
-_GROQ_ONLY = frozenset({"reasoning_format"})
-_GROQ_REJECTS = frozenset({"logprobs", "logit_bias", "top_logprobs"})
-_MISTRAL_ONLY = frozenset({"random_seed", "safe_prompt", "prompt_mode"})
+_REASONING_FORMAT = frozenset({"reasoning_format"})
+_LOGPROBS = frozenset({"logprobs", "logit_bias", "top_logprobs"})
+_STRICT_SCHEMA_EXTRAS = frozenset({"random_seed", "safe_prompt", "prompt_mode"})
 #: Mistral answers 422 to any field outside its schema
-_MISTRAL_TAKES = frozenset({
+_STRICT_SCHEMA = frozenset({
     "top_p", "presence_penalty", "frequency_penalty", "n", "response_format", "parallel_tool_calls",
-    "prediction", "prompt_cache_key", *_MISTRAL_ONLY,  # prompt_cache_key: the recorded Mistral cache exchange
+    "prediction", "prompt_cache_key", *_STRICT_SCHEMA_EXTRAS,  # prompt_cache_key: the recorded Mistral cache exchange
 })
 
 
@@ -239,13 +239,13 @@ def wire_options(options: Mapping[str, Any], target: Target) -> dict[str, Any]:
     if pq.strict_options:
         if "seed" in out:
             out.setdefault("random_seed", out["seed"])  # Mistral's name for it
-        out = {k: v for k, v in out.items() if k in _MISTRAL_TAKES}
+        out = {k: v for k, v in out.items() if k in _STRICT_SCHEMA}
     else:
-        out = {k: v for k, v in out.items() if k not in _MISTRAL_ONLY}
+        out = {k: v for k, v in out.items() if k not in _STRICT_SCHEMA_EXTRAS}
     if not pq.logprobs_options:
-        out = {k: v for k, v in out.items() if k not in _GROQ_REJECTS}
+        out = {k: v for k, v in out.items() if k not in _LOGPROBS}
     if not pq.reasoning_format_option:
-        out = {k: v for k, v in out.items() if k not in _GROQ_ONLY}
+        out = {k: v for k, v in out.items() if k not in _REASONING_FORMAT}
     extra = options.get(OPTIONS_KEY)
     if isinstance(extra, Mapping):
         out.update({k: v for k, v in extra.items() if k not in _CORE_FIELDS})
