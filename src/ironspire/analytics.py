@@ -1,7 +1,8 @@
 """Usage and cost over the ledger: totals per agent, provider and model, KPIs, CSV.
 
 Every request leaves one ledger row (see workspace/agent.py), failed ones included, so the
-numbers here are what was really sent. The KPIs of the Analytics panel
+numbers here are what was really sent. Analytics reads the store (``ironspire.store``), which
+aggregates in the database (GROUP BY); it never needs a Workspace. The KPIs of the Analytics panel
 (docs: interface/analytics), as computed here over the rows of the period:
 
 - Total Spend (``total_spend_usd``), "cumulative cost for the selected period": sum of billed
@@ -49,7 +50,7 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -58,7 +59,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 from ironspire.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from ironspire.workspace.workspace import Workspace
+    from ironspire.store.store import Store, UsageFilter
 
 GroupBy = Literal["agent", "provider", "model"]
 PERIODS: dict[str, float] = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400,
@@ -103,8 +104,16 @@ def _is_date(text: str) -> bool:
 
 
 class Analytics:
-    def __init__(self, ws: Workspace) -> None:
-        self.ws = ws
+    """Over ``store``'s ledger. ``session_id`` / ``session_started`` name the calling process's
+    session (the ``session`` period); ``running_agents(agent=, provider=)`` counts the turns in
+    flight in that process (the ``running_agents`` KPI; 0 without it)."""
+
+    def __init__(
+        self, store: Store, *, session_id: str, session_started: float,
+        running_agents: Callable[..., int] | None = None,
+    ) -> None:
+        self.store, self.session_id, self.session_started = store, session_id, session_started
+        self._running = running_agents
 
     # --- periods ---------------------------------------------------------------------------
 
@@ -128,16 +137,14 @@ class Analytics:
         )
 
     def _session(self) -> str:
-        from sqlalchemy import select
+        if self.store.has_session(self.session_id):
+            return self.session_id
+        return self.store.latest_session() or self.session_id
 
-        from ironspire.workspace.store import UsageRow
+    def _filter(self, window: Window, agent: str | None, provider: str | None) -> UsageFilter:
+        from ironspire.store.store import UsageFilter
 
-        with self.ws._sessions() as s:
-            mine = s.scalar(select(UsageRow.id).where(UsageRow.session == self.ws.session_id).limit(1))
-            if mine is not None:
-                return self.ws.session_id
-            latest = s.scalar(select(UsageRow.session).order_by(UsageRow.at.desc()).limit(1))
-        return latest or self.ws.session_id
+        return UsageFilter(window.start, window.end, window.session, agent, provider)
 
     # --- raw turns -------------------------------------------------------------------------
 
@@ -149,24 +156,8 @@ class Analytics:
 
         ``now`` fixes the moment rolling periods end at (reports and tests that must be exact).
         """
-        from sqlalchemy import select
-
-        from ironspire.workspace.store import UsageRow
-
-        window = self.window(period, now=now)
-        query = select(UsageRow).order_by(UsageRow.at, UsageRow.id)
-        if window.start is not None:
-            query = query.where(UsageRow.at >= window.start)
-        if window.end is not None:
-            query = query.where(UsageRow.at < window.end)
-        if window.session is not None:
-            query = query.where(UsageRow.session == window.session)
-        if agent is not None:
-            query = query.where(UsageRow.agent == agent)
-        if provider is not None:
-            query = query.where(UsageRow.provider == provider)
-        with self.ws._sessions() as s:
-            return [{f: getattr(r, f) for f in TURN_FIELDS} for r in s.scalars(query)]
+        rows = self.store.usage_rows(self._filter(self.window(period, now=now), agent, provider))
+        return [{f: r[f] for f in TURN_FIELDS} for r in rows]
 
     # --- aggregates ------------------------------------------------------------------------
 
@@ -177,11 +168,8 @@ class Analytics:
         """One row per agent, provider or model (``provider/model``), most expensive first."""
         if by not in ("agent", "provider", "model"):
             raise ConfigurationError(f"cannot group by {by!r}; use agent, provider or model.")
-        groups: dict[str, list[dict[str, Any]]] = {}
-        for row in self.turns(period, agent=agent, provider=provider, now=now):
-            key = f"{row['provider']}/{row['model']}" if by == "model" else row[by]
-            groups.setdefault(key, []).append(row)
-        out = [{by: key, **_totals(rows)} for key, rows in groups.items()]
+        groups = self.store.usage_totals(self._filter(self.window(period, now=now), agent, provider), by)
+        out = [{by: g["key"], **_totals(g)} for g in groups]
         out.sort(key=lambda r: (-r["cost_usd"], -r["total_tokens"], r[by]))
         return out
 
@@ -191,25 +179,26 @@ class Analytics:
     ) -> dict[str, Any]:
         now = time.time() if now is None else now
         window = self.window(period, now=now)
-        rows = self.turns(period, agent=agent, provider=provider, now=now)
-        totals = _totals(rows)
+        (overall,) = self.store.usage_totals(self._filter(window, agent, provider))
+        totals = _totals(overall)
         if window.start is not None:
             start = window.start
-        elif rows:
-            start = min(r["at"] for r in rows)
+        elif overall["first_at"] is not None:
+            start = overall["first_at"]
         else:
             start = now
-        if period == "session" and window.session == self.ws.session_id:
-            start = min(start, self.ws.session_started)
+        if period == "session" and window.session == self.session_id:
+            start = min(start, self.session_started)
         end = now if window.end is None else min(window.end, now)
         hours = max(end - start, 60.0) / 3600
         prompt = totals["input_tokens"] + totals["cache_read_tokens"] + totals["cache_write_tokens"]
+        running = self._running(agent=agent, provider=provider) if self._running is not None else 0
         return {
             "period": window.label,
             "total_spend_usd": totals["cost_usd"],
             "api_equivalent_usd": totals["api_cost_usd"],
-            "active_agents": len({r["agent"] for r in rows}),
-            "running_agents": self.ws.running_agents(agent=agent, provider=provider),
+            "active_agents": overall["agents"],
+            "running_agents": running,
             "total_tokens": totals["total_tokens"],
             "cache_hit_rate": (totals["cache_read_tokens"] / prompt) if prompt else 0.0,
             "burn_rate_usd_per_hour": totals["cost_usd"] / hours,
@@ -238,15 +227,16 @@ class Analytics:
 SUMMARY_FIELDS = ("turns", "errors", *TOKEN_FIELDS, "total_tokens", "cost_usd", "api_cost_usd", "avg_latency_s")
 
 
-def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    ok = [r for r in rows if r["outcome"] == "ok"]
-    totals: dict[str, Any] = {"turns": len(ok), "errors": len(rows) - len(ok)}
+def _totals(sums: dict[str, Any]) -> dict[str, Any]:
+    """A group's figures from the database's sums (see ``Store.usage_totals``)."""
+    totals: dict[str, Any] = {"turns": int(sums["turns"]), "errors": int(sums["errors"])}
     for f in TOKEN_FIELDS:
-        totals[f] = sum(r[f] for r in rows)
+        totals[f] = int(sums[f])
     totals["total_tokens"] = sum(totals[f] for f in TOKEN_FIELDS if f != "reasoning_tokens")
-    totals["cost_usd"] = round(sum(r["cost_usd"] for r in rows), 10)
-    totals["api_cost_usd"] = round(sum(r["api_cost_usd"] or 0.0 for r in rows), 10)
-    totals["avg_latency_s"] = round(sum(r["latency_s"] for r in ok) / len(ok), 4) if ok else None
+    totals["cost_usd"] = round(float(sums["cost_usd"]), 10)
+    totals["api_cost_usd"] = round(float(sums["api_cost_usd"]), 10)
+    latency = sums["avg_latency_s"]
+    totals["avg_latency_s"] = round(float(latency), 4) if latency is not None and totals["turns"] else None
     return totals
 
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from ironspire.catalog.models import Registry
 from ironspire.cli.app import app
-from ironspire.workspace.store import DB_NAME
+from ironspire.store.schema import DB_NAME
 from support.ollama_fake import closed_port
 
 runner = CliRunner()

@@ -34,7 +34,6 @@ from typer.testing import CliRunner
 from ironspire.analytics import SUMMARY_FIELDS, TURN_FIELDS
 from ironspire.errors import ConfigurationError
 from ironspire.workspace import Workspace
-from ironspire.workspace.store import UsageRow
 from workspace.loopback import Server, serving
 
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC).timestamp()
@@ -55,12 +54,12 @@ LEDGER: list[tuple[Any, ...]] = [
 
 
 def _fill(ws: Workspace, now: float = NOW) -> None:
-    with ws._sessions.begin() as s:
-        for age, session, agent, pid, model, i, o, cr, cw, rs, cost, api, outcome, latency in LEDGER:
-            s.add(UsageRow(at=now - age, session=ws.session_id if session == "this" else session, agent=agent,
-                           provider=pid, model=model, input_tokens=i, output_tokens=o, cache_read_tokens=cr,
-                           cache_write_tokens=cw, reasoning_tokens=rs, cost_usd=cost, api_cost_usd=api,
-                           latency_s=latency, outcome=outcome, streamed=agent == "coder"))
+    ws.store.insert_usage(
+        dict(at=now - age, session=ws.session_id if session == "this" else session, agent=agent,
+             provider=pid, model=model, input_tokens=i, output_tokens=o, cache_read_tokens=cr,
+             cache_write_tokens=cw, reasoning_tokens=rs, cost_usd=cost, api_cost_usd=api,
+             latency_s=latency, outcome=outcome, streamed=agent == "coder")
+        for age, session, agent, pid, model, i, o, cr, cw, rs, cost, api, outcome, latency in LEDGER)
 
 
 @pytest.fixture

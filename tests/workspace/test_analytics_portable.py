@@ -16,14 +16,13 @@ from ironspire.catalog.providers import CustomEndpoint
 from ironspire.errors import ConfigurationError
 from ironspire.messages import Message
 from ironspire.workspace import Workspace
-from ironspire.workspace.store import UsageRow
 
 HOUR = 3600.0
 
 
 def _row(ws: Workspace, ago: float, agent: str, provider: str, model: str, *, cost: float, inp: int = 100,
-         out: int = 10, cache_read: int = 0, outcome: str = "ok", session: str | None = None) -> UsageRow:
-    return UsageRow(at=time.time() - ago, session=session or ws.session_id, agent=agent, provider=provider,
+         out: int = 10, cache_read: int = 0, outcome: str = "ok", session: str | None = None) -> dict[str, Any]:
+    return dict(at=time.time() - ago, session=session or ws.session_id, agent=agent, provider=provider,
                     model=model, input_tokens=inp, output_tokens=out, cache_read_tokens=cache_read,
                     cache_write_tokens=0, reasoning_tokens=0, cost_usd=cost, api_cost_usd=cost, latency_s=0.5,
                     outcome=outcome, streamed=False)
@@ -31,14 +30,13 @@ def _row(ws: Workspace, ago: float, agent: str, provider: str, model: str, *, co
 
 @pytest.fixture
 def ledger(ws: Workspace) -> Workspace:
-    with ws._sessions.begin() as s:
-        s.add_all([
-            _row(ws, 0.1 * HOUR, "coder", "openai", "gpt-4.1", cost=0.50, cache_read=300),
-            _row(ws, 0.2 * HOUR, "coder", "claude-api", "claude-sonnet-5-5", cost=0.25),
-            _row(ws, 0.3 * HOUR, "reviewer", "openai", "gpt-4.1", cost=0.25, outcome="RateLimitError"),
-            _row(ws, 3 * HOUR, "reviewer", "ollama", "llama3", cost=0.0, session="older"),
-            _row(ws, 48 * HOUR, "coder", "openai", "gpt-4.1", cost=4.0, session="older"),
-        ])
+    ws.store.insert_usage([
+        _row(ws, 0.1 * HOUR, "coder", "openai", "gpt-4.1", cost=0.50, cache_read=300),
+        _row(ws, 0.2 * HOUR, "coder", "claude-api", "claude-sonnet-5-5", cost=0.25),
+        _row(ws, 0.3 * HOUR, "reviewer", "openai", "gpt-4.1", cost=0.25, outcome="RateLimitError"),
+        _row(ws, 3 * HOUR, "reviewer", "ollama", "llama3", cost=0.0, session="older"),
+        _row(ws, 48 * HOUR, "coder", "openai", "gpt-4.1", cost=4.0, session="older"),
+    ])
     return ws
 
 
@@ -96,11 +94,8 @@ def _canary_setup(ws: Workspace) -> str:
     ws.set_setting("degrade_images", "omit")
     agent = ws.create_agent("coder", provider="custom-gw", model="m", system="terse")
     ws.create_agent("helper")
-    with ws._sessions.begin() as s:
-        from ironspire.workspace.store import MessageRow
-
-        for m in (Message.user("hello"), Message.assistant("hi there")):
-            s.add(MessageRow(agent_id=agent.id, role=m.role, body=m.to_json(), status="ok", created_at=time.time()))
+    ws.store.replace_history(agent.id, [(m.role, m.to_json()) for m in (Message.user("hello"),
+                                                                        Message.assistant("hi there"))])
     agent._history = None
     return canary
 

@@ -15,23 +15,28 @@ from sqlalchemy import create_engine
 
 from ironspire.errors import ConfigurationError
 from ironspire.messages import Message
-from ironspire.workspace import Workspace, migrations
-from ironspire.workspace.store import Base, make_engine
+from ironspire.store import migrations
+from ironspire.store.schema import metadata
+from ironspire.store.store import Store
+from ironspire.workspace import Workspace
+
+#: the revision after the current head, added by the test below
+NEXT = f"{int(migrations.HEAD) + 1:04d}"
 
 #: a later revision of the kind SQLite makes hard: a column type change on the parent table of
 #: messages, which batch mode can only make by copying the table and dropping the old one
-REVISION_0002 = '''
+REVISION_NEXT = f'''
 """Agents get a colour and longer names.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: {NEXT}
+Revises: {migrations.HEAD}
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "{NEXT}"
+down_revision = "{migrations.HEAD}"
 branch_labels = None
 depends_on = None
 
@@ -77,21 +82,21 @@ def _initial_database(path: Path) -> None:
     con.close()
 
 
-def _scripts_with_0002(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _scripts_with_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scripts = tmp_path / "scripts"
     shutil.copytree(migrations.SCRIPTS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_agent_colour.py").write_text(textwrap.dedent(REVISION_0002))
+    (scripts / "versions" / f"{NEXT}_agent_colour.py").write_text(textwrap.dedent(REVISION_NEXT))
     monkeypatch.setattr(migrations, "SCRIPTS", scripts)
-    monkeypatch.setattr(migrations, "HEAD", "0002")
+    monkeypatch.setattr(migrations, "HEAD", NEXT)
 
 
 def test_migrated_schema_is_the_mapped_schema(ws: Workspace) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    assert migrations.current_revision(ws.engine) == migrations.HEAD == migrations.script_head()
-    with ws.engine.connect() as conn:
-        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    assert migrations.current_revision(ws.store.engine) == migrations.HEAD == migrations.script_head()
+    with ws.store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
 def test_a_database_made_by_the_initial_migration_opens(open_ws: Any, tmp_path: Path) -> None:
@@ -117,11 +122,11 @@ def test_upgrade_through_a_later_revision_keeps_every_row(
     home.mkdir()
     db = home / "ironspire.db"
     _initial_database(db)
-    _scripts_with_0002(tmp_path, monkeypatch)
+    _scripts_with_next(tmp_path, monkeypatch)
 
     ws: Workspace = open_ws(home)
     try:
-        assert migrations.current_revision(ws.engine) == "0002"
+        assert migrations.current_revision(ws.store.engine) == NEXT
         assert [m.text for m in ws.agent("veteran").history] == ["hello", "hi"]  # children of the copied table
         assert len(ws.analytics.turns()) == 1
     finally:
@@ -132,10 +137,10 @@ def test_upgrade_through_a_later_revision_keeps_every_row(
     assert con.execute("PRAGMA foreign_key_check").fetchall() == []
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
-    engine = make_engine(db)  # foreign keys are back on for normal use
-    with engine.connect() as conn:
+    store = Store.open(f"sqlite:///{db}")  # foreign keys are back on for normal use
+    with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-    engine.dispose()
+    store.close()
 
 
 def test_a_database_from_a_newer_ironspire_is_refused_untouched(open_ws: Any, tmp_path: Path) -> None:

@@ -129,9 +129,9 @@ async def test_custom_endpoint_key_goes_to_the_keychain_not_the_database(ws: Wor
 
 
 def test_schema_is_migrated_and_head_constant_matches_alembic(ws: Workspace) -> None:
-    from ironspire.workspace import migrations
+    from ironspire.store import migrations
 
-    assert migrations.current_revision(ws.engine) == migrations.HEAD == migrations.script_head()
+    assert migrations.current_revision(ws.store.engine) == migrations.HEAD == migrations.script_head()
     con = sqlite3.connect(ws.path)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}

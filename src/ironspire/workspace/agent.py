@@ -3,7 +3,8 @@
 Turn semantics (what a user can rely on):
 
 - A successful turn commits the user message, the assistant message and the usage row in ONE
-  SQLite transaction; until that commit nothing of the turn is history.
+  transaction (in a worker thread: the event loop never waits for the database); until that
+  commit nothing of the turn is history.
 - A turn that fails at the provider, or is cancelled (Ctrl-C, a task cancelled, a stream the
   caller stops reading), leaves the history exactly as it was. The user's message is kept in
   the store marked ``unanswered`` together with the failed request's ledger row (one
@@ -13,47 +14,48 @@ Turn semantics (what a user can rely on):
 - Pre-flight failures (context window, capabilities) are raised before any request, and so
   record nothing at all.
 
-Turns of one agent are serialised (a second ``send`` waits for the first), turns of different
-agents run concurrently and share nothing but the workspace's pools and database.
+Turns of one agent are serialised (a second ``send`` waits for the first), across processes
+too (the store's per-agent lock); turns of different agents run concurrently and share nothing
+but the workspace's pools and database. A turn starts by checking, off the event loop, whether
+another process changed the configuration or this agent's history since this process last
+looked, and reloads what changed, so every reply is built on the history stored before it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import select, update
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ironspire.catalog.models import Price
+from ironspire.catalog.providers import ProviderSpec
 from ironspire.errors import ConfigurationError, enable_remedy, set_default_remedy
 from ironspire.messages import Accumulator, Message, StreamEvent, Usage
-from ironspire.protocols.base import ChatRequest, Target, Tool
+from ironspire.protocols.base import ChatRequest, Secrets, Target, Tool
 from ironspire.workspace import preflight, routing
-from ironspire.workspace.store import AgentRow, MessageRow, UsageRow
 
 if TYPE_CHECKING:
+    from ironspire.store.store import Config
     from ironspire.workspace.workspace import Workspace
 
-
-def _insert(table: str, columns: tuple[str, ...]) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+T = TypeVar("T")
 
 
-# A turn's rows are written with prepared SQL on a pooled connection of the workspace engine
-# (its pragmas: WAL, foreign keys, busy timeout) rather than through the ORM unit of work: the
-# same single transaction for a fraction of the CPU. The ORM's flush cost more than the whole
-# HTTP request on loopback, and even SQLAlchemy Core's statement layer added ~100 µs a turn
-# (bench/notes.md). The column lists name the store's columns (store.py is the schema).
-_MESSAGE_COLUMNS = ("agent_id", "role", "body", "status", "created_at")
-_USAGE_COLUMNS = (
-    "at", "session", "agent", "provider", "model", "input_tokens", "output_tokens", "cache_read_tokens",
-    "cache_write_tokens", "reasoning_tokens", "cost_usd", "api_cost_usd", "latency_s", "outcome", "streamed",
-)
-_INSERT_MESSAGE = _insert(MessageRow.__tablename__, _MESSAGE_COLUMNS)
-_INSERT_USAGE = _insert(UsageRow.__tablename__, _USAGE_COLUMNS)
+async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """Runs ``fn`` in a worker thread. If the turn is cancelled meanwhile, the call still runs
+    to its end before the cancellation goes on: a write that is under way lands (or fails) before
+    the agent's lock is released, so the next turn is never built beside it."""
+    future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        while not future.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(future)
+        raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,12 @@ class Agent:
         self.ws, self.id, self.name, self.system = ws, agent_id, name, system
         self.own_provider, self.own_model = provider, model
         self._history = history
+        #: the id of the agent's last stored message when ``_history`` was read or written
+        self._last_id: int | None = None
         self._lock: asyncio.Lock | None = None
+        self._store_lock: Any = None
+        #: set when the agent is deleted (here or, seen at a reload, by another process)
+        self.deleted = False
         #: the provider of the turn in flight, None between turns (the "running" KPI)
         self.running_on: str | None = None
 
@@ -101,6 +108,11 @@ class Agent:
         return self.own_provider is None and self.own_model is None
 
     def target(self) -> Target:
+        route = self._checked_route()
+        return self.ws.target(route.provider, route.model)
+
+    def _checked_route(self) -> routing.Route:
+        """The route in force, or the error saying why there is none (no default, disabled)."""
         route = self.route
         if route is None:
             raise ConfigurationError(
@@ -112,7 +124,7 @@ class Agent:
                 f"agent {self.name!r} uses {route.provider}, which is disabled.",
                 remedy=enable_remedy(route.provider, self.name),
             )
-        return self.ws.target(route.provider, route.model)
+        return route
 
     def switch(self, provider: str | None, model: str | None) -> None:
         """Moves the agent to another provider/model; the history stays and is re-encoded for it.
@@ -131,8 +143,7 @@ class Agent:
         self.system = system or None
 
     def _save(self, **values: Any) -> None:
-        with self.ws._sessions.begin() as s:
-            s.execute(update(AgentRow).where(AgentRow.id == self.id).values(**values))
+        self.ws._adopt(self.ws.store.update_agent(self.id, **values))
 
     # --- history ---------------------------------------------------------------------------
 
@@ -140,24 +151,24 @@ class Agent:
     def history(self) -> list[Message]:
         """The conversation as sent to models: completed turns only."""
         if self._history is None:
-            self._history = [e.message for e in self.transcript() if e.status == "ok"]
+            self._read_history()
+        assert self._history is not None
         return list(self._history)
+
+    def _read_history(self) -> None:
+        rows = self.ws.store.transcript(self.id)
+        self._history = [Message.from_json(body) for _, body, status, _ in rows if status == "ok"]
+        self._last_id = rows[-1][0] if rows else None
 
     def transcript(self) -> list[Entry]:
         """Everything stored for this agent, unanswered messages included, oldest first."""
-        with self.ws._sessions() as s:
-            rows = s.scalars(select(MessageRow).where(MessageRow.agent_id == self.id).order_by(MessageRow.id))
-            return [Entry(Message.from_json(r.body), r.status, r.created_at) for r in rows]
+        return [Entry(Message.from_json(body), status, at) for _, body, status, at in self.ws.store.transcript(self.id)]
 
     # --- turns -----------------------------------------------------------------------------
 
     def _prepare(
-        self, content: str | Message, tools: Iterable[Tool], options: dict[str, Any]
+        self, user: Message, tools: Iterable[Tool], options: dict[str, Any], target: Target
     ) -> tuple[Message, ChatRequest, Target]:
-        user = Message.user(content) if isinstance(content, str) else content
-        if user.role not in ("user", "tool"):
-            raise ConfigurationError(f"an agent is sent user or tool messages, not {user.role!r}.")
-        target = self.target()
         ws = self.ws
         max_tokens = options.pop("max_tokens", None) or ws.setting("max_tokens")
         request = ChatRequest(
@@ -183,16 +194,71 @@ class Agent:
                 return  # the user's own facts win over any listing: nothing to ask
         await self.ws.discover_models(route.provider)
 
-    def _turn_lock(self) -> asyncio.Lock:
+    @contextlib.asynccontextmanager
+    async def _turn_lock(self) -> AsyncIterator[None]:
+        """This agent's turns one at a time: within the process (an asyncio lock), then across
+        processes (the store's lock, awaited without blocking the loop)."""
         if self._lock is None:
             self._lock = asyncio.Lock()
-        return self._lock
+        async with self._lock:
+            if self._store_lock is None:
+                self._store_lock = self.ws.store.agent_lock(self.id)
+            await self._store_lock.acquire()
+            try:
+                yield
+            finally:
+                self._store_lock.release()
+
+    def _spec_guess(self) -> ProviderSpec | None:
+        route = self.route
+        if route is None or not self.ws.is_enabled(route.provider):
+            return None
+        try:
+            return self.ws.provider(route.provider)
+        except ConfigurationError:
+            return None
+
+    def _sync_read(self, spec: ProviderSpec | None, revision: int, last_id: int | None, loaded: bool
+                   ) -> tuple[Config | None, list[tuple[int, str, str, float]] | None, Secrets | None]:
+        """In a worker thread: what changed in the store since this process looked, and the
+        keychain read for the provider the turn will most likely use."""
+        store = self.ws.store
+        now_revision, now_last = store.turns.check(self.id)
+        config = store.load_config() if now_revision != revision else None
+        rows = store.transcript(self.id) if (now_last != last_id or not loaded) else None
+        secrets = self.ws.credentials.secrets_for(spec) if spec is not None else None
+        return config, rows, secrets
+
+    async def _begin(
+        self, content: str | Message, tools: Iterable[Tool], options: dict[str, Any]
+    ) -> tuple[Message, ChatRequest, Target]:
+        """Under the turn lock: brings this process up to date with the store, then builds the
+        request. Database and keychain reads happen in one trip to a worker thread."""
+        user = Message.user(content) if isinstance(content, str) else content
+        if user.role not in ("user", "tool"):
+            raise ConfigurationError(f"an agent is sent user or tool messages, not {user.role!r}.")
+        ws = self.ws
+        spec = self._spec_guess()
+        config, rows, secrets = await _off_loop(
+            self._sync_read, spec, ws._revision, self._last_id, self._history is not None)
+        if config is not None:
+            ws._apply(config)
+        if self.deleted:
+            raise ConfigurationError(f"agent {self.name!r} was deleted.", hint="Create it again to use the name.")
+        if rows is not None:
+            self._history = [Message.from_json(body) for _, body, status, _ in rows if status == "ok"]
+            self._last_id = rows[-1][0] if rows else None
+        await self._discover()
+        route = self._checked_route()
+        now = ws.provider(route.provider)
+        if now != spec or secrets is None:
+            secrets = await _off_loop(ws.credentials.secrets_for, now)
+        return self._prepare(user, tools, options, ws.target(route.provider, route.model, secrets=secrets))
 
     async def send(self, content: str | Message, *, tools: Iterable[Tool] = (), **options: Any) -> Message:
         """One turn, returned whole. ``options`` are ChatRequest fields (temperature, reasoning...)."""
         async with self._turn_lock():
-            await self._discover()
-            user, request, target = self._prepare(content, tools, dict(options))
+            user, request, target = await self._begin(content, tools, dict(options))
             backend = self.ws.backend(target.provider.protocol)
             started = time.perf_counter()
             self.running_on = target.provider.id
@@ -200,9 +266,9 @@ class Agent:
                 try:
                     reply = await backend.complete(request, target)
                 except BaseException as exc:
-                    self._record_failure(user, target, exc, time.perf_counter() - started, streamed=False)
+                    await self._record_failure(user, target, exc, time.perf_counter() - started, streamed=False)
                     raise
-                self._commit(user, reply, target, time.perf_counter() - started, streamed=False)
+                await self._commit(user, reply, target, time.perf_counter() - started, streamed=False)
                 return reply
             finally:
                 self.running_on = None
@@ -216,8 +282,7 @@ class Agent:
         to the history. The final message is then ``agent.history[-1]``.
         """
         async with self._turn_lock():
-            await self._discover()
-            user, request, target = self._prepare(content, tools, dict(options))
+            user, request, target = await self._begin(content, tools, dict(options))
             backend = self.ws.backend(target.provider.protocol)
             acc = Accumulator(target.provider.id, target.model.id)
             started = time.perf_counter()
@@ -235,9 +300,9 @@ class Agent:
                             await closer()
                     reply = acc.message()
                 except BaseException as exc:
-                    self._record_failure(user, target, exc, time.perf_counter() - started, streamed=True)
+                    await self._record_failure(user, target, exc, time.perf_counter() - started, streamed=True)
                     raise
-                self._commit(user, reply, target, time.perf_counter() - started, streamed=True)
+                await self._commit(user, reply, target, time.perf_counter() - started, streamed=True)
             finally:
                 self.running_on = None
 
@@ -245,7 +310,7 @@ class Agent:
 
     def _usage_row(self, target: Target, usage: Usage, meta_cost: Any, latency: float, outcome: str,
                    streamed: bool) -> tuple[Any, ...]:
-        """The ledger row's values, in ``_USAGE_COLUMNS`` order."""
+        """The ledger row's values, in ``store.schema.USAGE_COLUMNS`` order."""
         model = target.model
         priced = model.price != Price()
         price_cost = model.cost(usage) if priced else None
@@ -255,19 +320,21 @@ class Agent:
             cost = 0.0
             api_cost = float(meta_cost) if isinstance(meta_cost, int | float) else price_cost
         return (
-            time.time(), self.ws.session_id, self.name, target.provider.id, model.id, usage.input, usage.output,
+            time.time(), self.ws.session_id, self.id, target.provider.id, model.id, usage.input, usage.output,
             usage.cache_read, usage.cache_write, usage.reasoning, cost, api_cost, latency, outcome, int(streamed),
         )
 
-    def _commit(self, user: Message, reply: Message, target: Target, latency: float, *, streamed: bool) -> None:
+    async def _commit(self, user: Message, reply: Message, target: Target, latency: float, *,
+                      streamed: bool) -> None:
         now = time.time()
         row = self._usage_row(target, reply.usage or Usage(), reply.meta.get("cost_usd"), latency, "ok", streamed)
-        self._write([(self.id, user.role, user.to_json(), "ok", now),
-                     (self.id, "assistant", reply.to_json(), "ok", now)], row)
+        last = await _off_loop(self.ws.store.turns.write, [(self.id, user.role, user.to_json(), "ok", now),
+                                                          (self.id, "assistant", reply.to_json(), "ok", now)], row)
         if self._history is not None:
             self._history.extend((user, reply))
+        self._last_id = last
 
-    def _record_failure(
+    async def _record_failure(
         self, user: Message, target: Target, exc: BaseException, latency: float, *, streamed: bool
     ) -> None:
         if isinstance(exc, asyncio.CancelledError | GeneratorExit | KeyboardInterrupt):
@@ -275,22 +342,9 @@ class Agent:
         else:
             outcome = type(exc).__name__
         row = self._usage_row(target, Usage(), None, latency, outcome, streamed)
-        self._write([(self.id, user.role, user.to_json(), "unanswered", time.time())], row)
-
-    def _write(self, messages: list[tuple[Any, ...]], usage: tuple[Any, ...]) -> None:
-        """Messages and the ledger row in ONE transaction: all of them are stored, or none."""
-        conn = self.ws.engine.raw_connection()
-        try:
-            cursor = conn.cursor()
-            try:  # BEGIN said explicitly, whatever the driver's own transaction handling
-                cursor.execute("BEGIN")
-                cursor.executemany(_INSERT_MESSAGE, messages)
-                cursor.execute(_INSERT_USAGE, usage)
-            finally:
-                cursor.close()
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-        finally:
-            conn.close()  # back to the engine's pool
+        messages = [(self.id, user.role, user.to_json(), "unanswered", time.time())]
+        if isinstance(exc, KeyboardInterrupt):  # the loop itself may be going down: write here
+            last = self.ws.store.turns.write(messages, row)
+        else:
+            last = await _off_loop(self.ws.store.turns.write, messages, row)
+        self._last_id = last  # the history in memory is unchanged by a failed turn

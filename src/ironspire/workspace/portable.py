@@ -8,33 +8,28 @@ custom endpoints, only whether a key was set. On import the user sets keys again
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
-
 from ironspire.catalog.providers import CustomEndpoint
 from ironspire.errors import ConfigurationError
 from ironspire.messages import Message
-from ironspire.workspace.store import AgentRow, MessageRow, ProviderRow, ProviderSettingRow
 
 if TYPE_CHECKING:
     from ironspire.workspace.workspace import Workspace
 
 FORMAT = "ironspire-export"
 VERSION = 1
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def snapshot(ws: Workspace, *, with_conversations: bool = False) -> dict[str, Any]:
-    with ws._sessions() as s:
-        providers: dict[str, dict[str, Any]] = {}
-        for p in s.scalars(select(ProviderRow)):
-            providers.setdefault(p.id, {"settings": {}})["enabled"] = p.enabled
-        for ps in s.scalars(select(ProviderSettingRow)):
-            providers.setdefault(ps.provider, {"settings": {}})["settings"][ps.name] = ps.value
+    stored = ws.store.load_config()
+    providers: dict[str, dict[str, Any]] = {}
+    for pid, enabled in stored.enabled.items():
+        providers.setdefault(pid, {"settings": {}})["enabled"] = enabled
+    for pid, values in stored.provider_settings.items():
+        providers.setdefault(pid, {"settings": {}})["settings"].update(values)
     agents = []
     for agent in ws.agents():
         record: dict[str, Any] = {"name": agent.name, "system": agent.system, "provider": agent.own_provider,
@@ -66,29 +61,15 @@ def export_json(ws: Workspace, path: Path, *, with_conversations: bool = False) 
 
 
 def backup(ws: Workspace, path: Path) -> Path:
-    """A consistent copy of the live database (SQLite's online backup API), WAL content included."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        path.unlink()
-    source = sqlite3.connect(ws.path)
-    target = sqlite3.connect(path)
-    try:
-        with target:
-            source.backup(target)
-        target.execute("PRAGMA journal_mode=DELETE")
-    finally:
-        target.close()
-        source.close()
-    return path
+    """A consistent copy of the live database (the store's online backup), WAL content included."""
+    return ws.store.backup(path)
 
 
 def import_file(ws: Workspace, path: Path) -> dict[str, int]:
     """Restores a JSON export (merging into this project) or a backup (replacing its state)."""
     if not path.is_file():
         raise ConfigurationError(f"{path} does not exist.")
-    with path.open("rb") as fh:
-        head = fh.read(len(_SQLITE_MAGIC))
-    if head == _SQLITE_MAGIC:
+    if ws.store.is_backup(path):
         return _restore_backup(ws, path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -142,41 +123,17 @@ def _restore_json(ws: Workspace, data: dict[str, Any]) -> dict[str, int]:
         counts["agents"] += 1
         if "messages" in record:
             messages = [Message.from_json(json.dumps(m)) for m in record["messages"]]
-            with ws._sessions.begin() as s:
-                s.execute(delete(MessageRow).where(MessageRow.agent_id == agent.id))
-                now = time.time()
-                for m in messages:
-                    s.add(MessageRow(agent_id=agent.id, role=m.role, body=m.to_json(), status="ok", created_at=now))
+            ws.store.replace_history(agent.id, [(m.role, m.to_json()) for m in messages])
             agent._history = None
             counts["messages"] += len(messages)
     return counts
 
 
 def _restore_backup(ws: Workspace, path: Path) -> dict[str, int]:
-    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        if source.execute("PRAGMA integrity_check").fetchone()[0] != "ok":
-            raise ConfigurationError(f"{path} is a damaged database; nothing was restored.")
-        ws.engine.dispose()
-        target = sqlite3.connect(ws.path)
-        try:
-            source.backup(target)
-        finally:
-            target.close()
-    finally:
-        source.close()
-    from ironspire.workspace import migrations
-
-    migrations.upgrade(ws.engine)
-    from ironspire.workspace.workspace import DEFAULT_SETTINGS
-
-    for pid in ws._custom:
-        ws.registry.clear_runtime(pid)
+    ws.store.restore(path)
+    for pid in ws.custom_endpoints():
+        ws.registry.clear_runtime(pid.provider_id)
     ws._agents.clear()
     ws._custom.clear()
-    ws._settings = dict(DEFAULT_SETTINGS)
     ws._load()
-    with ws._sessions() as s:
-        agents = len(list(s.scalars(select(AgentRow.id))))
-        messages = len(list(s.scalars(select(MessageRow.id))))
-    return {"agents": agents, "messages": messages}
+    return ws.store.counts()

@@ -2,36 +2,30 @@
 
 A Workspace owns the pieces that must be shared by every agent in a process (one transport
 with a pool per provider, one model registry, one credential store, one health monitor) and
-the SQLite store that outlives the process. Everything an agent needs at request time is asked
-of the workspace then, never copied into the agent, so settings changes apply immediately.
+the store that outlives the process. Everything an agent needs at request time is asked of the
+workspace then, never copied into the agent, so settings changes apply immediately.
+
+Several processes may open one workspace (the CLI beside a server, two terminals). The store
+bumps a revision with every configuration write; each turn reads it (one cheap query, off the
+event loop) and, when another process changed something, reloads the configuration first, so
+no process runs a turn on stale settings, disabled state, custom endpoints or routes.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import delete, select
-
 from ironspire.catalog.models import ModelSpec, Registry, dynamic_model
 from ironspire.catalog.providers import BUILTIN_PROVIDERS, CustomEndpoint, ProviderSpec, builtin, is_builtin
 from ironspire.errors import ConfigurationError
 from ironspire.protocols.base import Backend, Secrets, Target
+from ironspire.store.store import URL_ENV, Config, Store, default_url
 from ironspire.workspace import routing
-from ironspire.workspace.store import (
-    DB_NAME,
-    AgentRow,
-    CustomEndpointRow,
-    ProviderRow,
-    ProviderSettingRow,
-    SettingRow,
-    make_engine,
-    make_sessions,
-)
 
 if TYPE_CHECKING:
     from ironspire.analytics import Analytics
@@ -89,14 +83,11 @@ class Workspace:
         health: HealthFactory,
         transport: Transport,
         registry: Registry,
+        database_url: str | None = None,
     ) -> None:
-        from ironspire.workspace import migrations
-
         self.home = home
-        self.path = home / DB_NAME
-        self.engine = make_engine(self.path)
-        migrations.upgrade(self.engine)
-        self._sessions = make_sessions(self.engine)
+        self.store = Store.open(database_url or os.environ.get(URL_ENV) or default_url(home))
+        self.path = self.store.path
         self.session_id = uuid.uuid4().hex
         self.session_started = time.time()
         self.transport = transport
@@ -111,6 +102,7 @@ class Workspace:
         self._custom: dict[str, CustomEndpoint] = {}
         self._agents: dict[str, Agent] = {}
         self._backends: dict[str, Backend] = {}
+        self._revision = -1  # the configuration revision the state in memory was read at
         self._load()
         self.health = health(self.transport, self.target, provider_ids=self.provider_ids, is_enabled=self.is_enabled)
         self.transport.observers.append(self.health.observe)
@@ -127,10 +119,13 @@ class Workspace:
         health: HealthFactory | None = None,
         transport: Transport | None = None,
         registry: Registry | None = None,
+        database_url: str | None = None,
     ) -> Workspace:
         """Opens (creating and migrating as needed) the workspace stored under ``home``.
 
         The keyword arguments replace the shared components, for embedding and for tests.
+        ``database_url`` (or the IRONSPIRE_DATABASE_URL environment variable) picks the store;
+        by default it is the SQLite file ``ironspire.db`` in the home.
         """
         if home is None:
             from ironspire.paths import home as default_home
@@ -148,27 +143,54 @@ class Workspace:
 
             transport = Transport()
         return cls(base, credentials=credentials, health=health, transport=transport,
-                   registry=registry or Registry())
+                   registry=registry or Registry(), database_url=database_url)
 
     def _load(self) -> None:
         """Reads the stored state into memory; called again after a backup is restored."""
-        self._disabled = set()
-        self._provider_settings = {}
-        with self._sessions() as s:
-            for row in s.scalars(select(SettingRow)):
-                self._settings[row.key] = json.loads(row.value)
-            for prow in s.scalars(select(ProviderRow)):
-                if not prow.enabled:
-                    self._disabled.add(prow.id)
-            for ps in s.scalars(select(ProviderSettingRow)):
-                self._provider_settings.setdefault(ps.provider, {})[ps.name] = ps.value
-            for ep in s.scalars(select(CustomEndpointRow)):
-                endpoint = CustomEndpoint(
-                    ep.name, ep.base_url, ep.model_id, ep.display_name, ep.context_window,
-                    ep.max_output_tokens, ep.tools, ep.vision, ep.has_key,
-                )
-                self._custom[ep.provider_id] = endpoint
-                self._register_custom_model(endpoint)
+        self._apply(self.store.load_config())
+
+    def refresh(self) -> bool:
+        """Reloads the configuration if another process changed it; True if it did."""
+        if self.store.config_revision() == self._revision:
+            return False
+        self._load()
+        return True
+
+    def _apply(self, config: Config) -> None:
+        """Replaces the configuration held in memory by ``config`` (read from the store)."""
+        stored = dict(DEFAULT_SETTINGS)
+        stored.update(config.settings)
+        self._settings = stored
+        self._disabled = config.disabled
+        self._provider_settings = config.provider_settings
+        custom: dict[str, CustomEndpoint] = {}
+        for row in config.custom_endpoints:
+            endpoint = CustomEndpoint(
+                row["name"], row["base_url"], row["model_id"], row["display_name"], row["context_window"],
+                row["max_output_tokens"], bool(row["tools"]), bool(row["vision"]), bool(row["has_key"]),
+            )
+            custom[endpoint.provider_id] = endpoint
+        for pid, old in self._custom.items():
+            if custom.get(pid) != old:
+                self.registry.clear_runtime(pid)
+        self._custom = custom
+        for endpoint in custom.values():
+            self._register_custom_model(endpoint)
+        live = {record.name: record for record in config.agents}
+        for name, agent in list(self._agents.items()):
+            record = live.get(name)
+            if record is None or record.id != agent.id:
+                agent.deleted = True
+                del self._agents[name]
+            else:
+                agent.system, agent.own_provider, agent.own_model = record.system, record.provider, record.model
+        self._revision = config.revision
+
+    def _adopt(self, revision: int) -> None:
+        """After this process's own write: the state in memory is current at ``revision``, unless
+        another process wrote in between (then the next turn reloads)."""
+        if revision == self._revision + 1:
+            self._revision = revision
 
     async def aclose(self) -> None:
         """Stops the periodic health checks, closes the HTTP pools and releases the database.
@@ -180,11 +202,11 @@ class Workspace:
         if stop is not None:
             await stop()
         await self.transport.close()
-        self.engine.dispose()
+        self.store.close()
 
     def close(self) -> None:
         """Releases the database; use ``aclose`` inside an event loop to close HTTP pools too."""
-        self.engine.dispose()
+        self.store.close()
 
     async def __aenter__(self) -> Workspace:
         return self
@@ -219,9 +241,9 @@ class Workspace:
             except (TypeError, ValueError):
                 raise ConfigurationError(f"health_interval must be a positive number of seconds, not {value!r}.") \
                     from None
-        with self._sessions.begin() as s:
-            s.merge(SettingRow(key=key, value=json.dumps(value)))
+        revision = self.store.set_settings({key: value})
         self._settings[key] = value
+        self._adopt(revision)
 
     @property
     def default(self) -> tuple[str, str] | None:
@@ -232,10 +254,9 @@ class Workspace:
         """Sets the route every inheriting agent uses from its next request on."""
         self.provider(provider)
         self.registry.get(provider, model)
-        with self._sessions.begin() as s:
-            s.merge(SettingRow(key="default_provider", value=json.dumps(provider)))
-            s.merge(SettingRow(key="default_model", value=json.dumps(model)))
+        revision = self.store.set_settings({"default_provider": provider, "default_model": model})
         self._settings["default_provider"], self._settings["default_model"] = provider, model
+        self._adopt(revision)
 
     # --- providers -------------------------------------------------------------------------
 
@@ -281,12 +302,12 @@ class Workspace:
         CACHE.forget(pid)
 
     def _set_enabled(self, pid: str, enabled: bool) -> None:
-        with self._sessions.begin() as s:
-            s.merge(ProviderRow(id=pid, enabled=enabled))
+        revision = self.store.set_enabled(pid, enabled)
         if enabled:
             self._disabled.discard(pid)
         else:
             self._disabled.add(pid)
+        self._adopt(revision)
 
     def provider_settings(self, pid: str) -> dict[str, str]:
         return dict(self._provider_settings.get(pid, {}))
@@ -312,16 +333,12 @@ class Workspace:
                 raise ConfigurationError(f"{pid}: timeout must be a positive number of seconds.") from None
         if name == "base_url" and value and not value.startswith(("http://", "https://")):
             raise ConfigurationError(f"{pid}: base_url must start with http:// or https://, not {value!r}.")
-        with self._sessions.begin() as s:
-            if value:
-                s.merge(ProviderSettingRow(provider=pid, name=name, value=value))
-            else:
-                s.execute(delete(ProviderSettingRow).where(
-                    ProviderSettingRow.provider == pid, ProviderSettingRow.name == name))
+        revision = self.store.set_provider_setting(pid, name, value)
         if value:
             self._provider_settings.setdefault(pid, {})[name] = value
         else:
             self._provider_settings.get(pid, {}).pop(name, None)
+        self._adopt(revision)
 
     async def discover_models(
         self, pid: str, *, refresh: bool = False, connect_timeout: float | None = None
@@ -355,14 +372,17 @@ class Workspace:
             install(self.registry, result)
         return result
 
-    def target(self, pid: str, model_id: str | None = None) -> Target:
-        """Everything one request to ``pid`` needs, read now from settings, environment and keychain."""
+    def target(self, pid: str, model_id: str | None = None, *, secrets: Secrets | None = None) -> Target:
+        """Everything one request to ``pid`` needs, read now from settings, environment and keychain
+        (``secrets``: already read for this provider, as a turn does off the event loop)."""
         spec = self.provider(pid)
         model = self._model(pid, model_id)
         settings = routing.setting_values(spec, self.provider_settings(pid))
         url = routing.base_url(spec, settings)
         timeout = float(settings.get("timeout") or 120.0)
-        return Target(spec, model, url, self.credentials.secrets_for(spec), settings, timeout=timeout,
+        if secrets is None:
+            secrets = self.credentials.secrets_for(spec)
+        return Target(spec, model, url, secrets, settings, timeout=timeout,
                       connect_timeout=min(10.0, timeout))
 
     def _model(self, pid: str, model_id: str | None) -> ModelSpec:
@@ -389,19 +409,19 @@ class Workspace:
         has_key = endpoint.has_key or bool(api_key)
         if api_key:
             self.credentials.set(pid, "api_key", api_key)
-        with self._sessions.begin() as s:
-            s.merge(CustomEndpointRow(
-                provider_id=pid, name=endpoint.name, base_url=endpoint.base_url.rstrip("/"),
-                model_id=endpoint.model_id, display_name=endpoint.display_name,
-                context_window=endpoint.context_window, max_output_tokens=endpoint.max_output_tokens,
-                tools=endpoint.tools, vision=endpoint.vision, has_key=has_key,
-            ))
+        revision = self.store.put_custom_endpoint(dict(
+            provider_id=pid, name=endpoint.name, base_url=endpoint.base_url.rstrip("/"),
+            model_id=endpoint.model_id, display_name=endpoint.display_name,
+            context_window=endpoint.context_window, max_output_tokens=endpoint.max_output_tokens,
+            tools=endpoint.tools, vision=endpoint.vision, has_key=has_key,
+        ))
         from dataclasses import replace
 
         stored = replace(endpoint, base_url=endpoint.base_url.rstrip("/"), has_key=has_key)
         self._custom[pid] = stored
         self.registry.clear_runtime(pid)
         self._register_custom_model(stored)
+        self._adopt(revision)
         return stored.spec()
 
     def _register_custom_model(self, endpoint: CustomEndpoint) -> None:
@@ -416,7 +436,7 @@ class Workspace:
         if pid not in self._custom:
             self.provider(pid)  # raises the "unknown" error with the configured list
             raise ConfigurationError(f"{pid} is a built-in provider and cannot be removed.")
-        users = [a.name for a in self._agent_rows() if a.provider == pid]
+        users = [a.name for a in self.store.agent_records() if a.provider == pid]
         if self.default is not None and self.default[0] == pid:
             users.append("(workspace default)")
         if users:
@@ -424,25 +444,19 @@ class Workspace:
                 f"{pid} is still used by: {', '.join(users)}.",
                 hint="Move them to another provider first (`ironspire agents set NAME --provider P --model M`).",
             )
-        with self._sessions.begin() as s:
-            s.execute(delete(CustomEndpointRow).where(CustomEndpointRow.provider_id == pid))
-            s.execute(delete(ProviderSettingRow).where(ProviderSettingRow.provider == pid))
-            s.execute(delete(ProviderRow).where(ProviderRow.id == pid))
+        revision = self.store.remove_custom_endpoint(pid)
         del self._custom[pid]
         self._provider_settings.pop(pid, None)
         self._disabled.discard(pid)
         self.credentials.remove(pid, "api_key")
         self.registry.clear_runtime(pid)
         self.health.reset(pid)
+        self._adopt(revision)
 
     def custom_endpoints(self) -> list[CustomEndpoint]:
         return [self._custom[k] for k in sorted(self._custom)]
 
     # --- agents ----------------------------------------------------------------------------
-
-    def _agent_rows(self) -> list[AgentRow]:
-        with self._sessions() as s:
-            return list(s.scalars(select(AgentRow).order_by(AgentRow.id)))
 
     def check_route(self, provider: str | None, model: str | None) -> None:
         """Validates an agent override now, so a typo fails at configuration, not at first use."""
@@ -471,15 +485,10 @@ class Workspace:
         if not name or len(name) > 100:
             raise ConfigurationError("an agent needs a name of 1 to 100 characters.")
         self.check_route(provider, model)
-        with self._sessions.begin() as s:
-            if s.scalar(select(AgentRow).where(AgentRow.name == name)) is not None:
-                raise ConfigurationError(f"an agent named {name!r} already exists.")
-            row = AgentRow(name=name, system=system, provider=provider, model=model, created_at=time.time())
-            s.add(row)
-            s.flush()
-            agent_id = row.id
+        agent_id, revision = self.store.create_agent(name, system, provider, model)
         agent = Agent(self, agent_id, name, system, provider, model, history=[])
         self._agents[name] = agent
+        self._adopt(revision)
         return agent
 
     def agent(self, name: str) -> Agent:
@@ -490,12 +499,11 @@ class Workspace:
             return cached
         from ironspire.workspace.agent import Agent
 
-        with self._sessions() as s:
-            row = s.scalar(select(AgentRow).where(AgentRow.name == name))
+        row = self.store.agent_record(name)
         if row is None:
             import difflib
 
-            names = [a.name for a in self._agent_rows()]
+            names = [a.name for a in self.store.agent_records()]
             close = difflib.get_close_matches(name, names, n=3)
             hint = (f"Did you mean {', '.join(close)}? " if close else "")
             hint += "Create it with `ironspire agents create NAME`."
@@ -505,7 +513,7 @@ class Workspace:
         return agent
 
     def agents(self) -> list[Agent]:
-        return [self.agent(row.name) for row in self._agent_rows()]
+        return [self.agent(row.name) for row in self.store.agent_records()]
 
     def running_agents(self, *, agent: str | None = None, provider: str | None = None) -> int:
         """Agents of this workspace with a turn in flight now (optionally one agent or provider)."""
@@ -516,9 +524,10 @@ class Workspace:
 
     def delete_agent(self, name: str) -> None:
         agent = self.agent(name)
-        with self._sessions.begin() as s:
-            s.execute(delete(AgentRow).where(AgentRow.id == agent.id))
+        revision = self.store.delete_agent(agent.id)
+        agent.deleted = True
         self._agents.pop(name, None)
+        self._adopt(revision)
 
     # --- shared components -----------------------------------------------------------------
 
@@ -541,7 +550,8 @@ class Workspace:
         """Cost, tokens and KPIs over this workspace's usage ledger (see ``ironspire.analytics``)."""
         from ironspire.analytics import Analytics
 
-        return Analytics(self)
+        return Analytics(self.store, session_id=self.session_id, session_started=self.session_started,
+                         running_agents=self.running_agents)
 
     def export(self, path: str | Path, *, with_conversations: bool = False) -> Path:
         """Writes settings, providers, custom endpoints and agents as JSON (never a secret) to move

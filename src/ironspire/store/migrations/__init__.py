@@ -8,7 +8,7 @@ revision these scripts do not know (written by a newer Ironspire) is refused, un
 
 Adding a migration (there is no alembic.ini: the workspace hands Alembic its connection):
 
-1. Change the mapped classes in ``workspace/store.py``.
+1. Change the tables in ``store/schema.py``.
 2. Add ``versions/NNNN_what_changed.py`` with ``revision = "NNNN"`` (the next number) and
    ``down_revision`` = the previous head, and write ``upgrade()`` (and ``downgrade()``) with
    ``alembic.op``. Alembic runs in batch mode (``render_as_batch``), so on SQLite use
@@ -34,7 +34,7 @@ from sqlalchemy.pool import NullPool
 
 from ironspire.errors import ConfigurationError
 
-HEAD = "0001"
+HEAD = "0002"
 SCRIPTS = Path(__file__).resolve().parent
 
 

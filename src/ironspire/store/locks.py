@@ -1,0 +1,71 @@
+"""Cross-process locks for the SQLite store: one lock file per agent, next to the database.
+
+The OS releases a file lock when its process dies (kill -9 included), so a crashed CLI never
+leaves an agent locked. Waiting polls a non-blocking attempt from the event loop instead of
+parking a thread in a blocking call: a cancelled turn stops waiting at once and cannot leave a
+thread behind that takes the lock later. A PostgreSQL store would use an advisory lock instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        os.lseek(fd, 0, os.SEEK_SET)
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+class FileLock:
+    """An exclusive lock between processes (inside one process, callers serialise first)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def _descriptor(self) -> int:
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        return self._fd
+
+    async def acquire(self) -> None:
+        fd = self._descriptor()
+        delay = 0.001
+        while not _try_lock(fd):
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            _unlock(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,128 @@
+"""The schema, as SQLAlchemy Core tables: the one definition that migrations, the store's queries
+and the turn path's precompiled SQL (``store/sql.py``) are checked against.
+
+Secrets never reach the database; the credential store keeps them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+DB_NAME = "ironspire.db"
+
+metadata = MetaData()
+
+#: Workspace-wide settings (default route, degradation policies), as JSON text values.
+settings = Table(
+    "settings", metadata,
+    Column("key", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+#: Per-provider state that is not a setting value: whether the user disabled it.
+providers = Table(
+    "providers", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+)
+
+#: Non-secret provider settings: base URL overrides, region, deployment, CLI path.
+provider_settings = Table(
+    "provider_settings", metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+custom_endpoints = Table(
+    "custom_endpoints", metadata,
+    Column("provider_id", String(64), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("base_url", Text, nullable=False),
+    Column("model_id", Text, nullable=False),
+    Column("display_name", Text, nullable=True),
+    Column("context_window", Integer, nullable=False),
+    Column("max_output_tokens", Integer, nullable=False),
+    Column("tools", Boolean, nullable=False),
+    Column("vision", Boolean, nullable=False),
+    Column("has_key", Boolean, nullable=False),
+)
+
+#: An agent; provider/model are NULL while it inherits the workspace default. A deleted agent
+#: keeps its row (``deleted_at`` > 0) so that the ledger, which refers to agents by id, still
+#: names it; live agents have ``deleted_at`` = 0, so a name is unique among them.
+agents = Table(
+    "agents", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("system", Text, nullable=True),
+    Column("provider", String(64), nullable=True),
+    Column("model", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("deleted_at", Float, nullable=False, server_default="0"),
+    UniqueConstraint("name", "deleted_at", name="uq_agents_name_deleted_at"),
+)
+
+#: One neutral message (Message.to_json). ``status`` is "ok" for history, "unanswered" for a
+#: user message whose turn failed: kept so the user can see and resend it, never sent again.
+messages = Table(
+    "messages", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("agent_id", Integer, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_messages_agent_id", "agent_id"),
+)
+
+#: The ledger: one row per request, successful or not.
+usage = Table(
+    "usage", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("session", String(32), nullable=False),
+    Column("agent_id", Integer, ForeignKey("agents.id", name="fk_usage_agent_id_agents"), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("model", Text, nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("cache_read_tokens", Integer, nullable=False),
+    Column("cache_write_tokens", Integer, nullable=False),
+    Column("reasoning_tokens", Integer, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("api_cost_usd", Float, nullable=True),
+    Column("latency_s", Float, nullable=False),
+    Column("outcome", String(64), nullable=False),
+    Column("streamed", Boolean, nullable=False),
+    Index("ix_usage_at", "at"),
+    Index("ix_usage_session", "session"),
+    Index("ix_usage_agent_id", "agent_id"),
+)
+
+#: One row: the configuration revision. Every configuration write bumps it in its own
+#: transaction, so a process learns with one cheap read whether what it holds is stale.
+revision = Table(
+    "revision", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("config", Integer, nullable=False),
+)
+
+USAGE_COLUMNS = (
+    "at", "session", "agent_id", "provider", "model", "input_tokens", "output_tokens", "cache_read_tokens",
+    "cache_write_tokens", "reasoning_tokens", "cost_usd", "api_cost_usd", "latency_s", "outcome", "streamed",
+)
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+MESSAGE_COLUMNS = ("agent_id", "role", "body", "status", "created_at")

@@ -1,0 +1,131 @@
+"""What is particular to SQLite: pragmas, the turn log on the standard library's sqlite3, agent
+locks as files, and backup / restore with SQLite's online backup API.
+
+The turn path (``SqliteTurns``) imports only ``sqlite3`` and the precompiled SQL of
+``store/sql.py``. It keeps two connections of its own (checks, writes), each used by one thread
+at a time, so a turn pays no pool checkout and a check never queues behind a write. WAL keeps
+readers (the CLI's ``history``, a server's pages) from blocking a turn being committed, and lets
+a process killed mid-write leave the file consistent.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ironspire.store import sql
+from ironspire.store.locks import FileLock
+
+PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL",
+           "PRAGMA busy_timeout=10000")
+
+
+def on_connect(dbapi_connection: Any, _record: Any) -> None:
+    """SQLAlchemy's connect hook: every pooled connection gets the same pragmas as the turn log."""
+    cursor = dbapi_connection.cursor()
+    for pragma in PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: no implicit transactions; a turn says BEGIN / COMMIT itself
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in PRAGMAS:
+        conn.execute(pragma)
+    return conn
+
+
+class SqliteTurns:
+    """The hot path of a turn: the sync check and the one-transaction write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+
+    def check(self, agent_id: int) -> tuple[int, int | None]:
+        """The configuration revision and the id of the agent's last stored message."""
+        with self._read_lock:
+            if self._reader is None:
+                self._reader = _connect(self.path)
+            row = self._reader.execute(sql.SYNC_CHECK, (agent_id,)).fetchone()
+        return int(row[0]), row[1]
+
+    def write(self, messages: Sequence[tuple[Any, ...]], usage: tuple[Any, ...]) -> int:
+        """Messages and the ledger row in ONE transaction: all of them are stored, or none.
+        Returns the id of the last message written."""
+        with self._write_lock:
+            if self._writer is None:
+                self._writer = _connect(self.path)
+            conn = self._writer
+            conn.execute("BEGIN")
+            try:
+                last = 0
+                for row in messages:
+                    last = conn.execute(sql.INSERT_MESSAGE, row).lastrowid or last
+                conn.execute(sql.INSERT_USAGE, usage)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return last
+
+    def close(self) -> None:
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+
+
+def agent_lock(path: Path, agent_id: int) -> FileLock:
+    return FileLock(path.with_name(path.name + ".locks") / f"agent-{agent_id}.lock")
+
+
+def backup(path: Path, dest: Path) -> None:
+    """A consistent copy of the live database, WAL content included, as a single file."""
+    source = sqlite3.connect(path)
+    target = sqlite3.connect(dest)
+    try:
+        with target:
+            source.backup(target)
+        target.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        target.close()
+        source.close()
+
+
+def is_backup(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(16) == b"SQLite format 3\x00"
+
+
+def integrity(path: Path, *, read_only: bool = False) -> str:
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True) if read_only else sqlite3.connect(path)
+    try:
+        return str(con.execute("PRAGMA integrity_check").fetchone()[0])
+    finally:
+        con.close()
+
+
+def restore(path: Path, source_path: Path) -> None:
+    """Replaces the live database's content with a backup's (online backup API, one step)."""
+    source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True)
+    try:
+        target = sqlite3.connect(path)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+    finally:
+        source.close()
