@@ -11,22 +11,22 @@ from __future__ import annotations
 
 from sqlalchemy import bindparam, func, insert, literal_column, select
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.expression import ClauseElement
 
 from ironspire.store.schema import MESSAGE_COLUMNS, USAGE_COLUMNS, messages, revision, usage
 
 
-def sync_check() -> Executable:
+def sync_check() -> ClauseElement:
     rev = select(revision.c.config).where(revision.c.id == literal_column("1")).scalar_subquery()
     last = select(func.max(messages.c.id)).where(messages.c.agent_id == bindparam("agent_id")).scalar_subquery()
     return select(rev, last)
 
 
-def insert_message() -> Executable:
+def insert_message() -> ClauseElement:
     return insert(messages).values({c: bindparam(c) for c in MESSAGE_COLUMNS})
 
 
-def insert_usage() -> Executable:
+def insert_usage() -> ClauseElement:
     return insert(usage).values({c: bindparam(c) for c in USAGE_COLUMNS})
 
 

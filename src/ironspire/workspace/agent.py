@@ -149,8 +149,9 @@ class Agent:
 
     @property
     def history(self) -> list[Message]:
-        """The conversation as sent to models: completed turns only."""
-        if self._history is None:
+        """The conversation as sent to models: completed turns only, as stored now (another
+        process may have added turns; one cheap read tells)."""
+        if self._history is None or self.ws.store.turns.check(self.id)[1] != self._last_id:
             self._read_history()
         assert self._history is not None
         return list(self._history)
@@ -172,7 +173,7 @@ class Agent:
         ws = self.ws
         max_tokens = options.pop("max_tokens", None) or ws.setting("max_tokens")
         request = ChatRequest(
-            messages=(*self.history, user), system=self.system, tools=tuple(tools), max_tokens=max_tokens,
+            messages=(*(self._history or ()), user), system=self.system, tools=tuple(tools), max_tokens=max_tokens,
             foreign_reasoning=ws.setting("foreign_reasoning"), **options,
         )
         request = preflight.check(

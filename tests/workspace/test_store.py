@@ -1,0 +1,83 @@
+"""The store's boundaries: it alone speaks SQL, the turn path's SQL text is what the Core
+definitions compile to, the database is chosen by URL, and the ledger refers to agents by id
+(revision 0002 carries an older ledger over, names intact)."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.dialects import sqlite
+
+from ironspire.errors import ConfigurationError
+from ironspire.store import sql, statements
+from ironspire.workspace import Workspace
+from workspace.test_migrations import _initial_database
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "ironspire"
+
+
+def test_the_turn_paths_sql_is_what_the_core_statements_compile_to() -> None:
+    compiled = statements.compiled(sqlite.dialect(paramstyle="qmark"))
+    assert compiled == {"sync_check": sql.SYNC_CHECK, "insert_message": sql.INSERT_MESSAGE,
+                        "insert_usage": sql.INSERT_USAGE}
+
+
+def test_no_module_outside_the_store_speaks_sql() -> None:
+    database = re.compile(r"^\s*(import|from)\s+(sqlite3|sqlalchemy|alembic)\b|raw_connection|exec_driver_sql", re.M)
+    offenders = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
+                 if p.relative_to(SRC).parts[0] != "store" and database.search(p.read_text(encoding="utf-8"))]
+    assert offenders == []
+
+
+def test_the_database_is_chosen_by_url(open_ws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    elsewhere = tmp_path / "db" / "team.db"
+    elsewhere.parent.mkdir()
+    monkeypatch.setenv("IRONSPIRE_DATABASE_URL", f"sqlite:///{elsewhere}")
+    ws: Workspace = open_ws(tmp_path / "home")
+    try:
+        ws.create_agent("kept")
+        assert ws.path == elsewhere and not (tmp_path / "home" / "ironspire.db").exists()
+    finally:
+        ws.close()
+    monkeypatch.setenv("IRONSPIRE_DATABASE_URL", "postgresql://db.example/ironspire")
+    with pytest.raises(ConfigurationError, match="SQLite file only"):
+        open_ws(tmp_path / "home")
+
+
+def test_revision_0002_carries_the_ledger_over_by_agent_id(open_ws: Any, tmp_path: Path) -> None:
+    home = tmp_path / "old"
+    home.mkdir()
+    db = home / "ironspire.db"
+    _initial_database(db)  # agent "veteran" with one ledger row
+    con = sqlite3.connect(db)
+    with con:  # two requests of an agent deleted before the upgrade: only its name is left
+        for at in (4.0, 5.0):
+            con.execute("INSERT INTO usage (at, session, agent, provider, model, input_tokens, output_tokens, "
+                        "cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, api_cost_usd, "
+                        "latency_s, outcome, streamed) VALUES (?, 's', 'gone', 'openai', 'gpt-4.1', 10, 1, 0, 0, "
+                        "0, 0.5, 0.5, 0.2, 'ok', 0)", (at,))
+    con.close()
+
+    ws: Workspace = open_ws(home)
+    try:
+        assert [r["agent"] for r in ws.analytics.turns()] == ["veteran", "gone", "gone"]
+        assert {r["agent"]: r["cost_usd"] for r in ws.analytics.summary("agent")} == {"gone": 1.0, "veteran": 0.0}
+        assert [a.name for a in ws.agents()] == ["veteran"]  # the retired name is no live agent...
+        ws.create_agent("gone")  # ...and is free to use again; the ledger still groups by name
+        ws.delete_agent("veteran")
+        assert [r["agent"] for r in ws.analytics.turns()] == ["veteran", "gone", "gone"]
+        assert ws.analytics.kpis()["active_agents"] == 2
+    finally:
+        ws.close()
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT usage.agent_id, agents.name FROM usage JOIN agents ON agents.id = usage.agent_id "
+                       "ORDER BY usage.id").fetchall()
+    columns = {r[1] for r in con.execute("PRAGMA table_info(usage)")}
+    assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+    con.close()
+    assert [name for _, name in rows] == ["veteran", "gone", "gone"] and rows[1][0] == rows[2][0] != rows[0][0]
+    assert "agent" not in columns and "agent_id" in columns
