@@ -42,30 +42,37 @@ else:
 
 
 class FileLock:
-    """An exclusive lock between processes (inside one process, callers serialise first)."""
+    """An exclusive lock between processes (inside one process, callers serialise first).
+
+    The file is opened for each acquisition and closed at release, so a process with thousands
+    of agents holds a descriptor only for the turns in flight.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
 
-    def _descriptor(self) -> int:
-        if self._fd is None:
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        return self._fd
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
 
     async def acquire(self) -> None:
-        fd = self._descriptor()
-        delay = 0.001
-        while not _try_lock(fd):
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
+        fd = self._open()
+        try:
+            delay = 0.001
+            while not _try_lock(fd):
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
 
     def release(self) -> None:
-        if self._fd is not None:
-            _unlock(self._fd)
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            _unlock(fd)
+            os.close(fd)

@@ -13,6 +13,7 @@ no process runs a turn on stale settings, disabled state, custom endpoints or ro
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
@@ -361,7 +362,8 @@ class Workspace:
         url = spec.base_url
         try:
             url = routing.base_url(spec, routing.setting_values(spec, self.provider_settings(pid)))
-            key = self.credentials.get(pid, "api_key") if any(f.name == "api_key" for f in spec.auth) else None
+            key = (await asyncio.to_thread(self.credentials.get, pid, "api_key")  # a keychain read: off the loop
+                   if any(f.name == "api_key" for f in spec.auth) else None)
             result = await discover(spec, url, key, transport=self.transport, refresh=refresh,
                                     connect_timeout=connect_timeout or DEFAULT_CONNECT_TIMEOUT)
         except Exception as exc:  # a locked keychain, a malformed URL: listing is best effort
