@@ -102,7 +102,7 @@ async def test_each_process_sees_the_others_configuration_at_its_next_turn(ws: W
     assert [m.text for m in ws.agent("x").history][::2] == ["one", "two", "three", "five", "six", "seven"]
 
 
-@pytest.mark.parametrize("processes", [2, 4])
+@pytest.mark.parametrize("processes", [2, 3, 4])
 async def test_turns_of_one_agent_from_several_processes_never_interleave(ws: Workspace, processes: int) -> None:
     turns = 12
     with serving(Server("ol", drip=0.002)) as (srv,):

@@ -52,6 +52,13 @@ class FileLock:
         self.path = path
         self._fd: int | None = None
 
+    def create(self) -> None:
+        """Makes the lock file now (when the agent is created), so a turn only opens it."""
+        os.close(self._open())
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
     def _open(self) -> int:
         try:
             return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -230,6 +230,7 @@ class Store:
                 name=name, system=system, provider=provider, model=model, created_at=time.time(), deleted_at=0))
             key = result.inserted_primary_key
             assert key is not None
+        self.agent_lock(int(key[0])).create()
         return int(key[0]), w.revision
 
     def update_agent(self, agent_id: int, **values: Any) -> int:
@@ -244,6 +245,7 @@ class Store:
             conn = w.conn
             conn.execute(delete(messages).where(messages.c.agent_id == agent_id))
             conn.execute(update(agents).where(agents.c.id == agent_id).values(deleted_at=time.time()))
+        self.agent_lock(agent_id).remove()
         return w.revision
 
     # --- history -----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -44,17 +45,22 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+#: the threads that do a turn's blocking work (database, keychain) for every workspace
+_WORKERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ironspire-turn")
+
+
 async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
     """Runs ``fn`` in a worker thread. If the turn is cancelled meanwhile, the call still runs
     to its end before the cancellation goes on: a write that is under way lands (or fails) before
-    the agent's lock is released, so the next turn is never built beside it."""
-    future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    the agent's lock is released, so the next turn is never built beside it. (A call that had not
+    started yet is dropped instead.)"""
+    job = _WORKERS.submit(fn, *args)
     try:
-        return await asyncio.shield(future)
+        return await asyncio.wrap_future(job)
     except asyncio.CancelledError:
-        while not future.done():
+        while not job.done():
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(future)
+                await asyncio.wrap_future(job)
         raise
 
 
@@ -157,9 +163,13 @@ class Agent:
         return list(self._history)
 
     def _read_history(self) -> None:
+        self._history, self._last_id = self._stored_history()
+
+    def _stored_history(self) -> tuple[list[Message], int | None]:
+        """The completed turns as stored, and the id of the last message (of any status)."""
         rows = self.ws.store.transcript(self.id)
-        self._history = [Message.from_json(body) for _, body, status, _ in rows if status == "ok"]
-        self._last_id = rows[-1][0] if rows else None
+        messages = [Message.from_json(body) for _, body, status, _ in rows if status == "ok"]
+        return messages, (rows[-1][0] if rows else None)
 
     def transcript(self) -> list[Entry]:
         """Everything stored for this agent, unanswered messages included, oldest first."""
@@ -220,15 +230,15 @@ class Agent:
             return None
 
     def _sync_read(self, spec: ProviderSpec | None, revision: int, last_id: int | None, loaded: bool
-                   ) -> tuple[Config | None, list[tuple[int, str, str, float]] | None, Secrets | None]:
+                   ) -> tuple[Config | None, tuple[list[Message], int | None] | None, Secrets | None]:
         """In a worker thread: what changed in the store since this process looked, and the
         keychain read for the provider the turn will most likely use."""
         store = self.ws.store
         now_revision, now_last = store.turns.check(self.id)
         config = store.load_config() if now_revision != revision else None
-        rows = store.transcript(self.id) if (now_last != last_id or not loaded) else None
+        history = self._stored_history() if (now_last != last_id or not loaded) else None
         secrets = self.ws.credentials.secrets_for(spec) if spec is not None else None
-        return config, rows, secrets
+        return config, history, secrets
 
     async def _begin(
         self, content: str | Message, tools: Iterable[Tool], options: dict[str, Any]
@@ -240,20 +250,31 @@ class Agent:
             raise ConfigurationError(f"an agent is sent user or tool messages, not {user.role!r}.")
         ws = self.ws
         spec = self._spec_guess()
-        config, rows, secrets = await _off_loop(
-            self._sync_read, spec, ws._revision, self._last_id, self._history is not None)
+        config: Config | None
+        history: tuple[list[Message], int | None] | None
+        secrets: Secrets | None
+        if spec is not None and not spec.secret_fields and self._history is not None:
+            # nothing to read from the keychain: a WAL read (never waits for a writer) says
+            # whether there is anything to reload, and only a reload goes to a thread
+            revision, last = ws.store.turns.check(self.id)
+            config, history, secrets = None, None, Secrets({})
+            if revision != ws._revision or last != self._last_id:
+                config, history, secrets = await _off_loop(
+                    self._sync_read, spec, ws._revision, self._last_id, True)
+        else:
+            config, history, secrets = await _off_loop(
+                self._sync_read, spec, ws._revision, self._last_id, self._history is not None)
         if config is not None:
             ws._apply(config)
         if self.deleted:
             raise ConfigurationError(f"agent {self.name!r} was deleted.", hint="Create it again to use the name.")
-        if rows is not None:
-            self._history = [Message.from_json(body) for _, body, status, _ in rows if status == "ok"]
-            self._last_id = rows[-1][0] if rows else None
+        if history is not None:
+            self._history, self._last_id = history
         await self._discover()
         route = self._checked_route()
         now = ws.provider(route.provider)
         if now != spec or secrets is None:
-            secrets = await _off_loop(ws.credentials.secrets_for, now)
+            secrets = await _off_loop(ws.credentials.secrets_for, now) if now.secret_fields else Secrets({})
         return self._prepare(user, tools, options, ws.target(route.provider, route.model, secrets=secrets))
 
     async def send(self, content: str | Message, *, tools: Iterable[Tool] = (), **options: Any) -> Message:
