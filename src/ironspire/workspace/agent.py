@@ -234,6 +234,9 @@ class Agent:
         """In a worker thread: what changed in the store since this process looked, and the
         keychain read for the provider the turn will most likely use."""
         store = self.ws.store
+        if self.ws._keychain_free is None:
+            info = getattr(self.ws.credentials, "info", None)
+            self.ws._keychain_free = info is not None and info().kind == "none"
         now_revision, now_last = store.turns.check(self.id)
         config = store.load_config() if now_revision != revision else None
         history = self._stored_history() if (now_last != last_id or not loaded) else None
@@ -253,11 +256,13 @@ class Agent:
         config: Config | None
         history: tuple[list[Message], int | None] | None
         secrets: Secrets | None
-        if spec is not None and not spec.secret_fields and self._history is not None:
-            # nothing to read from the keychain: a WAL read (never waits for a writer) says
-            # whether there is anything to reload, and only a reload goes to a thread
+        if spec is not None and (not spec.secret_fields or ws._keychain_free) and self._history is not None:
+            # no keychain to read (the provider has no secret, or secrets come from the
+            # environment alone): a WAL read, which never waits for a writer, says whether there
+            # is anything to reload, and only a reload goes to a thread
             revision, last = ws.store.turns.check(self.id)
-            config, history, secrets = None, None, Secrets({})
+            config, history = None, None
+            secrets = ws.credentials.secrets_for(spec) if spec.secret_fields else Secrets({})
             if revision != ws._revision or last != self._last_id:
                 config, history, secrets = await _off_loop(
                     self._sync_read, spec, ws._revision, self._last_id, True)
@@ -274,7 +279,12 @@ class Agent:
         route = self._checked_route()
         now = ws.provider(route.provider)
         if now != spec or secrets is None:
-            secrets = await _off_loop(ws.credentials.secrets_for, now) if now.secret_fields else Secrets({})
+            if not now.secret_fields:
+                secrets = Secrets({})
+            elif ws._keychain_free:
+                secrets = ws.credentials.secrets_for(now)
+            else:
+                secrets = await _off_loop(ws.credentials.secrets_for, now)
         return self._prepare(user, tools, options, ws.target(route.provider, route.model, secrets=secrets))
 
     async def send(self, content: str | Message, *, tools: Iterable[Tool] = (), **options: Any) -> Message:

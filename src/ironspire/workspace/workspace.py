@@ -104,6 +104,9 @@ class Workspace:
         self._agents: dict[str, Agent] = {}
         self._backends: dict[str, Backend] = {}
         self._revision = -1  # the configuration revision the state in memory was read at
+        #: True once a turn found that secrets come from the environment alone (no keychain or
+        #: encrypted file to read): turns then read them on the loop instead of in a thread
+        self._keychain_free: bool | None = None
         self._load()
         self.health = health(self.transport, self.target, provider_ids=self.provider_ids, is_enabled=self.is_enabled)
         self.transport.observers.append(self.health.observe)
