@@ -278,7 +278,7 @@ class Agent:
         await self._discover()
         route = self._checked_route()
         now = ws.provider(route.provider)
-        if now != spec or secrets is None:
+        if now is not spec or secrets is None:
             if not now.secret_fields:
                 secrets = Secrets({})
             elif ws._keychain_free:

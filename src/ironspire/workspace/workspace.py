@@ -101,6 +101,7 @@ class Workspace:
         self._disabled: set[str] = set()
         self._provider_settings: dict[str, dict[str, str]] = {}
         self._custom: dict[str, CustomEndpoint] = {}
+        self._custom_specs: dict[str, ProviderSpec] = {}
         self._agents: dict[str, Agent] = {}
         self._backends: dict[str, Backend] = {}
         self._revision = -1  # the configuration revision the state in memory was read at
@@ -178,6 +179,7 @@ class Workspace:
             if custom.get(pid) != old:
                 self.registry.clear_runtime(pid)
         self._custom = custom
+        self._custom_specs = {}
         for endpoint in custom.values():
             self._register_custom_model(endpoint)
         live = {record.name: record for record in config.agents}
@@ -267,7 +269,10 @@ class Workspace:
     def provider(self, pid: str) -> ProviderSpec:
         custom = self._custom.get(pid)
         if custom is not None:
-            return custom.spec()
+            spec = self._custom_specs.get(pid)
+            if spec is None:  # built once per endpoint value: a turn asks for it several times
+                spec = self._custom_specs[pid] = custom.spec()
+            return spec
         if pid.startswith("custom-"):
             known = ", ".join(self._custom) or "none"
             raise ConfigurationError(
@@ -424,6 +429,7 @@ class Workspace:
 
         stored = replace(endpoint, base_url=endpoint.base_url.rstrip("/"), has_key=has_key)
         self._custom[pid] = stored
+        self._custom_specs.pop(pid, None)
         self.registry.clear_runtime(pid)
         self._register_custom_model(stored)
         self._adopt(revision)
@@ -451,6 +457,7 @@ class Workspace:
             )
         revision = self.store.remove_custom_endpoint(pid)
         del self._custom[pid]
+        self._custom_specs.pop(pid, None)
         self._provider_settings.pop(pid, None)
         self._disabled.discard(pid)
         self.credentials.remove(pid, "api_key")
