@@ -16,9 +16,10 @@ Turn semantics (what a user can rely on):
 
 Turns of one agent are serialised (a second ``send`` waits for the first), across processes
 too (the store's per-agent lock); turns of different agents run concurrently and share nothing
-but the workspace's pools and database. A turn starts by checking, off the event loop, whether
-another process changed the configuration or this agent's history since this process last
-looked, and reloads what changed, so every reply is built on the history stored before it.
+but the workspace's pools and database. A turn starts by checking whether another process
+changed the configuration or this agent's history since this process last looked (one indexed
+read, in the same worker trip as the keychain read) and reloads what changed in a worker thread,
+so every reply is built on the history stored before it.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ the store that outlives the process. Everything an agent needs at request time i
 workspace then, never copied into the agent, so settings changes apply immediately.
 
 Several processes may open one workspace (the CLI beside a server, two terminals). The store
-bumps a revision with every configuration write; each turn reads it (one cheap query, off the
-event loop) and, when another process changed something, reloads the configuration first, so
-no process runs a turn on stale settings, disabled state, custom endpoints or routes.
+bumps a revision with every configuration write; each turn reads it (one cheap indexed query)
+and, when another process changed something, reloads the configuration (in a worker thread)
+first, so no process runs a turn on stale settings, disabled state, custom endpoints or routes.
 """
 
 from __future__ import annotations
