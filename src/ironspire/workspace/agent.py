@@ -27,43 +27,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ironspire.catalog.models import Price
 from ironspire.catalog.providers import ProviderSpec
 from ironspire.errors import ConfigurationError, enable_remedy, set_default_remedy
 from ironspire.messages import Accumulator, Message, StreamEvent, Usage
 from ironspire.protocols.base import ChatRequest, Secrets, Target, Tool
-from ironspire.workspace import preflight, routing
+from ironspire.workspace import offloop, preflight, routing
 
 if TYPE_CHECKING:
     from ironspire.store.store import Config
     from ironspire.workspace.workspace import Workspace
-
-T = TypeVar("T")
-
-
-#: the threads that do a turn's blocking work (database, keychain) for every workspace
-_WORKERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ironspire-turn")
-
-
-async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
-    """Runs ``fn`` in a worker thread. If the turn is cancelled meanwhile, the call still runs
-    to its end before the cancellation goes on: a write that is under way lands (or fails) before
-    the agent's lock is released, so the next turn is never built beside it. (A call that had not
-    started yet is dropped instead.)"""
-    job = _WORKERS.submit(fn, *args)
-    try:
-        return await asyncio.wrap_future(job)
-    except asyncio.CancelledError:
-        while not job.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wrap_future(job)
-        raise
-
 
 @dataclass(frozen=True, slots=True)
 class Entry:
@@ -265,10 +242,10 @@ class Agent:
             config, history = None, None
             secrets = ws.credentials.secrets_for(spec) if spec.secret_fields else Secrets({})
             if revision != ws._revision or last != self._last_id:
-                config, history, secrets = await _off_loop(
+                config, history, secrets = await offloop.run(
                     self._sync_read, spec, ws._revision, self._last_id, True)
         else:
-            config, history, secrets = await _off_loop(
+            config, history, secrets = await offloop.run(
                 self._sync_read, spec, ws._revision, self._last_id, self._history is not None)
         if config is not None:
             ws._apply(config)
@@ -285,7 +262,7 @@ class Agent:
             elif ws._keychain_free:
                 secrets = ws.credentials.secrets_for(now)
             else:
-                secrets = await _off_loop(ws.credentials.secrets_for, now)
+                secrets = await offloop.run(ws.credentials.secrets_for, now)
         return self._prepare(user, tools, options, ws.target(route.provider, route.model, secrets=secrets))
 
     async def send(self, content: str | Message, *, tools: Iterable[Tool] = (), **options: Any) -> Message:
@@ -361,7 +338,7 @@ class Agent:
                       streamed: bool) -> None:
         now = time.time()
         row = self._usage_row(target, reply.usage or Usage(), reply.meta.get("cost_usd"), latency, "ok", streamed)
-        last = await _off_loop(self.ws.store.turns.write, [(self.id, user.role, user.to_json(), "ok", now),
+        last = await offloop.run(self.ws.store.turns.write, [(self.id, user.role, user.to_json(), "ok", now),
                                                           (self.id, "assistant", reply.to_json(), "ok", now)], row)
         if self._history is not None:
             self._history.extend((user, reply))
@@ -379,5 +356,5 @@ class Agent:
         if isinstance(exc, KeyboardInterrupt):  # the loop itself may be going down: write here
             last = self.ws.store.turns.write(messages, row)
         else:
-            last = await _off_loop(self.ws.store.turns.write, messages, row)
+            last = await offloop.run(self.ws.store.turns.write, messages, row)
         self._last_id = last  # the history in memory is unchanged by a failed turn
