@@ -32,5 +32,7 @@ echo "== ruff"
 .venv/bin/ruff check src tests bench
 echo "== mypy --strict"
 .venv/bin/mypy
+echo "== import-linter (layering, DESIGN.md)"
+.venv/bin/lint-imports
 echo "== pytest"
 .venv/bin/pytest -q -p no:cacheprovider "${MARKERS[@]}" "${ARGS[@]}"
