@@ -13,6 +13,14 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ironspire.catalog.quirks import ChatCompletionsModelQuirks, ChatCompletionsQuirks, quirks_of
+from ironspire.errors import (
+    AuthenticationError,
+    BadRequest,
+    ModelNotFound,
+    ProviderError,
+    RateLimitError,
+    register_secret,
+)
 from ironspire.messages import (
     Finish,
     FinishReason,
@@ -41,6 +49,7 @@ from ironspire.protocols.common import (
     system_text,
     tool_id,
 )
+from ironspire.transport import classify_http_error, error_message, parse_retry_after
 
 #: Mistral rejects a user turn right after tool results; this stands in for the assistant turn
 #: it expects there (the same filler pydantic-ai sends, see the recorded Mistral image exchange).
@@ -383,3 +392,65 @@ def in_band_status(err: Any) -> int:
     if any(w in words for w in ("invalid_request", "context_length", "tool_use_failed", "content_filter")):
         return 400
     return 500
+
+
+# --- what every OpenAI API shares: auth, Azure's base, error classification ------------------
+
+
+def is_azure(target: Target) -> bool:
+    return provider_quirks(target).url_form == "azure"
+
+
+def auth_headers(target: Target) -> dict[str, str]:
+    """Azure's ``api-key`` header or a Bearer key; custom endpoints may have no key at all."""
+    if is_azure(target):
+        key = target.secret("api_key")
+        register_secret(key)
+        return {"api-key": key}
+    optional = target.provider.group == "custom"  # local servers often take no key at all
+    key = target.secrets.get("api_key", "") if optional else target.secret("api_key")
+    if not key:
+        return {}
+    register_secret(key)
+    return {"Authorization": f"Bearer {key}"}
+
+
+def azure_base(target: Target) -> str:
+    """The Azure resource URL as configured (``https://<resource>.openai.azure.com[/openai[/v1]]``)."""
+    return (target.base_url or target.setting("base_url")).rstrip("/")
+
+
+_BAD_KEY = ("incorrect api key", "invalid api key", "invalid_api_key")
+
+
+def classify_error(status: int, headers: Mapping[str, str], body: bytes, target: Target) -> ProviderError:
+    """A typed error from an OpenAI-style error body (Chat Completions and Responses share them):
+    content filter, unknown model or deployment (Responses answers 400 ``model_not_found``), a bad
+    key (xAI answers 400), exhausted quota, then the generic HTTP rules."""
+    message, code, data = error_message(body)
+    pid, model = target.provider.id, target.model.id
+    raw = body.decode("utf-8", "replace")[:2000]
+    err = data.get("error") if isinstance(data, dict) else None
+    inner = (err or {}).get("innererror") if isinstance(err, dict) else None
+    code_l = (code or "").lower()
+    low = message.lower()
+    filtered = isinstance(inner, dict) and inner.get("code") == "ResponsibleAIPolicyViolation"
+    if code_l == "content_filter" or filtered:
+        return BadRequest(
+            pid, f"blocked by the content filter: {message}", model=model, status=status, raw=raw,
+            hint="The provider's content filter rejected the prompt; rephrase it or change the deployment's "
+            "content-filter policy.",
+        )
+    if code_l in ("model_not_found", "deploymentnotfound") or (status == 404 and "deployment" in low):
+        return ModelNotFound(pid, model, status=status, raw=raw)
+    if status in (400, 401, 403) and any(k in low or k in code_l for k in _BAD_KEY):
+        return AuthenticationError(pid, message, model=model, status=status, raw=raw)  # xAI answers 400
+    if code_l == "insufficient_quota" or (err and "insufficient_quota" in str(err)):
+        return RateLimitError(
+            pid, f"{message} (insufficient_quota)", model=model, status=status, raw=raw,
+            hint="The account has no credit left; add billing credit. Retrying will not help.",
+        )
+    if status == 413 and "rate_limit" in code_l:  # Groq: request larger than the per-minute budget
+        return RateLimitError(pid, message, retry_after=parse_retry_after(headers), model=model, status=status,
+                              raw=raw)
+    return classify_http_error(status, headers, body, target)

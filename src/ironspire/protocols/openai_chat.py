@@ -20,21 +20,16 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ironspire.errors import (
-    AuthenticationError,
-    BadRequest,
-    CapabilityError,
-    ModelNotFound,
-    ProviderError,
-    ProviderUnavailable,
-    RateLimitError,
-    register_secret,
-)
+from ironspire.errors import CapabilityError, ProviderError, ProviderUnavailable
 from ironspire.messages import Accumulator, Message, StreamEvent
 from ironspire.protocols._openai_wire import (
     ChunkDecoder,
+    auth_headers,
+    azure_base,
+    classify_error,
     encode_messages,
     in_band_status,
+    is_azure,
     model_quirks,
     provider_quirks,
     thinking_on,
@@ -42,15 +37,11 @@ from ironspire.protocols._openai_wire import (
 )
 from ironspire.protocols.base import ChatRequest, HttpProtocol, ProbeOutcome, Target, WireRequest, error_text
 from ironspire.protocols.framing import sse_json
-from ironspire.transport import classify_http_error, error_message, parse_retry_after
 
 if TYPE_CHECKING:
     import httpx
 
     from ironspire.catalog.discovery import DiscoveryResult
-
-_BAD_KEY = ("incorrect api key", "invalid api key", "invalid_api_key")
-
 
 class OpenAIChat(HttpProtocol):
     name = "openai_chat"
@@ -61,7 +52,7 @@ class OpenAIChat(HttpProtocol):
     def probe_request(self, target: Target) -> WireRequest:
         """``GET /models``; Azure's classic URLs get an empty chat on the deployment instead: the key
         and the deployment are checked before the body, so the 400 for no messages proves both."""
-        if not _azure(target):
+        if not is_azure(target):
             key = target.secrets.get("api_key")
             return WireRequest("GET", target.url("/models"), {"Authorization": f"Bearer {key}"} if key else {})
         headers = {"api-key": target.secret("api_key")}
@@ -78,7 +69,7 @@ class OpenAIChat(HttpProtocol):
     def probe_meaning(
         self, status: int, headers: Mapping[str, str], body: bytes, target: Target
     ) -> ProbeOutcome | None:
-        azure = _azure(target)
+        azure = is_azure(target)
         if status == 404 and not azure:
             return ProbeOutcome("reachable", "the server answers but lists no models (HTTP 404); "
                                 "the key was not verified")
@@ -101,7 +92,7 @@ class OpenAIChat(HttpProtocol):
     def encode(self, request: ChatRequest, target: Target, *, stream: bool) -> WireRequest:
         url, params, body_model = _endpoint(target)
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
-        headers.update(_auth(target))
+        headers.update(auth_headers(target))
         model = target.model
         pq, mq = provider_quirks(target), model_quirks(target)
         system_role = "developer" if pq.developer_role and model.reasoning else "system"
@@ -181,57 +172,14 @@ class OpenAIChat(HttpProtocol):
     # --- errors --------------------------------------------------------------------------
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes, target: Target) -> ProviderError:
-        message, code, data = error_message(body)
-        pid, model = target.provider.id, target.model.id
-        raw = body.decode("utf-8", "replace")[:2000]
-        err = data.get("error") if isinstance(data, dict) else None
-        inner = (err or {}).get("innererror") if isinstance(err, dict) else None
-        code_l = (code or "").lower()
-        low = message.lower()
-        filtered = isinstance(inner, dict) and inner.get("code") == "ResponsibleAIPolicyViolation"
-        if code_l == "content_filter" or filtered:
-            return BadRequest(
-                pid, f"blocked by the content filter: {message}", model=model, status=status, raw=raw,
-                hint="The provider's content filter rejected the prompt; rephrase it or change the deployment's "
-                "content-filter policy.",
-            )
-        if code_l in ("model_not_found", "deploymentnotfound") or (status == 404 and "deployment" in low):
-            return ModelNotFound(pid, model, status=status, raw=raw)
-        if status in (400, 401, 403) and any(k in low or k in code_l for k in _BAD_KEY):
-            return AuthenticationError(pid, message, model=model, status=status, raw=raw)  # xAI answers 400
-        if code_l == "insufficient_quota" or (err and "insufficient_quota" in str(err)):
-            return RateLimitError(
-                pid, f"{message} (insufficient_quota)", model=model, status=status, raw=raw,
-                hint="The account has no credit left; add billing credit. Retrying will not help.",
-            )
-        if status == 413 and "rate_limit" in code_l:  # Groq: request larger than the per-minute budget
-            return RateLimitError(pid, message, retry_after=parse_retry_after(headers), model=model, status=status,
-                                  raw=raw)
-        return classify_http_error(status, headers, body, target)
-
-
-def _azure(target: Target) -> bool:
-    return provider_quirks(target).url_form == "azure"
-
-
-def _auth(target: Target) -> dict[str, str]:
-    if _azure(target):
-        key = target.secret("api_key")
-        register_secret(key)
-        return {"api-key": key}
-    optional = target.provider.group == "custom"  # local servers often take no key at all
-    key = target.secrets.get("api_key", "") if optional else target.secret("api_key")
-    if not key:
-        return {}
-    register_secret(key)
-    return {"Authorization": f"Bearer {key}"}
+        return classify_error(status, headers, body, target)
 
 
 def _endpoint(target: Target) -> tuple[str, dict[str, str] | None, str | None]:
     """(URL, query params, body ``model``) for the target; Azure has two URL forms."""
-    if not _azure(target):
+    if not is_azure(target):
         return target.url("/chat/completions"), None, target.model.id
-    base = (target.base_url or target.setting("base_url")).rstrip("/")
+    base = azure_base(target)
     deployment = target.settings.get("deployment") or target.model.id
     if base.endswith("/openai/v1"):  # v1 API: no api-version, deployment named in the body
         return base + "/chat/completions", None, deployment
