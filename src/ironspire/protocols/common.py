@@ -46,7 +46,8 @@ def tool_id(original: str, style: str) -> str:
     Ids that already fit the target are kept; others are replaced by a digest, so the same
     original always maps to the same id and a call still pairs with its result.
     styles: "anthropic" ([A-Za-z0-9_-], <=64), "bedrock" (adds . and :), "mistral" (exactly 9
-    alphanumerics), "openai" (<=40 chars), "any" (unchanged).
+    alphanumerics), "openai" (<=40 chars), "responses" (the Responses API's ``call_id``: <=64 chars),
+    "any" (unchanged).
     """
     if style == "mistral":
         return original if _MISTRAL_ID.match(original) else _digest_id(original, 9)
@@ -56,6 +57,8 @@ def tool_id(original: str, style: str) -> str:
         return original if _BEDROCK_ID.match(original) else "tooluse_" + _digest_id(original, 22)
     if style == "openai":
         return original if 0 < len(original) <= 40 else "call_" + _digest_id(original, 24)
+    if style == "responses":
+        return original if 0 < len(original) <= 64 else "call_" + _digest_id(original, 24)
     return original
 
 
