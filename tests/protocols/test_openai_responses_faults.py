@@ -1,0 +1,165 @@
+"""Responses API failures from a real HTTP server on 127.0.0.1: the typed error a user sees, how
+often the retry loop asked, and that a failed turn yields no assistant message."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from ironspire.catalog.models import dynamic_model
+from ironspire.catalog.providers import builtin
+from ironspire.errors import (
+    AuthenticationError,
+    ContextWindowExceeded,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimitError,
+)
+from ironspire.messages import Accumulator, Message
+from ironspire.protocols.base import ChatRequest, Secrets, Target
+from ironspire.protocols.openai_responses import OpenAIResponses
+from ironspire.transport import RetryPolicy, Transport
+from support.http_stub import Reply, Seen, StubServer
+
+KEY = "sk-loop-0123456789"
+REQ = ChatRequest((Message.user("hi"),))
+OK = {"id": "resp_1", "object": "response", "status": "completed", "model": "m",
+      "output": [{"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                  "content": [{"type": "output_text", "text": "fine", "annotations": []}]}],
+      "usage": {"input_tokens": 5, "output_tokens": 1, "total_tokens": 6}}
+
+
+def target(base: str, timeout: float = 10.0) -> Target:
+    spec = builtin("openai")
+    return Target(spec, dynamic_model("openai", "m", reasoning=True), base + "/v1", Secrets({"api_key": KEY}),
+                  timeout=timeout, connect_timeout=2.0)
+
+
+def adapter(attempts: int = 3, max_delay: float = 1.0) -> OpenAIResponses:
+    return OpenAIResponses(Transport(RetryPolicy(attempts=attempts, base_delay=0.05, max_delay=max_delay)))
+
+
+class Script:
+    """Answers requests in order (the last answer repeats) and notes when each arrived."""
+
+    def __init__(self, *answers: Reply) -> None:
+        self.answers = list(answers)
+        self.at: list[float] = []
+
+    def __call__(self, seen: Seen) -> Reply:
+        self.at.append(time.monotonic())
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+def sse(*events: dict[str, Any]) -> Reply:
+    body = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events)
+    return Reply(200, body, {"content-type": "text/event-stream"})
+
+
+async def streamed(backend: OpenAIResponses, tgt: Target) -> Message:
+    acc = Accumulator(tgt.provider.id, tgt.model.id)
+    async for event in backend.stream(REQ, tgt):
+        acc.add(event)
+    return acc.message()
+
+
+CREATED = {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress", "output": []}}
+ADDED = {"type": "response.output_item.added", "output_index": 0,
+         "item": {"type": "message", "id": "msg_1", "role": "assistant", "content": []}}
+DELTA = {"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "item_id": "msg_1",
+         "delta": "Hel"}
+
+
+async def test_401_is_authentication_error_not_retried_and_key_hidden() -> None:
+    script = Script(Reply(401, {"error": {"message": f"Incorrect API key provided: {KEY}",
+                                          "type": "invalid_request_error", "code": "invalid_api_key"}}))
+    async with StubServer(resolver=script) as s:
+        with pytest.raises(AuthenticationError) as info:
+            await adapter().complete(REQ, target(s.url))
+        assert len(s.seen) == 1 and s.seen[0].path == "/v1/responses"
+        assert s.seen[0].headers["authorization"] == f"Bearer {KEY}"
+    assert KEY not in str(info.value)
+
+
+async def test_429_retry_after_is_honoured() -> None:
+    script = Script(Reply(429, {"error": {"message": "Rate limit reached", "code": "rate_limit_exceeded"}},
+                          {"retry-after": "0.4"}), Reply(200, OK))
+    async with StubServer(resolver=script) as s:
+        message = await adapter().complete(REQ, target(s.url))
+    assert message.text == "fine" and len(script.at) == 2
+    assert 0.35 <= script.at[1] - script.at[0] < 3.0
+
+
+async def test_429_retries_are_bounded_and_the_wait_is_reported() -> None:
+    script = Script(Reply(429, {"error": {"message": "slow down", "code": "rate_limit_exceeded"}},
+                          {"retry-after": "120"}))
+    async with StubServer(resolver=script) as s:
+        with pytest.raises(RateLimitError) as info:
+            await adapter(attempts=3, max_delay=0.2).complete(REQ, target(s.url))
+    assert info.value.retry_after == 120.0 and len(script.at) == 3
+
+
+async def test_500_then_success_is_retried() -> None:
+    script = Script(Reply(500, {"error": {"message": "The server had an error", "type": "server_error"}}),
+                    Reply(200, OK))
+    async with StubServer(resolver=script) as s:
+        message = await adapter().complete(REQ, target(s.url))
+    assert message.text == "fine" and message.usage is not None and message.usage.input == 5
+    assert len(script.at) == 2
+
+
+async def test_persistent_500_is_provider_unavailable() -> None:
+    script = Script(Reply(500, {"error": {"message": "The server had an error", "type": "server_error"}}))
+    async with StubServer(resolver=script) as s:
+        with pytest.raises(ProviderUnavailable):
+            await adapter(attempts=2).complete(REQ, target(s.url))
+    assert len(script.at) == 2
+
+
+async def test_stream_cut_before_response_completed() -> None:
+    async with StubServer(resolver=Script(sse(CREATED, ADDED, DELTA))) as s:
+        with pytest.raises(ProviderUnavailable, match=r"before response\.completed"):
+            await streamed(adapter(), target(s.url))
+
+
+@pytest.mark.parametrize(("event", "kind"), [
+    ({"type": "error", "code": "rate_limit_exceeded", "message": "Rate limit reached", "param": None},
+     RateLimitError),
+    ({"type": "error", "code": "context_length_exceeded", "message": "Your input exceeds the context window",
+      "param": None}, ContextWindowExceeded),
+    ({"type": "error", "code": "server_error", "message": "overloaded", "param": None}, ProviderUnavailable),
+    ({"type": "response.failed", "response": {"id": "resp_1", "status": "failed", "output": [],
+                                              "error": {"code": "server_error", "message": "The model failed"}}},
+     ProviderUnavailable),
+    ({"type": "response.failed", "response": {"id": "resp_1", "status": "failed", "output": [],
+                                              "error": {"code": "rate_limit_exceeded", "message": "slow"}}},
+     RateLimitError),
+])
+async def test_error_inside_a_200_stream_is_typed(event: dict[str, Any], kind: type[ProviderError]) -> None:
+    async with StubServer(resolver=Script(sse(CREATED, ADDED, DELTA, event))) as s:
+        with pytest.raises(kind) as info:
+            await streamed(adapter(), target(s.url))
+    assert type(info.value) is kind
+
+
+async def test_server_that_never_answers_is_bounded_by_the_timeout() -> None:
+    async with StubServer(resolver=Script(Reply(hang=True))) as s:
+        started = time.monotonic()
+        with pytest.raises(ProviderUnavailable, match="timed out"):
+            await adapter(attempts=1).complete(REQ, target(s.url, timeout=0.5))
+    assert time.monotonic() - started < 3.0
+
+
+async def test_complete_stream_is_a_turn() -> None:
+    done = {"type": "response.output_item.done", "output_index": 0,
+            "item": {**ADDED["item"], "content": [{"type": "output_text", "text": "Hello"}]}}  # type: ignore[dict-item]
+    more = {**DELTA, "delta": "lo"}
+    completed = {"type": "response.completed", "response": {**OK, "output": [done["item"]]}}
+    async with StubServer(resolver=Script(sse(CREATED, ADDED, DELTA, more, done, completed))) as s:
+        message = await streamed(adapter(), target(s.url))
+        sent = json.loads(s.seen[0].body)
+    assert message.text == "Hello" and message.finish_reason == "stop"
+    assert sent["stream"] is True and sent["store"] is False and sent["include"] == ["reasoning.encrypted_content"]
