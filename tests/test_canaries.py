@@ -28,6 +28,9 @@ OK_BODIES: dict[str, Any] = {
     "openai_chat": {"id": "c1", "object": "chat.completion", "model": "m", "choices": [
         {"index": 0, "message": {"role": "assistant", "content": "pong"}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}},
+    "openai_responses": {"id": "resp_1", "object": "response", "status": "completed", "model": "m", "output": [
+        {"type": "message", "id": "msg_1", "role": "assistant", "content": [{"type": "output_text", "text": "pong"}]}],
+        "usage": {"input_tokens": 5, "output_tokens": 2, "total_tokens": 7}},
     "anthropic_messages": {"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
                            "content": [{"type": "text", "text": "pong"}], "stop_reason": "end_turn",
                            "usage": {"input_tokens": 5, "output_tokens": 2}},
@@ -55,7 +58,8 @@ class Provider:
                 return Reply(200, {"version": "0.12.0"})
             if seen.method == "GET":
                 return Reply(200, {"data": [], "models": []})
-            return Reply(200, OK_BODIES[self.protocols[pid]])
+            protocol = "openai_responses" if seen.path.endswith("/responses") else self.protocols[pid]
+            return Reply(200, OK_BODIES[protocol])
         status = {"auth": 401, "down": 500, "slow": 429}[self.mode]
         message = f"Incorrect API key provided. You sent: {echo}"
         return Reply(status, {"error": {"message": message, "code": "invalid_api_key", "status": "UNAUTHENTICATED"},

@@ -18,7 +18,7 @@ import pytest
 from ironspire.catalog.models import Registry, dynamic_model, with_facts
 from ironspire.catalog.providers import CustomEndpoint, builtin
 from ironspire.catalog.quirks import ChatCompletionsModelQuirks, ChatCompletionsQuirks, quirks_of
-from ironspire.errors import CapabilityError, CredentialsMissing, redact
+from ironspire.errors import CredentialsMissing, redact
 from ironspire.messages import Image, Message, Reasoning, Text, ToolCall, ToolResult
 from ironspire.protocols.base import ChatRequest, Secrets, Target, Tool
 from ironspire.protocols.common import split_data_url
@@ -259,12 +259,15 @@ def test_openai_reasoning_model_drops_sampling_and_uses_developer_role() -> None
     assert body["max_completion_tokens"] == 50
 
 
-def test_chat_tools_limited_turns_reasoning_off_or_refuses() -> None:
+def test_chat_never_turns_reasoning_down_for_tools() -> None:
+    """GPT-6 models with tools go to the Responses API (see tests/workspace/test_responses_routing.py);
+    forced onto Chat Completions they are sent what was asked, not silently degraded."""
     tools = (Tool("f", "", {"type": "object", "properties": {}}),)
+    _, _, body = encode(ChatRequest((Message.user("x"),), tools=tools, reasoning="high"),
+                        make_target("openai", "gpt-6-luna"))
+    assert body["reasoning_effort"] == "high"
     _, _, body = encode(ChatRequest((Message.user("x"),), tools=tools), make_target("openai", "gpt-6-luna"))
-    assert body["reasoning_effort"] == "none"
-    with pytest.raises(CapabilityError):
-        encode(ChatRequest((Message.user("x"),), tools=tools, reasoning="high"), make_target("openai", "gpt-6-luna"))
+    assert "reasoning_effort" not in body
 
 
 def test_other_providers_use_max_tokens() -> None:

@@ -21,6 +21,9 @@ from ironspire.errors import ModelNotFound
 from ironspire.messages import Usage
 
 Capability: TypeAlias = Literal["tools", "vision", "reasoning", "streaming"]
+#: an API a model needs instead of its provider's usual one (OpenAI's reasoning models need
+#: Responses to use tools with reasoning on)
+Api: TypeAlias = Literal["responses"]
 CAPABILITIES: tuple[Capability, ...] = ("tools", "vision", "reasoning", "streaming")
 
 # Providers whose model list is whatever the endpoint serves: any id is accepted there and
@@ -67,6 +70,8 @@ class ModelSpec:
     context_known: bool = True
     """False when ``context_window`` is a placeholder: nobody (data file, discovery, the user)
     said how large the window is. Pre-flight does not refuse a request on such a guess."""
+    api: Api | None = None
+    """The API this model needs where its provider speaks more than one (None: the provider's)."""
 
     @property
     def key(self) -> str:
@@ -95,6 +100,7 @@ def _from_record(r: dict[str, Any]) -> ModelSpec:
         deprecation=r["deprecation"],
         status=r["status"],
         quirks=model_quirks(builtin(r["provider"]).protocol, r["quirks"], f"models.json: {r['provider']}/{r['id']}"),
+        api=r.get("api"),
     )
 
 

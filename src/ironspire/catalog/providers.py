@@ -16,7 +16,7 @@ from ironspire.errors import ConfigurationError
 
 Group: TypeAlias = Literal["primary", "cloud", "openai-compatible", "custom"]
 Protocol: TypeAlias = Literal[
-    "anthropic_messages", "claude_cli", "openai_chat", "ollama_chat", "gemini", "bedrock_converse"
+    "anthropic_messages", "claude_cli", "openai_chat", "openai_responses", "ollama_chat", "gemini", "bedrock_converse"
 ]
 GROUPS: tuple[Group, ...] = ("primary", "cloud", "openai-compatible", "custom")
 GROUP_TITLES: dict[Group, str] = {

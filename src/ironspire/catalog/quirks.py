@@ -100,7 +100,6 @@ class ChatCompletionsModelQuirks(Quirks):
     NAMES: ClassVar[Mapping[str, tuple[str, Any]]] = {
         "no_sampling": ("sampling", False),
         "max_completion_tokens": ("max_tokens_field", "max_completion_tokens"),
-        "chat_tools_limited": ("tools_need_reasoning_off", True),
         "thinking_enabled": ("thinking_default", "on"),
         "thinking_disabled": ("thinking_default", "off"),
     }
@@ -109,8 +108,6 @@ class ChatCompletionsModelQuirks(Quirks):
     """False: temperature and stop are rejected, so they are left out."""
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] | None = None
     """The output cap's field for this model, where it differs from the provider's."""
-    tools_need_reasoning_off: bool = False
-    """Tools are accepted only with ``reasoning_effort: none``."""
     thinking_default: Literal["model", "on", "off"] = "model"
     """Whether a thinking toggle (``ChatCompletionsQuirks.thinking_toggle``) defaults on or off."""
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 _MODULES = {
     "openai_chat": ("ironspire.protocols.openai_chat", "OpenAIChat"),
+    "openai_responses": ("ironspire.protocols.openai_responses", "OpenAIResponses"),
     "anthropic_messages": ("ironspire.protocols.anthropic_messages", "AnthropicMessages"),
     "gemini": ("ironspire.protocols.gemini", "Gemini"),
     "bedrock_converse": ("ironspire.protocols.bedrock_converse", "BedrockConverse"),

@@ -5,8 +5,10 @@ are the same adapter; what differs is typed data on the provider (``ProviderSpec
 ``catalog.quirks.ChatCompletionsQuirks``: the output cap's field, stream usage, the developer
 role, Azure's URL form, the tool-id alphabet, strict message order and option schema, the
 thinking toggle and the reasoning field replayed...) and on the model (``ModelSpec.quirks``, a
-``ChatCompletionsModelQuirks``: no sampling, its own cap field, tools only with reasoning off,
-thinking on or off by default). Each field's docstring says what it changes.
+``ChatCompletionsModelQuirks``: no sampling, its own cap field, thinking on or off by default).
+Each field's docstring says what it changes. Models whose tools need reasoning off here (GPT-6)
+name the Responses API in the catalogue (``ModelSpec.api``) and are routed to
+``openai_responses``; nothing here turns reasoning down.
 
 ``ChatRequest.options``: only Chat Completions fields are sent (``_openai_wire.WIRE_OPTIONS``,
 minus what the target is known to reject); ``options["openai_chat"]`` is a dict sent as given.
@@ -20,7 +22,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ironspire.errors import CapabilityError, ProviderError, ProviderUnavailable
+from ironspire.errors import ProviderError, ProviderUnavailable
 from ironspire.messages import Accumulator, Message, StreamEvent
 from ironspire.protocols._openai_wire import (
     ChunkDecoder,
@@ -46,6 +48,9 @@ if TYPE_CHECKING:
 class OpenAIChat(HttpProtocol):
     name = "openai_chat"
     stream_framing = "sse"
+    #: ``api responses`` sends every model of this provider to the Responses API (Azure's
+    #: /openai/v1, an Open Responses server); ``api chat`` keeps even Responses-default models here
+    settings = ("api",)
 
     # --- health and listing --------------------------------------------------------------
 
@@ -209,11 +214,4 @@ def _reasoning_fields(request: ChatRequest, target: Target) -> dict[str, Any]:
         if enabled and effort not in (None, "none"):
             out["reasoning_effort"] = "high"  # DeepSeek knows high and max; lower levels map to high
         return out
-    if mq.tools_need_reasoning_off and request.tools:
-        if effort not in (None, "none"):
-            raise CapabilityError(
-                target.provider.id, target.model.id, "tools",
-                f"Chat Completions accepts tools on this model only with reasoning off (asked: {effort})",
-            )
-        return {"reasoning_effort": "none"}
     return {"reasoning_effort": effort} if effort is not None else {}

@@ -120,10 +120,11 @@ class OpenAIResponses(HttpProtocol):
 
     def decode(self, body: bytes, target: Target) -> Message:
         data = self.json_body(body, target)
-        if not isinstance(data, dict) or not isinstance(data.get("output", []), list):
-            raise ProviderUnavailable(target.provider.id, "response is not a Responses object", model=target.model.id)
-        if data.get("error") and data.get("status") in (None, "failed"):
+        if isinstance(data, dict) and data.get("error") and data.get("status") in (None, "failed"):
             raise self._in_band(data["error"], target)
+        if not isinstance(data, dict) or not isinstance(data.get("output"), list):
+            raise ProviderUnavailable(target.provider.id, "response is not a Responses object (no output list)",
+                                      model=target.model.id)
         decoder = ResponseDecoder(self, target)
         acc = Accumulator(target.provider.id, target.model.id)
         acc.feed(decoder.whole(data))

@@ -18,6 +18,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -340,6 +341,9 @@ class Workspace:
                     raise ValueError
             except ValueError:
                 raise ConfigurationError(f"{pid}: timeout must be a positive number of seconds.") from None
+        if name == "api" and value and value not in routing.OPENAI_APIS:
+            raise ConfigurationError(f"{pid}: api must be one of {', '.join(routing.OPENAI_APIS)}, not {value!r}.",
+                                     hint="chat = Chat Completions (/chat/completions), responses = the Responses API.")
         if name == "base_url" and value and not value.startswith(("http://", "https://")):
             raise ConfigurationError(f"{pid}: base_url must start with http:// or https://, not {value!r}.")
         revision = self.store.set_provider_setting(pid, name, value)
@@ -392,6 +396,9 @@ class Workspace:
         timeout = float(settings.get("timeout") or 120.0)
         if secrets is None:
             secrets = self.credentials.secrets_for(spec)
+        protocol = routing.protocol_for(spec, model, settings)
+        if protocol != spec.protocol:
+            spec = replace(spec, protocol=protocol)
         return Target(spec, model, url, secrets, settings, timeout=timeout,
                       connect_timeout=min(10.0, timeout))
 
