@@ -55,6 +55,7 @@ from ironspire.protocols.bedrock_converse import BedrockConverse
 from ironspire.protocols.gemini import Gemini
 from ironspire.protocols.ollama_chat import OllamaChat
 from ironspire.protocols.openai_chat import OpenAIChat
+from ironspire.protocols.openai_responses import OpenAIResponses
 from ironspire.transport import Transport
 from support.recordings import Interaction, load
 
@@ -67,7 +68,7 @@ PNG_B64 = (
 IMAGE = Image("image/png", data=PNG_B64)
 SYSTEM = "You are a concise assistant. Answer in one short paragraph."
 
-SOURCES = ("anthropic", "openai", "deepseek", "kimi", "gemini", "bedrock", "ollama", "claude-sdk")
+SOURCES = ("anthropic", "openai", "responses", "deepseek", "kimi", "gemini", "bedrock", "ollama", "claude-sdk")
 
 #: synthetic signatures for the built bodies: base64 like the real ones, unique so a leak is found
 GEMINI_SIGNATURES = (
@@ -145,6 +146,25 @@ def _openai(realdata: Path) -> Produced:
         (Message.user(question, IMAGE), first, _tool_turn(first.tool_calls[0], result), answer,
          Message.user("And of France?")),
         ("Chat Completions exposes no reasoning: this history holds none",),
+    )
+
+
+def _responses(realdata: Path) -> Produced:
+    """A reasoning summary with its encrypted content, then the function call it led to, then the answer."""
+    rec = _recording(realdata, "openai-responses/pydantic-ai__test_openai_responses__"
+                               "test_openai_responses_thinking_with_tool_calls.yaml")
+    target = make_target("responses")
+    protocol = OpenAIResponses(_transport())
+    first, answer = protocol.decode(rec[0].body, target), protocol.decode(rec[1].body, target)
+    question = rec[0].request_json["input"][0]["content"]
+    result = rec[1].request_json["input"][3]["output"]
+    spec = rec[0].request_json["tools"][0]
+    return Produced(
+        "responses", "recorded", SYSTEM,
+        (Tool(spec["name"], spec["description"] or "", spec["parameters"]),),
+        (Message.user(question, IMAGE), first, _tool_turn(first.tool_calls[0], result), answer,
+         Message.user("Now a shorter one.")),
+        ("recorded on gpt-5; decoded as gpt-6.1-sol's so the origin is a registry model",),
     )
 
 
@@ -331,8 +351,8 @@ def _claude_sdk(realdata: Path) -> Produced:
 
 
 _PRODUCERS = {
-    "anthropic": _anthropic, "openai": _openai, "deepseek": _deepseek, "kimi": _kimi, "gemini": _gemini,
-    "bedrock": _bedrock, "ollama": _ollama, "claude-sdk": _claude_sdk,
+    "anthropic": _anthropic, "openai": _openai, "responses": _responses, "deepseek": _deepseek, "kimi": _kimi,
+    "gemini": _gemini, "bedrock": _bedrock, "ollama": _ollama, "claude-sdk": _claude_sdk,
 }
 
 

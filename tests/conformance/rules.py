@@ -26,8 +26,18 @@ GEMINI_3 = re.compile(r"^(?:models/)?gemini-(?:[3-9]|\d\d)")
 #: wire keys that carry reasoning or its proof in some protocol
 REASONING_KEYS = frozenset({
     "thinking", "signature", "redacted_thinking", "thought", "thoughtSignature", "reasoning_content",
-    "reasoningContent", "reasoningText", "redactedContent", "reasoning",
+    "reasoningContent", "reasoningText", "redactedContent", "reasoning", "encrypted_content",
 })
+RESPONSES_ID_MAX = 64
+
+
+def responses_item(value: str | None) -> dict[str, Any] | None:
+    """The Responses reasoning item a Reasoning part carries as its opaque payload, if it is one."""
+    try:
+        item = json.loads(value or "")
+    except json.JSONDecodeError:
+        return None
+    return item if isinstance(item, dict) and item.get("type") == "reasoning" else None
 
 
 @dataclass(frozen=True)
@@ -73,13 +83,18 @@ class Expect:
         and Bedrock also the same model (both validate signatures per model)."""
         if part.provider != self.target.provider.id:
             return False
-        return self.family not in ("gemini", "bedrock") or part.model == self.target.model.id
+        if isinstance(part, Reasoning) and responses_item(part.signature) is not None:
+            # encrypted reasoning is readable by the Responses API of the model that wrote it only
+            return self.family == "responses" and part.model == self.target.model.id
+        return self.family not in ("gemini", "bedrock", "responses") or part.model == self.target.model.id
 
     def signatures(self) -> list[tuple[str, Reasoning | ToolCall]]:
         out: list[tuple[str, Reasoning | ToolCall]] = []
         for m in self.history:
             for p in m.parts:
-                if isinstance(p, Reasoning):
+                if isinstance(p, Reasoning) and (item := responses_item(p.signature)) is not None:
+                    out.extend((v, p) for v in (item.get("encrypted_content"),) if v)
+                elif isinstance(p, Reasoning):
                     out.extend((v, p) for v in (p.signature, p.redacted) if v)
                 elif isinstance(p, ToolCall) and p.signature:
                     out.append((p.signature, p))
@@ -103,7 +118,8 @@ def reasoning_fields(body: Any) -> list[tuple[str, str, Any]]:
     """Reasoning carried inside the conversation; the request-level switch (``thinking`` at the
     top of an Anthropic or DeepSeek body) is configuration, not replayed reasoning."""
     fields = [(p, k, v) for p, k, v in _walk(body) if k in REASONING_KEYS and p != "$"]
-    fields += [(p, "type", v) for p, k, v in _walk(body) if k == "type" and v in ("thinking", "redacted_thinking")]
+    fields += [(p, "type", v) for p, k, v in _walk(body)
+               if k == "type" and v in ("thinking", "redacted_thinking", "reasoning")]
     return fields
 
 
@@ -125,7 +141,9 @@ def check_common(enc: Encoded, x: Expect) -> None:
         for r in x.reasoning:
             if not r.text:
                 continue
-            present = any(r.text in s for s in strings)
+            item = responses_item(r.signature)
+            pieces = [t["text"] for t in (item or {}).get("summary") or ()] or [r.text]  # one string per part
+            present = all(any(p in s for s in strings) for p in pieces)
             if not x.native(r) or x.family == "claude-sdk":
                 assert not present, f"{x.source}->{x.target_name}: foreign reasoning text leaked: {r.text[:40]!r}"
             elif x.family != "openai" or x.target.provider.id == "deepseek":
@@ -246,6 +264,43 @@ def check_openai(enc: Encoded, x: Expect) -> None:
         own = [m["reasoning_content"] for m in messages if m["role"] == "assistant" and m.get("reasoning_content")]
         expected = [r.text for r in x.reasoning if x.native(r) and r.text]
         assert own == expected, "DeepSeek's own reasoning_content must go back on its assistant turns"
+
+
+def check_responses(enc: Encoded, x: Expect) -> None:
+    body = enc.body
+    items = body["input"]
+    assert body["instructions"] == x.system and body["store"] is False
+    roles = [i["role"] for i in items if "role" in i]
+    assert set(roles) <= {"user", "assistant"}, f"the system prompt belongs in instructions: {roles}"
+    assert items[-1] == {"role": "user", "content": x.last_user_text}, "the request must end on the user"
+    calls = [i for i in items if i.get("type") == "function_call"]
+    ids = [c["call_id"] for c in calls]
+    for call_id in ids:
+        assert 0 < len(call_id) <= RESPONSES_ID_MAX, f"call_id {call_id!r} longer than 64 (Responses)"
+    for c in calls:
+        json.loads(c["arguments"])
+        assert "id" not in c, "a function_call's item id points at stored state (store is false)"
+    results = [i for i in items if i.get("type") == "function_call_output"]
+    for r in results:
+        at = items.index(r)
+        assert r["call_id"] in [c["call_id"] for c in calls if items.index(c) < at], "result before its call"
+    assert len(ids) == len(x.calls)
+    _pairs_by_order(x, ids, [r["call_id"] for r in results])
+    outputs = {r["call_id"]: r["output"] for r in results}
+    for wire_id, call in zip(ids, x.calls, strict=True):
+        assert outputs[wire_id] == x.results[call.id].text()
+    url = f"data:image/png;base64,{_png(x)}"
+    images = [p for i in items if i.get("role") == "user" and isinstance(i["content"], list)
+              for p in i["content"] if p["type"] == "input_image"]
+    assert images == [{"type": "input_image", "image_url": url}]
+    sent = [i for i in items if i.get("type") == "reasoning"]
+    own = [responses_item(r.signature) for r in x.reasoning if x.native(r)]
+    assert [i.get("encrypted_content") for i in sent] == [o.get("encrypted_content") for o in own if o], \
+        "own encrypted reasoning must go back, and nothing else"
+    for i in sent:
+        after = items[items.index(i) + 1]
+        assert after.get("type") in ("function_call", "reasoning") or after.get("role") == "assistant", \
+            "a reasoning item stays right before what it led to"
 
 
 def check_gemini(enc: Encoded, x: Expect) -> None:
@@ -410,8 +465,8 @@ def check_claude_sdk(enc: Encoded, x: Expect) -> None:
 
 
 CHECKS = {
-    "anthropic": check_anthropic, "openai": check_openai, "gemini": check_gemini, "bedrock": check_bedrock,
-    "ollama": check_ollama, "claude-sdk": check_claude_sdk,
+    "anthropic": check_anthropic, "openai": check_openai, "responses": check_responses, "gemini": check_gemini,
+    "bedrock": check_bedrock, "ollama": check_ollama, "claude-sdk": check_claude_sdk,
 }
 
 

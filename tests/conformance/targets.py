@@ -17,6 +17,7 @@ from ironspire.protocols.claude_cli import command, plan_turn
 from ironspire.protocols.gemini import Gemini
 from ironspire.protocols.ollama_chat import OllamaChat
 from ironspire.protocols.openai_chat import OpenAIChat
+from ironspire.protocols.openai_responses import OpenAIResponses
 from ironspire.transport import Transport
 
 #: Claude on Bedrock is not a built-in (the catalogue lists Nova, Llama, Mistral); the recorded
@@ -32,6 +33,7 @@ OLLAMA_VISION = dynamic_model("ollama", "qwen3-vl:8b", context_window=131_072, v
 TARGETS: dict[str, tuple[str, str | ModelSpec]] = {
     "anthropic": ("claude-api", "claude-sonnet-5"),
     "openai": ("openai", "gpt-4.1"),
+    "responses": ("openai", "gpt-6.1-sol"),  # the same provider on the Responses API, another model
     "mistral": ("mistral", "mistral-large-2512"),
     "deepseek": ("deepseek", "deepseek-flash"),
     "gemini": ("google", "gemini-3.8-flash"),
@@ -51,11 +53,11 @@ FAMILY = {
     "anthropic": "anthropic", "openai": "openai", "mistral": "openai", "deepseek": "openai",
     "gemini": "gemini", "gemini-2.5": "gemini", "bedrock": "bedrock", "bedrock-nova": "bedrock",
     "ollama": "ollama", "claude-sdk": "claude-sdk", "kimi": "openai",
-    "deepseek-thinking": "openai",
+    "deepseek-thinking": "openai", "responses": "responses",
 }
 _PROTOCOLS: dict[str, type[HttpProtocol]] = {
-    "anthropic": AnthropicMessages, "openai": OpenAIChat, "gemini": Gemini, "bedrock": BedrockConverse,
-    "ollama": OllamaChat,
+    "anthropic": AnthropicMessages, "openai": OpenAIChat, "responses": OpenAIResponses, "gemini": Gemini,
+    "bedrock": BedrockConverse, "ollama": OllamaChat,
 }
 _SECRETS = {
     "bedrock": Secrets({"access_key_id": "AKIDEXAMPLECONFORMANCE", "secret_access_key": "conformance-secret-key"}),

@@ -120,9 +120,11 @@ def test_history_from_two_providers_keeps_each_parts_origin(first: str, second: 
 # --- model switches inside one provider -------------------------------------------------------
 
 
-@pytest.mark.parametrize(("source", "other"), [("gemini", "gemini-2.5"), ("bedrock", "bedrock-nova")])
+@pytest.mark.parametrize(("source", "other"), [("gemini", "gemini-2.5"), ("bedrock", "bedrock-nova"),
+                                               ("responses", "openai")])
 def test_another_model_of_the_same_provider_gets_no_signature(source: str, other: str, realdata: Path) -> None:
-    """Gemini and Bedrock validate signatures per model, so a model switch drops them too."""
+    """Gemini and Bedrock validate signatures per model, so a model switch drops them too; so does
+    OpenAI's encrypted reasoning (gpt-6.1-sol on Responses -> gpt-4.1 on Chat Completions)."""
     produced = produce(source, realdata)
     target = make_target(other)
     request = preflight.check(request_for(produced), target)
@@ -190,7 +192,7 @@ def test_deepseek_thinking_mode_gets_reasoning_content_on_foreign_tool_call_turn
 
 
 def test_matrix_covers_every_ordered_pair_of_families() -> None:
-    families = {"anthropic", "openai", "gemini", "bedrock", "ollama", "claude-sdk"}
+    families = {"anthropic", "openai", "responses", "gemini", "bedrock", "ollama", "claude-sdk"}
     assert "kimi" in SOURCES  # ids with dots and colons
     assert families <= set(SOURCES) and families <= set(TARGETS)
     assert {"mistral", "deepseek"} <= set(TARGETS)

@@ -127,7 +127,9 @@ def _assistant(message: Message, request: ChatRequest, target: Target, style: st
                 "function": {"name": part.name, "arguments": _arguments(part)},
             })
         elif isinstance(part, Reasoning):
-            if is_own(part, target):
+            # Chat Completions reasoning carries no signature; a signed part of this provider comes
+            # from another of its APIs (Responses' encrypted reasoning), valid for its model only
+            if is_own(part, target) and (part.signature is None or part.model == target.model.id):
                 own_reasoning.append(part.text)
             else:
                 texts.extend(p.text for p in foreign_reasoning(part, request) if isinstance(p, Text))
