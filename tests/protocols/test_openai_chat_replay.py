@@ -39,13 +39,14 @@ DIRS = ("openai", "azure", "mistral", "deepseek", "xai", "groq", "together", "ot
 
 #: Files in those folders that are not Chat Completions exchanges, and why they are not replayed here.
 SKIPPED = {
-    "openai/llm__test_openai_responses__test_responses_tool_use_streaming.yaml": "OpenAI Responses API (/v1/responses)",
+    "openai/llm__test_openai_responses__test_responses_tool_use_streaming.yaml":
+        "OpenAI Responses API; replayed in test_openai_responses_replay",
     "azure/openllmetry__test_embeddings__test_azure_openai_embeddings.yaml":
         "embeddings endpoint; only its 401 body is chat-shaped and is replayed in test_recorded_error_bodies",
     "deepseek/pydantic-ai__test_deepseek_responses__test_deepseek_responses_rejects_interleaved_function_calls.yaml":
-        "DeepSeek /responses endpoint (Responses API shape)",
+        "DeepSeek /responses endpoint; replayed in test_openai_responses_replay",
     "deepseek/pydantic-ai__test_deepseek_responses__test_deepseek_responses_text_stream_.yaml":
-        "DeepSeek /responses endpoint (Responses API shape)",
+        "DeepSeek /responses endpoint; replayed in test_openai_responses_replay",
     "xai/pydantic-ai__test_xai__test_xai_request_tool_call.xai.yaml": "xAI gRPC (xai_sdk protobuf)",
     "xai/pydantic-ai__test_xai__test_xai_stream_events_with_reasoning.xai.yaml": "xAI gRPC (xai_sdk protobuf)",
     "together/openllmetry__test_completion__test_together_completion_legacy.yaml": "legacy /v1/completions, not chat",
