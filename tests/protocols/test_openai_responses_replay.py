@@ -20,7 +20,7 @@ from ironspire.protocols.base import ChatRequest, Target, Tool
 from ironspire.protocols.openai_responses import OpenAIResponses
 from support.recordings import Interaction
 from support.replay import ReplayTransport, Server, collect
-from support.responses_recordings import ELSEWHERE, Exchange, exchanges, holds
+from support.responses_recordings import ELSEWHERE, REALDATA, Exchange, exchanges, holds
 
 FOLDER = "openai-responses"
 #: recorded requests that chain on state kept at the provider; this adapter is stateless by design
@@ -35,8 +35,6 @@ def _files(realdata: Path) -> list[str]:
 
 
 def _cases() -> list[Any]:
-    from conftest import REALDATA
-
     out = []
     for rel in _files(REALDATA):
         for n, ex in enumerate(exchanges(REALDATA, rel)):
@@ -271,8 +269,6 @@ def shape(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _requests() -> list[Any]:
-    from conftest import REALDATA
-
     out = []
     for rel in _files(REALDATA):
         for n, ex in enumerate(exchanges(REALDATA, rel)):

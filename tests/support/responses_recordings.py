@@ -9,6 +9,7 @@ decoder that loses or reorders a delta disagrees with it.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ from ironspire.protocols.base import Secrets, Target
 from support.recordings import Interaction, load
 
 KEY = "sk-test-0123456789abcdef"
+#: where the recordings are, for parametrising at collection time (the ``realdata`` fixture fails
+#: the test clearly when they are missing)
+REALDATA = Path(os.environ.get("IRONSPIRE_SHARED", Path(__file__).resolve().parents[2].parent / "shared")) / "realdata"
 _REGISTRY = Registry()
 
 #: Responses recordings outside openai-responses/ (the Chat Completions replay skips them)
