@@ -143,6 +143,28 @@ async def test_add_custom_checks_it_right_away(keychain: type[MemoryKeyring]) ->
     assert record["group"] == "custom" and auth(record, "api_key")["source"] == "keychain"
 
 
+async def test_add_custom_on_the_responses_api(keychain: type[MemoryKeyring]) -> None:
+    import asyncio
+
+    refused = invoke("add-custom", "--name", "Odd", "--base-url", "http://127.0.0.1:9/v1", "--model-id", "m",
+                     "--api", "assistants")
+    assert isinstance(refused.exception, ConfigurationError) and "--api must be one of chat, responses" in str(
+        refused.exception)
+    assert "custom-odd" not in listing()  # nothing was stored
+    async with StubServer({"/v1/models": Reply(200, {"object": "list", "data": [{"id": "gpt-oss"}]})}) as s:
+        added = await asyncio.to_thread(invoke, "add-custom", "--name", "Open R", "--base-url", s.url + "/v1",
+                                        "--model-id", "gpt-oss", "--api", "responses", "--json")
+    assert added.exit_code == 0, added.output
+    assert json.loads(added.output)["health"]["state"] == "reachable"
+    from ironspire.workspace import Workspace
+
+    ws = Workspace.open()
+    try:
+        assert ws.target("custom-open-r", "gpt-oss").provider.protocol == "openai_responses"
+    finally:
+        ws.close()
+
+
 async def test_check_and_disable_enable(keychain: type[MemoryKeyring]) -> None:
     import asyncio
 

@@ -105,3 +105,24 @@ async def test_tool_result_round_trip(local: tuple[OpenAIChat, Target]) -> None:
     second = await backend.complete(ChatRequest((ask, first, result), tools=(WEATHER,), tool_choice="none",
                                                 max_tokens=24, temperature=0.0), target)
     assert second.text.strip() and second.finish_reason in ("stop", "length")
+
+
+async def test_responses_api_is_not_served_and_the_error_says_what_to_do(llamacpp_server: str) -> None:
+    """llama-cpp-python's server (0.3.36, the newest release) serves /v1/completions,
+    /v1/chat/completions, /v1/embeddings and /v1/models, not /v1/responses. A custom endpoint set to
+    the Responses API by mistake gets a clear error naming the fix, not a crash. Once a release
+    serves it, this fails and the Responses adapter gets real-server tests here."""
+    from ironspire.errors import BadRequest
+    from ironspire.protocols.openai_responses import OpenAIResponses
+
+    spec = CustomEndpoint("Local llama", llamacpp_server, MODEL_ID, context_window=2048).spec()
+    target = Target(spec, dynamic_model(spec.id, MODEL_ID, context_window=2048), spec.base_url, Secrets(),
+                    timeout=60.0)
+    transport = Transport(RetryPolicy(attempts=1))
+    try:
+        with pytest.raises(BadRequest) as info:
+            await OpenAIResponses(transport).complete(ChatRequest((Message.user("Say hello."),), max_tokens=8),
+                                                      target)
+    finally:
+        await transport.close()
+    assert info.value.status == 404 and "api chat" in (info.value.hint or "")

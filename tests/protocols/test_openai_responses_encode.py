@@ -114,3 +114,10 @@ def test_azure_v1_responses_url_names_the_deployment_in_the_body() -> None:
         assert wire.url == "https://res.openai.azure.com/openai/v1/responses"
         assert wire.json["model"] == "prod-gpt" and wire.headers["api-key"] == "sk-test-key-123456"
         assert wire.params is None
+
+
+def test_xai_on_the_responses_api() -> None:
+    wire = OpenAIResponses(ReplayTransport(lambda r: None)).encode(  # type: ignore[arg-type,return-value]
+        ChatRequest((Message.user("hi"),), reasoning="high"), target("xai", "grok-4.3"), stream=True)
+    assert wire.url == "https://api.x.ai/v1/responses" and wire.headers["Authorization"].startswith("Bearer ")
+    assert wire.json["include"] == ["reasoning.encrypted_content"] and wire.json["store"] is False

@@ -13,6 +13,7 @@ from ironspire.catalog.models import dynamic_model
 from ironspire.catalog.providers import builtin
 from ironspire.errors import (
     AuthenticationError,
+    BadRequest,
     ContextWindowExceeded,
     ProviderError,
     ProviderUnavailable,
@@ -163,3 +164,41 @@ async def test_complete_stream_is_a_turn() -> None:
         sent = json.loads(s.seen[0].body)
     assert message.text == "Hello" and message.finish_reason == "stop"
     assert sent["stream"] is True and sent["store"] is False and sent["include"] == ["reasoning.encrypted_content"]
+
+
+async def test_a_server_without_the_endpoint_says_to_use_chat() -> None:
+    async with StubServer(resolver=Script(Reply(404, {"detail": "Not Found"}))) as s:
+        with pytest.raises(BadRequest) as info:
+            await adapter().complete(REQ, target(s.url))
+    assert info.value.status == 404 and "/v1/responses is not served" in str(info.value)
+    assert "api chat" in (info.value.hint or "")
+
+
+async def test_done_events_stand_in_for_missing_deltas() -> None:
+    """A server may send only the .done events (the protocol allows it): the turn is the same."""
+    call = {"type": "function_call", "id": "fc_1", "call_id": "call_9", "name": "get_weather", "arguments": ""}
+    events = [
+        CREATED, ADDED,
+        {"type": "response.output_text.done", "output_index": 0, "content_index": 0, "text": "Let me check. "},
+        {"type": "response.output_text.done", "output_index": 0, "content_index": 1, "text": "One moment."},
+        {"type": "response.output_item.done", "output_index": 0, "item": {
+            **ADDED["item"], "content": [{"type": "output_text", "text": "Let me check. "},  # type: ignore[dict-item]
+                                         {"type": "output_text", "text": "One moment."}]}},
+        {"type": "response.output_item.added", "output_index": 1, "item": call},
+        {"type": "response.function_call_arguments.done", "output_index": 1, "arguments": '{"city":"Oslo"}'},
+        {"type": "response.output_item.done", "output_index": 1, "item": {**call, "arguments": '{"city":"Oslo"}'}},
+        {"type": "response.completed", "response": {"id": "resp_1", "status": "completed", "output": []}},
+    ]
+    async with StubServer(resolver=Script(sse(*events))) as s:
+        message = await streamed(adapter(), target(s.url))
+    assert message.text == "Let me check. One moment."
+    assert [(c.id, c.name, dict(c.arguments)) for c in message.tool_calls] == [("call_9", "get_weather",
+                                                                                 {"city": "Oslo"})]
+    assert message.finish_reason == "tool_calls" and message.usage is None
+
+
+async def test_incomplete_for_the_content_filter() -> None:
+    body = {**OK, "status": "incomplete", "incomplete_details": {"reason": "content_filter"}}
+    async with StubServer(resolver=Script(Reply(200, body))) as s:
+        message = await adapter().complete(REQ, target(s.url))
+    assert message.finish_reason == "content_filter" and message.text == "fine"

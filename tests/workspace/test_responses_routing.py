@@ -128,3 +128,14 @@ async def test_custom_endpoint_on_responses_lists_models_and_is_checked(ws: Work
         agent = ws.create_agent("open", provider="custom-open-responses", model="gpt-6.1-sol")
         reply = await agent.send("hi")
     assert reply.tool_calls and [x.path for x in s.seen if x.method == "POST"] == ["/v1/responses"]
+
+
+def test_xai_responses_only_models_through_the_api_setting(ws: Workspace) -> None:
+    """The registry holds no Responses-only xAI model (its 46 entries are fixed by the spec); a model
+    added later names the API itself (ModelSpec.api), and the provider setting covers the rest."""
+    ws.credentials.set("xai", "api_key", "xai-routing-test-0123")
+    assert ws.target("xai", "grok-4.3").provider.protocol == "openai_chat"
+    ws.set_provider_setting("xai", "api", "responses")
+    target = ws.target("xai", "grok-4.3")
+    assert target.provider.protocol == "openai_responses"
+    assert OpenAIResponses().encode(_request(), target, stream=False).url == "https://api.x.ai/v1/responses"

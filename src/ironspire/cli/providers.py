@@ -272,12 +272,18 @@ def add_custom(
     tools: bool = typer.Option(True, "--tools/--no-tools", help="The model supports tool calls."),
     vision: bool = typer.Option(False, "--vision/--no-vision", help="The model accepts images."),
     with_key: bool = typer.Option(False, "--with-key", help="Ask for an API key (prompt, or stdin when piped)."),
+    api: str = typer.Option("chat", "--api", help="chat (Chat Completions, the default) or responses (the "
+                            "Responses API: Open Responses servers such as vLLM, LM Studio, Ollama)."),
     timeout: float = typer.Option(5.0, "--timeout", help="Seconds the health check may take."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
     """Add an OpenAI-compatible endpoint, then check it right away."""
     from ironspire.catalog.providers import CustomEndpoint
+    from ironspire.errors import ConfigurationError
+    from ironspire.workspace.routing import OPENAI_APIS
 
+    if api not in OPENAI_APIS:  # refused before anything is stored
+        raise ConfigurationError(f"--api must be one of {', '.join(OPENAI_APIS)}, not {api!r}.")
     endpoint = CustomEndpoint(name, base_url, model_id, display_name, context_window, tools=tools, vision=vision)
     ws = _open()
     try:
@@ -287,6 +293,7 @@ def add_custom(
             _ensure_store(ws)
             api_key = read_secret(f"API key for {name}")
         spec = ws.add_custom_endpoint(endpoint, api_key)
+        ws.set_provider_setting(spec.id, "api", "" if api == "chat" else api)
     except Exception:
         ws.close()
         raise

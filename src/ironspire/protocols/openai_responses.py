@@ -27,7 +27,7 @@ import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ironspire.errors import CapabilityError, ProviderError, ProviderUnavailable
+from ironspire.errors import BadRequest, CapabilityError, ModelNotFound, ProviderError, ProviderUnavailable
 from ironspire.messages import (
     Accumulator,
     Finish,
@@ -145,7 +145,16 @@ class OpenAIResponses(HttpProtocol):
     # --- errors --------------------------------------------------------------------------
 
     def error(self, status: int, headers: Mapping[str, str], body: bytes, target: Target) -> ProviderError:
-        return classify_error(status, headers, body, target)
+        err = classify_error(status, headers, body, target)
+        if status in (404, 405) and not isinstance(err, ModelNotFound):
+            # OpenAI answers an unknown model with 400; a bare 404 here is a server without the endpoint
+            return BadRequest(
+                target.provider.id, f"{endpoint(target)[0]} is not served ({err.args[0] if err.args else status})",
+                model=target.model.id, status=status, raw=body.decode("utf-8", "replace")[:2000],
+                hint="This server does not speak the Responses API; use Chat Completions with "
+                f"`ironspire providers set {target.provider.id} api chat`.",
+            )
+        return err
 
     def _in_band(self, err: Any, target: Target) -> ProviderError:
         """An error that arrived in a 200 body or stream (``error`` event, ``response.failed``)."""
@@ -360,7 +369,8 @@ class ResponseDecoder:
         self.finished = False
         self._calls: set[int] = set()  # output indexes of function calls started
         self._open: set[int] = set()
-        self._streamed: set[int] = set()  # output indexes whose content arrived as deltas
+        self._streamed: set[int] = set()  # output indexes whose content arrived before their item's done
+        self._text_parts: set[tuple[int, int]] = set()  # (output index, content index) of text seen
         self._reasoning: dict[int, _OpenReasoning] = {}
         self._closed: set[int] = set()  # reasoning items already given their payload
         self._any_call = False
@@ -379,9 +389,11 @@ class ResponseDecoder:
         index = int(payload.get("output_index") or 0)
         if kind == "error":
             raise self.protocol._in_band(payload.get("error") or payload, self.target)
+        part = (index, int(payload.get("content_index") or 0))
         if kind in ("response.output_text.delta", "response.refusal.delta"):
             yield from self._close_reasoning(index)
             self._streamed.add(index)
+            self._text_parts.add(part)
             if payload.get("delta"):
                 yield TextDelta(str(payload["delta"]))
         elif kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
@@ -402,6 +414,19 @@ class ResponseDecoder:
             yield from self._start(index, {})
             if payload.get("delta"):
                 yield ToolCallDelta(index, str(payload["delta"]))
+        elif kind in ("response.output_text.done", "response.refusal.done"):
+            text = payload.get("text") if kind == "response.output_text.done" else payload.get("refusal")
+            if part not in self._text_parts and text:
+                yield from self._close_reasoning(index)
+                self._streamed.add(index)  # the item's own done then adds nothing
+                self._text_parts.add(part)
+                yield TextDelta(str(text))
+        elif kind == "response.function_call_arguments.done":
+            if index not in self._streamed and payload.get("arguments"):
+                yield from self._close_reasoning(index)
+                yield from self._start(index, {})
+                self._streamed.add(index)
+                yield ToolCallDelta(index, str(payload["arguments"]))
         elif kind == "response.output_item.added":
             item = payload.get("item") or {}
             yield from self._close_reasoning(index)
