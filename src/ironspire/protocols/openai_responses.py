@@ -437,8 +437,11 @@ class ResponseDecoder:
         elif kind == "response.output_item.done":
             yield from self._done(index, payload.get("item") or {})
         elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            response = dict(payload.get("response") or {})
+            if kind == "response.failed" and not response.get("error"):
+                response["error"] = payload.get("error")  # some servers put it on the event itself
             yield from self._close_reasoning(None)
-            yield from self._end(kind, payload.get("response") or {})
+            yield from self._end(kind, response)
 
     def _close_reasoning(self, starting: int | None) -> Iterator[StreamEvent]:
         """Closes the reasoning items still open when item ``starting`` (None: the response) begins."""
