@@ -66,11 +66,20 @@ def test_only_responses_fields_from_options_reach_the_wire() -> None:
     assert "include" not in body and "reasoning" not in body  # gpt-4.1 does not reason
 
 
-def test_stop_sequences_and_reasoning_on_a_plain_model_are_refused() -> None:
+def test_stop_sequences_are_refused() -> None:
     with pytest.raises(CapabilityError, match="stop"):
         encode(ChatRequest((Message.user("hi"),), stop=("END",)))
-    with pytest.raises(CapabilityError, match="reasoning"):
-        encode(ChatRequest((Message.user("hi"),), reasoning="high"), target("openai", "gpt-4.1"))
+
+
+def test_an_effort_asked_of_a_model_not_known_to_reason_is_sent() -> None:
+    """Discovered Azure deployments and custom models are not known to reason: the effort asked
+    for is sent (with the encrypted reasoning included), and the server is the judge."""
+    azure = target("azure-openai", "my-gpt-deployment", base_url="https://res.openai.azure.com")
+    assert not azure.model.reasoning
+    body = encode(ChatRequest((Message.user("hi"),), reasoning="low"), azure)
+    assert body["reasoning"] == {"effort": "low", "summary": "auto"}
+    assert body["include"] == ["reasoning.encrypted_content"]
+    assert "reasoning" not in encode(ChatRequest((Message.user("hi"),), reasoning="none"), azure)
 
 
 def test_history_items_in_order_with_own_reasoning_only() -> None:

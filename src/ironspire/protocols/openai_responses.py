@@ -93,7 +93,7 @@ class OpenAIResponses(HttpProtocol):
         if stream:
             body["stream"] = True
         body["store"] = False
-        if model.reasoning:
+        if _reasons(request, target):
             body["include"] = ["reasoning.encrypted_content"]
         if request.max_tokens is not None:
             body["max_output_tokens"] = request.max_tokens
@@ -172,12 +172,16 @@ def endpoint(target: Target) -> tuple[str, str]:
     return base + "/responses", target.settings.get("deployment") or target.model.id
 
 
+def _reasons(request: ChatRequest, target: Target) -> bool:
+    """Whether this turn runs a reasoning model: the catalogue says so, or the request asks for an
+    effort (a discovered Azure deployment or custom model is not known to reason until then)."""
+    return target.model.reasoning or request.reasoning not in (None, "none")
+
+
 def _reasoning(request: ChatRequest, target: Target) -> dict[str, Any]:
-    effort = request.reasoning
-    if not target.model.reasoning:
-        if effort not in (None, "none"):
-            raise CapabilityError(target.provider.id, target.model.id, "reasoning", f"asked for effort {effort}")
+    if not _reasons(request, target):
         return {}
+    effort = request.reasoning
     out: dict[str, Any] = {}
     if effort is not None:
         out["effort"] = effort
