@@ -12,7 +12,6 @@ from ironspire.errors import CapabilityError
 from ironspire.messages import Image, Message, Reasoning, Text, ToolCall, ToolResult
 from ironspire.protocols.base import ChatRequest, Secrets, Target, Tool
 from ironspire.protocols.openai_responses import OpenAIResponses
-from support.replay import ReplayTransport
 
 TOOL = Tool("get_weather", "Weather for a city", {"type": "object", "properties": {"city": {"type": "string"}}})
 
@@ -25,7 +24,7 @@ def target(provider: str = "openai", model: str = "gpt-6.1-sol", **settings: str
 
 
 def encode(request: ChatRequest, tgt: Target | None = None, *, stream: bool = False) -> dict[str, Any]:
-    wire = OpenAIResponses(ReplayTransport(lambda r: None)).encode(  # type: ignore[arg-type,return-value]
+    wire = OpenAIResponses().encode(
         request, tgt or target(), stream=stream)
     assert isinstance(wire.json, dict)
     return wire.json
@@ -118,7 +117,7 @@ def test_azure_v1_responses_url_names_the_deployment_in_the_body() -> None:
     for base in ("https://res.openai.azure.com", "https://res.openai.azure.com/openai",
                  "https://res.openai.azure.com/openai/v1/"):
         tgt = target("azure-openai", "prod-gpt", base_url=base, deployment="prod-gpt")
-        wire = OpenAIResponses(ReplayTransport(lambda r: None)).encode(  # type: ignore[arg-type,return-value]
+        wire = OpenAIResponses().encode(
             ChatRequest((Message.user("hi"),)), tgt, stream=False)
         assert wire.url == "https://res.openai.azure.com/openai/v1/responses"
         assert wire.json["model"] == "prod-gpt" and wire.headers["api-key"] == "sk-test-key-123456"
@@ -126,7 +125,7 @@ def test_azure_v1_responses_url_names_the_deployment_in_the_body() -> None:
 
 
 def test_xai_on_the_responses_api() -> None:
-    wire = OpenAIResponses(ReplayTransport(lambda r: None)).encode(  # type: ignore[arg-type,return-value]
+    wire = OpenAIResponses().encode(
         ChatRequest((Message.user("hi"),), reasoning="high"), target("xai", "grok-4.3"), stream=True)
     assert wire.url == "https://api.x.ai/v1/responses" and wire.headers["Authorization"].startswith("Bearer ")
     assert wire.json["include"] == ["reasoning.encrypted_content"] and wire.json["store"] is False

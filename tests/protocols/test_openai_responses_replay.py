@@ -183,7 +183,7 @@ def _user_parts(content: Any) -> tuple[Text | Image, ...]:
 def neutral(request: dict[str, Any], target: Target) -> ChatRequest:
     """The conversation a recorded request carries, as neutral messages. Assistant-side items are
     read through the adapter's own decoder, as a reply holding them would have been."""
-    adapter = OpenAIResponses(ReplayTransport(lambda r: None))  # type: ignore[arg-type,return-value]
+    adapter = OpenAIResponses()
     items = request["input"]
     items = [{"role": "user", "content": items}] if isinstance(items, str) else items
     messages: list[Message] = []
@@ -282,7 +282,7 @@ def test_encoder_builds_the_recorded_request(realdata: Path, rel: str, n: int) -
     ex = exchanges(realdata, rel)[n]
     assert ex.request is not None
     request = neutral(ex.request, ex.target)
-    wire = OpenAIResponses(ReplayTransport(lambda r: None)).encode(  # type: ignore[arg-type,return-value]
+    wire = OpenAIResponses().encode(
         request, ex.target, stream=bool(ex.request.get("stream")))
     assert wire.url.endswith("/responses")
     assert shape(wire.json) == shape(ex.request)
@@ -311,7 +311,7 @@ async def test_decoded_reasoning_goes_back_as_recorded(realdata: Path) -> None:
                                   Message.tool(ToolResult(result["call_id"], reply.tool_calls[0].name,
                                                           (Text(result["output"]),)))]
         request = ChatRequest(tuple(history))
-        sent = OpenAIResponses(ReplayTransport(lambda r: None)).encode(  # type: ignore[arg-type,return-value]
+        sent = OpenAIResponses().encode(
             request, second.target, stream=False).json
         ours = [_item(i) for i in sent["input"] if i.get("type") in ("reasoning", "function_call")]
         theirs = [_item(i) for i in second.request["input"] if i.get("type") in ("reasoning", "function_call")]
@@ -328,7 +328,7 @@ async def test_reasoning_never_reaches_another_origin(realdata: Path) -> None:
 
     for other in (make_target("openai", "gpt-6.1-sol", None, reasoning=True),
                   make_target("xai", "grok-4.3", None, reasoning=True)):
-        sent = OpenAIResponses(ReplayTransport(lambda r: None)).encode(  # type: ignore[arg-type,return-value]
+        sent = OpenAIResponses().encode(
             ChatRequest(history), other, stream=False).json
         assert not [i for i in sent["input"] if i.get("type") == "reasoning"]
         assert "gAAAAA" not in json.dumps(sent)
