@@ -94,7 +94,8 @@ def thinking_on(request: ChatRequest, target: Target) -> bool:
 # --- encoding --------------------------------------------------------------------------------
 
 
-def _arguments(call: ToolCall) -> str:
+def call_arguments(call: ToolCall) -> str:
+    """A call's arguments as the JSON string both OpenAI APIs carry."""
     args = call.arguments
     if set(args) == {"_raw"} and isinstance(args["_raw"], str):
         return args["_raw"]  # unparsable arguments go back exactly as the model wrote them
@@ -124,7 +125,7 @@ def _assistant(message: Message, request: ChatRequest, target: Target, style: st
         elif isinstance(part, ToolCall):
             calls.append({
                 "id": tool_id(part.id, style), "type": "function",
-                "function": {"name": part.name, "arguments": _arguments(part)},
+                "function": {"name": part.name, "arguments": call_arguments(part)},
             })
         elif isinstance(part, Reasoning):
             # Chat Completions reasoning carries no signature; a signed part of this provider comes

@@ -47,7 +47,7 @@ from ironspire.messages import (
     Usage,
     UsageEvent,
 )
-from ironspire.protocols._openai_wire import auth_headers, azure_base, classify_error, in_band_status
+from ironspire.protocols._openai_wire import auth_headers, azure_base, call_arguments, classify_error, in_band_status
 from ironspire.protocols.base import ChatRequest, HttpProtocol, Target, WireRequest
 from ironspire.protocols.common import conversation, foreign_reasoning, image_data_url, new_tool_id, tool_id
 from ironspire.protocols.framing import sse_json
@@ -235,13 +235,6 @@ def reasoning_item(part: Reasoning) -> dict[str, Any] | None:
     return item
 
 
-def _arguments(call: ToolCall) -> str:
-    args = call.arguments
-    if set(args) == {"_raw"} and isinstance(args["_raw"], str):
-        return args["_raw"]  # unparsable arguments go back exactly as the model wrote them
-    return json.dumps(dict(args), ensure_ascii=False)
-
-
 def _image(image: Image) -> dict[str, Any]:
     return {"type": "input_image", "image_url": image_data_url(image)}
 
@@ -284,7 +277,7 @@ def _assistant(message: Message, request: ChatRequest, target: Target) -> Iterat
         elif isinstance(part, ToolCall):
             yield from flush()
             yield {"type": "function_call", "call_id": tool_id(part.id, "responses"), "name": part.name,
-                   "arguments": _arguments(part)}
+                   "arguments": call_arguments(part)}
     yield from flush()
 
 
