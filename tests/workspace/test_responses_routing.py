@@ -11,7 +11,6 @@ import pytest
 
 from ironspire.catalog.providers import CustomEndpoint
 from ironspire.errors import ConfigurationError
-from ironspire.health.probes import http_probe
 from ironspire.messages import Reasoning
 from ironspire.protocols.openai_responses import OpenAIResponses
 from ironspire.workspace import Workspace
@@ -75,7 +74,7 @@ def test_azure_responses_is_a_provider_setting(ws: Workspace) -> None:
     assert target.provider.protocol == "openai_responses"
     wire = OpenAIResponses().encode(_request(), target, stream=False)
     assert wire.url == "https://res.openai.azure.com/openai/v1/responses" and wire.json["model"] == "prod"
-    probe = http_probe(target).build(target)
+    probe = OpenAIResponses().probe_request(target)
     assert probe.url == "https://res.openai.azure.com/openai/v1/models" and probe.headers["api-key"]
 
 
@@ -123,8 +122,10 @@ async def test_custom_endpoint_on_responses_lists_models_and_is_checked(ws: Work
         assert found is not None and found.ok
         target = ws.target("custom-open-responses", "gpt-6.1-sol")
         assert target.provider.protocol == "openai_responses"
-        probe = http_probe(target).build(target)
+        probe = OpenAIResponses().probe_request(target)
         assert probe.method == "GET" and probe.url == s.url + "/v1/models"
+        outcome = await ws.backend(target.provider.protocol).probe(target, 5.0)
+        assert outcome.state == "reachable", outcome
         agent = ws.create_agent("open", provider="custom-open-responses", model="gpt-6.1-sol")
         reply = await agent.send("hi")
     assert reply.tool_calls and [x.path for x in s.seen if x.method == "POST"] == ["/v1/responses"]

@@ -47,13 +47,23 @@ from ironspire.messages import (
     Usage,
     UsageEvent,
 )
-from ironspire.protocols._openai_wire import auth_headers, azure_base, call_arguments, classify_error, in_band_status
-from ironspire.protocols.base import ChatRequest, HttpProtocol, Target, WireRequest
+from ironspire.protocols._openai_wire import (
+    auth_headers,
+    azure_base,
+    call_arguments,
+    classify_error,
+    in_band_status,
+    is_azure,
+    model_quirks,
+)
+from ironspire.protocols.base import ChatRequest, HttpProtocol, ProbeOutcome, Target, WireRequest
 from ironspire.protocols.common import conversation, foreign_reasoning, image_data_url, new_tool_id, tool_id
 from ironspire.protocols.framing import sse_json
 
 if TYPE_CHECKING:
     import httpx
+
+    from ironspire.catalog.discovery import DiscoveryResult
 
 #: ``ChatRequest.options`` keys that are Responses fields; nothing else reaches the wire.
 RESPONSES_OPTIONS = frozenset({
@@ -72,6 +82,35 @@ _INCOMPLETE: dict[str, FinishReason] = {"max_output_tokens": "length", "content_
 class OpenAIResponses(HttpProtocol):
     name = "openai_responses"
     stream_framing = "sse"
+    #: the provider setting that chose this API (``api responses``); read by routing
+    settings = ("api",)
+
+    # --- health and listing --------------------------------------------------------------
+
+    def probe_request(self, target: Target) -> WireRequest:
+        """``GET /models`` beside the ``/responses`` requests go to (Azure: under ``/openai/v1``)."""
+        root = endpoint(target)[0].removesuffix("/responses")
+        key = target.secrets.get("api_key")
+        headers = ({"api-key": key} if is_azure(target) else {"Authorization": f"Bearer {key}"}) if key else {}
+        return WireRequest("GET", root + "/models", headers)
+
+    def probe_meaning(
+        self, status: int, headers: Mapping[str, str], body: bytes, target: Target
+    ) -> ProbeOutcome | None:
+        if status == 404:
+            return ProbeOutcome("reachable", "the server answers but lists no models (HTTP 404); "
+                                "the key was not verified")
+        return None
+
+    async def list_models(
+        self, target: Target, *, read_timeout: float, connect_timeout: float
+    ) -> DiscoveryResult:
+        """The same ``GET /models`` Chat Completions endpoints answer."""
+        if not target.provider.lists_models:
+            return await super().list_models(target, read_timeout=read_timeout, connect_timeout=connect_timeout)
+        from ironspire.protocols._openai_listing import list_models
+
+        return await list_models(self.transport, target, read_timeout=read_timeout, connect_timeout=connect_timeout)
 
     # --- request -------------------------------------------------------------------------
 
@@ -80,7 +119,7 @@ class OpenAIResponses(HttpProtocol):
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if stream else "application/json"}
         headers.update(auth_headers(target))
         model = target.model
-        sampling = "no_sampling" not in model.quirks
+        sampling = model_quirks(target).sampling
         if request.stop:
             raise CapabilityError(
                 target.provider.id, model.id, "stop sequences",
@@ -164,7 +203,7 @@ class OpenAIResponses(HttpProtocol):
 
 def endpoint(target: Target) -> tuple[str, str]:
     """(URL, body ``model``); Azure's v1 API names the deployment in the body."""
-    if "azure" not in target.provider.quirks:
+    if not is_azure(target):
         return target.url("/responses"), target.model.id
     base = azure_base(target)
     if not base.endswith("/openai/v1"):
@@ -205,7 +244,7 @@ def wire_options(options: Mapping[str, Any], target: Target) -> dict[str, Any]:
         text["verbosity"] = options["verbosity"]
     if text:
         out["text"] = text
-    if "no_sampling" in target.model.quirks:
+    if not model_quirks(target).sampling:
         out = {k: v for k, v in out.items() if k not in _SAMPLING}
     extra = options.get(OPTIONS_KEY)
     if isinstance(extra, Mapping):
