@@ -12,8 +12,11 @@ sends it, its raw reasoning text), which is what another provider may see under 
 foreign-reasoning policy.
 
 What is shared with Chat Completions (auth, Azure's base URL, error classification, history
-repair, tool-id rules) comes from ``_openai_wire`` and ``common``; per-provider differences are
-data on the provider and model, as there.
+repair, tool-id rules) comes from ``_openai_wire`` and ``common``. A provider speaks both APIs
+(the ``api`` setting or ``ModelSpec.api`` picks one per request), so its typed quirks are the
+Chat Completions ones, and only two of them mean anything here: ``ChatCompletionsQuirks.url_form``
+(Azure: ``/openai/v1/responses``, ``api-key`` header) and ``ChatCompletionsModelQuirks.sampling``
+(reasoning models reject temperature and ``top_p``).
 
 ``ChatRequest.options``: only Responses fields are sent (``RESPONSES_OPTIONS``); Chat
 Completions' ``response_format`` and ``verbosity`` are moved to ``text.format`` /
