@@ -12,6 +12,10 @@ from typing import TYPE_CHECKING
 from ironspire.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ironspire.catalog.models import ModelSpec
+    from ironspire.catalog.providers import Protocol, ProviderSpec
     from ironspire.protocols.base import Backend
     from ironspire.transport import Transport
 
@@ -24,6 +28,22 @@ _MODULES = {
     "ollama_chat": ("ironspire.protocols.ollama_chat", "OllamaChat"),
     "claude_cli": ("ironspire.protocols.claude_cli", "ClaudeCLI"),
 }
+
+#: the OpenAI APIs, by the name the ``api`` setting of an OpenAI-style provider uses
+OPENAI_APIS: dict[str, Protocol] = {"chat": "openai_chat", "responses": "openai_responses"}
+
+
+def protocol_for(spec: ProviderSpec, model: ModelSpec, settings: Mapping[str, str]) -> Protocol:
+    """The wire protocol of one request: the provider's ``api`` setting, else the API the model
+    needs (``ModelSpec.api``), else the provider's own. Only OpenAI-style providers have a choice."""
+    if spec.protocol not in OPENAI_APIS.values():
+        return spec.protocol
+    chosen = settings.get("api")
+    if chosen:
+        return OPENAI_APIS[chosen]
+    if model.api == "responses":
+        return OPENAI_APIS["responses"]
+    return spec.protocol
 
 
 #: adapters made without a transport, for the facts that need no connection (base-URL rules,

@@ -12,14 +12,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ironspire.catalog.models import ModelSpec
-from ironspire.catalog.providers import Protocol, ProviderSpec
+from ironspire.catalog.providers import ProviderSpec
+from ironspire.protocols import OPENAI_APIS as OPENAI_APIS  # the API choice is the protocols'; routing applies it
 from ironspire.protocols import backend_for
+from ironspire.protocols import protocol_for as protocol_for
 
 #: provider settings that are not auth fields but may be set for any provider
 GENERAL_SETTINGS = ("base_url", "timeout")
-#: the OpenAI APIs, by the name the ``api`` setting of an OpenAI-style provider uses
-OPENAI_APIS: dict[str, Protocol] = {"chat": "openai_chat", "responses": "openai_responses"}
 #: environment variables that point at a provider's server
 _URL_ENV: dict[str, tuple[str, ...]] = {"ollama": ("OLLAMA_HOST",)}
 
@@ -54,19 +53,6 @@ def resolve(
     if own_model is None and default is not None and default[0] == own_provider:
         return Route(own_provider, default[1], False)
     return Route(own_provider, own_model, False)
-
-
-def protocol_for(spec: ProviderSpec, model: ModelSpec, settings: Mapping[str, str]) -> Protocol:
-    """The wire protocol for one request: the provider's ``api`` setting, else the API the model
-    needs, else the provider's own. Only OpenAI-style providers have a choice."""
-    if spec.protocol not in OPENAI_APIS.values():
-        return spec.protocol
-    chosen = settings.get("api")
-    if chosen:
-        return OPENAI_APIS[chosen]
-    if model.api == "responses":
-        return "openai_responses"
-    return spec.protocol
 
 
 def allowed_settings(spec: ProviderSpec) -> tuple[str, ...]:
