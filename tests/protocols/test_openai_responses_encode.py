@@ -66,8 +66,10 @@ def test_only_responses_fields_from_options_reach_the_wire() -> None:
 
 
 def test_stop_sequences_are_refused() -> None:
-    with pytest.raises(CapabilityError, match="stop"):
+    with pytest.raises(CapabilityError, match="stop") as info:
         encode(ChatRequest((Message.user("hi"),), stop=("END",)))
+    assert "Remove the stop sequences" in info.value.hint and "providers set openai api chat" in info.value.hint
+    assert info.value.remedy is not None and info.value.remedy.action == "set_setting"
 
 
 def test_an_effort_asked_of_a_model_not_known_to_reason_is_sent() -> None:

@@ -172,6 +172,9 @@ async def test_a_server_without_the_endpoint_says_to_use_chat() -> None:
             await adapter().complete(REQ, target(s.url))
     assert info.value.status == 404 and "/v1/responses is not served" in str(info.value)
     assert "api chat" in (info.value.hint or "")
+    remedy = info.value.remedy
+    assert remedy is not None and (remedy.action, dict(remedy.args)) == (
+        "set_setting", {"provider": "openai", "name": "api", "value": "chat"})
 
 
 async def test_done_events_stand_in_for_missing_deltas() -> None:

@@ -30,7 +30,7 @@ import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ironspire.errors import BadRequest, CapabilityError, ModelNotFound, ProviderError, ProviderUnavailable
+from ironspire.errors import BadRequest, CapabilityError, ModelNotFound, ProviderError, ProviderUnavailable, Remedy
 from ironspire.messages import (
     Accumulator,
     Finish,
@@ -124,10 +124,11 @@ class OpenAIResponses(HttpProtocol):
         model = target.model
         sampling = model_quirks(target).sampling
         if request.stop:
-            raise CapabilityError(
-                target.provider.id, model.id, "stop sequences",
-                "the Responses API has no stop parameter; remove them from the request",
-            )
+            refused = CapabilityError(target.provider.id, model.id, "stop sequences",
+                                      "the Responses API has no stop parameter")
+            refused.remedy = _chat_remedy(target, "Remove the stop sequences, or send this provider's requests to "
+                                          "Chat Completions")
+            raise refused
         body: dict[str, Any] = {"model": body_model}
         if request.system:
             body["instructions"] = request.system
@@ -193,8 +194,7 @@ class OpenAIResponses(HttpProtocol):
             return BadRequest(
                 target.provider.id, f"{endpoint(target)[0]} is not served ({err.args[0] if err.args else status})",
                 model=target.model.id, status=status, raw=body.decode("utf-8", "replace")[:2000],
-                hint="This server does not speak the Responses API; use Chat Completions with "
-                f"`ironspire providers set {target.provider.id} api chat`.",
+                remedy=_chat_remedy(target, "This server does not speak the Responses API; use Chat Completions"),
             )
         return err
 
@@ -202,6 +202,12 @@ class OpenAIResponses(HttpProtocol):
         """An error that arrived in a 200 body or stream (``error`` event, ``response.failed``)."""
         err = err if isinstance(err, dict) else {"message": str(err)}
         return self.error(_error_status(err), {}, json.dumps({"error": err}).encode(), target)
+
+
+def _chat_remedy(target: Target, why: str) -> Remedy:
+    pid = target.provider.id
+    return Remedy("set_setting", {"provider": pid, "name": "api", "value": "chat"},
+                  f"{why}: `ironspire providers set {pid} api chat`.")
 
 
 def endpoint(target: Target) -> tuple[str, str]:
