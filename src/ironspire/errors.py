@@ -65,7 +65,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 RemedyAction: TypeAlias = Literal[
     "set_key",  # store a credential: provider, field (env: the variable that would do too)
-    "set_setting",  # set a provider setting: provider, name
+    "set_setting",  # set a provider setting: provider, name (and value, where the right one is known)
     "enable_provider",  # provider
     "switch_agent",  # move an agent (or the default) off provider/model to another one
     "set_default",  # choose the workspace default route (agent: the one that needs it)
