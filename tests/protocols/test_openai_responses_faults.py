@@ -19,7 +19,7 @@ from ironspire.errors import (
     ProviderUnavailable,
     RateLimitError,
 )
-from ironspire.messages import Accumulator, Message
+from ironspire.messages import Accumulator, Message, Reasoning
 from ironspire.protocols.base import ChatRequest, Secrets, Target
 from ironspire.protocols.openai_responses import OpenAIResponses
 from ironspire.transport import RetryPolicy, Transport
@@ -205,3 +205,35 @@ async def test_incomplete_for_the_content_filter() -> None:
     async with StubServer(resolver=Script(Reply(200, body))) as s:
         message = await adapter().complete(REQ, target(s.url))
     assert message.finish_reason == "content_filter" and message.text == "fine"
+
+
+async def test_events_named_by_item_id_alone() -> None:
+    """A server that leaves out ``output_index`` (the item id says which item): reasoning, then two
+    parallel calls, each its own part; the reasoning keeps its id and encrypted content."""
+    reasoning = {"type": "reasoning", "id": "rs_7", "summary": []}
+    calls = [{"type": "function_call", "id": f"fc_{n}", "call_id": f"call_{n}", "name": "get_weather",
+              "arguments": ""} for n in (1, 2)]
+    events: list[dict[str, Any]] = [
+        CREATED,
+        {"type": "response.output_item.added", "item": reasoning},
+        {"type": "response.reasoning_summary_text.delta", "item_id": "rs_7", "summary_index": 0, "delta": "Think"},
+        {"type": "response.output_item.done", "item": {**reasoning, "encrypted_content": "gAAAA-7",
+                                                       "summary": [{"type": "summary_text", "text": "Think"}]}},
+    ]
+    for call, city in zip(calls, ("Oslo", "Rome"), strict=True):
+        events += [
+            {"type": "response.output_item.added", "item": call},
+            {"type": "response.function_call_arguments.delta", "item_id": call["id"], "delta": '{"city":'},
+            {"type": "response.function_call_arguments.delta", "item_id": call["id"], "delta": f'"{city}"}}'},
+            {"type": "response.output_item.done", "item": {**call, "arguments": f'{{"city":"{city}"}}'}},
+        ]
+    events.append({"type": "response.completed", "response": {"id": "resp_1", "status": "completed", "output": []}})
+    async with StubServer(resolver=Script(sse(*events))) as s:
+        turn = await streamed(adapter(), target(s.url))
+    first = turn.parts[0]
+    assert isinstance(first, Reasoning) and first.text == "Think"
+    assert json.loads(first.signature or "") == {"type": "reasoning", "id": "rs_7", "encrypted_content": "gAAAA-7",
+                                                 "summary": [{"type": "summary_text", "text": "Think"}]}
+    assert [(c.id, dict(c.arguments)) for c in turn.tool_calls] == [("call_1", {"city": "Oslo"}),
+                                                                   ("call_2", {"city": "Rome"})]
+    assert len(turn.parts) == 3 and turn.finish_reason == "tool_calls"

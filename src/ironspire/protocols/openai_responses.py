@@ -419,6 +419,8 @@ class ResponseDecoder:
         self._reasoning: dict[int, _OpenReasoning] = {}
         self._closed: set[int] = set()  # reasoning items already given their payload
         self._any_call = False
+        self._ids: dict[str, int] = {}  # item id -> output index
+        self._last = 0
 
     def whole(self, data: Mapping[str, Any]) -> Iterator[StreamEvent]:
         for index, item in enumerate(data.get("output") or ()):
@@ -431,12 +433,12 @@ class ResponseDecoder:
 
     def event(self, payload: Mapping[str, Any], name: str = "") -> Iterator[StreamEvent]:
         kind = str(payload.get("type") or name)
-        index = int(payload.get("output_index") or 0)
+        index = self._index(kind, payload)
         if kind == "error":
             raise self.protocol._in_band(payload.get("error") or payload, self.target)
         part = (index, int(payload.get("content_index") or 0))
         if kind in ("response.output_text.delta", "response.refusal.delta"):
-            yield from self._close_reasoning(index)
+            yield from self._close_reasoning(None)
             self._streamed.add(index)
             self._text_parts.add(part)
             if payload.get("delta"):
@@ -454,7 +456,7 @@ class ResponseDecoder:
             parts[key] = parts.get(key, "") + delta
             yield ReasoningDelta(delta)
         elif kind == "response.function_call_arguments.delta":
-            yield from self._close_reasoning(index)
+            yield from self._close_reasoning(None)
             self._streamed.add(index)
             yield from self._start(index, {})
             if payload.get("delta"):
@@ -462,19 +464,19 @@ class ResponseDecoder:
         elif kind in ("response.output_text.done", "response.refusal.done"):
             text = payload.get("text") if kind == "response.output_text.done" else payload.get("refusal")
             if part not in self._text_parts and text:
-                yield from self._close_reasoning(index)
+                yield from self._close_reasoning(None)
                 self._streamed.add(index)  # the item's own done then adds nothing
                 self._text_parts.add(part)
                 yield TextDelta(str(text))
         elif kind == "response.function_call_arguments.done":
             if index not in self._streamed and payload.get("arguments"):
-                yield from self._close_reasoning(index)
+                yield from self._close_reasoning(None)
                 yield from self._start(index, {})
                 self._streamed.add(index)
                 yield ToolCallDelta(index, str(payload["arguments"]))
         elif kind == "response.output_item.added":
             item = payload.get("item") or {}
-            yield from self._close_reasoning(index)
+            yield from self._close_reasoning(None)
             if item.get("type") == "reasoning":
                 self._reasoning.setdefault(index, _OpenReasoning(item.get("id")))
             elif item.get("type") == "function_call":
@@ -488,10 +490,30 @@ class ResponseDecoder:
             yield from self._close_reasoning(None)
             yield from self._end(kind, response)
 
-    def _close_reasoning(self, starting: int | None) -> Iterator[StreamEvent]:
-        """Closes the reasoning items still open when item ``starting`` (None: the response) begins."""
+    def _index(self, kind: str, payload: Mapping[str, Any]) -> int:
+        """The event's output index; where a server leaves it out, the item's id says which item
+        (a new item is the next index, anything else belongs to the item last seen)."""
+        item_id = payload.get("item_id") or (payload.get("item") or {}).get("id")
+        raw = payload.get("output_index")
+        if raw is not None:
+            index = int(raw)
+        elif item_id is not None and str(item_id) in self._ids:
+            index = self._ids[str(item_id)]
+        elif kind == "response.output_item.added":
+            index = max(self._ids.values(), default=-1) + 1
+        else:
+            index = self._last
+        if item_id is not None:
+            self._ids.setdefault(str(item_id), index)
+        if raw is not None or item_id is not None:
+            self._last = index
+        return index
+
+    def _close_reasoning(self, keep: int | None) -> Iterator[StreamEvent]:
+        """Closes the reasoning items still open (but ``keep``, the one finishing now): anything
+        else that starts or arrives means their part of the answer is over."""
         for index in sorted(self._reasoning):
-            if index != starting and index not in self._closed:
+            if index != keep and index not in self._closed:
                 self._closed.add(index)
                 state = self._reasoning[index]
                 summary = [state.summary[k] for k in sorted(state.summary)]
@@ -512,14 +534,14 @@ class ResponseDecoder:
         streamed = index in self._streamed
         if kind == "message":
             if not streamed:
-                yield from self._close_reasoning(index)
+                yield from self._close_reasoning(None)
                 for part in item.get("content") or ():
                     if isinstance(part, dict):
                         text = part.get("text") if part.get("type") == "output_text" else part.get("refusal")
                         if text:
                             yield TextDelta(str(text))
         elif kind == "function_call":
-            yield from self._close_reasoning(index)
+            yield from self._close_reasoning(None)
             yield from self._start(index, item)
             if not streamed and item.get("arguments"):
                 args = item["arguments"]
