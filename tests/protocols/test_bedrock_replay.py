@@ -351,3 +351,36 @@ async def test_loopback_exception_frame_inside_stream(kind: str, error: type[Exc
             await transport.close()
     assert [type(e).__name__ for e in received] == ["TextDelta"]
     assert seen[0][0] == "POST /model/us.amazon.nova-micro-v1%3A0/converse-stream HTTP/1.1"
+
+
+async def _stream_of(body: bytes) -> Message:
+    rec = Interaction("POST", RUNTIME + "/model/x/converse-stream", {}, None, 200,
+                      {"content-type": "application/vnd.amazon.eventstream"}, body)
+    async with adapter(replaying([rec], chunk=17)) as bedrock:
+        _, message = await collect(bedrock, ChatRequest((Message.user("x"),)), target("us.amazon.nova-micro-v1:0"))
+    return message
+
+
+async def test_metadata_ends_a_stream_even_without_message_stop() -> None:
+    """metadata is ConverseStream's last event: a turn that has it finished, its reason inferred."""
+    use = {"toolUseId": "tooluse_1", "name": "get_weather"}
+    body = (event("messageStart", {"role": "assistant"})
+            + event("contentBlockStart", {"contentBlockIndex": 0, "start": {"toolUse": use}})
+            + event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"toolUse": {"input": '{"city":"Oslo"}'}}})
+            + event("contentBlockStop", {"contentBlockIndex": 0})
+            + event("metadata", {"usage": {"inputTokens": 9, "outputTokens": 4, "totalTokens": 13}}))
+    message = await _stream_of(body)
+    assert message.finish_reason == "tool_calls" and dict(message.tool_calls[0].arguments) == {"city": "Oslo"}
+    body = (event("messageStart", {"role": "assistant"})
+            + event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi"}})
+            + event("messageStop", {})
+            + event("metadata", {"usage": {"inputTokens": 9, "outputTokens": 1, "totalTokens": 10}}))
+    message = await _stream_of(body)
+    assert message.text == "Hi" and message.finish_reason == "stop"
+
+
+async def test_stream_without_message_stop_or_metadata_is_cut() -> None:
+    body = (event("messageStart", {"role": "assistant"})
+            + event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi"}}))
+    with pytest.raises(ProviderUnavailable, match="stream ended early"):
+        await _stream_of(body)

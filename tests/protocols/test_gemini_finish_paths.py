@@ -193,3 +193,32 @@ def test_history_opening_with_the_user_is_unchanged() -> None:
     body = Gemini(Transport()).encode(ChatRequest((Message.user("hi"),)), target(), stream=False).json
     assert body["contents"] == [{"role": "user", "parts": [{"text": "hi"}]}]
 
+
+
+# --- the JSON-array stream's own end marker ------------------------------------------------------
+
+
+def _array(*chunks: dict[str, Any], closed: bool = True) -> bytes:
+    body = "[" + ",\r\n".join(json.dumps(c) for c in chunks)
+    return (body + "]").encode() if closed else body.encode()
+
+
+async def _array_stream(body: bytes) -> list[Any]:
+    async with gemini(lambda r: httpx.Response(200, headers={"content-type": "application/json"},
+                                               content=body)) as g:
+        return [e async for e in g.stream(ChatRequest((Message.user("hi"),)), target())]
+
+
+async def test_closed_json_array_without_a_finish_reason_is_a_finished_answer() -> None:
+    """Without alt=sse the closing ``]`` ends the stream: the reason is inferred, the turn kept."""
+    call = {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}
+    events = await _array_stream(_array({"candidates": [{"content": {"role": "model", "parts": [call]}}]}))
+    assert isinstance(events[-1], Finish) and events[-1].reason == "tool_calls"
+    events = await _array_stream(_array({"candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]}}]}))
+    assert isinstance(events[-1], Finish) and events[-1].reason == "stop"
+
+
+async def test_json_array_cut_before_its_end_is_provider_unavailable() -> None:
+    body = _array({"candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]}}]}, closed=False)
+    with pytest.raises(ProviderUnavailable, match="ended early"):
+        await _array_stream(body)

@@ -230,6 +230,48 @@ async def test_complete_stream_with_usage(server: tuple[str, Script]) -> None:
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
 
 
+def _call_chunk(index: int, call_id: str | None, name: str | None, args: str) -> str:
+    fn: dict[str, Any] = {"arguments": args}
+    if name:
+        fn["name"] = name
+    tc: dict[str, Any] = {"index": index, "type": "function", "function": fn}
+    if call_id:
+        tc["id"] = call_id
+    return _chunk({"tool_calls": [tc]})
+
+
+async def test_done_without_a_finish_reason_ends_a_tool_call_turn_normally(server: tuple[str, Script]) -> None:
+    """OpenRouter relaying Kimi K2: a whole tool call, usage, [DONE], and never a finish_reason."""
+    base, script = server
+    usage = json.dumps({"id": "s1", "choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 12}})
+    script.answers = [sse([
+        _chunk({"role": "assistant", "content": ""}),
+        _call_chunk(0, "functions.get_weather:0", "get_weather", ""),
+        _call_chunk(0, None, None, '{"city": '), _call_chunk(0, None, None, '"Paris"}'),
+        usage, "[DONE]",
+    ])]
+    message = await collect(adapter(), target(base, "custom"))
+    (call,) = message.tool_calls
+    assert (call.id, call.name, dict(call.arguments)) == ("functions.get_weather:0", "get_weather", {"city": "Paris"})
+    assert message.finish_reason == "tool_calls"
+    assert message.usage is not None and (message.usage.input, message.usage.output) == (40, 12)
+
+
+async def test_done_without_a_finish_reason_ends_a_text_turn_with_stop(server: tuple[str, Script]) -> None:
+    base, script = server
+    script.answers = [sse([*PARTIAL, "[DONE]"])]
+    message = await collect(adapter(), target(base, "custom"))
+    assert message.text == "Hello" and message.finish_reason == "stop"
+
+
+async def test_tool_call_cut_before_done_is_still_provider_unavailable(server: tuple[str, Script]) -> None:
+    """The same stream without its end marker: the connection dropped, the turn is not taken."""
+    base, script = server
+    script.answers = [sse([_call_chunk(0, "c1", "get_weather", '{"city": "Paris"}')])]
+    with pytest.raises(ProviderUnavailable, match="stream ended early"):
+        await collect(adapter(), target(base, "custom"))
+
+
 @pytest.mark.parametrize(("payload", "kind"), [
     ({"error": {"message": "Failed to call a function.", "type": "invalid_request_error",
                 "code": "tool_use_failed"}}, BadRequest),

@@ -49,6 +49,7 @@ from ironspire.protocols.common import (
     system_text,
     tool_id,
 )
+from ironspire.protocols.inline_think import ThinkSplitter
 from ironspire.transport import classify_http_error, error_message, parse_retry_after
 
 #: Mistral rejects a user turn right after tool results; this stands in for the assistant turn
@@ -291,15 +292,17 @@ class ChunkDecoder:
     """Turns chat-completion chunks (or one whole response) into neutral stream events.
 
     Reasoning is what the server marks as such (``reasoning_content``, ``reasoning``, Mistral
-    thinking chunks). ``<think>...</think>`` written inside ``content`` (some Together/Hugging Face
-    models, see the recorded Together exchange) stays text: the server did not separate it, the
-    tags can be split across chunks or appear in ordinary prose, and guessing wrong would hide
-    part of the answer. It is therefore also replayed as text, whatever the foreign-reasoning policy.
+    thinking chunks) and, with ``think`` on, a ``<think>...</think>`` block that opens the answer
+    text (DeepSeek-R1 style models on Together and others, see the recorded Together exchange);
+    ``inline_think`` says when that is on and why it cannot catch ordinary prose.
+    ``finished`` is set by a finish_reason or by the end marker (``end``), the two things that
+    prove the model finished rather than the connection dropping.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, think: bool = False) -> None:
         self._calls: dict[Any, int] = {}
         self._open: set[int] = set()
+        self._think = ThinkSplitter() if think else None
         self.finished = False
 
     def _reasoning(self, delta: Mapping[str, Any]) -> Iterator[StreamEvent]:
@@ -309,17 +312,23 @@ class ChunkDecoder:
                 yield ReasoningDelta(value)
                 return
 
+    def _answer(self, text: str) -> Iterator[StreamEvent]:
+        if self._think is None:
+            yield TextDelta(text)
+        else:
+            yield from self._think.feed(text)
+
     def _content(self, content: Any) -> Iterator[StreamEvent]:
         if isinstance(content, str):
             if content:
-                yield TextDelta(content)
+                yield from self._answer(content)
             return
         for chunk in content if isinstance(content, list) else ():
             if not isinstance(chunk, dict):
                 continue
             kind = chunk.get("type")
             if kind == "text" and chunk.get("text"):
-                yield TextDelta(chunk["text"])
+                yield from self._answer(chunk["text"])
             elif kind == "thinking":  # Mistral (Magistral): thinking chunks inside content
                 inner = chunk.get("thinking")
                 pieces = [inner] if isinstance(inner, str) else [
@@ -349,6 +358,8 @@ class ChunkDecoder:
                 yield ToolCallDelta(idx, args)
 
     def close(self) -> Iterator[StreamEvent]:
+        if self._think is not None:
+            yield from self._think.close()
         for idx in sorted(self._open):
             yield ToolCallEnd(idx)
         self._open.clear()
@@ -373,6 +384,19 @@ class ChunkDecoder:
         usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
         if isinstance(usage, dict):
             yield UsageEvent(usage_from(usage))
+
+    def end(self) -> Iterator[StreamEvent]:
+        """The stream's end marker (``[DONE]``, or a whole response body) arrived.
+
+        Some servers (OpenRouter relaying Kimi K2) finish with usage and ``[DONE]`` but never a
+        non-null finish_reason; the turn is complete all the same, so the reason is inferred:
+        tool_calls when calls were made, else stop.
+        """
+        already = self.finished
+        yield from self.close()
+        if not already:
+            self.finished = True
+            yield Finish("tool_calls" if self._calls else "stop")
 
 
 def in_band_status(err: Any) -> int:

@@ -441,8 +441,7 @@ class BedrockConverse(HttpProtocol):
             acc.feed(_block_events(index, block))
         if isinstance(data.get("usage"), dict):
             acc.add(UsageEvent(usage_from(data["usage"])))
-        raw = str(data.get("stopReason") or "")
-        acc.add(Finish(_STOP.get(raw, "other"), raw or None))
+        acc.add(_finish(data.get("stopReason"), any(isinstance(b, dict) and "toolUse" in b for b in content)))
         return acc.message()
 
     async def decode_stream(self, response: httpx.Response, target: Target) -> AsyncIterator[StreamEvent]:
@@ -451,7 +450,7 @@ class BedrockConverse(HttpProtocol):
         buffer = EventStreamBuffer()
         calls: set[int] = set()
         finish: Finish | None = None
-        usage_seen = False
+        usage_seen = called = False
         received = consumed = 0
         async for chunk in response.aiter_bytes():
             buffer.add_data(chunk)
@@ -477,14 +476,16 @@ class BedrockConverse(HttpProtocol):
                                               model=target.model.id) from None
                 event = headers.get(":event-type")
                 if event == "messageStop":
-                    raw = str(payload.get("stopReason") or "")
-                    finish = Finish(_STOP.get(raw, "other"), raw or None)
+                    finish = _finish(payload.get("stopReason"), called)
                 elif event == "metadata":
                     if isinstance(payload.get("usage"), dict):
                         usage_seen = True
                         yield UsageEvent(usage_from(payload["usage"]))
+                    # metadata is the stream's last event: it ends the turn even without messageStop
+                    finish = finish or _finish(None, called)
                 else:
                     for ev in _stream_events(str(event), payload, calls):
+                        called = called or isinstance(ev, ToolCallStart)
                         yield ev
                 if finish is not None and (usage_seen or event == "metadata"):
                     yield finish
@@ -608,6 +609,14 @@ def usage_from(raw: Mapping[str, Any]) -> Usage:
         cache_read=int(raw.get("cacheReadInputTokens") or raw.get("cacheReadInputTokenCount") or 0),
         cache_write=int(raw.get("cacheWriteInputTokens") or raw.get("cacheWriteInputTokenCount") or 0),
     )
+
+
+def _finish(stop_reason: Any, called: bool) -> Finish:
+    """The turn's finish; a missing stopReason (the response still ended) is inferred from the calls."""
+    raw = str(stop_reason or "")
+    if not raw:
+        return Finish("tool_calls" if called else "stop")
+    return Finish(_STOP.get(raw, "other"), raw)
 
 
 def _block_events(index: int, block: Mapping[str, Any]) -> Iterator[StreamEvent]:

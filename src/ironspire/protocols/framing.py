@@ -17,20 +17,38 @@ from httpx_sse import EventSource
 from ironspire.errors import ProviderUnavailable
 
 
-async def sse_json(response: httpx.Response, provider: str) -> AsyncIterator[tuple[str, Any]]:
-    """(event name, JSON data) for each SSE event; stops at ``[DONE]``; skips empty data."""
-    source = EventSource(response)
-    async for sse in source.aiter_sse():
-        data = sse.data
-        if not data:
-            continue
-        if data == "[DONE]":
-            return
-        try:
-            payload = json.loads(data)
-        except json.JSONDecodeError:
-            raise ProviderUnavailable(provider, f"malformed stream event: {data[:200]!r}") from None
-        yield sse.event, payload
+class SseJson:
+    """(event name, JSON data) for each SSE event, skipping empty data; stops at ``[DONE]``.
+
+    ``done`` tells afterwards whether the stream ended with ``[DONE]`` rather than by the
+    connection closing: only the marker proves a finished stream on protocols whose last
+    chunk may carry no finish reason (some OpenAI-compatible servers).
+    """
+
+    __slots__ = ("done", "provider", "response")
+
+    def __init__(self, response: httpx.Response, provider: str) -> None:
+        self.response, self.provider = response, provider
+        self.done = False
+
+    async def __aiter__(self) -> AsyncIterator[tuple[str, Any]]:
+        source = EventSource(self.response)
+        async for sse in source.aiter_sse():
+            data = sse.data
+            if not data:
+                continue
+            if data == "[DONE]":
+                self.done = True
+                return
+            try:
+                payload = json.loads(data)
+            except json.JSONDecodeError:
+                raise ProviderUnavailable(self.provider, f"malformed stream event: {data[:200]!r}") from None
+            yield sse.event, payload
+
+
+def sse_json(response: httpx.Response, provider: str) -> SseJson:
+    return SseJson(response, provider)
 
 
 async def ndjson(response: httpx.Response, provider: str) -> AsyncIterator[Any]:

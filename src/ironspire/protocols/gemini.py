@@ -267,7 +267,7 @@ class Gemini(HttpProtocol):
         acc = Accumulator(target.provider.id, target.model.id)
         for chunk in chunks:
             acc.feed(state.events(chunk, self))
-        return acc.feed(state.close()).message()
+        return acc.feed(state.close(ended=True)).message()
 
     async def decode_stream(self, response: httpx.Response, target: Target) -> AsyncIterator[StreamEvent]:
         state = _StreamState(target)
@@ -275,11 +275,13 @@ class Gemini(HttpProtocol):
             async for _, chunk in sse_json(response, target.provider.id):
                 for event in state.events(chunk, self):
                     yield event
+            closing = state.close()
         else:
-            async for chunk in _json_array(response, target):
+            async for chunk in _json_array(response, target):  # raises unless the array was closed
                 for event in state.events(chunk, self):
                     yield event
-        for event in state.close():
+            closing = state.close(ended=True)
+        for event in closing:
             yield event
 
     # --- errors -------------------------------------------------------------------------------
@@ -415,8 +417,11 @@ class _StreamState:
             if signature:
                 yield ReasoningDelta(signature=signature)
 
-    def close(self) -> Iterator[StreamEvent]:
-        if self.finish is None and self.blocked is None:
+    def close(self, *, ended: bool = False) -> Iterator[StreamEvent]:
+        """The final usage and finish. With ``alt=sse`` the last chunk's finishReason is the only
+        proof the answer is complete; ``ended`` says the response itself ended (a whole body, or
+        the closing ``]`` of the JSON-array stream), and then a missing reason is inferred."""
+        if self.finish is None and self.blocked is None and not ended:
             raise ProviderUnavailable(self.target.provider.id, "stream ended early", model=self.target.model.id)
         if self.usage is not None:
             yield UsageEvent(self.usage)

@@ -37,6 +37,7 @@ from ironspire.protocols._openai_wire import (
     thinking_on,
     wire_options,
 )
+from ironspire.protocols import inline_think
 from ironspire.protocols.base import ChatRequest, HttpProtocol, ProbeOutcome, Target, WireRequest, error_text
 from ironspire.protocols.framing import sse_json
 
@@ -139,16 +140,17 @@ class OpenAIChat(HttpProtocol):
             raise self.error(in_band_status(data["error"]), {}, body, target)
         if not data.get("choices"):
             raise ProviderUnavailable(target.provider.id, "response has no choices", model=target.model.id)
-        decoder = ChunkDecoder()
+        decoder = ChunkDecoder(think=inline_think.enabled(target))
         acc = Accumulator(target.provider.id, target.model.id)
         acc.feed(decoder.events(data))
-        acc.feed(decoder.close())
+        acc.feed(decoder.end())  # a whole body is a finished turn, with or without a finish_reason
         return acc.message()
 
     async def decode_stream(self, response: httpx.Response, target: Target) -> AsyncIterator[StreamEvent]:
-        decoder = ChunkDecoder()
+        decoder = ChunkDecoder(think=inline_think.enabled(target))
         received = False
-        async for event, payload in sse_json(response, target.provider.id):
+        frames = sse_json(response, target.provider.id)
+        async for event, payload in frames:
             received = True
             if not isinstance(payload, dict):
                 continue
@@ -157,8 +159,12 @@ class OpenAIChat(HttpProtocol):
                 raise self.error(in_band_status(err), {}, json.dumps(payload).encode(), target)
             for item in decoder.events(payload):
                 yield item
-        # [DONE] and a clean EOF look the same once framing is stripped; a finish_reason is what
-        # proves the model finished, so a stream without one was cut.
+        # A finish_reason or the [DONE] marker proves the model finished; a stream that stops
+        # with neither was cut (the connection dropped), whatever it delivered before.
+        if frames.done:
+            for item in decoder.end():
+                yield item
+            return
         if not decoder.finished:
             if not received:
                 # llama.cpp's server answers a prompt longer than its window this way when streaming
