@@ -397,6 +397,25 @@ async def test_streamed_thinking_becomes_reasoning_from_ollama() -> None:
     assert sent[0]["think"] is True
 
 
+async def test_inline_think_in_content_becomes_reasoning_from_ollama() -> None:
+    """deepseek-r1 on a build (or with ``think`` unset) that leaves <think> in content, split mid-tag."""
+    body = ndjson_body(
+        {"model": "deepseek-r1", "created_at": "t0", "message": {"role": "assistant", "content": "<thi"},
+         "done": False},
+        {"model": "deepseek-r1", "created_at": "t1", "message": {"role": "assistant", "content": "nk>17×23 = 391</"},
+         "done": False},
+        {"model": "deepseek-r1", "created_at": "t2", "message": {"role": "assistant", "content": "think>\n\n391"},
+         "done": False},
+        {"model": "deepseek-r1", "created_at": "t3", "message": {"role": "assistant", "content": ""}, "done": True,
+         "done_reason": "stop", "prompt_eval_count": 20, "eval_count": 9},
+    )
+    adapter, _ = serve(200, body, ndjson=True)
+    events = await collect(adapter, ask("What is 17 × 23?"), target("deepseek-r1"))
+    reply = Accumulator("ollama", "deepseek-r1").feed(events).message()
+    assert reply.reasoning == "17×23 = 391" and reply.text == "391"
+    assert reply.parts[0].provider == "ollama"  # type: ignore[union-attr]
+
+
 # --- docs: tool-calling requests -------------------------------------------------------------
 
 

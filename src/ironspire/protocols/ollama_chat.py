@@ -51,9 +51,10 @@ from ironspire.messages import (
     Usage,
     UsageEvent,
 )
-from ironspire.protocols import common
+from ironspire.protocols import common, inline_think
 from ironspire.protocols.base import ChatRequest, HttpProtocol, Target, WireRequest
 from ironspire.protocols.framing import ndjson
+from ironspire.protocols.inline_think import ThinkSplitter
 from ironspire.protocols.ollama_server import DEFAULT_OLLAMA_URL, ollama_base_url
 
 if TYPE_CHECKING:
@@ -386,6 +387,8 @@ class _DecodeState:
         self.target = target
         self.calls = 0
         self.done = False
+        # models or builds without native thinking write R1-style <think> into content
+        self._think = ThinkSplitter() if inline_think.enabled(target) else None
 
     def events(self, payload: Any) -> Iterator[StreamEvent]:
         target = self.target
@@ -404,11 +407,16 @@ class _DecodeState:
             yield ReasoningDelta(thinking)
         content = msg.get("content")
         if content:
-            yield TextDelta(content)
+            if self._think is None:
+                yield TextDelta(content)
+            else:
+                yield from self._think.feed(content)
         for call in msg.get("tool_calls") or ():
             yield from self._call(call, payload.get("created_at", ""))
         if payload.get("done"):
             self.done = True
+            if self._think is not None:
+                yield from self._think.close()
             yield UsageEvent(Usage(input=int(payload.get("prompt_eval_count") or 0),
                                    output=int(payload.get("eval_count") or 0)))
             raw = payload.get("done_reason")
