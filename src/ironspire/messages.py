@@ -47,6 +47,25 @@ class Image:
 
 
 @dataclass(frozen=True, slots=True)
+class Document:
+    """A file the model reads (a PDF, plain text, CSV...), inline (base64 ``data``) or by ``url``.
+
+    ``name`` is the file's name as the user gave it; adapters turn it into what their provider
+    accepts (Bedrock allows only some characters), so it is kept as given here.
+    """
+
+    media_type: str
+    data: str | None = None
+    url: str | None = None
+    name: str | None = None
+    type: Literal["document"] = "document"
+
+    def __post_init__(self) -> None:
+        if (self.data is None) == (self.url is None):
+            raise ValueError("Document needs exactly one of data (base64) or url")
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCall:
     """A model's request to run a tool.
 
@@ -93,26 +112,47 @@ class Reasoning:
     type: Literal["reasoning"] = "reasoning"
 
 
-Part: TypeAlias = Text | Image | ToolCall | ToolResult | Reasoning
+Part: TypeAlias = Text | Image | Document | ToolCall | ToolResult | Reasoning
+
+
+UsageState: TypeAlias = Literal["reported", "estimated", "unknown"]
+_STATE_ORDER: tuple[UsageState, ...] = ("reported", "estimated", "unknown")
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts for one request. ``input`` excludes cached tokens (read or written)."""
+    """Token counts for one request. ``input`` excludes cached tokens (read or written).
+
+    ``state`` says where the counts come from: the provider (``reported``), our own estimate
+    (``estimated``), or nowhere (``unknown``: the provider sent none, and the zeros mean
+    nothing). A request whose usage is missing is never taken for one that cost nothing.
+    """
 
     input: int = 0
     output: int = 0
     cache_read: int = 0
     cache_write: int = 0
     reasoning: int = 0
+    state: UsageState = "reported"
+
+    @classmethod
+    def unknown(cls) -> Usage:
+        return cls(state="unknown")
+
+    @property
+    def known(self) -> bool:
+        return self.state == "reported"
 
     def __add__(self, other: Usage) -> Usage:
+        # a sum is only as good as its least certain term
+        state = max(self.state, other.state, key=_STATE_ORDER.index)
         return Usage(
             self.input + other.input,
             self.output + other.output,
             self.cache_read + other.cache_read,
             self.cache_write + other.cache_write,
             self.reasoning + other.reasoning,
+            state,
         )
 
     @property
@@ -138,7 +178,7 @@ class Message:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def user(cls, *content: str | Image) -> Message:
+    def user(cls, *content: str | Image | Document) -> Message:
         return cls("user", tuple(Text(c) if isinstance(c, str) else c for c in content))
 
     @classmethod

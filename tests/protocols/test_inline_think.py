@@ -7,6 +7,8 @@ against the whole-text rule in ``inline_think.split``; examples pin the rule its
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +25,7 @@ TEXTS = st.lists(st.one_of(PIECES, st.text(max_size=6)), max_size=14).map("".joi
 def chunked(text: str, cuts: list[int]) -> list[str]:
     points = sorted({c % (len(text) + 1) for c in cuts})
     bounds = [0, *points, len(text)]
-    return [text[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [text[a:b] for a, b in pairwise(bounds)]
 
 
 def run(chunks: list[str]) -> list[StreamEvent]:

@@ -20,11 +20,11 @@ from ironspire.catalog.quirks import NO_QUIRKS, Quirks, model_quirks
 from ironspire.errors import ModelNotFound
 from ironspire.messages import Usage
 
-Capability: TypeAlias = Literal["tools", "vision", "reasoning", "streaming"]
+Capability: TypeAlias = Literal["tools", "vision", "documents", "reasoning", "streaming"]
 #: an API a model needs instead of its provider's usual one (OpenAI's reasoning models need
 #: Responses to use tools with reasoning on)
 Api: TypeAlias = Literal["responses"]
-CAPABILITIES: tuple[Capability, ...] = ("tools", "vision", "reasoning", "streaming")
+CAPABILITIES: tuple[Capability, ...] = ("tools", "vision", "documents", "reasoning", "streaming")
 
 # Providers whose model list is whatever the endpoint serves: any id is accepted there and
 # described with these conservative defaults until discovery says more.
@@ -58,6 +58,8 @@ class ModelSpec:
     max_output_tokens: int
     tools: bool = True
     vision: bool = False
+    documents: bool = False
+    """Whether the model reads Document parts (PDF and other files) in its provider's own form."""
     reasoning: bool = False
     streaming: bool = True
     prompt_caching: bool = False
@@ -93,6 +95,7 @@ def _from_record(r: dict[str, Any]) -> ModelSpec:
         max_output_tokens=r["max_output_tokens"],
         tools=r["tools"],
         vision=r["vision"],
+        documents=r.get("documents", False),
         reasoning=r["reasoning"],
         streaming=r["streaming"],
         prompt_caching=r["prompt_caching"],

@@ -22,6 +22,7 @@ from ironspire.errors import (
     register_secret,
 )
 from ironspire.messages import (
+    Document,
     Finish,
     FinishReason,
     Image,
@@ -42,6 +43,7 @@ from ironspire.messages import (
 from ironspire.protocols.base import ChatRequest, Target
 from ironspire.protocols.common import (
     conversation,
+    document_filename,
     foreign_reasoning,
     image_data_url,
     is_own,
@@ -110,10 +112,29 @@ def _image_part(image: Image, target: Target) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
-def _user_content(parts: list[Text | Image], target: Target) -> str | list[dict[str, Any]]:
+def _file_part(document: Document, index: int, target: Target) -> dict[str, Any]:
+    """A ``file`` content part: Chat Completions takes a document inline (``file_data``) only."""
+    if document.url is not None and not document.url.startswith("data:"):
+        raise BadRequest(
+            target.provider.id, "Chat Completions accepts documents only inline, not by URL",
+            model=target.model.id, hint="Attach the file itself (base64) instead of its URL.",
+        )
+    return {"type": "file", "file": {"filename": document_filename(document, index),
+                                     "file_data": image_data_url(document)}}
+
+
+def _user_content(parts: list[Text | Image | Document], target: Target) -> str | list[dict[str, Any]]:
     if len(parts) == 1 and isinstance(parts[0], Text):
         return parts[0].text
-    return [{"type": "text", "text": p.text} if isinstance(p, Text) else _image_part(p, target) for p in parts]
+    out: list[dict[str, Any]] = []
+    for p in parts:
+        if isinstance(p, Text):
+            out.append({"type": "text", "text": p.text})
+        elif isinstance(p, Document):
+            out.append(_file_part(p, sum(1 for o in out if o["type"] == "file") + 1, target))
+        else:
+            out.append(_image_part(p, target))
+    return out
 
 
 def _assistant(message: Message, request: ChatRequest, target: Target, style: str) -> dict[str, Any] | None:
@@ -196,7 +217,7 @@ def encode_messages(request: ChatRequest, target: Target, *, system_role: str = 
             if turn is not None:
                 out.append(turn)
             continue
-        content = [p for p in message.parts if isinstance(p, Text | Image)]
+        content = [p for p in message.parts if isinstance(p, Text | Image | Document)]
         if content:
             out.append({"role": "user", "content": _user_content(content, target)})
     return mistral_order(out) if strict else out

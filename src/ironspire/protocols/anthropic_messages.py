@@ -61,6 +61,7 @@ from ironspire.errors import (
 )
 from ironspire.messages import (
     Accumulator,
+    Document,
     Finish,
     FinishReason,
     Image,
@@ -81,7 +82,9 @@ from ironspire.messages import (
 from ironspire.protocols.base import ChatRequest, HttpProtocol, Target, WireRequest
 from ironspire.protocols.common import (
     conversation,
+    document_text,
     foreign_reasoning,
+    image_inline,
     is_own,
     split_data_url,
     system_text,
@@ -420,6 +423,8 @@ def _user_blocks(message: Message) -> Iterator[dict[str, Any]]:
                 yield {"type": "text", "text": part.text}
         elif isinstance(part, Image):
             yield image_block(part)
+        elif isinstance(part, Document):
+            yield document_block(part)
         elif isinstance(part, ToolResult):
             yield tool_result_block(part)
         # Reasoning and tool calls never belong to a user turn; nothing else exists.
@@ -461,6 +466,24 @@ def image_block(image: Image) -> dict[str, Any]:
         media, data = inline
         return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
     return {"type": "image", "source": {"type": "url", "url": image.url}}
+
+
+def document_block(document: Document) -> dict[str, Any]:
+    """A ``document`` block: PDFs as a base64 (or URL) source, inline text files as a text source."""
+    text = document_text(document) if document.data is not None or (document.url or "").startswith("data:") \
+        else None
+    if text is not None:
+        source: dict[str, Any] = {"type": "text", "media_type": "text/plain", "data": text}
+    elif document.data is not None or (document.url or "").startswith("data:"):
+        media, data = image_inline(document)
+        source = {"type": "base64", "media_type": media, "data": data}
+    else:
+        assert document.url is not None
+        source = {"type": "url", "url": document.url}
+    block: dict[str, Any] = {"type": "document", "source": source}
+    if document.name:
+        block["title"] = document.name
+    return block
 
 
 def tool_result_block(result: ToolResult) -> dict[str, Any]:

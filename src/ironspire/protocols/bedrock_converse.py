@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -46,6 +47,7 @@ from ironspire.errors import (
 )
 from ironspire.messages import (
     Accumulator,
+    Document,
     Finish,
     FinishReason,
     Image,
@@ -386,6 +388,7 @@ class BedrockConverse(HttpProtocol):
                 out[-1]["content"].extend(blocks)
             else:
                 out.append({"role": role, "content": blocks})
+        _unique_document_names(out)
         if out and out[0]["role"] == "assistant":
             # Converse requires the first message to be the user's; a history imported or carried
             # over from a switch can open with the assistant, so a short user turn is put first.
@@ -408,6 +411,8 @@ class BedrockConverse(HttpProtocol):
                 yield {"text": part.text}
         elif isinstance(part, Image):
             yield _image_block(part)
+        elif isinstance(part, Document):
+            yield _document_block(part)
         elif isinstance(part, ToolCall):
             yield {"toolUse": {"toolUseId": tool_id(part.id, "bedrock"), "name": part.name,
                                "input": dict(part.arguments)}}
@@ -599,6 +604,58 @@ def _image_block(image: Image) -> dict[str, Any]:
         raise BadRequest("bedrock", f"image type {media} is not accepted by Converse",
                          hint="Use a PNG, JPEG, GIF or WebP image.")
     return {"image": {"format": fmt, "source": {"bytes": data}}}
+
+
+#: Converse's document formats, by media type (DocumentBlock.format)
+_DOCUMENT_FORMATS = {
+    "application/pdf": "pdf", "text/csv": "csv", "application/msword": "doc",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.ms-excel": "xls",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+    "text/html": "html", "text/plain": "txt", "text/markdown": "md",
+}
+_NAME_BAD = re.compile(r"[^A-Za-z0-9\s\-()\[\]]+")
+_NAME_SPACES = re.compile(r"\s+")
+
+
+def document_name(name: str | None, fmt: str) -> str:
+    """A DocumentBlock name: only letters, digits, single spaces, hyphens, parentheses and square
+    brackets, 1-200 characters. The extension goes (the format says it); other characters become
+    a space, so "Q3_report.v2.pdf" is sent as "Q3 report v2"."""
+    base = name or ""
+    if base.lower().endswith("." + fmt):
+        base = base[: -len(fmt) - 1]
+    cleaned = _NAME_SPACES.sub(" ", _NAME_BAD.sub(" ", base)).strip()[:200].strip()
+    return cleaned or "document"
+
+
+def _document_block(document: Document) -> dict[str, Any]:
+    fmt = _DOCUMENT_FORMATS.get(document.media_type.lower())
+    if fmt is None:
+        raise BadRequest("bedrock", f"document type {document.media_type} is not accepted by Converse",
+                         hint="Use PDF, CSV, DOC(X), XLS(X), HTML, TXT or Markdown.")
+    source: dict[str, Any]
+    if document.url is not None and document.url.startswith("s3://"):
+        source = {"s3Location": {"uri": document.url}}
+    else:
+        _, data = image_inline(document)
+        source = {"bytes": data}
+    return {"document": {"format": fmt, "name": document_name(document.name, fmt), "source": source}}
+
+
+def _unique_document_names(messages: list[dict[str, Any]]) -> None:
+    """Converse refuses two documents of the same name in one request: later ones get " (2)"..."""
+    seen: dict[str, int] = {}
+    for m in messages:
+        for block in m["content"]:
+            doc = block.get("document")
+            if doc is None:
+                continue
+            name = doc["name"]
+            count = seen.get(name, 0) + 1
+            seen[name] = count
+            if count > 1:
+                doc["name"] = f"{name[:190]} ({count})"
 
 
 def usage_from(raw: Mapping[str, Any]) -> Usage:

@@ -70,6 +70,7 @@ from ironspire.errors import (
 )
 from ironspire.messages import (
     Accumulator,
+    Document,
     Finish,
     Image,
     Message,
@@ -86,7 +87,7 @@ from ironspire.messages import (
     Usage,
     UsageEvent,
 )
-from ironspire.protocols.anthropic_messages import STOP_REASONS, EventDecoder, image_block
+from ironspire.protocols.anthropic_messages import STOP_REASONS, EventDecoder, document_block, image_block
 from ironspire.protocols.base import Backend, ChatRequest, ProbeOutcome, Target
 from ironspire.protocols.common import conversation, foreign_reasoning, system_text, tool_results_text
 from ironspire.transport import is_context_overflow
@@ -299,6 +300,8 @@ def _transcript_lines(message: Message, request: ChatRequest) -> Iterator[str]:
                 yield part.text
         elif isinstance(part, Image):
             yield "[image]"
+        elif isinstance(part, Document):
+            yield f"[document {part.name or part.media_type}]"
         elif isinstance(part, ToolCall):
             yield f"[called tool {part.name} with {json.dumps(dict(part.arguments), ensure_ascii=False)}]"
         elif isinstance(part, ToolResult):
@@ -316,6 +319,8 @@ def _new_blocks(message: Message) -> Iterator[dict[str, Any]]:
                 yield {"type": "text", "text": part.text}
         elif isinstance(part, Image):
             yield image_block(part)
+        elif isinstance(part, Document):
+            yield document_block(part)
         elif isinstance(part, ToolResult):
             yield {"type": "text", "text": f"[result of {part.tool_name}: {tool_results_text(part)}]"}
 

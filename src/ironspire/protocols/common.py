@@ -20,7 +20,7 @@ import string
 from collections.abc import Iterator
 from dataclasses import replace
 
-from ironspire.messages import Image, Message, Part, Reasoning, Text, ToolCall, ToolResult
+from ironspire.messages import Document, Image, Message, Part, Reasoning, Text, ToolCall, ToolResult
 from ironspire.protocols.base import ChatRequest, Target
 
 _ALNUM = string.ascii_letters + string.digits
@@ -147,14 +147,14 @@ def split_data_url(url: str) -> tuple[str, str] | None:
     return media, data
 
 
-def image_data_url(image: Image) -> str:
+def image_data_url(image: Image | Document) -> str:
     if image.url is not None:
         return image.url
     return f"data:{image.media_type};base64,{image.data}"
 
 
-def image_inline(image: Image) -> tuple[str, str]:
-    """(media type, base64) for protocols that only take inline bytes.
+def image_inline(image: Image | Document) -> tuple[str, str]:
+    """(media type, base64) for protocols that only take inline bytes (images or documents).
 
     Remote URLs are not fetched behind the user's back: the error says what to do instead.
     """
@@ -165,11 +165,41 @@ def image_inline(image: Image) -> tuple[str, str]:
     if inline is None:
         from ironspire.errors import BadRequest
 
+        what = "documents" if isinstance(image, Document) else "images"
         raise BadRequest(
-            "ironspire", "this provider accepts only inline images, not URLs",
-            hint="Attach the image file itself (base64) instead of a URL.",
+            "ironspire", f"this provider accepts only inline {what}, not URLs",
+            hint=f"Attach the file itself (base64) instead of a URL ({image.url[:80]}).",
         )
     return inline
+
+
+#: file extensions for document media types, for providers that want a file name or format
+DOCUMENT_EXTENSIONS = {
+    "application/pdf": "pdf", "text/plain": "txt", "text/markdown": "md", "text/html": "html", "text/csv": "csv",
+    "application/msword": "doc",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.ms-excel": "xls",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+}
+
+
+def document_filename(document: Document, index: int = 1) -> str:
+    """The document's own name, or ``document-N.<ext>`` when it came without one."""
+    if document.name:
+        return document.name
+    ext = DOCUMENT_EXTENSIONS.get(document.media_type.lower(), "bin")
+    return f"document-{index}.{ext}"
+
+
+def document_text(document: Document) -> str | None:
+    """The text of an inline ``text/*`` document, for protocols that take text sources."""
+    if not document.media_type.lower().startswith("text/"):
+        return None
+    _, data = image_inline(document)
+    try:
+        return base64.b64decode(data).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def tool_results_text(result: ToolResult) -> str:

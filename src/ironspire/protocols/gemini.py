@@ -40,6 +40,7 @@ from ironspire.errors import (
 )
 from ironspire.messages import (
     Accumulator,
+    Document,
     Finish,
     FinishReason,
     Image,
@@ -217,7 +218,7 @@ class Gemini(HttpProtocol):
         for p in message.parts:
             if isinstance(p, Text) and p.text:
                 parts.append({"text": p.text})
-            elif isinstance(p, Image):
+            elif isinstance(p, Image | Document):
                 parts.append(_image_part(p))
             elif isinstance(p, ToolResult):
                 parts.append({"functionResponse": _function_response(p, names, target)})
@@ -318,7 +319,8 @@ class Gemini(HttpProtocol):
         return BadRequest(pid, message, model=model, status=status, raw=raw)
 
 
-def _image_part(image: Image) -> dict[str, Any]:
+def _image_part(image: Image | Document) -> dict[str, Any]:
+    """Images and documents alike: a Files API / Cloud Storage URI by reference, else inline bytes."""
     if image.url is not None and image.url.startswith(("gs://", "https://generativelanguage.googleapis.com/")):
         return {"fileData": {"mimeType": image.media_type, "fileUri": image.url}}
     media, data = image_inline(image)

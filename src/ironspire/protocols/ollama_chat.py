@@ -34,6 +34,7 @@ from ironspire.errors import (
 )
 from ironspire.messages import (
     Accumulator,
+    Document,
     Finish,
     FinishReason,
     Image,
@@ -278,6 +279,9 @@ class OllamaChat(HttpProtocol):
                 text.append(part.text)
             elif isinstance(part, Image):
                 images.append(self._image(part, target))
+            elif isinstance(part, Document):
+                raise CapabilityError(target.provider.id, target.model.id, "documents",
+                                      "Ollama's chat API takes no files; paste the text into the message instead")
             elif isinstance(part, Reasoning):
                 if common.is_own(part, target):
                     if part.text:

@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 from ironspire.errors import ProviderError, ProviderUnavailable
 from ironspire.messages import Accumulator, Message, StreamEvent
+from ironspire.protocols import inline_think
 from ironspire.protocols._openai_wire import (
     ChunkDecoder,
     auth_headers,

@@ -6,6 +6,8 @@ Degradation policies (workspace settings; the default for both is "error"):
 - ``degrade_images = "omit"``: for a model without vision, every image in the history (and in
   tool results) is replaced by the text ``[image omitted]``; the stored history keeps the image,
   so switching back to a vision model sends it again.
+- documents have no degradation: a model that cannot read files is refused with CapabilityError
+  (dropping a document the user attached would answer a different question).
 - ``degrade_tools = "flatten"``: for a model without tools, tool calls become assistant text
   ``[called tool NAME with {json}]``, tool results become user text ``[result of tool NAME: ...]``,
   adjacent messages of the same role are merged (roles must still alternate) and the request's
@@ -31,7 +33,7 @@ from dataclasses import replace
 from typing import Literal
 
 from ironspire.errors import CapabilityError, ContextWindowExceeded
-from ironspire.messages import Image, Message, Part, Text, ToolCall, ToolResult
+from ironspire.messages import Document, Image, Message, Part, Text, ToolCall, ToolResult
 from ironspire.protocols.base import ChatRequest, Target
 
 ImagePolicy = Literal["error", "omit"]
@@ -51,6 +53,9 @@ def estimate_tokens(request: ChatRequest) -> int:
                 chars += len(part.text)
             elif isinstance(part, Image):
                 images += 1
+            elif isinstance(part, Document):
+                # a page of PDF or text is a few thousand bytes and tokens alike; a URL is unknown
+                chars += len(part.data) * 3 // 4 if part.data is not None else IMAGE_TOKENS * 4
             elif isinstance(part, ToolCall):
                 chars += len(part.name) + len(json.dumps(part.arguments, ensure_ascii=False))
             elif isinstance(part, ToolResult):
@@ -76,6 +81,10 @@ def _has_images(messages: tuple[Message, ...]) -> int:
             elif isinstance(p, ToolResult):
                 count += sum(1 for c in p.content if isinstance(c, Image))
     return count
+
+
+def _documents(messages: tuple[Message, ...]) -> int:
+    return sum(1 for m in messages for p in m.parts if isinstance(p, Document))
 
 
 def _has_tool_history(messages: tuple[Message, ...]) -> bool:
@@ -130,6 +139,13 @@ def check(
             if images == "error":
                 raise CapabilityError(pid, model.id, "vision", f"the conversation holds {count} image(s)")
             messages = omit_images(messages)
+    if not model.documents:
+        documents = _documents(messages)
+        if documents:
+            raise CapabilityError(
+                pid, model.id, "documents",
+                f"the conversation holds {documents} document(s) (PDF or other files)",
+            )
     wants_tools = bool(request.tools) or request.force_tool is not None
     if not model.tools and (wants_tools or _has_tool_history(messages)):
         if tools == "error":
