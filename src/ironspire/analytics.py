@@ -157,7 +157,9 @@ class Analytics:
         ``now`` fixes the moment rolling periods end at (reports and tests that must be exact).
         """
         rows = self.store.usage_rows(self._filter(self.window(period, now=now), agent, provider))
-        return [{f: r[f] for f in TURN_FIELDS} for r in rows]
+        # usage_state rides beside the documented columns: "unknown" marks a row whose zeros mean
+        # the provider sent no counts (rows older than the column read as reported)
+        return [{**{f: r[f] for f in TURN_FIELDS}, "usage_state": r["usage_state"] or "reported"} for r in rows]
 
     # --- aggregates ------------------------------------------------------------------------
 
@@ -204,6 +206,8 @@ class Analytics:
             "burn_rate_usd_per_hour": totals["cost_usd"] / hours,
             "turns": totals["turns"],
             "errors": totals["errors"],
+            # answered turns whose provider reported no usage: their tokens and cost are not in the totals
+            "turns_without_usage": int(overall["unknown_usage"]),
         }
 
     # --- CSV -------------------------------------------------------------------------------

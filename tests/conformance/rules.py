@@ -345,7 +345,8 @@ def check_gemini(enc: Encoded, x: Expect) -> None:
     assert len(seen) == len(x.calls) and sorted(answered) == sorted(seen)
     for wire_id, name in seen:
         assert _call_by_wire(x, wire_id).name == name, "functionCall must keep the tool's name"
-    images = [p for c in contents if c["role"] == "user" for p in c["parts"] if "inlineData" in p]
+    images = [p for c in contents if c["role"] == "user" for p in c["parts"]
+              if "inlineData" in p and p["inlineData"]["mimeType"].startswith("image/")]
     assert images == [{"inlineData": {"mimeType": "image/png", "data": _png(x)}}]
     own = [p for c in contents for p in c["parts"] if p.get("thought")]
     assert [p["text"] for p in own] == [r.text for r in x.reasoning if x.native(r) and r.text]

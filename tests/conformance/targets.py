@@ -24,7 +24,7 @@ from ironspire.transport import Transport
 #: Converse exchange with signed reasoning used this inference profile.
 BEDROCK_CLAUDE = ModelSpec(
     "bedrock", "us.anthropic.claude-sonnet-4-20250514-v1:0", "Claude Sonnet 4 (Bedrock)", 200_000, 64_000,
-    tools=True, vision=True, reasoning=True, source="configured",
+    tools=True, vision=True, documents=True, reasoning=True, source="configured",
 )
 #: Ollama models come from discovery; this is what discovery reports for a vision+thinking model.
 OLLAMA_VISION = dynamic_model("ollama", "qwen3-vl:8b", context_window=131_072, vision=True, reasoning=True)

@@ -11,12 +11,14 @@ prompt, image, no prefill).
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ironspire.errors import CapabilityError
-from ironspire.messages import Message, Reasoning, ToolCall, dump_history, load_history
+from ironspire.messages import Document, Message, Reasoning, ToolCall, dump_history, load_history
 from ironspire.protocols.base import ChatRequest, ForeignReasoning
 from ironspire.workspace import preflight
 
@@ -198,3 +200,65 @@ def test_matrix_covers_every_ordered_pair_of_families() -> None:
     assert {"mistral", "deepseek"} <= set(TARGETS)
     covered = {(s, t) for s, t in PAIRS}
     assert {(a, b) for a in families for b in families if a != b} <= covered
+
+
+# --- a document in the conversation ----------------------------------------------------------------
+
+#: the start of a real PDF file (header and a catalog object), enough to be sent as one
+PDF_B64 = base64.b64encode(b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n%%EOF\n").decode()
+DOCUMENT = Document("application/pdf", data=PDF_B64, name="Q3_report.v2.pdf")
+#: targets whose model reads documents, and the document as each one's wire form carries it
+READS_DOCUMENTS = {
+    "anthropic": {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+                                                 "data": PDF_B64}, "title": "Q3_report.v2.pdf"},
+    "claude-sdk": {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+                                                  "data": PDF_B64}, "title": "Q3_report.v2.pdf"},
+    "openai": {"type": "file", "file": {"filename": "Q3_report.v2.pdf",
+                                        "file_data": f"data:application/pdf;base64,{PDF_B64}"}},
+    "gemini": {"inlineData": {"mimeType": "application/pdf", "data": PDF_B64}},
+    "bedrock": {"document": {"format": "pdf", "name": "Q3 report v2", "source": {"bytes": PDF_B64}}},
+}
+
+
+def with_document(produced: Produced) -> Produced:
+    """The same history, with a PDF attached to the user's first turn (before the source answered),
+    so the switch carries a document that another provider was given first."""
+    first = next(i for i, m in enumerate(produced.messages) if m.role == "user")
+    messages = list(produced.messages)
+    messages[first] = Message("user", (*messages[first].parts, DOCUMENT))
+    return Produced(produced.source, produced.origin, produced.system, produced.tools, tuple(messages))
+
+
+def _contains(value: Any, wanted: dict[str, Any]) -> bool:
+    if value == wanted:
+        return True
+    if isinstance(value, dict):
+        return any(_contains(v, wanted) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_contains(v, wanted) for v in value)
+    return False
+
+
+@pytest.mark.parametrize(("source", "target_name"), PAIRS, ids=[f"{s}->{t}" for s, t in PAIRS])
+def test_a_document_is_re_encoded_for_the_target_or_refused_before_sending(
+    source: str, target_name: str, realdata: Path
+) -> None:
+    produced = with_document(produce(source, realdata))
+    target = make_target(target_name)
+    if target_name not in READS_DOCUMENTS:
+        assert not target.model.documents
+        with pytest.raises(CapabilityError, match="document"):
+            preflight.check(request_for(produced), target)
+        return
+    assert target.model.documents
+    request = preflight.check(request_for(produced), target)
+    assert [p for m in request.messages for p in m.parts if isinstance(p, Document)] == [DOCUMENT]  # survived storage
+
+    encoded = encode(target_name, request, target)
+
+    check(encoded, Expect(produced.source, target_name, target, request))
+    if source == target_name == "claude-sdk":
+        assert encoded.body["resume"]  # the resumed CLI session already holds the document
+        assert not _contains(encoded.body, READS_DOCUMENTS[target_name])
+    else:
+        assert _contains(encoded.body, READS_DOCUMENTS[target_name]), encoded.body

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from ironspire.messages import (
     Accumulator,
+    Document,
     Finish,
     Image,
     Message,
@@ -42,13 +43,19 @@ images = st.one_of(
     st.builds(Image, st.sampled_from(["image/png", "image/jpeg"]), data=st.text("ABCD+/=", min_size=1, max_size=20)),
     st.builds(Image, st.just("image/png"), url=st.just("https://example.test/a.png")),
 )
+documents = st.one_of(
+    st.builds(Document, st.sampled_from(["application/pdf", "text/plain"]),
+              data=st.text("ABCD+/=", min_size=1, max_size=20), name=opt),
+    st.builds(Document, st.just("application/pdf"), url=st.just("https://example.test/a.pdf"), name=opt),
+)
 tool_calls = st.builds(
     ToolCall, short, short, st.dictionaries(st.text(max_size=5), json_value, max_size=3), opt, opt, opt
 )
 tool_results = st.builds(ToolResult, short, short, st.tuples(texts, images) | st.tuples(texts), st.booleans())
 reasoning = st.builds(Reasoning, short, opt, opt, opt, opt)
-parts = st.one_of(texts, images, tool_calls, tool_results, reasoning)
-usages = st.builds(Usage, *(st.integers(0, 10**9) for _ in range(5)))
+parts = st.one_of(texts, images, documents, tool_calls, tool_results, reasoning)
+usages = st.builds(Usage, *(st.integers(0, 10**9) for _ in range(5)),
+                   st.sampled_from(["reported", "estimated", "unknown"]))
 messages = st.builds(
     Message,
     st.sampled_from(["system", "user", "assistant", "tool"]),
@@ -157,3 +164,27 @@ def test_usage_adds_and_counts_prompt() -> None:
     assert u == Usage(11, 22, 33, 44, 55)
     assert u.prompt == 11 + 33 + 44
     assert u.total == 11 + 22 + 33 + 44
+
+
+def test_document_needs_exactly_one_source_and_is_told_from_an_image_in_json() -> None:
+    with pytest.raises(ValueError):
+        Document("application/pdf")
+    with pytest.raises(ValueError):
+        Document("application/pdf", data="JVBER", url="https://x.test/a.pdf")
+    message = Message.user("Summarise this.", Document("application/pdf", data="JVBERi0x", name="Q3 report.pdf"))
+    back = Message.from_json(message.to_json())
+    assert back == message and isinstance(back.parts[1], Document)
+
+
+def test_unknown_usage_survives_storage_and_is_not_a_free_request() -> None:
+    unknown = Usage.unknown()
+    assert not unknown.known and Usage().known
+    message = Message("assistant", (Text("hi"),), "mistral", "m", unknown, "stop")
+    assert Message.from_json(message.to_json()).usage == unknown
+    assert Message.from_json(message.to_json()).usage != Usage()
+    # a sum is only as certain as its least certain term
+    assert (Usage(1, 1) + unknown).state == "unknown"
+    assert (Usage(1, 1) + Usage(2, 2, state="estimated")).state == "estimated"
+    # history stored before the state existed reads as reported counts
+    old = '{"role": "assistant", "parts": [], "usage": {"input": 3, "output": 1}}'
+    assert Message.from_json(old).usage == Usage(3, 1)

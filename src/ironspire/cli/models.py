@@ -30,7 +30,9 @@ UNKNOWN_NOTE = " A ? marks a context window the provider did not report (a defau
 @app.command("list")
 def list_models(
     provider: str | None = typer.Option(None, "--provider", "-p", help="Only this provider's models."),
-    capability: str | None = typer.Option(None, "--capability", "-c", help="tools | vision | documents | reasoning | streaming"),
+    capability: str | None = typer.Option(
+        None, "--capability", "-c", help="tools | vision | documents | reasoning | streaming"
+    ),
     refresh: bool = typer.Option(
         False, "--refresh", help="Re-discover runtime models (Ollama, Groq, Together, Fireworks, custom endpoints)."
     ),

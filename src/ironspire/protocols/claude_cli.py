@@ -37,8 +37,10 @@ What a turn is:
 
       Continue the conversation: reply to the message below.
 
-  followed by the new user message itself (text and images as content blocks). Reasoning from
-  the transcript follows ``ChatRequest.foreign_reasoning``; images in it become ``[image]``.
+  followed by the documents the transcript mentions (as document blocks: they are what the
+  conversation is about) and the new user message itself (text, images and documents as content
+  blocks). Reasoning from the transcript follows ``ChatRequest.foreign_reasoning``; images in it
+  become ``[image]``.
 * cost: a subscription bills nothing per token, so ``meta["billed_usd"]`` is 0; the CLI's own
   API-equivalent figure (``total_cost_usd``) is kept as ``meta["cost_usd"]``.
 * the CLI runs in a fixed working directory (``settings["cwd"]``, else ``IRONSPIRE_HOME/claude-sdk``):
@@ -268,6 +270,8 @@ def plan_turn(request: ChatRequest, target: Target) -> tuple[list[dict[str, Any]
     content: list[dict[str, Any]] = []
     if earlier:
         content.append({"type": "text", "text": transcript(earlier, request)})
+        # a document is what the earlier turns were about: it travels whole, as a block of its own
+        content.extend(document_block(p) for m in earlier for p in m.parts if isinstance(p, Document))
     for message in new:
         content.extend(_new_blocks(message))
     if not content:
@@ -301,7 +305,7 @@ def _transcript_lines(message: Message, request: ChatRequest) -> Iterator[str]:
         elif isinstance(part, Image):
             yield "[image]"
         elif isinstance(part, Document):
-            yield f"[document {part.name or part.media_type}]"
+            yield f"[document {part.name or part.media_type}, attached after the transcript]"
         elif isinstance(part, ToolCall):
             yield f"[called tool {part.name} with {json.dumps(dict(part.arguments), ensure_ascii=False)}]"
         elif isinstance(part, ToolResult):
@@ -449,7 +453,8 @@ class CliDecoder:
 
 
 def usage_of(raw: Mapping[str, Any] | None) -> Usage:
-    raw = raw or {}
+    if not raw:
+        return Usage.unknown()  # a result without usage says nothing about what the turn used
     details = raw.get("output_tokens_details") or {}
     return Usage(
         input=int(raw.get("input_tokens") or 0),

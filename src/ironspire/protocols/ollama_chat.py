@@ -421,8 +421,11 @@ class _DecodeState:
             self.done = True
             if self._think is not None:
                 yield from self._think.close()
-            yield UsageEvent(Usage(input=int(payload.get("prompt_eval_count") or 0),
-                                   output=int(payload.get("eval_count") or 0)))
+            if "prompt_eval_count" in payload or "eval_count" in payload:
+                yield UsageEvent(Usage(input=int(payload.get("prompt_eval_count") or 0),
+                                       output=int(payload.get("eval_count") or 0)))
+            else:  # a final object without counts (older builds, some proxies): unknown, not zero
+                yield UsageEvent(Usage.unknown())
             raw = payload.get("done_reason")
             reason: FinishReason = "stop" if raw is None else _DONE_REASONS.get(raw, "other")
             if reason == "stop" and self.calls:

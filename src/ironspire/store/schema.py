@@ -107,6 +107,9 @@ usage = Table(
     Column("latency_s", Float, nullable=False),
     Column("outcome", String(64), nullable=False),
     Column("streamed", Boolean, nullable=False),
+    # Usage.state: "reported", "estimated" or "unknown" (the provider sent no counts, so the zeros
+    # above mean nothing); NULL on rows older than revision 0003
+    Column("usage_state", String(16), nullable=True),
     Index("ix_usage_at", "at"),
     Index("ix_usage_session", "session"),
     Index("ix_usage_agent_id", "agent_id"),
@@ -123,6 +126,7 @@ revision = Table(
 USAGE_COLUMNS = (
     "at", "session", "agent_id", "provider", "model", "input_tokens", "output_tokens", "cache_read_tokens",
     "cache_write_tokens", "reasoning_tokens", "cost_usd", "api_cost_usd", "latency_s", "outcome", "streamed",
+    "usage_state",
 )
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 MESSAGE_COLUMNS = ("agent_id", "role", "body", "status", "created_at")

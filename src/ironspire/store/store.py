@@ -340,7 +340,8 @@ class Store:
 
         Each row: ``turns`` (successful requests), ``errors``, the token columns, ``cost_usd``,
         ``api_cost_usd`` (unknown counts 0), ``avg_latency_s`` (successful requests; None when
-        none), ``agents`` (distinct agent names) and ``first_at`` (the oldest row, None if none).
+        none), ``agents`` (distinct agent names), ``first_at`` (the oldest row, None if none) and
+        ``unknown_usage`` (successful requests whose provider reported no usage).
         """
         ok = case((usage.c.outcome == "ok", 1), else_=0)
         measures = [
@@ -352,6 +353,9 @@ class Store:
             func.avg(case((usage.c.outcome == "ok", usage.c.latency_s))).label("avg_latency_s"),
             func.count(agents.c.name.distinct()).label("agents"),
             func.min(usage.c.at).label("first_at"),
+            # answered requests whose provider reported no usage: their tokens are not in the sums
+            func.coalesce(func.sum(case(((usage.c.outcome == "ok") & (usage.c.usage_state == "unknown"), 1),
+                                        else_=0)), 0).label("unknown_usage"),
         ]
         keys: dict[str, ColumnElement[Any]] = {
             "agent": agents.c.name, "provider": usage.c.provider,

@@ -323,7 +323,8 @@ class Agent:
         """The ledger row's values, in ``store.schema.USAGE_COLUMNS`` order."""
         model = target.model
         priced = model.price != Price()
-        price_cost = model.cost(usage) if priced else None
+        # unknown counts are no basis for a price: the cost is unknown too, not zero
+        price_cost = model.cost(usage) if priced and usage.state != "unknown" else None
         if target.provider.billed:
             cost, api_cost = price_cost or 0.0, price_cost
         else:
@@ -332,12 +333,16 @@ class Agent:
         return (
             time.time(), self.ws.session_id, self.id, target.provider.id, model.id, usage.input, usage.output,
             usage.cache_read, usage.cache_write, usage.reasoning, cost, api_cost, latency, outcome, int(streamed),
+            usage.state,
         )
 
     async def _commit(self, user: Message, reply: Message, target: Target, latency: float, *,
                       streamed: bool) -> None:
         now = time.time()
-        row = self._usage_row(target, reply.usage or Usage(), reply.meta.get("cost_usd"), latency, "ok", streamed)
+        # a provider that sent no usage (a stream without include_usage, a server that omits it)
+        # is recorded as unknown, never as a request that used no tokens
+        usage = reply.usage if reply.usage is not None else Usage.unknown()
+        row = self._usage_row(target, usage, reply.meta.get("cost_usd"), latency, "ok", streamed)
         last = await offloop.run(self.ws.store.turns.write, [(self.id, user.role, user.to_json(), "ok", now),
                                                           (self.id, "assistant", reply.to_json(), "ok", now)], row)
         if self._history is not None:
@@ -351,7 +356,9 @@ class Agent:
             outcome = "cancelled"
         else:
             outcome = type(exc).__name__
-        row = self._usage_row(target, Usage(), None, latency, outcome, streamed)
+        # nothing reached us that says what the failed request used (a stream cut after the
+        # prompt was read may still be billed), so its counts are unknown
+        row = self._usage_row(target, Usage.unknown(), None, latency, outcome, streamed)
         messages = [(self.id, user.role, user.to_json(), "unanswered", time.time())]
         if isinstance(exc, KeyboardInterrupt):  # the loop itself may be going down: write here
             last = self.ws.store.turns.write(messages, row)

@@ -34,7 +34,7 @@ from sqlalchemy.pool import NullPool
 
 from ironspire.errors import ConfigurationError
 
-HEAD = "0002"
+HEAD = "0003"
 SCRIPTS = Path(__file__).resolve().parent
 
 
