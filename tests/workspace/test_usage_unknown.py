@@ -83,9 +83,8 @@ async def test_a_failed_request_is_recorded_with_unknown_usage_not_zero(open_ws:
     """Nothing reached us that says what the failed request used; the row says so."""
     ws: Workspace = open_ws()
     try:
-        with serving(Loopback("openai", status=500)) as (srv,):
-            with pytest.raises(ProviderUnavailable):
-                await _one_turn(ws, srv)
+        with serving(Loopback("openai", status=500)) as (srv,), pytest.raises(ProviderUnavailable):
+            await _one_turn(ws, srv)
         rows = ws.analytics.turns()
     finally:
         await ws.aclose()
