@@ -378,6 +378,17 @@ class Accumulator:
         return Message("assistant", parts, self.provider, self.model, self.usage, reason, meta)
 
 
+#: ``Message.meta`` key of the neutral "cache up to here" mark: with prompt caching on, the
+#: prompt is cached up to and including this message (Anthropic cache_control on its last block,
+#: a Bedrock cachePoint after it), besides the system prompt, the tools and the newest message.
+CACHE_HERE = "cache_here"
+
+
+def cache_here(message: Message) -> Message:
+    """The same message, marked as the end of a prefix worth caching (a long document, a brief)."""
+    return replace(message, meta={**message.meta, CACHE_HERE: True})
+
+
 def parse_arguments(raw: str) -> dict[str, Any]:
     """Tool-call arguments as a dict; invalid JSON is kept verbatim rather than lost."""
     if not raw.strip():

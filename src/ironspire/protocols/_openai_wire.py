@@ -40,7 +40,7 @@ from ironspire.messages import (
     Usage,
     UsageEvent,
 )
-from ironspire.protocols.base import ChatRequest, Target
+from ironspire.protocols.base import ChatRequest, PromptCache, Target
 from ironspire.protocols.common import (
     conversation,
     document_filename,
@@ -245,7 +245,7 @@ def mistral_order(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 WIRE_OPTIONS = frozenset({
     "top_p", "seed", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs",
     "n", "user", "response_format", "parallel_tool_calls", "service_tier", "store", "metadata",
-    "prompt_cache_key", "safety_identifier", "verbosity", "prediction", "modalities",
+    "prompt_cache_key", "prompt_cache_retention", "safety_identifier", "verbosity", "prediction", "modalities",
     "reasoning_format", "random_seed", "safe_prompt", "prompt_mode",
 })
 #: ``options[OPTIONS_KEY]`` is a dict sent as given, for fields this list lacks (the caller vouches
@@ -283,6 +283,29 @@ def wire_options(options: Mapping[str, Any], target: Target) -> dict[str, Any]:
     extra = options.get(OPTIONS_KEY)
     if isinstance(extra, Mapping):
         out.update({k: v for k, v in extra.items() if k not in _CORE_FIELDS})
+    return out
+
+
+#: the prompt-cache fields each provider takes (OpenAI caches by itself; the key routes requests
+#: that share a prefix to the same cache, retention "24h" keeps it longer). Others get neither:
+#: their caching is automatic (DeepSeek, xAI) or their schema would refuse the field.
+_CACHE_FIELDS: dict[str, frozenset[str]] = {
+    "openai": frozenset({"prompt_cache_key", "prompt_cache_retention"}),
+    "azure-openai": frozenset({"prompt_cache_key", "prompt_cache_retention"}),
+    "mistral": frozenset({"prompt_cache_key"}),  # the recorded Mistral cache exchange sends it
+}
+
+
+def cache_fields(cache: PromptCache | None, target: Target) -> dict[str, Any]:
+    """The neutral cache request in this provider's Chat Completions fields."""
+    takes = _CACHE_FIELDS.get(target.provider.id, frozenset())
+    if cache is None or not takes:
+        return {}
+    out: dict[str, Any] = {}
+    if cache.key and "prompt_cache_key" in takes:
+        out["prompt_cache_key"] = cache.key
+    if cache.ttl == "24h" and "prompt_cache_retention" in takes:
+        out["prompt_cache_retention"] = "24h"
     return out
 
 

@@ -31,11 +31,13 @@ Decisions a reader needs before changing this module:
   ``reasoning="none"`` sends ``disabled``, ``between_tools`` on models with that quirk (Sonnet
   5.5 rejects ``disabled``), and nothing on models whose thinking is always on.
 * Prompt caching uses explicit breakpoints, which every Claude model accepts: on the system
-  prompt, the last tool and the last block of the conversation. It is on for a request when
-  ``options["cache"]`` says so, else when the provider setting ``prompt_cache`` does (for every
-  agent on the provider: ``ironspire providers set claude-api prompt_cache 5m``). ``"5m"``/``"1h"``
-  (or a dict with ``ttl``) set the breakpoint's TTL; any other true value uses the default TTL;
-  ``options["cache"]=False`` turns it off for one request.
+  prompt, the last tool, the last block of the conversation and the last message the user marked
+  ``cache_here``. It is on for a request when ``options["cache"]`` says so, else when the provider
+  setting ``prompt_cache`` does (for every agent on the provider: ``ironspire providers set
+  claude-api prompt_cache 5m``), else when the neutral ``ChatRequest.cache`` (the workspace setting
+  ``prompt_cache``) does (``common.prompt_cache``). ``"5m"``/``"1h"`` (or a dict with ``ttl``) set
+  the breakpoint's TTL, ``"24h"`` asks for the longest (1h); any other true value uses the
+  default TTL; ``options["cache"]=False`` turns it off for one request.
 """
 
 from __future__ import annotations
@@ -79,13 +81,16 @@ from ironspire.messages import (
     Usage,
     UsageEvent,
 )
-from ironspire.protocols.base import ChatRequest, HttpProtocol, Target, WireRequest
+from ironspire.protocols.base import ChatRequest, HttpProtocol, PromptCache, Target, WireRequest
 from ironspire.protocols.common import (
+    capped_ttl,
     conversation,
     document_text,
     foreign_reasoning,
     image_inline,
+    is_cache_mark,
     is_own,
+    prompt_cache,
     split_data_url,
     system_text,
     tool_id,
@@ -200,14 +205,14 @@ def encode_body(request: ChatRequest, target: Target, *, stream: bool) -> dict[s
     model = target.model
     quirks = model_quirks(target)
     body: dict[str, Any] = {"model": model.id, "max_tokens": max_tokens(request, target)}
-    cache_option = request.options.get("cache")
-    cache = _cache_control(target.settings.get("prompt_cache") if cache_option is None else cache_option)
+    cache = _cache_control(prompt_cache(request, target))
 
     system = system_text(request)
     if system:
         body["system"] = [{"type": "text", "text": system, "cache_control": cache}] if cache else system
 
-    messages = encode_messages(request, target)
+    marks: list[dict[str, Any]] = []
+    messages = encode_messages(request, target, marks)
     if messages and messages[-1]["role"] == "assistant":
         if not quirks.prefill:
             raise BadRequest(
@@ -220,7 +225,10 @@ def encode_body(request: ChatRequest, target: Target, *, stream: bool) -> dict[s
     thinking = _thinking(request, target)
     thinking, messages = _continue_tool_loop(messages, thinking, target)
     if cache and messages:
+        # up to 4 breakpoints: system, tools, the newest block and (when marked) the user's own
         messages[-1]["content"][-1]["cache_control"] = cache
+        for block in _surviving(marks, messages)[-1:]:
+            block["cache_control"] = cache
     body["messages"] = messages
 
     if thinking:
@@ -261,15 +269,21 @@ def max_tokens(request: ChatRequest, target: Target) -> int:
     return max(1, min(wanted, ceiling))
 
 
-def _cache_control(option: Any) -> dict[str, Any] | None:
-    if not option or (isinstance(option, str) and option.strip().lower() in ("off", "false", "no", "0")):
+def _cache_control(cache: PromptCache | None) -> dict[str, Any] | None:
+    if cache is None:
         return None
     control: dict[str, Any] = {"type": "ephemeral"}
-    if isinstance(option, str) and option in ("5m", "1h"):
-        control["ttl"] = option
-    elif isinstance(option, Mapping) and option.get("ttl"):
-        control["ttl"] = option["ttl"]
+    ttl = capped_ttl(cache)
+    if ttl:
+        control["ttl"] = ttl
     return control
+
+
+def _surviving(marks: list[dict[str, Any]], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The marked blocks still in the request (a foreign tool loop sent as text drops some);
+    thinking blocks cannot carry cache_control."""
+    present = {id(b) for m in messages for b in m["content"]}
+    return [b for b in marks if id(b) in present and b["type"] not in _THINKING_BLOCKS]
 
 
 def _thinking(request: ChatRequest, target: Target) -> dict[str, Any] | None:
@@ -398,14 +412,20 @@ def _tool_choice(request: ChatRequest, target: Target, thinking: bool) -> dict[s
     return None
 
 
-def encode_messages(request: ChatRequest, target: Target) -> list[dict[str, Any]]:
-    """Wire messages, strictly alternating user/assistant, tool results first in their user turn."""
+def encode_messages(
+    request: ChatRequest, target: Target, marks: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Wire messages, strictly alternating user/assistant, tool results first in their user turn.
+
+    ``marks`` collects the last block of each message marked ``cache_here``."""
     out: list[dict[str, Any]] = []
     for message in conversation(request):
         role = "assistant" if message.role == "assistant" else "user"
         blocks = list(_assistant_blocks(message, request, target) if role == "assistant" else _user_blocks(message))
         if not blocks:
             continue
+        if marks is not None and is_cache_mark(message):
+            marks.append(blocks[-1])
         if out and out[-1]["role"] == role:
             out[-1]["content"].extend(blocks)
         else:

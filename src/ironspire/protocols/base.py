@@ -45,6 +45,23 @@ class Tool:
     parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
 
 
+CacheTTL: TypeAlias = Literal["default", "5m", "1h", "24h"]
+
+
+@dataclass(frozen=True, slots=True)
+class PromptCache:
+    """Asks for the prompt's stable prefix to be cached, in whatever form the provider has.
+
+    ``ttl`` is how long the cache should live ("default" is the provider's own); a provider with
+    shorter lifetimes gets its longest. ``key`` groups requests that share a prefix (OpenAI's
+    ``prompt_cache_key``); agents use their own id. Where the provider caches by itself (Gemini's
+    implicit caching, DeepSeek), nothing is sent; the counts still reach the ledger.
+    """
+
+    ttl: CacheTTL = "default"
+    key: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     """One request in neutral form: the whole history plus the knobs for this turn.
@@ -52,7 +69,8 @@ class ChatRequest:
     ``system`` is the agent's system prompt; system messages inside ``messages`` are allowed
     too and adapters move both to the place their protocol wants. ``force_tool`` names a tool
     the model must call (it wins over ``tool_choice``). ``foreign_reasoning`` says what to do
-    with reasoning produced by another provider: it can never be replayed natively.
+    with reasoning produced by another provider: it can never be replayed natively. ``cache``
+    asks for prompt caching (see ``PromptCache``; ``common.prompt_cache`` says what wins).
     """
 
     messages: tuple[Message, ...]
@@ -66,6 +84,7 @@ class ChatRequest:
     reasoning: ReasoningEffort | None = None
     foreign_reasoning: ForeignReasoning = "drop"
     options: Mapping[str, Any] = field(default_factory=dict)
+    cache: PromptCache | None = None
 
 
 class Backend(ABC):

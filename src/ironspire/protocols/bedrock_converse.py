@@ -65,8 +65,26 @@ from ironspire.messages import (
     Usage,
     UsageEvent,
 )
-from ironspire.protocols.base import ChatRequest, HttpProtocol, ProbeOutcome, Target, WireRequest, error_text
-from ironspire.protocols.common import conversation, foreign_reasoning, image_inline, is_own, system_text, tool_id
+from ironspire.protocols.base import (
+    ChatRequest,
+    HttpProtocol,
+    ProbeOutcome,
+    PromptCache,
+    Target,
+    WireRequest,
+    error_text,
+)
+from ironspire.protocols.common import (
+    capped_ttl,
+    conversation,
+    foreign_reasoning,
+    image_inline,
+    is_cache_mark,
+    is_own,
+    prompt_cache,
+    system_text,
+    tool_id,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -257,7 +275,7 @@ class BedrockConverse(HttpProtocol):
     name = "bedrock_converse"
     stream_framing = "eventstream"
     # `credential_chain true` signs with botocore's chain (profiles, SSO) instead of stored keys
-    settings = ("credential_chain", "profile")
+    settings = ("credential_chain", "profile", "prompt_cache")
 
     def base_url(self, spec: ProviderSpec, settings: Mapping[str, str], from_env: str | None) -> str:
         """The runtime endpoint of the configured region unless a URL is given."""
@@ -307,7 +325,8 @@ class BedrockConverse(HttpProtocol):
         return signed_request("POST", url, content, target)
 
     def body(self, request: ChatRequest, target: Target) -> dict[str, Any]:
-        messages = self._messages(request, target)
+        marks: list[dict[str, Any]] = []
+        messages = self._messages(request, target, marks)
         body: dict[str, Any] = {"messages": messages}
         system = system_text(request)
         if system:
@@ -327,6 +346,9 @@ class BedrockConverse(HttpProtocol):
         extra = self._reasoning_fields(request, target)
         if extra:
             body["additionalModelRequestFields"] = extra
+        cache = prompt_cache(request, target)
+        if cache is not None and target.model.prompt_caching:
+            _cache_points(body, marks, cache)
         return body
 
     @staticmethod
@@ -377,13 +399,17 @@ class BedrockConverse(HttpProtocol):
             for n in names
         ]}
 
-    def _messages(self, request: ChatRequest, target: Target) -> list[dict[str, Any]]:
+    def _messages(
+        self, request: ChatRequest, target: Target, marks: list[dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for message in conversation(request):
             role = "assistant" if message.role == "assistant" else "user"
             blocks = [b for p in message.parts for b in self._blocks(p, request, target)]
             if not blocks:
                 continue
+            if marks is not None and is_cache_mark(message):
+                marks.append(blocks[-1])
             if out and out[-1]["role"] == role:
                 out[-1]["content"].extend(blocks)
             else:
@@ -604,6 +630,29 @@ def _image_block(image: Image) -> dict[str, Any]:
         raise BadRequest("bedrock", f"image type {media} is not accepted by Converse",
                          hint="Use a PNG, JPEG, GIF or WebP image.")
     return {"image": {"format": fmt, "source": {"bytes": data}}}
+
+
+def _cache_points(body: dict[str, Any], marks: list[dict[str, Any]], cache: PromptCache) -> None:
+    """``cachePoint`` blocks after the system prompt, after the tools, after the last message the
+    user marked ``cache_here`` and at the end of the conversation: at most 4, Converse's limit,
+    all with one TTL (Converse wants them non-increasing in its order tools, system, messages)."""
+    point: dict[str, Any] = {"type": "default"}
+    ttl = capped_ttl(cache)
+    if ttl:
+        point["ttl"] = ttl
+    if body.get("system"):
+        body["system"].append({"cachePoint": dict(point)})
+    tools = (body.get("toolConfig") or {}).get("tools")
+    if tools:
+        tools.append({"cachePoint": dict(point)})
+    messages = body["messages"]
+    present = {id(b): m for m in messages for b in m["content"]}
+    for mark in marks[-1:]:
+        owner = present.get(id(mark))
+        if owner is not None and owner is not messages[-1]:
+            owner["content"].insert(owner["content"].index(mark) + 1, {"cachePoint": dict(point)})
+    if messages:
+        messages[-1]["content"].append({"cachePoint": dict(point)})
 
 
 #: Converse's document formats, by media type (DocumentBlock.format)

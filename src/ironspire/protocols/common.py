@@ -17,11 +17,12 @@ import base64
 import hashlib
 import re
 import string
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
+from typing import Any
 
-from ironspire.messages import Document, Image, Message, Part, Reasoning, Text, ToolCall, ToolResult
-from ironspire.protocols.base import ChatRequest, Target
+from ironspire.messages import CACHE_HERE, Document, Image, Message, Part, Reasoning, Text, ToolCall, ToolResult
+from ironspire.protocols.base import CacheTTL, ChatRequest, PromptCache, Target
 
 _ALNUM = string.ascii_letters + string.digits
 
@@ -208,3 +209,51 @@ def tool_results_text(result: ToolResult) -> str:
     if images:
         text += f"\n[{images} image(s) omitted]" if text else f"[{images} image(s)]"
     return text
+
+
+# --- prompt caching --------------------------------------------------------------------------
+
+_TTLS: tuple[CacheTTL, ...] = ("5m", "1h", "24h")
+_OFF = ("off", "false", "no", "0", "")
+
+
+def parse_cache(value: Any) -> PromptCache | None:
+    """A cache request from a setting or option: "5m"/"1h"/"24h" (or a dict with ``ttl``), any
+    other true value for the provider's default lifetime, "off"/False for none."""
+    if isinstance(value, PromptCache):
+        return value
+    if not value or (isinstance(value, str) and value.strip().lower() in _OFF):
+        return None
+    ttl = value.get("ttl") if isinstance(value, Mapping) else value
+    key = value.get("key") if isinstance(value, Mapping) else None
+    return PromptCache(ttl if ttl in _TTLS else "default", str(key) if key else None)
+
+
+def prompt_cache(request: ChatRequest, target: Target) -> PromptCache | None:
+    """Whether (and how) this request asks for caching.
+
+    ``options["cache"]`` decides for one request (False turns it off); else the provider setting
+    ``prompt_cache`` (``ironspire providers set claude-api prompt_cache 5m``); else the neutral
+    ``request.cache`` the agent fills from the workspace setting ``prompt_cache``.
+    """
+    raw = request.options.get("cache")
+    if raw is None:
+        raw = target.settings.get("prompt_cache")
+    if raw is None:
+        return request.cache
+    cache = parse_cache(raw)
+    if cache is not None and cache.key is None and request.cache is not None:
+        cache = PromptCache(cache.ttl, request.cache.key)
+    return cache
+
+
+def capped_ttl(cache: PromptCache, longest: str = "1h") -> str | None:
+    """The TTL for providers that know only 5m and 1h: 24h asks for their longest."""
+    if cache.ttl == "default":
+        return None
+    return longest if cache.ttl == "24h" else cache.ttl
+
+
+def is_cache_mark(message: Message) -> bool:
+    """Whether the user marked this message as the end of a prefix to cache (``cache_here``)."""
+    return bool(message.meta.get(CACHE_HERE))

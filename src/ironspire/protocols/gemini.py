@@ -15,6 +15,12 @@ Gemini differs from the chat-completions family in ways that shape this module:
   signature, so for history that came from elsewhere the first call of each model turn
   carries Google's documented placeholder ``skip_thought_signature_validator``.
 
+``ChatRequest.options``: generationConfig fields by their neutral names (``GENERATION_OPTIONS``),
+``safety_settings``/``labels``, ``cached_content`` (the name of an explicit cache,
+``cachedContents/...``; also the provider setting ``cached_content``), and ``options["gemini"]``
+as raw request fields. Anything else is another protocol's and is ignored. Prompt caching is
+otherwise Gemini's own (implicit caching); its counts arrive as ``cachedContentTokenCount``.
+
 Streams come in two wire forms: ``?alt=sse`` (what we request; CRLF-separated events, handled
 by httpx-sse) and, from proxies or clients that omit ``alt``, one JSON array written
 incrementally. Both are decoded, since both occur in real traffic.
@@ -100,6 +106,28 @@ _FINISH: dict[str, FinishReason] = {
     "FINISH_REASON_UNSPECIFIED": "other",
 }
 _THINKING_BUDGET = {"none": 0, "low": 1024, "medium": 8192, "high": 24576}
+
+#: ``ChatRequest.options`` keys that are Gemini generationConfig fields, by their neutral
+#: (OpenAI-style, as the other adapters read them) name. Only these and the top-level ones below
+#: reach the wire, so options meant for another protocol cannot break a request after a switch.
+GENERATION_OPTIONS = {
+    "top_p": "topP", "top_k": "topK", "seed": "seed", "presence_penalty": "presencePenalty",
+    "frequency_penalty": "frequencyPenalty", "candidate_count": "candidateCount",
+    "response_mime_type": "responseMimeType", "response_schema": "responseSchema",
+    "response_json_schema": "responseJsonSchema", "response_logprobs": "responseLogprobs",
+}
+#: options that are top-level request fields; ``cached_content`` is handled on its own
+TOP_LEVEL_OPTIONS = {"safety_settings": "safetySettings", "labels": "labels"}
+#: ``options[OPTIONS_KEY]`` is a dict of request fields sent as given (the caller vouches for them)
+OPTIONS_KEY = "gemini"
+
+
+def _generation_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {GENERATION_OPTIONS[k]: v for k, v in options.items() if k in GENERATION_OPTIONS}
+
+
+def _top_level_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {TOP_LEVEL_OPTIONS[k]: v for k, v in options.items() if k in TOP_LEVEL_OPTIONS}
 _GEMINI_MAJOR = re.compile(r"(?:^|/)gemini-(\d+)")
 _TOKEN_COUNTS = re.compile(r"input token count \((\d+)\).*?allowed \((\d+)\)", re.IGNORECASE | re.DOTALL)
 
@@ -117,6 +145,7 @@ def _native(part: Reasoning | ToolCall, target: Target) -> bool:
 
 class Gemini(HttpProtocol):
     name = "gemini"
+    settings = ("cached_content",)
     stream_framing = "sse"
 
     def probe_request(self, target: Target) -> WireRequest:
@@ -151,8 +180,20 @@ class Gemini(HttpProtocol):
             if tool_config:
                 body["toolConfig"] = tool_config
         generation = self._generation_config(request, target)
+        generation.update(_generation_options(request.options))
         if generation:
             body["generationConfig"] = generation
+        body.update(_top_level_options(request.options))
+        cached = request.options.get("cached_content") or target.settings.get("cached_content")
+        if cached:
+            # An explicit cache already holds the system instruction and tools it was made with;
+            # Gemini refuses a request that sends them again beside it.
+            body["cachedContent"] = str(cached)
+            for key in ("systemInstruction", "tools", "toolConfig"):
+                body.pop(key, None)
+        extra = request.options.get(OPTIONS_KEY)
+        if isinstance(extra, Mapping):
+            body.update({k: v for k, v in extra.items() if k != "contents"})
         return WireRequest(
             "POST",
             target.url(f"/{path}:{method}"),

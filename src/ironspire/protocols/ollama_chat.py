@@ -168,6 +168,7 @@ class OllamaChat(HttpProtocol):
     """Ollama's native ``/api/chat``."""
 
     name = "ollama_chat"
+    settings = ("inline_think",)
     stream_framing = "ndjson"
 
     def base_url(self, spec: ProviderSpec, settings: Mapping[str, str], from_env: str | None) -> str:

@@ -12,6 +12,9 @@ name the Responses API in the catalogue (``ModelSpec.api``) and are routed to
 
 ``ChatRequest.options``: only Chat Completions fields are sent (``_openai_wire.WIRE_OPTIONS``,
 minus what the target is known to reject); ``options["openai_chat"]`` is a dict sent as given.
+``ChatRequest.cache`` becomes ``prompt_cache_key``/``prompt_cache_retention`` where the provider
+takes them (``_openai_wire.cache_fields``). ``inline_think`` decides whether a ``<think>`` block
+opening the answer is reasoning (on for Together, Fireworks, Groq and custom endpoints).
 Keys meant for other protocols are ignored here, as those adapters ignore ours.
 """
 
@@ -29,6 +32,7 @@ from ironspire.protocols._openai_wire import (
     ChunkDecoder,
     auth_headers,
     azure_base,
+    cache_fields,
     classify_error,
     encode_messages,
     in_band_status,
@@ -38,7 +42,6 @@ from ironspire.protocols._openai_wire import (
     thinking_on,
     wire_options,
 )
-from ironspire.protocols import inline_think
 from ironspire.protocols.base import ChatRequest, HttpProtocol, ProbeOutcome, Target, WireRequest, error_text
 from ironspire.protocols.framing import sse_json
 
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
 
 class OpenAIChat(HttpProtocol):
     name = "openai_chat"
+    settings = ("inline_think",)
     stream_framing = "sse"
     #: ``api responses`` sends every model of this provider to the Responses API (Azure's
     #: /openai/v1, an Open Responses server); ``api chat`` keeps even Responses-default models here
@@ -128,6 +132,7 @@ class OpenAIChat(HttpProtocol):
             if choice is not None:
                 body["tool_choice"] = choice
         body.update(_reasoning_fields(request, target))
+        body.update(cache_fields(request.cache, target))  # explicit options below win
         body.update(wire_options(request.options, target))
         return WireRequest("POST", url, headers, json=body, params=params)
 

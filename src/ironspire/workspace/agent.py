@@ -35,7 +35,8 @@ from ironspire.catalog.models import Price
 from ironspire.catalog.providers import ProviderSpec
 from ironspire.errors import ConfigurationError, enable_remedy, set_default_remedy
 from ironspire.messages import Accumulator, Message, StreamEvent, Usage
-from ironspire.protocols.base import ChatRequest, Secrets, Target, Tool
+from ironspire.protocols.base import ChatRequest, PromptCache, Secrets, Target, Tool
+from ironspire.protocols.common import parse_cache
 from ironspire.workspace import offloop, preflight, routing
 
 if TYPE_CHECKING:
@@ -160,6 +161,12 @@ class Agent:
     ) -> tuple[Message, ChatRequest, Target]:
         ws = self.ws
         max_tokens = options.pop("max_tokens", None) or ws.setting("max_tokens")
+        if "cache" not in options:
+            # the workspace's prompt_cache setting, keyed by this agent so requests sharing its
+            # prefix land on one cache (OpenAI's prompt_cache_key)
+            cache = parse_cache(ws.setting("prompt_cache"))
+            if cache is not None:
+                options["cache"] = PromptCache(cache.ttl, cache.key or f"ironspire-agent-{self.id}")
         request = ChatRequest(
             messages=(*(self._history or ()), user), system=self.system, tools=tuple(tools), max_tokens=max_tokens,
             foreign_reasoning=ws.setting("foreign_reasoning"), **options,

@@ -61,11 +61,14 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "foreign_reasoning": "drop",
     "max_tokens": None,
     "health_interval": 60.0,  # seconds between the monitor's re-checks during a chat session
+    # prompt caching for every agent, in each provider's own form (protocols.base.PromptCache)
+    "prompt_cache": None,
 }
 SETTING_CHOICES: dict[str, tuple[str, ...]] = {
     "degrade_images": ("error", "omit"),
     "degrade_tools": ("error", "flatten"),
     "foreign_reasoning": ("drop", "text"),
+    "prompt_cache": ("off", "on", "5m", "1h", "24h"),
 }
 
 
