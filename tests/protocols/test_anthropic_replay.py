@@ -379,3 +379,20 @@ async def test_stream_cut_before_message_stop_is_not_a_message(realdata: Path) -
     with pytest.raises(ProviderUnavailable, match="stream ended early"):
         async for _ in adapter.stream(request, target("claude-sonnet-4-5")):
             pass
+
+
+async def test_message_stop_ends_a_tool_call_turn_even_without_a_stop_reason(realdata: Path) -> None:
+    """message_stop is Anthropic's end event: with no stop_reason before it (a proxy that drops
+    message_delta), the turn is still finished and its reason inferred from the calls."""
+    rec = recording(realdata, "llm-anthropic__test_anthropic__test_stream_events_tool_calls.yaml")[0]
+    events = [block for block in rec.body.split(b"\n\n") if block.strip()]
+    kept = [e for e in events if b"event: message_delta" not in e]
+    assert len(kept) == len(events) - 1 and kept[-1].startswith(b"event: message_stop")
+    rec.body = b"\n\n".join(kept) + b"\n\n"
+    adapter = AnthropicMessages(ReplayTransport(Server([rec])))
+    request = ChatRequest((Message.user("x"),))
+    acc = Accumulator("claude-api", "claude-sonnet-4-5")
+    async for event in adapter.stream(request, target("claude-sonnet-4-5")):
+        acc.add(event)
+    message = acc.message()
+    assert message.tool_calls and message.finish_reason == "tool_calls"

@@ -330,3 +330,11 @@ async def test_no_configured_bundled_or_path_binary_says_how_to_install(
     text = str(info.value)
     assert "the Claude Code CLI (`claude`) was not found" in text
     assert "pip install 'ironspire[claude]'" in text and "providers set claude-sdk cli_path" in text
+
+
+def test_a_result_without_usage_is_unknown_usage_not_zero() -> None:
+    from ironspire.messages import Usage
+    from ironspire.protocols.claude_cli import usage_of
+
+    assert usage_of(None) == Usage.unknown() and usage_of({}) == Usage.unknown()
+    assert usage_of({"input_tokens": 3, "output_tokens": 2}) == Usage(3, 2)

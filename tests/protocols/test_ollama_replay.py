@@ -528,3 +528,15 @@ def _docs_assistant_content(doc: dict[str, Any]) -> dict[str, Any]:
     for m in out["messages"]:
         m.setdefault("content", "")
     return out
+
+
+async def test_final_object_without_counts_is_unknown_usage() -> None:
+    body = ndjson_body(
+        {"model": "llama3", "created_at": "t0", "message": {"role": "assistant", "content": "hi"}, "done": False},
+        {"model": "llama3", "created_at": "t1", "message": {"role": "assistant", "content": ""}, "done": True,
+         "done_reason": "stop"},
+    )
+    adapter, _ = serve(200, body, ndjson=True)
+    events = await collect(adapter, ask("hello"), target("llama3"))
+    reply = Accumulator("ollama", "llama3").feed(events).message()
+    assert reply.text == "hi" and reply.usage is not None and reply.usage.state == "unknown"
