@@ -48,8 +48,25 @@ async def test_prompt_cache_setting_and_cache_usage_in_the_ledger(
     assert rows[1]["api_cost_usd"] == pytest.approx(rows[1]["cost_usd"])
 
 
-def test_prompt_cache_is_a_claude_api_setting_only(ws: Workspace) -> None:
+def test_prompt_cache_is_a_provider_setting_only_where_the_adapter_reads_it(ws: Workspace) -> None:
     ws.set_provider_setting("claude-api", "prompt_cache", "1h")
     assert ws.target("claude-api", "claude-sonnet-5").settings["prompt_cache"] == "1h"
     with pytest.raises(Exception, match="no setting 'prompt_cache'"):
         ws.set_provider_setting("openai", "prompt_cache", "5m")
+
+
+def test_caching_and_inline_think_settings_go_where_their_adapters_read_them(ws: Workspace) -> None:
+    from ironspire.errors import ConfigurationError
+    from ironspire.protocols import inline_think
+
+    ws.set_provider_setting("bedrock", "prompt_cache", "1h")
+    ws.set_provider_setting("google", "cached_content", "cachedContents/brief")
+    ws.set_provider_setting("openai", "inline_think", "on")
+    assert inline_think.enabled(ws.target("openai", "gpt-4.1"))  # off by default there
+    assert inline_think.enabled(ws.target("together", "deepseek-ai/DeepSeek-R1"))  # on by default
+    ws.set_provider_setting("together", "inline_think", "off")
+    assert not inline_think.enabled(ws.target("together", "deepseek-ai/DeepSeek-R1"))
+    ws.set_setting("prompt_cache", "24h")
+    assert ws.setting("prompt_cache") == "24h"
+    with pytest.raises(ConfigurationError, match="prompt_cache must be one of"):
+        ws.set_setting("prompt_cache", "forever")
