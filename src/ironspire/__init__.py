@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from ironspire.errors import ProviderError as ProviderError
     from ironspire.errors import ProviderUnavailable as ProviderUnavailable
     from ironspire.errors import RateLimitError as RateLimitError
+    from ironspire.messages import Document as Document
     from ironspire.messages import Finish as Finish
     from ironspire.messages import Image as Image
     from ironspire.messages import Message as Message
@@ -39,6 +40,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from ironspire.messages import ToolResult as ToolResult
     from ironspire.messages import Usage as Usage
     from ironspire.messages import UsageEvent as UsageEvent
+    from ironspire.messages import cache_here as cache_here
+    from ironspire.protocols.base import PromptCache as PromptCache
     from ironspire.protocols.base import Tool as Tool
     from ironspire.workspace import Agent as Agent
     from ironspire.workspace import Workspace as Workspace
@@ -49,6 +52,7 @@ _LAZY = {
     "Message": "ironspire.messages",
     "Text": "ironspire.messages",
     "Image": "ironspire.messages",
+    "Document": "ironspire.messages",
     "ToolCall": "ironspire.messages",
     "ToolResult": "ironspire.messages",
     "Reasoning": "ironspire.messages",
@@ -62,8 +66,10 @@ _LAZY = {
     "ToolCallEnd": "ironspire.messages",
     "UsageEvent": "ironspire.messages",
     "Finish": "ironspire.messages",
-    # what ``agent.send(..., tools=[...])`` takes
+    # what ``agent.send(..., tools=[...], cache=...)`` takes, and the "cache up to here" mark
     "Tool": "ironspire.protocols.base",
+    "PromptCache": "ironspire.protocols.base",
+    "cache_here": "ironspire.messages",
     "Registry": "ironspire.catalog.models",
     "ModelSpec": "ironspire.catalog.models",
     "ProviderSpec": "ironspire.catalog.providers",
