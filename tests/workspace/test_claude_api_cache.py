@@ -58,14 +58,20 @@ def test_prompt_cache_is_a_provider_setting_only_where_the_adapter_reads_it(ws: 
 def test_caching_and_inline_think_settings_go_where_their_adapters_read_them(ws: Workspace) -> None:
     from ironspire.errors import ConfigurationError
     from ironspire.protocols import inline_think
+    from ironspire.protocols._openai_wire import provider_quirks
+
+    def splits(provider: str, model: str) -> bool:
+        target = ws.target(provider, model)
+        return inline_think.enabled(target, provider_quirks(target).inline_think)
+
+    assert not splits("openai", "gpt-4.1") and splits("together", "deepseek-ai/DeepSeek-R1")
 
     ws.set_provider_setting("bedrock", "prompt_cache", "1h")
     ws.set_provider_setting("google", "cached_content", "cachedContents/brief")
     ws.set_provider_setting("openai", "inline_think", "on")
-    assert inline_think.enabled(ws.target("openai", "gpt-4.1"))  # off by default there
-    assert inline_think.enabled(ws.target("together", "deepseek-ai/DeepSeek-R1"))  # on by default
+    assert splits("openai", "gpt-4.1")  # the setting turns it on where it is off by default
     ws.set_provider_setting("together", "inline_think", "off")
-    assert not inline_think.enabled(ws.target("together", "deepseek-ai/DeepSeek-R1"))
+    assert not splits("together", "deepseek-ai/DeepSeek-R1")
     ws.set_setting("prompt_cache", "24h")
     assert ws.setting("prompt_cache") == "24h"
     with pytest.raises(ConfigurationError, match="prompt_cache must be one of"):

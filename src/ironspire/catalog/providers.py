@@ -74,6 +74,10 @@ def _key(env: str, *more: str) -> AuthField:
 
 #: the one quirk most OpenAI-compatible endpoints share: usage is reported only when asked for
 _STREAM_USAGE = ChatCompletionsQuirks(stream_usage=True)
+#: hosts of open-weight models, R1-style reasoners among them, that pass ``<think>`` on in content
+_OPEN_WEIGHTS = ChatCompletionsQuirks(stream_usage=True, inline_think=True)
+#: OpenAI's prompt-cache routing key and extended retention (Azure takes both too)
+_OPENAI_CACHE = frozenset({"prompt_cache_key", "prompt_cache_retention"})
 
 # In the order of the product's specification: Primary, Cloud, OpenAI-compatible.
 BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
@@ -88,7 +92,8 @@ BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
     ProviderSpec(
         "openai", "primary", "OpenAI", "openai_chat", "https://api.openai.com/v1",
         auth=(_key("OPENAI_API_KEY"),),
-        quirks=ChatCompletionsQuirks(stream_usage=True, max_tokens_field="max_completion_tokens", developer_role=True),
+        quirks=ChatCompletionsQuirks(stream_usage=True, max_tokens_field="max_completion_tokens", developer_role=True,
+                                     prompt_cache_fields=_OPENAI_CACHE),
     ),
     ProviderSpec(
         "ollama", "primary", "Ollama", "ollama_chat", "http://localhost:11434",
@@ -117,13 +122,16 @@ BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
             AuthField("api_version", "API version", secret=False, required=False,
                       env=("OPENAI_API_VERSION",), default="2024-10-21"),
         ),
-        quirks=ChatCompletionsQuirks(url_form="azure", stream_usage=True, max_tokens_field="max_completion_tokens"),
+        quirks=ChatCompletionsQuirks(url_form="azure", stream_usage=True, max_tokens_field="max_completion_tokens",
+                                     prompt_cache_fields=_OPENAI_CACHE),
     ),
     ProviderSpec(
         "mistral", "openai-compatible", "Mistral", "openai_chat", "https://api.mistral.ai/v1",
         auth=(_key("MISTRAL_API_KEY"),),
         quirks=ChatCompletionsQuirks(tool_id_style="alnum9", image_url="string", strict_order=True,
-                                     required_tool_choice="any", strict_options=True),
+                                     required_tool_choice="any", strict_options=True,
+                                     # the key only: the recorded Mistral cache exchange sends it
+                                     prompt_cache_fields=frozenset({"prompt_cache_key"})),
     ),
     ProviderSpec(
         "deepseek", "openai-compatible", "DeepSeek", "openai_chat", "https://api.deepseek.com",
@@ -139,17 +147,18 @@ BUILTIN_PROVIDERS: tuple[ProviderSpec, ...] = (
     ProviderSpec(
         "groq", "openai-compatible", "Groq", "openai_chat", "https://api.groq.com/openai/v1",
         auth=(_key("GROQ_API_KEY"),), lists_models=True,
-        quirks=ChatCompletionsQuirks(stream_usage=True, reasoning_format_option=True, logprobs_options=False),
+        quirks=ChatCompletionsQuirks(stream_usage=True, reasoning_format_option=True, logprobs_options=False,
+                                     inline_think=True),
     ),
     ProviderSpec(
         "together", "openai-compatible", "Together AI", "openai_chat", "https://api.together.xyz/v1",
         auth=(_key("TOGETHER_API_KEY"),), lists_models=True,
-        quirks=_STREAM_USAGE,
+        quirks=_OPEN_WEIGHTS,
     ),
     ProviderSpec(
         "fireworks", "openai-compatible", "Fireworks AI", "openai_chat", "https://api.fireworks.ai/inference/v1",
         auth=(_key("FIREWORKS_API_KEY"),), lists_models=True,
-        quirks=_STREAM_USAGE,
+        quirks=_OPEN_WEIGHTS,
     ),
 )
 
@@ -189,7 +198,7 @@ class CustomEndpoint:
         auth = (AuthField("api_key", "API key (Bearer)", required=False),)
         return ProviderSpec(
             self.provider_id, "custom", self.name, "openai_chat", self.base_url.rstrip("/"),
-            auth=auth, lists_models=True, quirks=_STREAM_USAGE, custom_models=(self.model_id,),
+            auth=auth, lists_models=True, quirks=_OPEN_WEIGHTS, custom_models=(self.model_id,),
         )
 
 

@@ -91,6 +91,13 @@ class ChatCompletionsQuirks(Quirks):
     """Accepts the ``reasoning_format`` option."""
     logprobs_options: bool = True
     """Accepts ``logprobs`` / ``top_logprobs`` / ``logit_bias``."""
+    inline_think: bool = False
+    """Serves R1-style models that write their reasoning into the answer as ``<think>...</think>``:
+    such a block opening the answer is reasoning (``protocols.inline_think``; the provider setting
+    ``inline_think`` overrides this either way)."""
+    prompt_cache_fields: frozenset[str] = frozenset()
+    """The prompt-cache fields it takes (``prompt_cache_key``, ``prompt_cache_retention``), which a
+    neutral cache request is turned into; elsewhere caching is automatic or the field refused."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -286,19 +286,11 @@ def wire_options(options: Mapping[str, Any], target: Target) -> dict[str, Any]:
     return out
 
 
-#: the prompt-cache fields each provider takes (OpenAI caches by itself; the key routes requests
-#: that share a prefix to the same cache, retention "24h" keeps it longer). Others get neither:
-#: their caching is automatic (DeepSeek, xAI) or their schema would refuse the field.
-_CACHE_FIELDS: dict[str, frozenset[str]] = {
-    "openai": frozenset({"prompt_cache_key", "prompt_cache_retention"}),
-    "azure-openai": frozenset({"prompt_cache_key", "prompt_cache_retention"}),
-    "mistral": frozenset({"prompt_cache_key"}),  # the recorded Mistral cache exchange sends it
-}
-
-
 def cache_fields(cache: PromptCache | None, target: Target) -> dict[str, Any]:
-    """The neutral cache request in this provider's Chat Completions fields."""
-    takes = _CACHE_FIELDS.get(target.provider.id, frozenset())
+    """The neutral cache request in this provider's Chat Completions fields, where it takes them
+    (``ChatCompletionsQuirks.prompt_cache_fields``: OpenAI and Azure the key and retention "24h",
+    Mistral the key); DeepSeek and xAI cache by themselves and get neither."""
+    takes = provider_quirks(target).prompt_cache_fields
     if cache is None or not takes:
         return {}
     out: dict[str, Any] = {}

@@ -32,9 +32,6 @@ if TYPE_CHECKING:
 OPEN = "<think>"
 CLOSE = "</think>"
 
-#: Providers that serve R1-style models without separating their reasoning: on by default there.
-#: Custom endpoints (``custom-*``, llama.cpp, vLLM, LM Studio) are treated the same way.
-DEFAULT_ON = frozenset({"together", "fireworks", "groq", "ollama"})
 #: the provider setting / request option that turns the splitter on or off explicitly
 SETTING = "inline_think"
 _OFF = frozenset({"off", "false", "no", "0"})
@@ -42,13 +39,14 @@ _OFF = frozenset({"off", "false", "no", "0"})
 _State = Literal["start", "think", "after", "text"]
 
 
-def enabled(target: Target, options: Mapping[str, Any] | None = None) -> bool:
+def enabled(target: Target, default: bool, options: Mapping[str, Any] | None = None) -> bool:
     """Whether answers from this target are searched for an opening ``<think>`` tag.
 
     ``options["inline_think"]`` (one request) wins over the provider setting ``inline_think``
-    (``ironspire providers set openai inline_think on``), which wins over the default: on for the
-    providers in ``DEFAULT_ON`` and custom endpoints, off elsewhere (their APIs return reasoning
-    in fields of its own).
+    (``ironspire providers set openai inline_think on``), which wins over ``default``: the
+    adapter's own knowledge (Chat Completions: ``ChatCompletionsQuirks.inline_think``, set for
+    Together, Fireworks, Groq and custom endpoints; Ollama: always), since elsewhere reasoning
+    arrives in fields of its own.
     """
     for value in ((options or {}).get(SETTING), target.settings.get(SETTING)):
         if value is None or value == "":
@@ -56,8 +54,7 @@ def enabled(target: Target, options: Mapping[str, Any] | None = None) -> bool:
         if isinstance(value, str):
             return value.strip().lower() not in _OFF
         return bool(value)
-    pid = target.provider.id
-    return pid in DEFAULT_ON or pid.startswith("custom-")
+    return default
 
 
 def _held(buffer: str, tag: str) -> int:

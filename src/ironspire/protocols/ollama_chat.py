@@ -392,8 +392,8 @@ class _DecodeState:
         self.target = target
         self.calls = 0
         self.done = False
-        # models or builds without native thinking write R1-style <think> into content
-        self._think = ThinkSplitter() if inline_think.enabled(target) else None
+        # models or builds without native thinking write R1-style <think> into content: on by default
+        self._think = ThinkSplitter() if inline_think.enabled(target, default=True) else None
 
     def events(self, payload: Any) -> Iterator[StreamEvent]:
         target = self.target

@@ -146,14 +146,14 @@ class OpenAIChat(HttpProtocol):
             raise self.error(in_band_status(data["error"]), {}, body, target)
         if not data.get("choices"):
             raise ProviderUnavailable(target.provider.id, "response has no choices", model=target.model.id)
-        decoder = ChunkDecoder(think=inline_think.enabled(target))
+        decoder = ChunkDecoder(think=inline_think.enabled(target, provider_quirks(target).inline_think))
         acc = Accumulator(target.provider.id, target.model.id)
         acc.feed(decoder.events(data))
         acc.feed(decoder.end())  # a whole body is a finished turn, with or without a finish_reason
         return acc.message()
 
     async def decode_stream(self, response: httpx.Response, target: Target) -> AsyncIterator[StreamEvent]:
-        decoder = ChunkDecoder(think=inline_think.enabled(target))
+        decoder = ChunkDecoder(think=inline_think.enabled(target, provider_quirks(target).inline_think))
         received = False
         frames = sse_json(response, target.provider.id)
         async for event, payload in frames:
