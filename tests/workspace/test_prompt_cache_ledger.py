@@ -83,17 +83,19 @@ async def test_openai_gets_the_agents_cache_key_and_retention_and_reports_cached
             await agent.send(Message.user("Read this.", Document("application/pdf", data=PDF, name="r.pdf")))
             other = ws.create_agent("other", provider="openai", model="gpt-4.1")
             await other.send("hello", cache=None)  # one turn without caching
+            await other.send("again", cache="24h")  # and one asking by name
         rows = ws.analytics.turns()
     finally:
         await ws.aclose()
 
-    first, second = (r["body"] for r in srv.requests)
+    first, second, third = (r["body"] for r in srv.requests)
+    assert (third["prompt_cache_key"], third["prompt_cache_retention"]) == (f"ironspire-agent-{other.id}", "24h")
     assert first["prompt_cache_key"] == f"ironspire-agent-{agent.id}"
     assert first["prompt_cache_retention"] == "24h"
     assert first["messages"][-1]["content"][1] == {
         "type": "file", "file": {"filename": "r.pdf", "file_data": f"data:application/pdf;base64,{PDF}"}}
     assert "prompt_cache_key" not in second and "prompt_cache_retention" not in second
-    assert [r["cache_read_tokens"] for r in rows] == [40, 40]  # the server's cached_tokens
+    assert [r["cache_read_tokens"] for r in rows] == [40, 40, 40]  # the server's cached_tokens
 
 
 async def test_anthropic_loopback_receives_the_document_block(open_ws: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -161,12 +161,11 @@ class Agent:
     ) -> tuple[Message, ChatRequest, Target]:
         ws = self.ws
         max_tokens = options.pop("max_tokens", None) or ws.setting("max_tokens")
-        if "cache" not in options:
-            # the workspace's prompt_cache setting, keyed by this agent so requests sharing its
-            # prefix land on one cache (OpenAI's prompt_cache_key)
-            cache = parse_cache(ws.setting("prompt_cache"))
-            if cache is not None:
-                options["cache"] = PromptCache(cache.ttl, cache.key or f"ironspire-agent-{self.id}")
+        # this turn's cache= (a PromptCache, "5m"/"1h"/"24h"/"on", or None/"off"), else the
+        # workspace's prompt_cache setting; keyed by this agent so requests sharing its prefix
+        # land on one cache (OpenAI's prompt_cache_key)
+        cache = parse_cache(options["cache"] if "cache" in options else ws.setting("prompt_cache"))
+        options["cache"] = None if cache is None else PromptCache(cache.ttl, cache.key or f"ironspire-agent-{self.id}")
         request = ChatRequest(
             messages=(*(self._history or ()), user), system=self.system, tools=tuple(tools), max_tokens=max_tokens,
             foreign_reasoning=ws.setting("foreign_reasoning"), **options,
