@@ -135,3 +135,30 @@ async def test_mistral_recorded_cache_exchange_with_the_neutral_cache_key(
         assert body["prompt_cache_key"] == recorded_item.request_json["prompt_cache_key"]
         assert "prompt_cache_retention" not in body  # Mistral's schema has no such field
     assert [(r["input_tokens"], r["cache_read_tokens"]) for r in rows] == [(253, 0), (44, 224)]
+
+
+async def test_an_agents_own_cache_setting_wins_over_the_workspace(
+    open_ws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-loopback-000")
+    ws: Workspace = open_ws()
+    try:
+        with serving(ChatServer("claude")) as (srv,):
+            ws.set_provider_setting("claude-api", "base_url", srv.url)
+            ws.set_setting("prompt_cache", "off")
+            cached = ws.create_agent("cached", provider="claude-api", model="claude-sonnet-5", system="Brief.")
+            plain = ws.create_agent("plain", provider="claude-api", model="claude-sonnet-5", system="Brief.")
+            cached.set_prompt_cache("1h")
+            assert ws.agent("cached").prompt_cache == "1h" and plain.prompt_cache is None  # stored, re-read
+            await cached.send("one")
+            await plain.send("two")
+            cached.set_prompt_cache(None)  # back to the workspace's (off)
+            await cached.send("three")
+    finally:
+        await ws.aclose()
+    bodies = [r["body"] for r in srv.requests]
+    mark = {"type": "ephemeral", "ttl": "1h"}
+    assert bodies[0]["system"] == [{"type": "text", "text": "Brief.", "cache_control": mark}]
+    assert bodies[1]["system"] == "Brief." and bodies[2]["system"] == "Brief."
+    with pytest.raises(Exception, match="agent_prompt_cache maps agent ids"):
+        ws.set_setting("agent_prompt_cache", {"1": "forever"})

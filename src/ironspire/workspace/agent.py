@@ -123,6 +123,21 @@ class Agent:
     def inherit(self) -> None:
         self.switch(None, None)
 
+    @property
+    def prompt_cache(self) -> str | None:
+        """This agent's own prompt-caching setting ("off", "on", "5m", "1h", "24h"), or None to
+        follow the workspace's ``prompt_cache``."""
+        value = (self.ws.setting("agent_prompt_cache") or {}).get(str(self.id))
+        return str(value) if value else None
+
+    def set_prompt_cache(self, value: str | None) -> None:
+        per_agent = dict(self.ws.setting("agent_prompt_cache") or {})
+        if value is None:
+            per_agent.pop(str(self.id), None)
+        else:
+            per_agent[str(self.id)] = value
+        self.ws.set_setting("agent_prompt_cache", per_agent)
+
     def set_system(self, system: str | None) -> None:
         self._save(system=system or None)
         self.system = system or None
@@ -162,9 +177,12 @@ class Agent:
         ws = self.ws
         max_tokens = options.pop("max_tokens", None) or ws.setting("max_tokens")
         # this turn's cache= (a PromptCache, "5m"/"1h"/"24h"/"on", or None/"off"), else the
-        # workspace's prompt_cache setting; keyed by this agent so requests sharing its prefix
+        # agent's own setting, else the workspace's prompt_cache; keyed by this agent so requests sharing its prefix
         # land on one cache (OpenAI's prompt_cache_key)
-        cache = parse_cache(options["cache"] if "cache" in options else ws.setting("prompt_cache"))
+        if "cache" in options:
+            cache = parse_cache(options["cache"])
+        else:
+            cache = parse_cache(self.prompt_cache or ws.setting("prompt_cache"))
         options["cache"] = None if cache is None else PromptCache(cache.ttl, cache.key or f"ironspire-agent-{self.id}")
         request = ChatRequest(
             messages=(*(self._history or ()), user), system=self.system, tools=tuple(tools), max_tokens=max_tokens,

@@ -63,6 +63,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "health_interval": 60.0,  # seconds between the monitor's re-checks during a chat session
     # prompt caching for every agent, in each provider's own form (protocols.base.PromptCache)
     "prompt_cache": None,
+    # per-agent prompt caching, by agent id, over the workspace's ("off" turns it off for one agent)
+    "agent_prompt_cache": {},
 }
 SETTING_CHOICES: dict[str, tuple[str, ...]] = {
     "degrade_images": ("error", "omit"),
@@ -243,6 +245,11 @@ class Workspace:
             raise ConfigurationError(f"{key} must be one of {', '.join(choices)}, not {value!r}.")
         if key == "max_tokens" and value is not None:
             value = int(value)
+        if key == "agent_prompt_cache":
+            allowed = SETTING_CHOICES["prompt_cache"]
+            if not isinstance(value, dict) or any(v not in allowed for v in value.values()):
+                raise ConfigurationError(f"agent_prompt_cache maps agent ids to one of {', '.join(allowed)}.")
+            value = {str(k): v for k, v in value.items()}
         if key == "health_interval":
             try:
                 value = float(value)
