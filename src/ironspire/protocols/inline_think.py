@@ -20,41 +20,35 @@ Which targets get this: see ``enabled``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from ironspire.messages import ReasoningDelta, StreamEvent, TextDelta
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from ironspire.protocols.base import Target
 
 OPEN = "<think>"
 CLOSE = "</think>"
 
-#: the provider setting / request option that turns the splitter on or off explicitly
+#: the provider setting that turns the splitter on or off explicitly
 SETTING = "inline_think"
 _OFF = frozenset({"off", "false", "no", "0"})
 
 _State = Literal["start", "think", "after", "text"]
 
 
-def enabled(target: Target, default: bool, options: Mapping[str, Any] | None = None) -> bool:
+def enabled(target: Target, default: bool) -> bool:
     """Whether answers from this target are searched for an opening ``<think>`` tag.
 
-    ``options["inline_think"]`` (one request) wins over the provider setting ``inline_think``
-    (``ironspire providers set openai inline_think on``), which wins over ``default``: the
-    adapter's own knowledge (Chat Completions: ``ChatCompletionsQuirks.inline_think``, set for
-    Together, Fireworks, Groq and custom endpoints; Ollama: always), since elsewhere reasoning
-    arrives in fields of its own.
+    The provider setting ``inline_think`` (``ironspire providers set openai inline_think on``)
+    wins over ``default``, the adapter's own knowledge (Chat Completions:
+    ``ChatCompletionsQuirks.inline_think``, set for Together, Fireworks, Groq and custom
+    endpoints; Ollama: always), since elsewhere reasoning arrives in fields of its own.
     """
-    for value in ((options or {}).get(SETTING), target.settings.get(SETTING)):
-        if value is None or value == "":
-            continue
-        if isinstance(value, str):
-            return value.strip().lower() not in _OFF
-        return bool(value)
-    return default
+    value = target.settings.get(SETTING)
+    if not value:
+        return default
+    return value.strip().lower() not in _OFF
 
 
 def _held(buffer: str, tag: str) -> int:
