@@ -57,6 +57,15 @@ async def test_a_stream_without_usage_is_recorded_as_unknown(
         assert con.execute("SELECT usage_state FROM usage").fetchall() == [("unknown",)]
     finally:
         con.close()
+    # what `ironspire analytics` tells the user about it
+    from typer.testing import CliRunner
+
+    from ironspire.cli.app import app
+
+    monkeypatch.setenv("IRONSPIRE_HOME", str(home))
+    result = CliRunner().invoke(app, ["analytics"])
+    assert result.exit_code == 0, result.output
+    assert "1 without usage (not counted)" in result.output
 
 
 async def _one_turn(ws: Workspace, srv: Any) -> None:
