@@ -154,3 +154,14 @@ def test_ollama_encoder_refuses_a_document_itself() -> None:
     vision = dynamic_model("ollama", "qwen3-vl:8b", context_window=131_072, vision=True, documents=True)
     with pytest.raises(CapabilityError, match="documents"):
         body(OllamaChat, target("ollama", vision), Document("application/pdf", data=PDF))
+
+
+def test_openai_chat_sends_a_text_file_as_text_and_refuses_other_non_pdf_files() -> None:
+    """Chat Completions takes PDF only as a file part; a text file's content goes as text."""
+    sent = body(OpenAIChat, target("openai", "gpt-4.1"), Document("text/plain", data=NOTES, name="notes.txt"))
+    assert sent["messages"][0]["content"][1] == {
+        "type": "text", "text": "[document notes.txt]\nMeeting notes: ship on Friday. Ça va."}
+    docx = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    with pytest.raises(BadRequest, match="PDF documents only") as info:
+        body(OpenAIChat, target("openai", "gpt-4.1"), Document(docx, data=PDF, name="brief.docx"))
+    assert "PDF" in (info.value.hint or "")

@@ -44,6 +44,7 @@ from ironspire.protocols.base import ChatRequest, PromptCache, Target
 from ironspire.protocols.common import (
     conversation,
     document_filename,
+    document_text,
     foreign_reasoning,
     image_data_url,
     is_own,
@@ -113,14 +114,23 @@ def _image_part(image: Image, target: Target) -> dict[str, Any]:
 
 
 def _file_part(document: Document, index: int, target: Target) -> dict[str, Any]:
-    """A ``file`` content part: Chat Completions takes a document inline (``file_data``) only."""
+    """A document for Chat Completions, which takes files only inline (``file_data``) and only as
+    PDF; a text file goes as its text, which is what OpenAI's own docs advise for other files."""
     if document.url is not None and not document.url.startswith("data:"):
         raise BadRequest(
             target.provider.id, "Chat Completions accepts documents only inline, not by URL",
             model=target.model.id, hint="Attach the file itself (base64) instead of its URL.",
         )
-    return {"type": "file", "file": {"filename": document_filename(document, index),
-                                     "file_data": image_data_url(document)}}
+    name = document_filename(document, index)
+    text = document_text(document)
+    if text is not None:
+        return {"type": "text", "text": f"[document {name}]\n{text}"}
+    if document.media_type.lower() != "application/pdf":
+        raise BadRequest(
+            target.provider.id, f"Chat Completions accepts PDF documents only, not {document.media_type}",
+            model=target.model.id, hint="Convert the file to PDF (or paste its text into the message).",
+        )
+    return {"type": "file", "file": {"filename": name, "file_data": image_data_url(document)}}
 
 
 def _user_content(parts: list[Text | Image | Document], target: Target) -> str | list[dict[str, Any]]:
@@ -131,7 +141,7 @@ def _user_content(parts: list[Text | Image | Document], target: Target) -> str |
         if isinstance(p, Text):
             out.append({"type": "text", "text": p.text})
         elif isinstance(p, Document):
-            out.append(_file_part(p, sum(1 for o in out if o["type"] == "file") + 1, target))
+            out.append(_file_part(p, sum(1 for q in parts[:len(out)] if isinstance(q, Document)) + 1, target))
         else:
             out.append(_image_part(p, target))
     return out
