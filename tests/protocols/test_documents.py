@@ -165,3 +165,9 @@ def test_openai_chat_sends_a_text_file_as_text_and_refuses_other_non_pdf_files()
     with pytest.raises(BadRequest, match="PDF documents only") as info:
         body(OpenAIChat, target("openai", "gpt-4.1"), Document(docx, data=PDF, name="brief.docx"))
     assert "PDF" in (info.value.hint or "")
+
+
+def test_anthropic_refuses_a_document_type_it_cannot_read() -> None:
+    docx = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+    with pytest.raises(BadRequest, match="PDF or plain text"):
+        body(AnthropicMessages, target("claude-api", "claude-sonnet-5"), Document(docx, data=PDF))

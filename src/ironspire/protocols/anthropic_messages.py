@@ -488,7 +488,7 @@ def image_block(image: Image) -> dict[str, Any]:
     return {"type": "image", "source": {"type": "url", "url": image.url}}
 
 
-def document_block(document: Document) -> dict[str, Any]:
+def document_block(document: Document, provider: str = "claude-api") -> dict[str, Any]:
     """A ``document`` block: PDFs as a base64 (or URL) source, inline text files as a text source."""
     text = document_text(document) if document.data is not None or (document.url or "").startswith("data:") \
         else None
@@ -496,6 +496,9 @@ def document_block(document: Document) -> dict[str, Any]:
         source: dict[str, Any] = {"type": "text", "media_type": "text/plain", "data": text}
     elif document.data is not None or (document.url or "").startswith("data:"):
         media, data = image_inline(document)
+        if media.lower() != "application/pdf":
+            raise BadRequest(provider, f"document blocks take PDF or plain text, not {media}",
+                             hint="Convert the file to PDF (or paste its text into the message).")
         source = {"type": "base64", "media_type": media, "data": data}
     else:
         assert document.url is not None

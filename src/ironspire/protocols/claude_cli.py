@@ -271,7 +271,8 @@ def plan_turn(request: ChatRequest, target: Target) -> tuple[list[dict[str, Any]
     if earlier:
         content.append({"type": "text", "text": transcript(earlier, request)})
         # a document is what the earlier turns were about: it travels whole, as a block of its own
-        content.extend(document_block(p) for m in earlier for p in m.parts if isinstance(p, Document))
+        content.extend(document_block(p, target.provider.id) for m in earlier for p in m.parts
+                       if isinstance(p, Document))
     for message in new:
         content.extend(_new_blocks(message))
     if not content:
@@ -324,7 +325,7 @@ def _new_blocks(message: Message) -> Iterator[dict[str, Any]]:
         elif isinstance(part, Image):
             yield image_block(part)
         elif isinstance(part, Document):
-            yield document_block(part)
+            yield document_block(part, "claude-sdk")
         elif isinstance(part, ToolResult):
             yield {"type": "text", "text": f"[result of {part.tool_name}: {tool_results_text(part)}]"}
 
