@@ -171,3 +171,14 @@ def test_anthropic_refuses_a_document_type_it_cannot_read() -> None:
     docx = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
     with pytest.raises(BadRequest, match="PDF or plain text"):
         body(AnthropicMessages, target("claude-api", "claude-sonnet-5"), Document(docx, data=PDF))
+
+
+def test_responses_document_is_an_input_file_inline_or_by_url() -> None:
+    from ironspire.protocols.openai_responses import OpenAIResponses
+
+    sent = body(OpenAIResponses, target("openai", "gpt-6.1-sol"), Document("application/pdf", data=PDF, name="r.pdf"),
+                Document("application/pdf", url="https://example.test/a.pdf"))
+    content = sent["input"][0]["content"]
+    assert content[1] == {"type": "input_file", "filename": "r.pdf",
+                          "file_data": f"data:application/pdf;base64,{PDF}"}
+    assert content[2] == {"type": "input_file", "file_url": "https://example.test/a.pdf"}

@@ -152,3 +152,12 @@ def test_gemini_reads_request_options_filtered_by_name() -> None:
     assert sent["labels"] == {"team": "docs"}
     for foreign in ("num_ctx", "thinking_budget", "prompt_cache_key", "numCtx"):
         assert foreign not in json.dumps(sent)
+
+
+def test_responses_gets_the_same_cache_fields_as_chat_completions() -> None:
+    from ironspire.protocols.openai_responses import OpenAIResponses
+
+    sent = body(OpenAIResponses, target("openai", "gpt-6.1-sol"), cache=PromptCache("24h", "agent-7"))
+    assert (sent["prompt_cache_key"], sent["prompt_cache_retention"]) == ("agent-7", "24h")
+    xai = body(OpenAIResponses, target("xai", "grok-4.3"), cache=PromptCache("24h", "agent-7"))
+    assert "prompt_cache_key" not in xai and "prompt_cache_retention" not in xai

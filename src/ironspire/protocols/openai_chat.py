@@ -52,11 +52,11 @@ if TYPE_CHECKING:
 
 class OpenAIChat(HttpProtocol):
     name = "openai_chat"
-    settings = ("inline_think",)
     stream_framing = "sse"
     #: ``api responses`` sends every model of this provider to the Responses API (Azure's
-    #: /openai/v1, an Open Responses server); ``api chat`` keeps even Responses-default models here
-    settings = ("api",)
+    #: /openai/v1, an Open Responses server); ``api chat`` keeps even Responses-default models here;
+    #: ``inline_think on|off`` overrides whether a ``<think>`` block opening an answer is reasoning
+    settings = ("api", "inline_think")
 
     # --- health and listing --------------------------------------------------------------
 

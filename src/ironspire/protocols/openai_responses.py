@@ -14,9 +14,11 @@ foreign-reasoning policy.
 What is shared with Chat Completions (auth, Azure's base URL, error classification, history
 repair, tool-id rules) comes from ``_openai_wire`` and ``common``. A provider speaks both APIs
 (the ``api`` setting or ``ModelSpec.api`` picks one per request), so its typed quirks are the
-Chat Completions ones, and only two of them mean anything here: ``ChatCompletionsQuirks.url_form``
-(Azure: ``/openai/v1/responses``, ``api-key`` header) and ``ChatCompletionsModelQuirks.sampling``
-(reasoning models reject temperature and ``top_p``).
+Chat Completions ones, and only three of them mean anything here: ``ChatCompletionsQuirks.url_form``
+(Azure: ``/openai/v1/responses``, ``api-key`` header), ``ChatCompletionsQuirks.prompt_cache_fields``
+(where ``ChatRequest.cache`` becomes ``prompt_cache_key``/``prompt_cache_retention``) and
+``ChatCompletionsModelQuirks.sampling`` (reasoning models reject temperature and ``top_p``).
+Documents go as ``input_file`` items (inline ``file_data`` or a ``file_url``).
 
 ``ChatRequest.options``: only Responses fields are sent (``RESPONSES_OPTIONS``); Chat
 Completions' ``response_format`` and ``verbosity`` are moved to ``text.format`` /
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from ironspire.errors import BadRequest, CapabilityError, ModelNotFound, ProviderError, ProviderUnavailable, Remedy
 from ironspire.messages import (
     Accumulator,
+    Document,
     Finish,
     FinishReason,
     Image,
@@ -53,6 +56,7 @@ from ironspire.messages import (
 from ironspire.protocols._openai_wire import (
     auth_headers,
     azure_base,
+    cache_fields,
     call_arguments,
     classify_error,
     in_band_status,
@@ -60,7 +64,14 @@ from ironspire.protocols._openai_wire import (
     model_quirks,
 )
 from ironspire.protocols.base import ChatRequest, HttpProtocol, ProbeOutcome, Target, WireRequest
-from ironspire.protocols.common import conversation, foreign_reasoning, image_data_url, new_tool_id, tool_id
+from ironspire.protocols.common import (
+    conversation,
+    document_filename,
+    foreign_reasoning,
+    image_data_url,
+    new_tool_id,
+    tool_id,
+)
 from ironspire.protocols.framing import sse_json
 
 if TYPE_CHECKING:
@@ -156,6 +167,7 @@ class OpenAIResponses(HttpProtocol):
         reasoning = _reasoning(request, target)
         if reasoning:
             body["reasoning"] = reasoning
+        body.update(cache_fields(request.cache, target))  # explicit options below win
         body.update(wire_options(request.options, target))
         return WireRequest("POST", url, headers, json=body)
 
@@ -287,10 +299,27 @@ def _image(image: Image) -> dict[str, Any]:
     return {"type": "input_image", "image_url": image_data_url(image)}
 
 
-def _user_content(parts: list[Text | Image]) -> str | list[dict[str, Any]]:
+def _file(document: Document, index: int) -> dict[str, Any]:
+    """An ``input_file``: inline as ``file_data`` (a data URL) with its name, or by ``file_url``;
+    the Responses API reads PDFs, text, office files and spreadsheets this way."""
+    if document.url is not None and not document.url.startswith("data:"):
+        return {"type": "input_file", "file_url": document.url}
+    return {"type": "input_file", "filename": document_filename(document, index),
+            "file_data": image_data_url(document)}
+
+
+def _user_content(parts: list[Text | Image | Document]) -> str | list[dict[str, Any]]:
     if len(parts) == 1 and isinstance(parts[0], Text):
         return parts[0].text
-    return [{"type": "input_text", "text": p.text} if isinstance(p, Text) else _image(p) for p in parts]
+    out: list[dict[str, Any]] = []
+    for i, p in enumerate(parts):
+        if isinstance(p, Text):
+            out.append({"type": "input_text", "text": p.text})
+        elif isinstance(p, Document):
+            out.append(_file(p, sum(1 for q in parts[:i] if isinstance(q, Document)) + 1))
+        else:
+            out.append(_image(p))
+    return out
 
 
 def _result(result: ToolResult) -> dict[str, Any]:
@@ -339,7 +368,7 @@ def encode_input(request: ChatRequest, target: Target) -> list[dict[str, Any]]:
         if message.role == "assistant":
             out.extend(_assistant(message, request, target))
             continue
-        content = [p for p in message.parts if isinstance(p, Text | Image)]
+        content = [p for p in message.parts if isinstance(p, Text | Image | Document)]
         if content:
             out.append({"role": "user", "content": _user_content(content)})
     return out
