@@ -215,6 +215,8 @@ READS_DOCUMENTS = {
                                                   "data": PDF_B64}, "title": "Q3_report.v2.pdf"},
     "openai": {"type": "file", "file": {"filename": "Q3_report.v2.pdf",
                                         "file_data": f"data:application/pdf;base64,{PDF_B64}"}},
+    "responses": {"type": "input_file", "filename": "Q3_report.v2.pdf",
+                  "file_data": f"data:application/pdf;base64,{PDF_B64}"},
     "gemini": {"inlineData": {"mimeType": "application/pdf", "data": PDF_B64}},
     "bedrock": {"document": {"format": "pdf", "name": "Q3 report v2", "source": {"bytes": PDF_B64}}},
 }
