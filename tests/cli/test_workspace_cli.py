@@ -132,10 +132,10 @@ def test_export_backup_import_hold_no_credentials(tmp_path: Path, monkeypatch: p
     for f in (exported, backed):
         assert canary.encode() not in f.read_bytes()
     monkeypatch.setenv("IRONSPIRE_HOME", str(tmp_path / "second"))
-    assert "1 agents" in ok("import", str(exported)).output
+    assert "1 agents" in ok("import", str(exported), "--yes").output
     assert json.loads(ok("agents", "show", "a", "--json").output)["system"] == "sys"
     monkeypatch.setenv("IRONSPIRE_HOME", str(tmp_path / "third"))
-    ok("import", str(backed))
+    ok("import", str(backed), "--yes")
     assert json.loads(ok("default", "show", "--json").output)["model"] == "gpt-4.1"
 
 

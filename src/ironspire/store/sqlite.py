@@ -89,7 +89,7 @@ class SqliteTurns:
 
 
 def agent_lock(path: Path, agent_id: int) -> FileLock:
-    return FileLock(path.with_name(path.name + ".locks") / f"agent-{agent_id}.lock")
+    return FileLock(marker(path) / f"agent-{agent_id}.lock")
 
 
 def backup(path: Path, dest: Path) -> None:
@@ -105,9 +105,45 @@ def backup(path: Path, dest: Path) -> None:
         source.close()
 
 
-def is_backup(path: Path) -> bool:
+HEADER = b"SQLite format 3\x00"
+#: the tables every Ironspire database has (a SQLite file without them is someone else's)
+TABLES = frozenset({"alembic_version", "agents", "messages", "settings", "revision", "usage", "providers",
+                    "provider_settings", "custom_endpoints"})
+
+
+def is_sqlite(path: Path) -> bool:
     with path.open("rb") as fh:
-        return fh.read(16) == b"SQLite format 3\x00"
+        return fh.read(16) == HEADER
+
+
+def is_backup(path: Path) -> bool:
+    return is_sqlite(path)
+
+
+def missing_tables(path: Path) -> set[str]:
+    """The Ironspire tables the database at ``path`` lacks (read-only; sqlite3.DatabaseError if damaged)."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        names = {str(row[0]) for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        con.close()
+    return set(TABLES - names)
+
+
+def backup_counts(path: Path) -> dict[str, int]:
+    """Live agents and stored messages of a backup (read-only)."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {"agents": int(con.execute("SELECT count(*) FROM agents WHERE deleted_at = 0").fetchone()[0]),
+                "messages": int(con.execute("SELECT count(*) FROM messages").fetchone()[0])}
+    finally:
+        con.close()
+
+
+def marker(path: Path) -> Path:
+    """A directory made beside the database when it is first opened (it holds the agent locks):
+    its presence says a workspace existed here, so a missing database is reported, not recreated."""
+    return path.with_name(path.name + ".locks")
 
 
 def integrity(path: Path, *, read_only: bool = False) -> str:

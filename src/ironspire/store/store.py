@@ -12,6 +12,7 @@ its hooks (pool, advisory locks, backup) beside ``store/sqlite.py``.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, case, create_engine, delete, event, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import ColumnElement
 
 from ironspire.errors import ConfigurationError
@@ -86,6 +88,29 @@ class UsageFilter:
     provider: str | None = None
 
 
+RESTORE_HINT = ("Restore it from a backup with `ironspire import BACKUP` (the automatic backups kept before a "
+                "restore are in the backups folder beside it), or move it away to start an empty workspace.")
+
+
+def damaged(path: Path, what: str) -> ConfigurationError:
+    """The error for a workspace database that cannot be used as it is: it names the file."""
+    return ConfigurationError(f"the workspace database {path} {what}; nothing was changed.", hint=RESTORE_HINT)
+
+
+def _check_file(path: Path) -> None:
+    """Refuses, before SQLite would quietly make an empty workspace, a database that is a
+    directory, zero-length, not SQLite, or missing where a workspace existed."""
+    if path.is_dir():
+        raise damaged(path, "is a directory, not a file")
+    if path.exists():
+        if path.stat().st_size == 0:
+            raise damaged(path, "is empty (0 bytes): its content was lost")
+        if not engine_sqlite.is_sqlite(path):
+            raise damaged(path, "is not a SQLite database (overwritten or damaged)")
+    elif engine_sqlite.marker(path).is_dir():
+        raise damaged(path, "is missing, though a workspace was kept here")
+
+
 class _Write:
     def __init__(self, conn: Connection) -> None:
         self.conn, self.revision = conn, 0
@@ -104,11 +129,21 @@ class Store:
             )
         self.url = url
         self.path = Path(parsed.database)
+        _check_file(self.path)
         self.engine: Engine = create_engine(url)
         event.listen(self.engine, "connect", engine_sqlite.on_connect)
         from ironspire.store import migrations
 
-        migrations.upgrade(self.engine)
+        try:
+            migrations.upgrade(self.engine)
+            missing = engine_sqlite.missing_tables(self.path)
+        except (sqlite3.DatabaseError, DBAPIError) as exc:
+            self.engine.dispose()
+            raise damaged(self.path, f"cannot be read ({getattr(exc, 'orig', None) or exc})") from None
+        if missing:
+            self.engine.dispose()
+            raise damaged(self.path, "lacks the tables " + ", ".join(sorted(missing)))
+        engine_sqlite.marker(self.path).mkdir(exist_ok=True)
         self.turns = engine_sqlite.SqliteTurns(self.path)
 
     @classmethod
@@ -382,6 +417,9 @@ class Store:
 
     def backup(self, dest: Path) -> Path:
         """A consistent copy of the live database as one file (``restore`` or `ironspire import`)."""
+        if self.uses(dest):
+            raise ConfigurationError(f"{dest} is this workspace's live database; a backup cannot replace it.",
+                                     hint="Give a path outside the workspace's files, e.g. ~/ironspire-backup.db.")
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.exists():
             dest.unlink()
@@ -392,11 +430,39 @@ class Store:
     def is_backup(path: Path) -> bool:
         return engine_sqlite.is_backup(path)
 
+    def check_backup(self, source: Path) -> dict[str, int]:
+        """What the backup holds (agents, messages); a ConfigurationError, changing nothing, for a
+        file that is this database, another program's SQLite file, or damaged."""
+        if self.uses(source):
+            raise ConfigurationError(f"{source} is this workspace's own database; nothing was restored.")
+        try:
+            missing = engine_sqlite.missing_tables(source)
+            ok = engine_sqlite.integrity(source, read_only=True) == "ok"
+        except sqlite3.DatabaseError as exc:
+            raise ConfigurationError(f"{source} is a damaged database ({exc}); nothing was restored.") from None
+        if missing:
+            raise ConfigurationError(
+                f"{source} is a SQLite database but not an Ironspire backup (it lacks {', '.join(sorted(missing))}); "
+                "nothing was restored.", hint="Give a file written by `ironspire backup`.")
+        if not ok:
+            raise ConfigurationError(f"{source} is a damaged database; nothing was restored.")
+        return engine_sqlite.backup_counts(source)
+
+    def uses(self, path: Path) -> bool:
+        """True if ``path`` is one of the files this database lives in (itself, its journal, WAL,
+        shared memory or lock directory): writing there would destroy the workspace."""
+        try:
+            target = path.resolve()
+        except OSError:
+            return False
+        db = self.path.resolve()
+        own = {db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", "-journal"))}
+        return target in own or engine_sqlite.marker(db) in (target, *target.parents)
+
     def restore(self, source: Path) -> None:
         """Replaces this database's content with a backup's, then migrates it to head; a damaged
         backup is refused and nothing changes."""
-        if engine_sqlite.integrity(source, read_only=True) != "ok":
-            raise ConfigurationError(f"{source} is a damaged database; nothing was restored.")
+        self.check_backup(source)
         before = self.config_revision()
         self.turns.close()
         self.engine.dispose()

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ironspire.catalog.discovery import DiscoveryResult
     from ironspire.transport import Transport
     from ironspire.workspace.agent import Agent
+    from ironspire.workspace.portable import ImportPlan
 
 
 class CredentialsLike(Protocol):
@@ -114,6 +115,8 @@ class Workspace:
         #: True once a turn found that secrets come from the environment alone (no keychain or
         #: encrypted file to read): turns then read them on the loop instead of in a thread
         self._keychain_free: bool | None = None
+        #: where the last restore kept the state it replaced (``import_`` of a backup)
+        self.last_auto_backup: Path | None = None
         self._load()
         self.health = health(self.transport, self.target, provider_ids=self.provider_ids, is_enabled=self.is_enabled)
         self.transport.observers.append(self.health.observe)
@@ -594,10 +597,19 @@ class Workspace:
 
         return backup(self, Path(path))
 
-    def import_(self, path: str | Path) -> dict[str, int]:
+    def plan_import(self, path: str | Path, *, replace: bool = False) -> ImportPlan:
+        """What ``import_`` would change (base URLs that keys will be sent to, histories replaced),
+        changing nothing: show it to the user before importing a file from elsewhere."""
+        from ironspire.workspace.portable import plan_import
+
+        return plan_import(self, Path(path), replace=replace)
+
+    def import_(self, path: str | Path, *, replace: bool = False) -> dict[str, int]:
+        """Merges an export (an existing agent's history is kept unless ``replace``) or restores a
+        backup (the replaced state is kept under ``backups/``, see ``last_auto_backup``)."""
         from ironspire.workspace.portable import import_file
 
-        return import_file(self, Path(path))
+        return import_file(self, Path(path), replace=replace)
 
 
 def _component(module: str, name: str) -> Any:

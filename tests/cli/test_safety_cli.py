@@ -1,0 +1,66 @@
+"""Issue 17 from the command line: `backup`/`export` onto the live database are refused,
+`import` shows what it changes and changes nothing without a yes."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from ironspire.cli.app import app
+from support.memory_keyring import MemoryKeyring, use_memory_keyring
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[MemoryKeyring]]:
+    yield from use_memory_keyring(monkeypatch)
+
+
+def ok(*args: str, input: str | None = None) -> Any:
+    result = runner.invoke(app, list(args), input=input)
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+def test_backup_and_export_in_the_home_refuse_the_live_database(isolated_env: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    ok("agents", "create", "kept")
+    monkeypatch.chdir(isolated_env)
+    for command in ("backup", "export"):
+        result = runner.invoke(app, [command, "ironspire.db"])
+        assert result.exit_code != 0 and "workspace" in str(result.exception)
+    assert [a["name"] for a in json.loads(ok("agents", "list", "--json").output)] == ["kept"]
+
+
+def test_import_asks_and_changes_nothing_without_yes(isolated_env: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    ok("agents", "create", "kept")
+    backup = tmp_path / "b.db"
+    ok("backup", str(backup))
+    ok("agents", "create", "later")
+    refused = runner.invoke(app, ["import", str(backup)], input="n\n")
+    assert refused.exit_code == 1 and "replaces the whole workspace" in refused.output
+    assert "Nothing was changed" in refused.output
+    assert len(json.loads(ok("agents", "list", "--json").output)) == 2
+    done = ok("import", str(backup), input="y\n")
+    assert "The replaced state is kept in" in done.output
+    assert [a["name"] for a in json.loads(ok("agents", "list", "--json").output)] == ["kept"]
+    assert len(os.listdir(isolated_env / "backups")) == 1
+
+
+def test_import_warns_that_keys_follow_a_new_base_url(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps({"format": "ironspire-export", "version": 1, "settings": {},
+                                "providers": {"openai": {"settings": {"base_url": "https://evil.example"}}},
+                                "custom_endpoints": [], "agents": []}))
+    refused = runner.invoke(app, ["import", str(path)], input="n\n")
+    assert refused.exit_code == 1
+    assert "WARNING: openai base URL https://evil.example: its stored API key will be sent to" in refused.output
+    assert "evil" not in ok("providers", "list").output
