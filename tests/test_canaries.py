@@ -60,7 +60,9 @@ class Provider:
                 return Reply(200, {"data": [], "models": []})
             protocol = "openai_responses" if seen.path.endswith("/responses") else self.protocols[pid]
             return Reply(200, OK_BODIES[protocol])
-        status = {"auth": 401, "down": 500, "slow": 429}[self.mode]
+        if self.mode == "partial":  # a provider quoting part of each value (key[2:-2]) back
+            echo = "; ".join(f"{k}={v[2:-2]}" for k, v in seen.headers.items()) + " target=" + seen.target[2:-2]
+        status = {"auth": 401, "partial": 401, "down": 500, "slow": 429}[self.mode]
         message = f"Incorrect API key provided. You sent: {echo}"
         return Reply(status, {"error": {"message": message, "code": "invalid_api_key", "status": "UNAUTHENTICATED"},
                               "message": message}, {"retry-after": "1"} if status == 429 else {})
@@ -111,7 +113,7 @@ async def test_no_canary_appears_in_any_file_or_output(
             model = models[0].id if models else "test-model"
             agents.append(ws.create_agent(f"agent-{pid}", provider=pid, model=model, system="be brief"))
 
-        for mode in ("ok", "auth", "down", "slow", "ok"):
+        for mode in ("ok", "auth", "partial", "down", "slow", "ok"):
             server.mode = mode
             for agent in agents:
                 try:
@@ -142,6 +144,13 @@ async def test_no_canary_appears_in_any_file_or_output(
                      ["providers", "check"], ["agents", "list", "--json"], ["analytics", "--json"]):
             result = await asyncio.to_thread(runner.invoke, app, args)
             outputs += [result.output, repr(result.exception) if result.exception else ""]
+        server.mode = "partial"
+        for args in (["providers", "check", "--json"], ["providers", "check"], ["agents", "list", "--check"],
+                     ["agents", "list", "--json"], ["agents", "show", "agent-openai", "--json"],
+                     ["ask", "agent-openai", "hi", "--no-check"], ["ask", "agent-custom-canary-box", "hi"],
+                     ["ask", "agent-google", "hi"], ["chat", "agent-mistral"]):
+            result = await asyncio.to_thread(runner.invoke, app, args, input="hello\n/exit\n")
+            outputs += [result.output, str(result.exception) if result.exception else ""]
         # while the database is open its newest pages sit in the WAL file: scan them there too
         live = [p.name for p in files_under(isolated_env)]
         assert "ironspire.db-wal" in live and "ironspire.db-shm" in live, live
@@ -177,4 +186,12 @@ def scan(home: Path, canaries: dict[str, str], outputs: list[str]) -> list[str]:
     for name, canary in canaries.items():
         leaks += [f"{name} in {p.relative_to(home)}" for p in files if canary.encode() in p.read_bytes()]
         leaks += [f"{name} in output #{i}: {text[:300]!r}" for i, text in enumerate(outputs) if canary in text]
+        # partial echoes: no 12-character piece of a secret may be left anywhere either
+        pieces = {canary[i:i + 12] for i in range(len(canary) - 11)}
+        contents = [(str(p.relative_to(home)), p.read_bytes().decode("utf-8", "replace")) for p in files]
+        for where, text in [*contents, *((f"output #{i}", o) for i, o in enumerate(outputs))]:
+            found = next((piece for piece in pieces if piece in text), None)
+            if found is not None:
+                at = text.index(found)
+                leaks.append(f"{name} fragment {found!r} in {where}: {text[max(0, at - 80):at + 80]!r}")
     return leaks

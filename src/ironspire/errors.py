@@ -50,11 +50,50 @@ def mask(value: str) -> str:
     return f"{value[:3]}…{value[-4:]}"
 
 
+#: the shortest piece of a known secret that is removed wherever it appears: providers echo
+#: parts of a key ("...key[2:-2]...") that a full-key match would miss
+FRAGMENT = 8
+REDACTED = "[redacted]"
+
+
+def _remove_fragments(text: str, secrets: Iterable[str]) -> str:
+    """Replaces every run of text made of FRAGMENT-character pieces of a secret. Each piece is
+    looked for with ``str.find`` (C speed), so a long text costs pieces x length, not a Python loop."""
+    spans: list[tuple[int, int]] = []
+    for secret in secrets:
+        if len(secret) < FRAGMENT:
+            continue
+        for i in range(len(secret) - FRAGMENT + 1):
+            piece = secret[i:i + FRAGMENT]
+            at = text.find(piece)
+            while at != -1:
+                spans.append((at, at + FRAGMENT))
+                at = text.find(piece, at + 1)
+    if not spans:
+        return text
+    spans.sort()
+    merged: list[list[int]] = []
+    for start, stop in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], stop)
+        else:
+            merged.append([start, stop])
+    out, end = [], 0
+    for start, stop in merged:
+        out += [text[end:start], REDACTED]
+        end = stop
+    out.append(text[end:])
+    return "".join(out)
+
+
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Removes known and secret-looking values from text that will be shown or stored."""
-    for s in sorted({*_known_secrets, *secrets}, key=len, reverse=True):
+    """Removes known and secret-looking values, and any FRAGMENT-long piece of a known secret,
+    from text that will be shown or stored."""
+    known = sorted({*_known_secrets, *secrets}, key=len, reverse=True)
+    for s in known:
         if s and s in text:
             text = text.replace(s, mask(s))
+    text = _remove_fragments(text, known)
     for pattern in _SECRET_PATTERNS:
         if pattern.groups == 2:
             text = pattern.sub(lambda m: m.group(1) + mask(m.group(2)), text)

@@ -70,3 +70,14 @@ def test_message_and_hint_read_as_two_sentences() -> None:
     e = ModelNotFound("claude-api", "claude-sonet-5-5", suggestions=["claude-sonnet-5-5"])
     assert "'claude-sonet-5-5'. Did you mean claude-sonnet-5-5?" in str(e)
     assert str(ProviderUnavailable("ollama", "cannot connect.")).startswith("ollama: cannot connect. ")
+
+
+def test_redact_removes_every_fragment_of_a_known_secret() -> None:
+    from ironspire.errors import REDACTED, redact
+
+    key = "zq9-fragment-canary-0123456789abcdef"
+    for echoed in (key[2:-2], key[:8], key[-8:], key[5:17] + key[20:30], key[10:18]):
+        cleaned = redact(f"the provider said: {echoed} (sic)", [key])
+        assert cleaned == f"the provider said: {REDACTED} (sic)"
+    assert redact("short 0123456 pieces stay", [key]) == "short 0123456 pieces stay"  # 7 characters
+    assert redact(f"{key} then {key[3:15]}", [key]).endswith(f"then {REDACTED}")
