@@ -64,3 +64,30 @@ def test_import_warns_that_keys_follow_a_new_base_url(tmp_path: Path) -> None:
     assert refused.exit_code == 1
     assert "WARNING: openai base URL https://evil.example: its stored API key will be sent to" in refused.output
     assert "evil" not in ok("providers", "list").output
+
+
+def test_names_with_markup_and_escapes_never_reach_the_terminal_as_such() -> None:
+    from ironspire.workspace import Workspace
+
+    ok("agents", "create", "[/]")
+    ok("agents", "create", "[bold]x")
+    ws = Workspace.open()  # a name stored before names were checked: shown, never obeyed
+    ws.store.create_agent("old\x1b]0;pwned\x07\x1b[2J", None, None, None)
+    ws.close()
+    listed = ok("agents", "list").output
+    assert "[/]" in listed and "[bold]x" in listed
+    assert "\x1b" not in listed and "\x07" not in listed and "\\x1b]0;pwned" in listed
+    shown = ok("agents", "show", "[bold]x").output
+    assert shown.startswith("[bold]x")
+    refused = runner.invoke(app, ["agents", "create", "evil\x1b[31m"])
+    assert refused.exit_code != 0 and "control character U+001B" in str(refused.exception)
+
+
+def test_an_error_carrying_markup_is_printed_verbatim() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "ironspire.cli", "agents", "show", "[/]oops\x1b[31m"],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "[/]oops" in out.stderr and "\x1b[31m" not in out.stderr

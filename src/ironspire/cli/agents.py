@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ironspire.cli.output import console, emit_json
+from ironspire.cli.output import console, emit_json, safe
 
 app = typer.Typer(help="Create and configure agents.", no_args_is_help=True)
 
@@ -24,7 +24,7 @@ def create(
     with workspace() as ws:
         agent = ws.create_agent(name, provider, model, system)
         route = agent.route
-    console.print(f"Created {name} on {route if route else 'the default route (not set yet)'}.")
+    console.print(f"Created {safe(agent.name)} on {safe(route) if route else 'the default route (not set yet)'}.")
 
 
 @app.command("list")
@@ -62,7 +62,7 @@ def list_agents(
     for col in ("agent", "provider", "model", "route", "warning"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r.name, r.provider or "-", r.model or "-", r.route_kind, r.warning or "")
+        table.add_row(safe(r.name), safe(r.provider or "-"), safe(r.model or "-"), r.route_kind, safe(r.warning or ""))
     console.print(table)
 
 
@@ -78,10 +78,11 @@ def show(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
         emit_json(view.to_json())
         return
     route = f"{view.provider} / {view.model}" if view.provider else "none (no default set)"
-    console.print(f"[bold]{name}[/]  {route}  ({'inherits the default' if view.inherited else 'own route'})")
+    how = "inherits the default" if view.inherited else "own route"
+    console.print(f"[bold]{safe(name)}[/]  {safe(route)}  ({how})")
     if view.warning:
-        console.print(f"[yellow]warning:[/] {view.warning}")
-    console.print(f"system: {view.system or '-'}")
+        console.print(f"[yellow]warning:[/] {safe(view.warning)}")
+    console.print(f"system: {safe(view.system or '-')}")
     console.print(f"history: {view.messages} messages" + (f", {view.unanswered} unanswered" if view.unanswered else ""))
 
 
@@ -108,4 +109,4 @@ def set_agent(
         if system is not None:
             agent.set_system(system)
         route = agent.route
-    console.print(f"{name}: {route if route else 'no route (no default set)'}.")
+    console.print(f"{safe(name)}: {safe(route) if route else 'no route (no default set)'}.")

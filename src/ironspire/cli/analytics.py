@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, TextIO, cast
 
 import typer
 
-from ironspire.cli.output import console, emit_json, usd
+from ironspire.cli.output import console, emit_json, safe, usd
 
 if TYPE_CHECKING:
     from ironspire.analytics import GroupBy
@@ -84,7 +84,7 @@ def analytics(
             table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for r in rows:
         table.add_row(
-            r[by], str(r["turns"]), str(r["errors"]), _count(r["input_tokens"]), _count(r["output_tokens"]),
+            safe(r[by]), str(r["turns"]), str(r["errors"]), _count(r["input_tokens"]), _count(r["output_tokens"]),
             f"{_count(r['cache_read_tokens'])}/{_count(r['cache_write_tokens'])}", usd(r["cost_usd"]),
             "-" if r["api_cost_usd"] is None else usd(r["api_cost_usd"]),
             "-" if r["avg_latency_s"] is None else f"{r['avg_latency_s']:.2f}",

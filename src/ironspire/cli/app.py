@@ -56,5 +56,7 @@ def main() -> None:
     except IronspireError as exc:
         from rich.console import Console
 
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        from ironspire.cli.output import safe
+
+        Console(stderr=True).print(f"[bold red]error:[/] {safe(exc)}", markup=True, highlight=False)
         sys.exit(1)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, cast
 
 import typer
 
-from ironspire.cli.output import console, emit_json
+from ironspire.cli.output import console, emit_json, inert, safe
 
 if TYPE_CHECKING:
     from ironspire.health import HealthMonitor
@@ -33,7 +33,7 @@ def _warn(
         return
     warning = health_warning(ws, route.provider if route else None)
     if warning:
-        typer.echo(f"warning: {warning.rstrip('.')}; the reply may fail ({fix}).", err=True)
+        typer.echo(f"warning: {inert(warning.rstrip('.'))}; the reply may fail ({inert(fix)}).", err=True)
 
 
 def _require_text(message: str) -> str:
@@ -138,13 +138,13 @@ def chat(agent_name: str = typer.Argument(..., metavar="AGENT")) -> None:
 
     with workspace() as ws, asyncio.Runner() as runner:
         agent = ws.agent(agent_name)
-        console.print(f"Chatting with [bold]{agent.name}[/] on {agent.route}. /exit to leave.")
+        console.print(f"Chatting with [bold]{safe(agent.name)}[/] on {safe(agent.route)}. /exit to leave.")
         monitor = cast("HealthMonitor", ws.health)
         runner.run(monitor.start(float(ws.setting("health_interval")), lambda: configured_ids(ws)))
         _warn(ws, agent)
         try:
             while True:
-                typer.echo(f"{agent.name}> ", nl=False)
+                typer.echo(f"{inert(agent.name)}> ", nl=False)
                 try:
                     line = runner.run(_read_line())
                 except KeyboardInterrupt:  # Ctrl-C at the prompt leaves, as /exit does
@@ -186,7 +186,7 @@ def chat(agent_name: str = typer.Argument(..., metavar="AGENT")) -> None:
                     typer.echo("")
                     typer.echo("interrupted: the reply was not saved; your message is kept as unanswered.", err=True)
                 except IronspireError as exc:
-                    typer.echo(f"error: {exc}", err=True)
+                    typer.echo(f"error: {inert(exc)}", err=True)
         finally:
             runner.run(monitor.stop())
             runner.run(ws.transport.close())
@@ -220,8 +220,8 @@ def history(
             if isinstance(part, ToolResult):
                 body += f"\n[{'error from' if part.is_error else 'result of'} tool {part.tool_name}: {part.text()}]"
         body = body.strip("\n")
-        console.print(f"[bold]{who}[/]{mark}")
-        console.print(body, markup=False)
+        console.print(f"[bold]{safe(who)}[/]{mark}")
+        console.print(inert(body), markup=False)
         console.print()
 
 

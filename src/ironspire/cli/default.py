@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ironspire.cli.output import console, emit_json
+from ironspire.cli.output import console, emit_json, safe
 
 app = typer.Typer(help="Show or set the workspace's default provider and model.", no_args_is_help=True)
 
@@ -22,7 +22,7 @@ def show(as_json: bool = typer.Option(False, "--json", help="Machine-readable ou
     elif default.provider is None:
         console.print("No default is set. Run `ironspire default set PROVIDER MODEL`.")
     else:
-        console.print(f"{default.provider} / {default.model}")
+        console.print(f"{safe(default.provider)} / {safe(default.model)}")
 
 
 @app.command("set")
@@ -33,4 +33,5 @@ def set_default(provider: str = typer.Argument(...), model: str = typer.Argument
     with workspace() as ws:
         ws.set_default(provider, model)
         moved = [a.name for a in ws.agents() if a.inherits]
-    console.print(f"Default set to {provider} / {model}" + (f" (used by: {', '.join(moved)})" if moved else "") + ".")
+    console.print(f"Default set to {safe(provider)} / {safe(model)}"
+                  + (f" (used by: {safe(', '.join(moved))})" if moved else "") + ".")

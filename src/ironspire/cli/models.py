@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ironspire.cli.output import console, emit_json
+from ironspire.cli.output import console, emit_json, inert
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -158,7 +158,7 @@ def _table(group: list[ModelView], title: Any, layout: _Layout) -> Table:
     for m in group:
         can, note = _capabilities(m), m.note
         note_style = "yellow" if m.deprecation else "dim"
-        first = Text(m.id)
+        first = Text(inert(m.id))
         if not layout.can_column:
             first.append("\n  " + can, style="dim")
         if note and not layout.note_column:

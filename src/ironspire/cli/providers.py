@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from ironspire.cli._workspace import workspace
-from ironspire.cli.output import console, emit_json
+from ironspire.cli.output import console, emit_json, safe
 
 if TYPE_CHECKING:
     from ironspire.credentials import CredentialStore
@@ -47,7 +47,7 @@ _SOURCE_STYLE = {"keychain": "green", "environment": "cyan", "settings": "green"
 
 def _print_keystore(view: KeystoreView) -> None:
     if view.kind == "none":
-        console.print(f"[yellow]No keychain:[/] {view.problem}\n{view.hint}")
+        console.print(f"[yellow]No keychain:[/] {safe(view.problem)}\n{safe(view.hint)}")
     else:
         console.print(f"Credentials are stored in the {view.name}.")
 
@@ -86,7 +86,7 @@ def list_providers(as_json: bool = typer.Option(False, "--json", help="Machine-r
                 table.add_column(col)
             for c in members:
                 url = c.base_url_override or c.default_base_url or "-"
-                table.add_row(c.id, c.display_name, c.protocol, _auth_summary(c), url,
+                table.add_row(safe(c.id), safe(c.display_name), c.protocol, _auth_summary(c), safe(url),
                               "yes" if c.enabled else "[grey50]no[/]")
             console.print(table)
 
@@ -98,18 +98,16 @@ def _dot(health: HealthView | HealthStatus) -> str:
     if isinstance(health, HealthStatus):
         health = HealthView.of(health)
     latency = f" {health.shown_latency_ms:.0f} ms" if health.shown_latency_ms is not None else ""
-    line = f"[{DOT_STYLE[health.dot]}]●[/] {health.provider:<18} {health.label}{latency}"
+    line = f"[{DOT_STYLE[health.dot]}]●[/] {safe(f'{health.provider:<18}')} {safe(health.label)}{latency}"
     if health.until is not None:
         line += f" until {health.until.astimezone().strftime('%H:%M:%S')}"
     return line
 
 
 def _print_status(health: HealthView) -> None:
-    from rich.markup import escape
-
     console.print(_dot(health))
     if health.detail:
-        console.print("    " + escape(health.detail), style="grey62")
+        console.print("    " + safe(health.detail), style="grey62")
 
 
 async def _run_checks(ws: Workspace, ids: list[str], limit: float) -> list[HealthView]:
@@ -197,7 +195,7 @@ def _ensure_store(ws: Workspace) -> None:
     interactive = sys.stdin is not None and sys.stdin.isatty()
     if not passphrase.strip() and not interactive:
         raise ConfigurationError(f"no keychain to store credentials in: {info.problem}", hint=NO_KEYCHAIN_HINT)
-    console.print(f"[yellow]No keychain:[/] {info.problem}")
+    console.print(f"[yellow]No keychain:[/] {safe(info.problem)}")
     if passphrase.strip():
         path = store.use_encrypted_file(passphrase)
         console.print(f"{PASSPHRASE_ENV} is set: using the encrypted credential file {path}.")
@@ -259,7 +257,8 @@ def set_setting(
         spec = ws.provider(provider)
         ws.set_provider_setting(spec.id, name, value or None)
         ws.health.reset(spec.id)  # a new URL, region or deployment: the old state says nothing about it
-        console.print(f"{spec.id} {name} = {value}" if value else f"{spec.id} {name} reset to its default.")
+        console.print(f"{spec.id} {safe(name)} = {safe(value)}" if value
+                      else f"{spec.id} {safe(name)} reset to its default.")
 
 
 @app.command("add-custom")
@@ -303,7 +302,8 @@ def add_custom(
 
         emit_json({"provider": spec_record(spec), "health": status.to_json()})
         return
-    console.print(f"{'Updated' if existed else 'Added'} {spec.id} ({spec.base_url}, model {model_id}).")
+    what = "Updated" if existed else "Added"
+    console.print(f"{what} {safe(spec.id)} ({safe(spec.base_url)}, model {safe(model_id)}).")
     _print_status(status)
 
 

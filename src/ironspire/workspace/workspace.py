@@ -27,7 +27,7 @@ from ironspire.catalog.providers import BUILTIN_PROVIDERS, CustomEndpoint, Provi
 from ironspire.errors import ConfigurationError
 from ironspire.protocols.base import Backend, Secrets, Target
 from ironspire.store.store import URL_ENV, Config, Store, default_url
-from ironspire.workspace import routing
+from ironspire.workspace import routing, validation
 
 if TYPE_CHECKING:
     from ironspire.analytics import Analytics
@@ -247,7 +247,13 @@ class Workspace:
         if choices and value not in choices:
             raise ConfigurationError(f"{key} must be one of {', '.join(choices)}, not {value!r}.")
         if key == "max_tokens" and value is not None:
-            value = int(value)
+            try:
+                value = int(value)
+                if not 0 < value <= 10_000_000:
+                    raise ValueError
+            except (TypeError, ValueError, OverflowError):
+                raise ConfigurationError(f"max_tokens must be a whole number from 1 to 10,000,000, not {value!r}.") \
+                    from None
         if key == "agent_prompt_cache":
             allowed = SETTING_CHOICES["prompt_cache"]
             if not isinstance(value, dict) or any(v not in allowed for v in value.values()):
@@ -255,10 +261,8 @@ class Workspace:
             value = {str(k): v for k, v in value.items()}
         if key == "health_interval":
             try:
-                value = float(value)
-                if not value > 0:
-                    raise ValueError
-            except (TypeError, ValueError):
+                value = validation.seconds(value, "health_interval")
+            except ConfigurationError:
                 raise ConfigurationError(f"health_interval must be a positive number of seconds, not {value!r}.") \
                     from None
         revision = self.store.set_settings({key: value})
@@ -348,17 +352,16 @@ class Workspace:
         allowed = routing.allowed_settings(spec)
         if name not in allowed:
             raise ConfigurationError(f"{pid} has no setting {name!r}.", hint="Settings: " + ", ".join(allowed) + ".")
-        if name == "timeout" and value:
-            try:
-                if float(value) <= 0:
-                    raise ValueError
-            except ValueError:
-                raise ConfigurationError(f"{pid}: timeout must be a positive number of seconds.") from None
         if name == "api" and value and value not in routing.OPENAI_APIS:
             raise ConfigurationError(f"{pid}: api must be one of {', '.join(routing.OPENAI_APIS)}, not {value!r}.",
                                      hint="chat = Chat Completions (/chat/completions), responses = the Responses API.")
-        if name == "base_url" and value and not value.startswith(("http://", "https://")):
-            raise ConfigurationError(f"{pid}: base_url must start with http:// or https://, not {value!r}.")
+        if value:
+            if name == "timeout":
+                validation.seconds(value, f"{pid}: timeout")
+            elif name == "base_url" or name.endswith(("_url", "endpoint")):
+                validation.url(value, f"{pid}: {name}")
+            else:
+                validation.text_setting(value, f"{pid}: {name}")
         revision = self.store.set_provider_setting(pid, name, value)
         if value:
             self._provider_settings.setdefault(pid, {})[name] = value
@@ -429,10 +432,12 @@ class Workspace:
 
     def add_custom_endpoint(self, endpoint: CustomEndpoint, api_key: str | None = None) -> ProviderSpec:
         """Adds (or replaces) a custom endpoint. Its key goes to the keychain, never the database."""
-        if not endpoint.base_url.startswith(("http://", "https://")):
+        if not isinstance(endpoint.base_url, str) or not endpoint.base_url.startswith(("http://", "https://")):
             raise ConfigurationError(
                 f"custom endpoint base URL must start with http:// or https://: {endpoint.base_url!r}"
             )
+        validation.url(endpoint.base_url, "custom endpoint base URL")
+        validation.name(endpoint.name, "a custom endpoint")
         pid = endpoint.provider_id
         if is_builtin(pid):
             raise ConfigurationError(f"{pid!r} is a built-in provider id.")
@@ -513,9 +518,7 @@ class Workspace:
         so a typo fails at creation rather than at the first turn."""
         from ironspire.workspace.agent import Agent
 
-        name = name.strip()
-        if not name or len(name) > 100:
-            raise ConfigurationError("an agent needs a name of 1 to 100 characters.")
+        name = validation.name(name)
         self.check_route(provider, model)
         agent_id, revision = self.store.create_agent(name, system, provider, model)
         agent = Agent(self, agent_id, name, system, provider, model, history=[])
