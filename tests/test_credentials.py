@@ -112,9 +112,9 @@ def test_no_keychain_says_so_and_keeps_the_environment_fallback(monkeypatch: pyt
     assert store.info().kind == "none"
     assert store.get("mistral") == "mistral-env-value-123"
     with pytest.raises(ConfigurationError) as info:
-        store.set("mistral", "api_key", "mistral-keychain-value")
+        store.set("mistral", "api_key", "mistral-kc-value-x7Q2")
     text = str(info.value)
-    assert "no keychain" in text and "encrypted file" in text and "mistral-keychain-value" not in text
+    assert "no keychain" in text and "encrypted file" in text and "mistral-kc-value-x7Q2" not in text
     assert store.remove("mistral") is False
 
 

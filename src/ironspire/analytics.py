@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from ironspire.errors import ConfigurationError
+from ironspire.paths import open_private
 
 if TYPE_CHECKING:
     from ironspire.store.store import Store, UsageFilter
@@ -247,7 +248,7 @@ def _totals(sums: dict[str, Any]) -> dict[str, Any]:
 def _write_csv(out: Path | IO[str], fields: Iterable[str], rows: list[dict[str, Any]]) -> None:
     fields = list(fields)
     if isinstance(out, Path):
-        with out.open("w", newline="", encoding="utf-8") as fh:
+        with open_private(out, newline="", encoding="utf-8") as fh:
             _write_csv(fh, fields, rows)
         return
     writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore", lineterminator="\n")

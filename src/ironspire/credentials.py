@@ -25,6 +25,7 @@ from typing import Any, Literal, TypeAlias
 
 from ironspire.catalog.providers import AuthField, ProviderSpec, builtin
 from ironspire.errors import ConfigurationError, register_secret
+from ironspire.paths import write_private
 from ironspire.wire import Secrets
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ class CredentialStore:
         self._backend = self._open_encrypted(path, passphrase)
         self._info = StoreInfo("encrypted-file", f"encrypted file {path}")
         choice = self._home_dir() / _CHOICE_FILE
-        choice.write_text(json.dumps({"store": "encrypted-file"}) + "\n")
+        write_private(choice, json.dumps({"store": "encrypted-file"}) + "\n")
         return path
 
     def use_keychain(self) -> None:

@@ -91,3 +91,20 @@ def test_an_error_carrying_markup_is_printed_verbatim() -> None:
                          capture_output=True, text=True)
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "[/]oops" in out.stderr and "\x1b[31m" not in out.stderr
+
+
+def test_health_state_and_csv_written_by_commands_are_owner_only(isolated_env: Path, tmp_path: Path) -> None:
+    import stat
+
+    from workspace.loopback import refused_port
+
+    old = os.umask(0o022)
+    try:
+        ok("providers", "set", "ollama", "base_url", f"http://127.0.0.1:{refused_port()}")
+        runner.invoke(app, ["providers", "check", "ollama"])
+        ok("analytics", "--csv", str(tmp_path / "t.csv"), "--raw")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(isolated_env.stat().st_mode) == 0o700
+    for path in (isolated_env / "health.json", isolated_env / "ironspire.db", tmp_path / "t.csv"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path

@@ -29,6 +29,7 @@ from ironspire.errors import (
 )
 from ironspire.health.probes import DEFAULT_RATE_LIMIT, probe_for
 from ironspire.health.status import HealthState, HealthStatus, now
+from ironspire.paths import write_private
 from ironspire.transport import Transport
 from ironspire.wire import Target
 
@@ -99,7 +100,7 @@ class HealthMonitor:
             data[pid] = status.to_dict()
         tmp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(json.dumps(data, indent=1) + "\n")
+            write_private(tmp, json.dumps(data, indent=1) + "\n")
             tmp.replace(self._path)
         except OSError as exc:
             log.warning("could not keep provider health in %s (%s)", self._path, exc)

@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import ColumnElement
 
 from ironspire.errors import ConfigurationError
+from ironspire.paths import DIR_MODE, private
 from ironspire.store import sqlite as engine_sqlite
 from ironspire.store.locks import FileLock
 from ironspire.store.schema import (
@@ -130,6 +131,9 @@ class Store:
         self.url = url
         self.path = Path(parsed.database)
         _check_file(self.path)
+        for own in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
+            if own == self.path or own.exists():  # SQLite gives the WAL and shared memory the database's mode
+                private(own)
         self.engine: Engine = create_engine(url)
         event.listen(self.engine, "connect", engine_sqlite.on_connect)
         from ironspire.store import migrations
@@ -143,7 +147,7 @@ class Store:
         if missing:
             self.engine.dispose()
             raise damaged(self.path, "lacks the tables " + ", ".join(sorted(missing)))
-        engine_sqlite.marker(self.path).mkdir(exist_ok=True)
+        engine_sqlite.marker(self.path).mkdir(mode=DIR_MODE, exist_ok=True)
         self.turns = engine_sqlite.SqliteTurns(self.path)
 
     @classmethod
@@ -423,7 +427,7 @@ class Store:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.exists():
             dest.unlink()
-        engine_sqlite.backup(self.path, dest)
+        engine_sqlite.backup(self.path, private(dest))
         return dest
 
     @staticmethod

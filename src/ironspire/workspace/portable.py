@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ironspire.catalog.providers import CustomEndpoint
 from ironspire.errors import ConfigurationError
 from ironspire.messages import Message
+from ironspire.paths import private_dir, write_private
 
 if TYPE_CHECKING:
     from ironspire.workspace.workspace import Workspace
@@ -79,7 +80,7 @@ def export_json(ws: Workspace, path: Path, *, with_conversations: bool = False) 
     _refuse_in_use(ws, path, "export")
     data = snapshot(ws, with_conversations=with_conversations)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_private(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return path
 
 
@@ -234,7 +235,7 @@ def _restore_json(ws: Workspace, data: dict[str, Any], *, replace: bool = False)
 
 def _restore_backup(ws: Workspace, path: Path) -> dict[str, int]:
     folder = auto_backup_dir(ws)
-    folder.mkdir(exist_ok=True)
+    private_dir(folder)
     kept = folder / time.strftime("before-restore-%Y%m%dT%H%M%SZ", time.gmtime())
     n = 0
     while (candidate := kept.with_name(f"{kept.name}{'-' + str(n) if n else ''}.db")).exists():

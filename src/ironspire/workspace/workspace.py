@@ -146,8 +146,9 @@ class Workspace:
 
             base = default_home()
         else:
-            base = Path(home).expanduser()
-            base.mkdir(parents=True, exist_ok=True)
+            from ironspire.paths import private_dir
+
+            base = private_dir(Path(home).expanduser())
         if credentials is None:
             credentials = _component("ironspire.credentials", "CredentialStore")()
         if health is None:
