@@ -276,6 +276,8 @@ class RateLimitError(ProviderError):
         hint: str | None = None,
         raw: str | None = None,
     ) -> None:
+        if retry_after is not None and not 0 <= retry_after <= 86_400:  # nan, inf, 1e12: a hint gone wrong
+            retry_after = None if retry_after != retry_after or retry_after < 0 else 86_400.0
         self.retry_after = retry_after
         remedy = None
         if hint is None:

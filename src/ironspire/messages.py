@@ -221,6 +221,10 @@ class TextDelta:
     text: str
     type: Literal["text_delta"] = "text_delta"
 
+    def __post_init__(self) -> None:  # a decoder handed a provider's non-text on: fail in the decoder
+        if type(self.text) is not str:
+            raise TypeError(f"text is {type(self.text).__name__}, not a string")
+
 
 @dataclass(frozen=True, slots=True)
 class ReasoningDelta:
@@ -231,6 +235,11 @@ class ReasoningDelta:
     redacted: str | None = None
     type: Literal["reasoning_delta"] = "reasoning_delta"
 
+    def __post_init__(self) -> None:
+        if type(self.text) is not str or not isinstance(self.signature or "", str) \
+                or not isinstance(self.redacted or "", str):
+            raise TypeError("reasoning text, signature and redacted payload must be strings")
+
 
 @dataclass(frozen=True, slots=True)
 class ToolCallStart:
@@ -240,6 +249,10 @@ class ToolCallStart:
     signature: str | None = None
     type: Literal["tool_call_start"] = "tool_call_start"
 
+    def __post_init__(self) -> None:
+        if type(self.index) is not int or not isinstance(self.id, str) or not isinstance(self.name, str):
+            raise TypeError("a tool call needs an integer index and a string id and name")
+
 
 @dataclass(frozen=True, slots=True)
 class ToolCallDelta:
@@ -248,6 +261,10 @@ class ToolCallDelta:
     index: int
     arguments: str
     type: Literal["tool_call_delta"] = "tool_call_delta"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.arguments, str):
+            raise TypeError(f"tool call arguments are {type(self.arguments).__name__}, not a string")
 
 
 @dataclass(frozen=True, slots=True)

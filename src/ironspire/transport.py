@@ -299,7 +299,24 @@ _CONTEXT_PATTERNS = (
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait, from retry-after(-ms) or the x-ratelimit-reset-* headers."""
+    """Seconds to wait, from retry-after(-ms) or the x-ratelimit-reset-* headers; a value that is
+    not a finite number of seconds (nan, inf, garbage) is no hint, and a huge one is capped."""
+    return sane_wait(_retry_after(headers, now))
+
+
+#: the longest wait a provider's hint may impose (a day); beyond it the hint is nonsense
+MAX_RETRY_AFTER = 86_400.0
+
+
+def sane_wait(seconds: float | None) -> float | None:
+    import math
+
+    if seconds is None or not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _retry_after(headers: Mapping[str, str], now: float | None) -> float | None:
     ms = headers.get("retry-after-ms")
     if ms:
         try:
@@ -311,7 +328,10 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
         try:
             return float(value)
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value) if value else None
+            try:
+                parsed = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError, OverflowError):
+                parsed = None
             if parsed is not None:
                 return max(parsed.timestamp() - (now if now is not None else time.time()), 0.0)
     for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):

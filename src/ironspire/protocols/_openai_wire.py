@@ -412,7 +412,10 @@ class ChunkDecoder:
 
     def events(self, chunk: Mapping[str, Any]) -> Iterator[StreamEvent]:
         seed = str(chunk.get("id") or "")
-        for choice in chunk.get("choices") or ():
+        choices = chunk.get("choices") or ()
+        if not isinstance(choices, list | tuple):
+            raise ValueError(f"choices is {type(choices).__name__}, not a list")
+        for choice in choices:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or choice.get("message") or {}

@@ -260,13 +260,32 @@ class HttpProtocol(Backend):
     async def complete(self, request: ChatRequest, target: Target) -> Message:
         wire = self.encode(request, target, stream=False)
         body = await self.transport.request(wire, target, self)
-        return self.decode(body, target)
+        try:
+            return self.decode(body, target)
+        except DECODE_FAULTS as exc:
+            raise malformed(target, exc) from exc
 
     async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
         wire = self.encode(request, target, stream=True)
         async with self.transport.stream(wire, target, self) as response:
-            async for event in self.decode_stream(response, target):
-                yield event
+            try:
+                async for event in self.decode_stream(response, target):
+                    yield event
+            except DECODE_FAULTS as exc:
+                raise malformed(target, exc) from exc
+
+
+#: what a decoder raises when a response is not the shape its protocol defines (a string where
+#: an object belongs, "abc" as a token count): the provider failed, not Ironspire
+DECODE_FAULTS = (AttributeError, TypeError, ValueError, KeyError, IndexError, OverflowError, RecursionError)
+
+
+def malformed(target: Target, exc: BaseException) -> ProviderError:
+    """The provider's malformed answer as the error a turn reports (naming the provider)."""
+    from ironspire.errors import ProviderUnavailable
+
+    return ProviderUnavailable(target.provider.id, f"malformed response ({type(exc).__name__}: {str(exc)[:200]})",
+                               model=target.model.id)
 
 
 def error_text(body: bytes) -> str:

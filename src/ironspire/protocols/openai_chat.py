@@ -144,7 +144,7 @@ class OpenAIChat(HttpProtocol):
             raise ProviderUnavailable(target.provider.id, "response is not a JSON object", model=target.model.id)
         if data.get("error") and not data.get("choices"):
             raise self.error(in_band_status(data["error"]), {}, body, target)
-        if not data.get("choices"):
+        if not data.get("choices") or not isinstance(data["choices"], list):
             raise ProviderUnavailable(target.provider.id, "response has no choices", model=target.model.id)
         decoder = ChunkDecoder(think=inline_think.enabled(target, provider_quirks(target).inline_think))
         acc = Accumulator(target.provider.id, target.model.id)
