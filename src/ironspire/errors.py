@@ -199,6 +199,18 @@ class ConfigurationError(IronspireError):
     """Settings are missing or contradict each other."""
 
 
+class TurnNotSaved(IronspireError):
+    """The reply arrived (and may have been shown) but the turn could not be stored: a full disk,
+    a read-only home. ``recovery`` is the file the reply was written to instead, if any."""
+
+    def __init__(self, agent: str, reason: str, recovery: str | None) -> None:
+        self.agent, self.reason, self.recovery = agent, reason, recovery
+        kept = (f"the message and the reply are kept in {recovery}" if recovery
+                else "the reply could not be written anywhere else either")
+        super().__init__(f"{agent}: the reply was received but the turn was NOT saved ({reason}); {kept}.",
+                         hint="Free disk space or make the Ironspire home writable, then send the message again.")
+
+
 class CredentialsMissing(IronspireError):
     def __init__(self, provider: str, field: str = "api_key", env: str | None = None) -> None:
         self.provider, self.field = provider, field

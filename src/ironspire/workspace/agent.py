@@ -28,12 +28,12 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ironspire.catalog.models import Price
 from ironspire.catalog.providers import ProviderSpec
-from ironspire.errors import ConfigurationError, enable_remedy, set_default_remedy
+from ironspire.errors import ConfigurationError, TurnNotSaved, enable_remedy, set_default_remedy
 from ironspire.messages import Accumulator, Message, StreamEvent, Usage
 from ironspire.protocols.base import ChatRequest, PromptCache, Secrets, Target, Tool
 from ironspire.protocols.common import parse_cache
@@ -356,8 +356,8 @@ class Agent:
             api_cost = float(meta_cost) if isinstance(meta_cost, int | float) else price_cost
         return (
             time.time(), self.ws.session_id, self.id, target.provider.id, model.id, usage.input, usage.output,
-            usage.cache_read, usage.cache_write, usage.reasoning, cost, api_cost, latency, outcome, int(streamed),
-            usage.state,
+            usage.cache_read, usage.cache_write, usage.reasoning, _money(cost), _money(api_cost), _money(latency),
+            outcome, int(streamed), usage.state,
         )
 
     async def _commit(self, user: Message, reply: Message, target: Target, latency: float, *,
@@ -365,10 +365,16 @@ class Agent:
         now = time.time()
         # a provider that sent no usage (a stream without include_usage, a server that omits it)
         # is recorded as unknown, never as a request that used no tokens
-        usage = reply.usage if reply.usage is not None else Usage.unknown()
-        row = self._usage_row(target, usage, reply.meta.get("cost_usd"), latency, "ok", streamed)
-        last = await offloop.run(self.ws.store.turns.write, [(self.id, user.role, user.to_json(), "ok", now),
-                                                          (self.id, "assistant", reply.to_json(), "ok", now)], row)
+        usage = clamp_usage(reply.usage)
+        if usage is not reply.usage:
+            reply = replace(reply, usage=usage)
+        try:
+            row = self._usage_row(target, usage if usage is not None else Usage.unknown(), reply.meta.get("cost_usd"),
+                                  latency, "ok", streamed)
+            rows = [(self.id, user.role, user.to_json(), "ok", now), (self.id, "assistant", reply.to_json(), "ok", now)]
+            last = await offloop.run(self.ws.store.turns.write, rows, row)
+        except Exception as exc:  # a full disk, a read-only home: the reply must not be lost with it
+            raise TurnNotSaved(self.name, f"{type(exc).__name__}: {exc}", self._recover(user, reply)) from exc
         if self._history is not None:
             self._history.extend((user, reply))
         self._last_id = last
@@ -384,8 +390,58 @@ class Agent:
         # prompt was read may still be billed), so its counts are unknown
         row = self._usage_row(target, Usage.unknown(), None, latency, outcome, streamed)
         messages = [(self.id, user.role, user.to_json(), "unanswered", time.time())]
-        if isinstance(exc, KeyboardInterrupt):  # the loop itself may be going down: write here
-            last = self.ws.store.turns.write(messages, row)
-        else:
-            last = await offloop.run(self.ws.store.turns.write, messages, row)
+        try:
+            if isinstance(exc, KeyboardInterrupt):  # the loop itself may be going down: write here
+                last = self.ws.store.turns.write(messages, row)
+            else:
+                last = await offloop.run(self.ws.store.turns.write, messages, row)
+        except Exception as store_exc:  # the turn's own error is what the caller must see
+            exc.add_note(f"the unanswered message was not saved either ({type(store_exc).__name__}: {store_exc})")
+            return
         self._last_id = last  # the history in memory is unchanged by a failed turn
+
+    def _recover(self, user: Message, reply: Message) -> str | None:
+        """Writes the turn that could not be stored to ``recovery/`` under the home (0600)."""
+        import json
+
+        from ironspire.paths import private_dir, write_private
+
+        try:
+            folder = private_dir(self.ws.home / "recovery")
+            path = folder / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-agent{self.id}-{time.time_ns()}.json"
+            write_private(path, json.dumps({"agent": self.name, "user": json.loads(user.to_json()),
+                                            "assistant": json.loads(reply.to_json())}, indent=1) + "\n")
+        except Exception:
+            return None
+        return str(path)
+
+
+#: the largest token count stored: no request reads or writes a trillion tokens, and SQLite's
+#: integers end at 2**63 (a provider's 1e20 would fail the commit of a reply already shown)
+MAX_TOKENS = 10**12
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return 0
+    return int(min(max(value, 0), MAX_TOKENS))
+
+
+def _money(value: Any) -> Any:
+    """A finite, non-negative amount (or None); nan, inf and 1e300 from a provider become 0."""
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or not 0 <= value < 1e12:
+        return 0.0
+    return float(value)
+
+
+def clamp_usage(usage: Usage | None) -> Usage | None:
+    """The provider's token counts, each made a whole number in 0..MAX_TOKENS (same object if already)."""
+    if usage is None:
+        return None
+    values = (usage.input, usage.output, usage.cache_read, usage.cache_write, usage.reasoning)
+    clamped = tuple(_count(v) for v in values)
+    if clamped == values and all(type(v) is int for v in values):
+        return usage
+    return Usage(*clamped, state=usage.state)
