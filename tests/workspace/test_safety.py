@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ironspire.catalog.providers import CustomEndpoint
-from ironspire.errors import ConfigurationError
+from ironspire.errors import ConfigurationError, IronspireError
 from ironspire.messages import Message
 from ironspire.workspace import Workspace
 
@@ -153,3 +153,36 @@ def test_restore_refuses_the_live_database_itself(open_ws: Any, tmp_path: Path) 
         ws.import_(tmp_path / "home" / "ironspire.db")
     ws.close()
     assert os.path.getsize(tmp_path / "home" / "ironspire.db") > 0
+
+
+HOSTILE_EXPORTS: list[Any] = [
+    {"agents": [{"name": "ok"}, {"name": 5}]},
+    {"agents": [{"name": "ok"}, {"name": "bad", "messages": [{"role": "wizard"}]}]},
+    {"agents": [{"name": "ok"}, {"name": "ok"}]},
+    {"agents": [{"name": "ok", "messages": "not a list"}]},
+    {"agents": [{"name": "ok"}], "custom_endpoints": [{"name": "gw", "base_url": "ftp://x", "model_id": "m"}]},
+    {"agents": [{"name": "ok"}], "custom_endpoints": [{"name": "gw", "base_url": "http://h", "model_id": "m",
+                                                       "context_window": "big"}]},
+    {"agents": [{"name": "ok"}], "providers": {"openai": {"settings": {"base_url": 5}}}},
+    {"agents": [{"name": "ok"}], "providers": {"openai": {"enabled": "yes"}}},
+    {"agents": [{"name": "ok"}], "providers": []},
+    {"agents": {"name": "ok"}},
+    {"agents": [{"name": "ok"}], "version": "one"},
+    {"agents": [{"name": "ok"}, {"name": "routed", "provider": "openai", "model": "no-such-model-x"}]},
+    {"agents": [{"name": "ok"}, {"name": "x" * 500}]},
+    {"agents": [{"name": "ok"}, None]},
+]
+
+
+@pytest.mark.parametrize("extra", HOSTILE_EXPORTS, ids=range(len(HOSTILE_EXPORTS)))
+def test_a_hostile_export_is_refused_whole(open_ws: Any, tmp_path: Path, extra: dict[str, Any]) -> None:
+    ws = open_ws(tmp_path / "home")
+    _with_history(ws, "mine", "kept")
+    before = ws.store.load_config()
+    with pytest.raises(IronspireError):
+        ws.import_(_export(tmp_path, **extra))
+    after = ws.store.load_config()
+    assert [a.name for a in after.agents] == ["mine"] and after.provider_settings == before.provider_settings
+    assert after.custom_endpoints == before.custom_endpoints and ws.agents()[0].name == "mine"
+    assert [m.text for m in ws.agent("mine").history] == ["kept"]
+    ws.close()

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from ironspire.catalog.providers import CustomEndpoint
+from ironspire.errors import TurnNotSaved
 from ironspire.workspace import Workspace
 from workspace.loopback import Server, serving
 
@@ -92,8 +93,9 @@ async def test_a_turn_whose_write_fails_stores_nothing(ws: Workspace, tmp_path: 
         con.execute("CREATE TRIGGER no_ledger BEFORE INSERT ON usage BEGIN SELECT RAISE(ABORT, 'disk full'); END")
         con.commit()
         try:
-            with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+            with pytest.raises(TurnNotSaved, match="disk full") as failed:  # said clearly, the cause kept
                 await agent.send("two")
+            assert isinstance(failed.value.__cause__, sqlite3.IntegrityError)
             assert agent.history[-1].text == "ol: 1 messages, last: one"
             assert con.execute("SELECT count(*) FROM messages").fetchone()[0] == 2
             assert con.execute("SELECT count(*) FROM usage").fetchone()[0] == 1

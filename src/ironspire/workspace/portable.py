@@ -141,9 +141,14 @@ def _read_export(path: Path) -> dict[str, Any]:
         raise ConfigurationError(f"{path} is neither an Ironspire export nor a backup ({exc}).") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ConfigurationError(f"{path} is not an Ironspire export (no \"format\": \"{FORMAT}\").")
-    if int(data.get("version", 0)) > VERSION:
+    version = data.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ConfigurationError(f"{path} is not a valid Ironspire export: version must be a whole number.")
+    if version > VERSION:
         raise ConfigurationError(f"{path} was written by a newer Ironspire (format {data['version']}).")
-    return data
+    from ironspire.workspace import export_schema
+
+    return export_schema.parse(data, str(path)).model_dump()
 
 
 def plan_import(ws: Workspace, path: Path, *, replace: bool = False) -> ImportPlan:
@@ -170,7 +175,7 @@ def plan_import(ws: Workspace, path: Path, *, replace: bool = False) -> ImportPl
         existing = ws.store.agent_record(record["name"])
         if existing is None:
             plan.new_agents.append(record["name"])
-        elif "messages" in record and ws.store.turns.check(existing.id)[1] is not None:
+        elif record.get("messages") is not None and ws.store.turns.check(existing.id)[1] is not None:
             (plan.replaced if replace else plan.kept).append(record["name"])
     return plan
 
@@ -183,7 +188,18 @@ def import_file(ws: Workspace, path: Path, *, replace: bool = False) -> dict[str
     plan = plan_import(ws, path, replace=replace)
     if plan.kind == "backup":
         return _restore_backup(ws, path)
-    return _restore_json(ws, _read_export(path), replace=replace)
+    data = _read_export(path)
+    # all or nothing: a step refused half-way (a route naming an unknown model) puts back the state before
+    before = private_dir(auto_backup_dir(ws)) / f".before-import-{time.time_ns()}.db"
+    ws.store.backup(before)
+    try:
+        return _restore_json(ws, data, replace=replace)
+    except BaseException:
+        ws.store.restore(before)
+        _reload(ws)
+        raise
+    finally:
+        before.unlink(missing_ok=True)
 
 
 def _restore_json(ws: Workspace, data: dict[str, Any], *, replace: bool = False) -> dict[str, int]:
@@ -203,7 +219,7 @@ def _restore_json(ws: Workspace, data: dict[str, Any], *, replace: bool = False)
                 continue  # never import something that claims to be a secret
             ws.set_provider_setting(pid, name, value)
             counts["provider_settings"] += 1
-        if "enabled" in entry:
+        if entry.get("enabled") is not None:
             ws._set_enabled(pid, bool(entry["enabled"]))
     settings = data.get("settings", {})
     for key, value in settings.items():
@@ -225,7 +241,7 @@ def _restore_json(ws: Workspace, data: dict[str, Any], *, replace: bool = False)
             agent.switch(record.get("provider"), record.get("model"))
             agent.set_system(record.get("system"))
         counts["agents"] += 1
-        if "messages" in record and (replace or ws.store.turns.check(agent.id)[1] is None):
+        if record.get("messages") is not None and (replace or ws.store.turns.check(agent.id)[1] is None):
             messages = [Message.from_json(json.dumps(m)) for m in record["messages"]]
             ws.store.replace_history(agent.id, [(m.role, m.to_json()) for m in messages])
             agent._history = None
@@ -242,9 +258,12 @@ def _restore_backup(ws: Workspace, path: Path) -> dict[str, int]:
         n += 1
     ws.last_auto_backup = ws.store.backup(candidate)
     ws.store.restore(path)
-    for pid in ws.custom_endpoints():
-        ws.registry.clear_runtime(pid.provider_id)
-    ws._agents.clear()
-    ws._custom.clear()
-    ws._load()
+    _reload(ws)
     return ws.store.counts()
+
+
+def _reload(ws: Workspace) -> None:
+    """After the database was replaced under it: every agent object whose id the new state does
+    not give its name is retired (a turn on it is refused, never written into another agent's
+    history), custom endpoints that changed forget their discovered models."""
+    ws._load()
