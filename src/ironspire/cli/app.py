@@ -54,9 +54,33 @@ def main() -> None:
     try:
         app()
     except IronspireError as exc:
-        from rich.console import Console
+        _fail(exc)
+    except Exception as exc:
+        damaged = _damaged_database(exc)
+        if damaged is None:
+            raise
+        _fail(damaged)
 
-        from ironspire.cli.output import safe
 
-        Console(stderr=True).print(f"[bold red]error:[/] {safe(exc)}", markup=True, highlight=False)
-        sys.exit(1)
+def _fail(exc: IronspireError) -> None:
+    from rich.console import Console
+
+    from ironspire.cli.output import safe
+
+    Console(stderr=True).print(f"[bold red]error:[/] {safe(exc)}", markup=True, highlight=False)
+    sys.exit(1)
+
+
+def _damaged_database(exc: Exception) -> IronspireError | None:
+    """A database that went bad under a command (a corrupt page found by a query) is reported
+    naming the file, like one found damaged at open, instead of as a driver traceback."""
+    import os
+    from pathlib import Path
+
+    if "sqlalchemy" not in sys.modules and "sqlite3" not in sys.modules:
+        return None
+    from ironspire.paths import home
+    from ironspire.store.store import URL_ENV, default_url, explain
+
+    url = os.environ.get(URL_ENV) or default_url(home())
+    return explain(exc, Path(url.split(":///", 1)[-1]))

@@ -37,10 +37,25 @@ def _warn(
 
 
 def _require_text(message: str) -> str:
-    """An empty message would still be sent, billed and stored as a turn: refuse it up front."""
+    """An empty message would still be sent, billed and stored as a turn: refuse it up front;
+    so is text that is not valid UTF-8 (argv bytes Python kept as lone surrogates)."""
     if not message.strip():
         raise typer.BadParameter("the message is empty.", param_hint="'MESSAGE'")
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise typer.BadParameter(f"the message is not valid UTF-8 (byte {exc.start}); "
+                                 "convert it first, e.g. with iconv.", param_hint="'MESSAGE'") from None
     return message
+
+
+def _read_stdin() -> str:
+    raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise typer.BadParameter(f"the message on stdin is not valid UTF-8 (byte {exc.start}); "
+                                 "convert it first, e.g. with iconv.", param_hint="'MESSAGE'") from None
 
 
 async def _stream_reply(agent: Agent, text: str) -> None:
@@ -74,7 +89,7 @@ def ask(
     from ironspire.cli._workspace import workspace
 
     if message == "-":
-        message = sys.stdin.read().rstrip("\r\n")  # the newline that ends piped input is not part of it
+        message = _read_stdin().rstrip("\r\n")  # the newline that ends piped input is not part of it
     _require_text(message)
     with workspace() as ws:
         agent = ws.agent(agent_name)
@@ -116,7 +131,10 @@ async def _read_line() -> str:
             done.set_result(line)
 
     def read() -> None:
-        line = sys.stdin.readline()
+        try:
+            line = sys.stdin.readline()
+        except UnicodeDecodeError:
+            line = "\udcff\n"  # refused as not UTF-8 by the session, which goes on
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(deliver, line)
 
@@ -154,6 +172,11 @@ def chat(agent_name: str = typer.Argument(..., metavar="AGENT")) -> None:
                     break
                 text = line.strip()
                 if not text:
+                    continue
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    typer.echo("that line is not valid UTF-8; nothing was sent.", err=True)
                     continue
                 if text in ("/exit", "/quit"):
                     break

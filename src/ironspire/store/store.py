@@ -98,6 +98,15 @@ def damaged(path: Path, what: str) -> ConfigurationError:
     return ConfigurationError(f"the workspace database {path} {what}; nothing was changed.", hint=RESTORE_HINT)
 
 
+def explain(exc: BaseException, path: Path) -> ConfigurationError | None:
+    """A database failure met mid-command (a corrupt page, a table gone) as the error naming the
+    file with the restore hint; None for anything that is not the database being unusable."""
+    cause = getattr(exc, "orig", None) or exc
+    if isinstance(cause, sqlite3.DatabaseError) and not isinstance(cause, sqlite3.IntegrityError):
+        return damaged(path, f"cannot be used ({cause})")
+    return None
+
+
 def _check_file(path: Path) -> None:
     """Refuses, before SQLite would quietly make an empty workspace, a database that is a
     directory, zero-length, not SQLite, or missing where a workspace existed."""
