@@ -1,4 +1,4 @@
-"""`ironspire agents create|list|show|set`: the fleet and each agent's route."""
+"""`ironspire agents create|list|show|set|reset|delete`: the fleet and each agent's route."""
 
 from __future__ import annotations
 
@@ -110,3 +110,38 @@ def set_agent(
             agent.set_system(system)
         route = agent.route
     console.print(f"{safe(name)}: {safe(route) if route else 'no route (no default set)'}.")
+
+
+YES = typer.Option(False, "--yes", "-y", help="Do it without asking.")
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Asks before something that cannot be undone; a no (or no terminal answer) changes nothing."""
+    if not yes and not typer.confirm(question, default=False):
+        console.print("Nothing was changed.")
+        raise typer.Exit(1)
+
+
+@app.command("reset")
+def reset(name: str = typer.Argument(...), yes: bool = YES) -> None:
+    """Forget an agent's whole conversation (its route and system prompt stay)."""
+    from ironspire.cli._workspace import workspace
+
+    with workspace() as ws:
+        agent = ws.agent(name)
+        count = ws.store.counts_for(agent.id)
+        confirm(f"Delete all {count} messages of {safe(agent.name)}?", yes)
+        dropped = agent.reset()
+    console.print(f"{safe(name)}: {dropped} messages deleted.")
+
+
+@app.command("delete")
+def delete(name: str = typer.Argument(...), yes: bool = YES) -> None:
+    """Delete an agent and its conversation (its usage stays in the ledger under its name)."""
+    from ironspire.cli._workspace import workspace
+
+    with workspace() as ws:
+        agent = ws.agent(name)
+        confirm(f"Delete the agent {safe(agent.name)} and its {ws.store.counts_for(agent.id)} messages?", yes)
+        ws.delete_agent(agent.name)
+    console.print(f"Deleted {safe(name)}.")

@@ -219,12 +219,24 @@ def history(
     agent_name: str = typer.Argument(..., metavar="AGENT"),
     as_json: bool = JSON,
     all_: bool = typer.Option(False, "--all", help="Include unanswered messages of failed turns."),
+    drop_last: int | None = typer.Option(None, "--drop-last", min=1, metavar="N",
+                                         help="Delete the N newest messages (asks first)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="With --drop-last: do it without asking."),
 ) -> None:
     """Show an agent's conversation."""
     from ironspire import views
     from ironspire.cli._workspace import workspace
     from ironspire.messages import ToolResult
 
+    if drop_last is not None:
+        from ironspire.cli.agents import confirm
+
+        with workspace() as ws:
+            agent = ws.agent(agent_name)
+            confirm(f"Delete the {drop_last} newest messages of {safe(agent.name)}?", yes)
+            dropped = agent.drop_last(drop_last)
+        console.print(f"{safe(agent_name)}: {dropped} messages deleted.")
+        return
     with workspace() as ws:
         entries = views.history(ws, agent_name, unanswered=all_)
     if as_json:

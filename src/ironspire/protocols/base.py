@@ -268,6 +268,9 @@ class HttpProtocol(Backend):
     async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
         wire = self.encode(request, target, stream=True)
         async with self.transport.stream(wire, target, self) as response:
+            from ironspire.protocols.framing import CappedStream
+
+            response.stream = CappedStream(response.stream, target)
             try:
                 async for event in self.decode_stream(response, target):
                     yield event

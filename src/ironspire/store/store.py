@@ -315,6 +315,23 @@ class Store:
             if rows:
                 conn.execute(messages.insert(), rows)
 
+    def drop_messages(self, agent_id: int, count: int | None = None) -> int:
+        """Deletes the agent's ``count`` newest stored messages (all of them for None); how many went."""
+        with self.engine.begin() as conn:
+            newest = select(messages.c.id).where(messages.c.agent_id == agent_id).order_by(messages.c.id.desc())
+            if count is not None:
+                newest = newest.limit(count)
+            ids = [int(i) for i in conn.execute(newest).scalars()]
+            if ids:
+                conn.execute(delete(messages).where(messages.c.id.in_(ids)))
+        return len(ids)
+
+    def counts_for(self, agent_id: int) -> int:
+        """How many messages the agent has stored (a count, not a read of the history)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(messages)
+                                    .where(messages.c.agent_id == agent_id)).scalar_one())
+
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
             return {"agents": int(conn.execute(select(func.count()).select_from(agents)

@@ -34,7 +34,17 @@ from typing import TYPE_CHECKING, Any
 from ironspire.catalog.models import Price
 from ironspire.catalog.providers import ProviderSpec
 from ironspire.errors import ConfigurationError, TurnNotSaved, enable_remedy, set_default_remedy
-from ironspire.messages import Accumulator, Message, StreamEvent, Usage
+from ironspire.messages import (
+    Accumulator,
+    Message,
+    Reasoning,
+    ReasoningDelta,
+    StreamEvent,
+    Text,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from ironspire.protocols.base import ChatRequest, PromptCache, Secrets, Target, Tool
 from ironspire.protocols.common import parse_cache
 from ironspire.workspace import offloop, preflight, routing
@@ -164,6 +174,21 @@ class Agent:
         rows = self.ws.store.transcript(self.id)
         messages = [Message.from_json(body) for _, body, status, _ in rows if status == "ok"]
         return messages, (rows[-1][0] if rows else None)
+
+    def drop_last(self, count: int) -> int:
+        """Removes the ``count`` newest stored messages (unanswered ones included), e.g. a reply too
+        large for any later turn; returns how many were removed. The next turn sees the rest."""
+        if count < 1:
+            raise ConfigurationError("--drop-last needs a number of messages of 1 or more.")
+        dropped = self.ws.store.drop_messages(self.id, count)
+        self._history = None
+        return dropped
+
+    def reset(self) -> int:
+        """Forgets the whole conversation (route and system prompt stay); returns how many messages went."""
+        dropped = self.ws.store.drop_messages(self.id)
+        self._history = None
+        return dropped
 
     def transcript(self) -> list[Entry]:
         """Everything stored for this agent, unanswered messages included, oldest first."""
@@ -298,7 +323,13 @@ class Agent:
             self.running_on = target.provider.id
             try:
                 try:
-                    reply = await backend.complete(request, target)
+                    try:
+                        async with asyncio.timeout(float(self.ws.setting("max_turn_seconds"))):
+                            reply = await backend.complete(request, target)
+                    except TimeoutError:
+                        raise over_cap(target, f"the turn ran past max_turn_seconds "
+                                       f"({self.ws.setting('max_turn_seconds'):g} s)") from None
+                    self._check_size(reply, target)
                 except BaseException as exc:
                     await self._record_failure(user, target, exc, time.perf_counter() - started, streamed=False)
                     raise
@@ -320,12 +351,24 @@ class Agent:
             backend = self.ws.backend(target.provider.protocol)
             acc = Accumulator(target.provider.id, target.model.id)
             started = time.perf_counter()
+            deadline = started + float(self.ws.setting("max_turn_seconds"))
+            budget = _output_budget(request.max_tokens or target.model.max_output_tokens)
+            produced = 0
             self.running_on = target.provider.id
             try:
                 try:
                     events = backend.stream(request, target)
                     try:
                         async for event in events:
+                            if isinstance(event, TextDelta | ReasoningDelta):
+                                produced += len(event.text)
+                            elif isinstance(event, ToolCallDelta):
+                                produced += len(event.arguments)
+                            if produced > budget:
+                                raise over_cap(target, f"the reply ran far past max_tokens ({produced} characters)")
+                            if time.perf_counter() > deadline:
+                                raise over_cap(target, f"the turn ran past max_turn_seconds "
+                                               f"({self.ws.setting('max_turn_seconds'):g} s)")
                             acc.add(event)
                             yield event
                     finally:
@@ -333,12 +376,20 @@ class Agent:
                         if closer is not None:
                             await closer()
                     reply = acc.message()
+                    self._check_size(reply, target)
                 except BaseException as exc:
                     await self._record_failure(user, target, exc, time.perf_counter() - started, streamed=True)
                     raise
                 await self._commit(user, reply, target, time.perf_counter() - started, streamed=True)
             finally:
                 self.running_on = None
+
+    def _check_size(self, reply: Message, target: Target) -> None:
+        limit = int(self.ws.setting("max_reply_bytes"))
+        size = sum(len(p.text) if isinstance(p, Text | Reasoning) else len(str(getattr(p, "arguments", "")))
+                   for p in reply.parts)
+        if size > limit:
+            raise over_cap(target, f"the reply is larger than max_reply_bytes ({limit} bytes)")
 
     # --- ledger ----------------------------------------------------------------------------
 
@@ -445,3 +496,16 @@ def clamp_usage(usage: Usage | None) -> Usage | None:
     if clamped == values and all(type(v) is int for v in values):
         return usage
     return Usage(*clamped, state=usage.state)
+
+
+def _output_budget(max_tokens: int | None) -> int:
+    """Characters of output a turn may produce: 16 a token (four times the usual ~4) above the
+    limit asked for, so only a reply far past max_tokens (a provider ignoring it) is stopped."""
+    return 16 * (max_tokens or 32_768) + 65_536
+
+
+def over_cap(target: Target, what: str) -> Exception:
+    from ironspire.errors import ProviderUnavailable
+
+    return ProviderUnavailable(target.provider.id, f"{what}; the turn was stopped and the history is unchanged",
+                               model=target.model.id)

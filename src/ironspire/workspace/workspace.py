@@ -66,6 +66,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "prompt_cache": None,
     # per-agent prompt caching, by agent id, over the workspace's ("off" turns it off for one agent)
     "agent_prompt_cache": {},
+    "max_turn_seconds": 900.0,  # a turn that runs longer is stopped, its history unchanged
+    "max_reply_bytes": 16 * 1024 * 1024,  # a reply larger than this (as stored) is refused, not committed
 }
 SETTING_CHOICES: dict[str, tuple[str, ...]] = {
     "degrade_images": ("error", "omit"),
@@ -260,6 +262,16 @@ class Workspace:
             if not isinstance(value, dict) or any(v not in allowed for v in value.values()):
                 raise ConfigurationError(f"agent_prompt_cache maps agent ids to one of {', '.join(allowed)}.")
             value = {str(k): v for k, v in value.items()}
+        if key == "max_turn_seconds":
+            value = validation.seconds(value, "max_turn_seconds")
+        if key == "max_reply_bytes":
+            try:
+                value = int(value)
+                if not 1024 <= value <= 2**31:
+                    raise ValueError
+            except (TypeError, ValueError, OverflowError):
+                raise ConfigurationError(f"max_reply_bytes must be a whole number from 1024 to 2**31, not {value!r}.") \
+                    from None
         if key == "health_interval":
             try:
                 value = validation.seconds(value, "health_interval")
