@@ -492,10 +492,10 @@ def clamp_usage(usage: Usage | None) -> Usage | None:
     if usage is None:
         return None
     values = (usage.input, usage.output, usage.cache_read, usage.cache_write, usage.reasoning)
-    clamped = tuple(_count(v) for v in values)
-    if clamped == values and all(type(v) is int for v in values):
+    i, o, cr, cw, r = (_count(v) for v in values)
+    if (i, o, cr, cw, r) == values and all(type(v) is int for v in values):
         return usage
-    return Usage(*clamped, state=usage.state)
+    return Usage(i, o, cr, cw, r, state=usage.state)
 
 
 def _output_budget(max_tokens: int | None) -> int:
