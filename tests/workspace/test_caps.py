@@ -165,3 +165,31 @@ def test_the_cli_asks_before_trimming_resetting_or_deleting(isolated_env: Any) -
     assert "4 messages deleted" in runner.invoke(app, ["agents", "reset", "big", "--yes"]).output
     assert "Deleted big" in runner.invoke(app, ["agents", "delete", "big", "--yes"]).output
     assert json.loads(runner.invoke(app, ["agents", "list", "--json"]).output) == []
+
+
+def test_history_is_paginated_newest_first_and_show_only_counts(ws: Workspace, isolated_env: Any) -> None:
+    from ironspire import views
+    from ironspire.messages import Message
+
+    agent = ws.create_agent("long")
+    ws.store.replace_history(agent.id, [("user", Message.user(str(i)).to_json()) for i in range(120)])
+    page = views.history(ws, "long", limit=50)
+    assert [e.message.text for e in page] == [str(i) for i in range(70, 120)]  # the newest 50, in order
+    assert len(views.history(ws, "long")) == 120
+    assert views.agent(ws, "long", detail=True).messages == 120
+    assert ws.store.message_counts(agent.id) == {"ok": 120}
+
+
+def test_the_history_command_pages_by_default(isolated_env: Any) -> None:
+    from ironspire.cli.app import app
+    from ironspire.messages import Message
+
+    ws = Workspace.open()
+    agent = ws.create_agent("long")
+    ws.store.replace_history(agent.id, [("user", Message.user(str(i)).to_json()) for i in range(120)])
+    ws.close()
+    runner = CliRunner()
+    shown = json.loads(runner.invoke(app, ["history", "long", "--json"]).output)
+    assert [e["parts"][0]["text"] for e in shown] == [str(i) for i in range(70, 120)]
+    assert len(json.loads(runner.invoke(app, ["history", "long", "--json", "--limit", "5"]).output)) == 5
+    assert len(json.loads(runner.invoke(app, ["history", "long", "--json", "--all"]).output)) == 120

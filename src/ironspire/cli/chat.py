@@ -218,7 +218,8 @@ def chat(agent_name: str = typer.Argument(..., metavar="AGENT")) -> None:
 def history(
     agent_name: str = typer.Argument(..., metavar="AGENT"),
     as_json: bool = JSON,
-    all_: bool = typer.Option(False, "--all", help="Include unanswered messages of failed turns."),
+    all_: bool = typer.Option(False, "--all", help="Every message, unanswered ones of failed turns included."),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, help="Show the newest N messages (ignored with --all)."),
     drop_last: int | None = typer.Option(None, "--drop-last", min=1, metavar="N",
                                          help="Delete the N newest messages (asks first)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="With --drop-last: do it without asking."),
@@ -238,7 +239,7 @@ def history(
         console.print(f"{safe(agent_name)}: {dropped} messages deleted.")
         return
     with workspace() as ws:
-        entries = views.history(ws, agent_name, unanswered=all_)
+        entries = views.history(ws, agent_name, unanswered=all_, limit=None if all_ else limit)
     if as_json:
         emit_json([e.to_json() for e in entries])
         return

@@ -298,12 +298,29 @@ class Store:
 
     # --- history -----------------------------------------------------------------------------
 
-    def transcript(self, agent_id: int) -> list[tuple[int, str, str, float]]:
-        """(id, body, status, created_at) of every stored message of the agent, oldest first."""
+    def transcript(self, agent_id: int, *, limit: int | None = None, unanswered: bool = True
+                   ) -> list[tuple[int, str, str, float]]:
+        """(id, body, status, created_at) of the agent's stored messages, oldest first: all of them,
+        or the newest ``limit`` (a page read from the index, not the whole history); ``unanswered``
+        False leaves out the messages of failed turns."""
+        query = select(messages.c.id, messages.c.body, messages.c.status, messages.c.created_at).where(
+            messages.c.agent_id == agent_id)
+        if not unanswered:
+            query = query.where(messages.c.status == "ok")
+        if limit is not None:
+            query = query.order_by(messages.c.id.desc()).limit(limit)
+        else:
+            query = query.order_by(messages.c.id)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(messages.c.id, messages.c.body, messages.c.status, messages.c.created_at)
-                                .where(messages.c.agent_id == agent_id).order_by(messages.c.id))
-            return [(int(i), str(b), str(s), float(t)) for i, b, s, t in rows]
+            rows = [(int(i), str(b), str(s), float(t)) for i, b, s, t in conn.execute(query)]
+        return rows[::-1] if limit is not None else rows
+
+    def message_counts(self, agent_id: int) -> dict[str, int]:
+        """How many stored messages the agent has, by status ("ok", "unanswered"): one aggregate."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(messages.c.status, func.count()).where(messages.c.agent_id == agent_id)
+                                .group_by(messages.c.status))
+            return {str(status): int(n) for status, n in rows}
 
     def replace_history(self, agent_id: int, entries: Iterable[tuple[str, str]]) -> None:
         """Replaces the agent's stored messages with ``(role, body)`` entries, as completed history."""

@@ -26,15 +26,17 @@ def agent(ws: Workspace, name: str, *, detail: bool = False) -> AgentView:
         return view
     from dataclasses import replace
 
-    unanswered = sum(1 for e in a.transcript() if e.status == "unanswered")
-    return replace(view, messages=len(a.history), unanswered=unanswered)
+    counts = ws.store.message_counts(a.id)  # a count, not a read of the whole history
+    return replace(view, messages=counts.get("ok", 0), unanswered=counts.get("unanswered", 0))
 
 
-def history(ws: Workspace, name: str, *, unanswered: bool = False) -> list[HistoryEntryView]:
+def history(ws: Workspace, name: str, *, unanswered: bool = False, limit: int | None = None
+            ) -> list[HistoryEntryView]:
     """An agent's conversation, oldest first, across every provider it was on; ``unanswered``
-    also returns the messages of failed turns (kept, never sent again as answered)."""
-    entries = ws.agent(name).transcript()
-    return [HistoryEntryView(e.message, e.status, e.at) for e in entries if unanswered or e.status == "ok"]
+    also returns the messages of failed turns (kept, never sent again as answered); ``limit``
+    keeps the newest that many (a page: only those are read)."""
+    entries = ws.agent(name).transcript(limit=limit, unanswered=unanswered)
+    return [HistoryEntryView(e.message, e.status, e.at) for e in entries]
 
 
 def default_route(ws: Workspace) -> DefaultRouteView:

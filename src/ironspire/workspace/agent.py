@@ -190,9 +190,11 @@ class Agent:
         self._history = None
         return dropped
 
-    def transcript(self) -> list[Entry]:
-        """Everything stored for this agent, unanswered messages included, oldest first."""
-        return [Entry(Message.from_json(body), status, at) for _, body, status, at in self.ws.store.transcript(self.id)]
+    def transcript(self, *, limit: int | None = None, unanswered: bool = True) -> list[Entry]:
+        """Everything stored for this agent, unanswered messages included, oldest first; or the
+        newest ``limit`` of it (only those are read and parsed)."""
+        rows = self.ws.store.transcript(self.id, limit=limit, unanswered=unanswered)
+        return [Entry(Message.from_json(body), status, at) for _, body, status, at in rows]
 
     # --- turns -----------------------------------------------------------------------------
 
