@@ -36,6 +36,7 @@ from ironspire.catalog.providers import ProviderSpec
 from ironspire.errors import ConfigurationError, TurnNotSaved, enable_remedy, set_default_remedy
 from ironspire.messages import (
     Accumulator,
+    Image,
     Message,
     Reasoning,
     ReasoningDelta,
@@ -47,7 +48,7 @@ from ironspire.messages import (
 )
 from ironspire.protocols.base import ChatRequest, PromptCache, Secrets, Target, Tool
 from ironspire.protocols.common import parse_cache
-from ironspire.workspace import offloop, preflight, routing
+from ironspire.workspace import images, offloop, preflight, routing
 
 if TYPE_CHECKING:
     from ironspire.store.store import Config
@@ -215,6 +216,8 @@ class Agent:
             messages=(*(self._history or ()), user), system=self.system, tools=tuple(tools), max_tokens=max_tokens,
             foreign_reasoning=ws.setting("foreign_reasoning"), **options,
         )
+        if any(isinstance(p, Image) for p in user.parts):  # by content and size, before anything is stored
+            images.check(user, target.provider.protocol, target.provider.id, target.model.id)
         request = preflight.check(
             request, target, images=ws.setting("degrade_images"), tools=ws.setting("degrade_tools")
         )
