@@ -186,3 +186,33 @@ def test_a_hostile_export_is_refused_whole(open_ws: Any, tmp_path: Path, extra: 
     assert after.custom_endpoints == before.custom_endpoints and ws.agents()[0].name == "mine"
     assert [m.text for m in ws.agent("mine").history] == ["kept"]
     ws.close()
+
+
+async def test_a_restore_under_a_chatting_workspace_never_sends_turns_to_another_agent(
+        open_ws: Any, tmp_path: Path) -> None:
+    """Issue 17 item 14: the backup gives agent ids the other way round (y has the id x had)."""
+    from workspace.loopback import Server, serving
+
+    source = open_ws(tmp_path / "source")
+    _with_history(source, "y", "y's own words")
+    _with_history(source, "x", "x in the backup")
+    copy = source.backup(tmp_path / "swapped.db")
+    source.close()
+    with serving(Server("ol")) as (srv,):
+        chatting = open_ws(tmp_path / "home")  # the chat session
+        chatting.set_provider_setting("ollama", "base_url", srv.url)
+        x = chatting.create_agent("x", "ollama", "llama3")
+        chatting.create_agent("y", "ollama", "llama3")
+        await x.send("before the restore")
+        restorer = open_ws(tmp_path / "home")  # another command, in the same home
+        restorer.import_(copy)
+        restorer.close()
+        with pytest.raises(ConfigurationError, match="deleted"):  # the agent this object stood for is gone
+            await x.send("after the restore")
+        assert chatting.agent("x").id != x.id  # asked again by name: the restored agent
+        await chatting.aclose()
+    fresh = open_ws(tmp_path / "home")
+    assert [m.text for m in fresh.agent("x").history] == ["x in the backup"]
+    assert [m.text for m in fresh.agent("y").history] == ["y's own words"]
+    assert "after the restore" not in [m.text for m in fresh.agent("y").history]
+    fresh.close()
