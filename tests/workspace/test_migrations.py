@@ -108,6 +108,7 @@ def test_a_database_made_by_the_initial_migration_opens(open_ws: Any, tmp_path: 
         assert ws.default == ("ollama", "llama3")
         veteran = ws.agent("veteran")
         assert veteran.inherits and veteran.system == "Be brief."
+        assert veteran.effort == "high"  # agents from before effort levels get the default
         assert [m.text for m in veteran.history] == ["hello", "hi"]
         assert [r["input_tokens"] for r in ws.analytics.turns()] == [5]
         ws.create_agent("newcomer")

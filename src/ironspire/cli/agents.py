@@ -9,6 +9,7 @@ from ironspire.cli.output import console, emit_json
 app = typer.Typer(help="Create and configure agents.", no_args_is_help=True)
 
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
+EFFORT_HELP = "How deeply the agent reasons: low, medium or high (default high); used where the model reasons."
 
 
 @app.command("create")
@@ -17,14 +18,16 @@ def create(
     provider: str | None = typer.Option(None, "--provider", "-p", help="Override the default provider."),
     model: str | None = typer.Option(None, "--model", "-m", help="Override the default model."),
     system: str | None = typer.Option(None, "--system", "-s", help="System prompt."),
+    effort: str = typer.Option("high", "--effort", "-e", help=EFFORT_HELP),
 ) -> None:
     """Create an agent (it inherits the default route unless --provider/--model are given)."""
     from ironspire.cli._workspace import workspace
 
     with workspace() as ws:
-        agent = ws.create_agent(name, provider, model, system)
+        agent = ws.create_agent(name, provider, model, system, effort=effort)
         route = agent.route
-    console.print(f"Created {name} on {route if route else 'the default route (not set yet)'}.")
+    console.print(f"Created {name} on {route if route else 'the default route (not set yet)'}"
+                  f" (effort {agent.effort}).")
 
 
 @app.command("list")
@@ -81,6 +84,7 @@ def show(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
     console.print(f"[bold]{name}[/]  {route}  ({'inherits the default' if view.inherited else 'own route'})")
     if view.warning:
         console.print(f"[yellow]warning:[/] {view.warning}")
+    console.print(f"effort: {view.effort}")
     console.print(f"system: {view.system or '-'}")
     console.print(f"history: {view.messages} messages" + (f", {view.unanswered} unanswered" if view.unanswered else ""))
 
@@ -92,13 +96,17 @@ def set_agent(
     model: str | None = typer.Option(None, "--model", "-m"),
     system: str | None = typer.Option(None, "--system", "-s", help="New system prompt (\"\" clears it)."),
     inherit: bool = typer.Option(False, "--inherit", help="Drop the override: use the workspace default."),
+    effort: str | None = typer.Option(None, "--effort", "-e", help=EFFORT_HELP),
 ) -> None:
     """Change an agent's route or system prompt; its history is kept."""
     from ironspire.cli._workspace import workspace
     from ironspire.errors import ConfigurationError
+    from ironspire.workspace.effort import check_effort
 
     if inherit and (provider or model):
         raise ConfigurationError("--inherit drops the override; do not combine it with --provider/--model.")
+    if effort is not None:
+        check_effort(effort)  # refused before anything changes
     with workspace() as ws:
         agent = ws.agent(name)
         if inherit:
@@ -107,5 +115,7 @@ def set_agent(
             agent.switch(provider or agent.own_provider, model if model else (None if provider else agent.own_model))
         if system is not None:
             agent.set_system(system)
+        if effort is not None:
+            agent.set_effort(effort)
         route = agent.route
-    console.print(f"{name}: {route if route else 'no route (no default set)'}.")
+    console.print(f"{name}: {route if route else 'no route (no default set)'}, effort {agent.effort}.")

@@ -72,6 +72,8 @@ agents = Table(
     Column("model", Text, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("deleted_at", Float, nullable=False, server_default="0"),
+    #: how deeply the agent reasons (low / medium / high), applied where its model reasons
+    Column("effort", String(16), nullable=False, server_default="high"),
     UniqueConstraint("name", "deleted_at", name="uq_agents_name_deleted_at"),
 )
 

@@ -56,6 +56,7 @@ class AgentRecord:
     system: str | None
     provider: str | None
     model: str | None
+    effort: str = "high"
 
 
 @dataclass(slots=True)
@@ -204,7 +205,8 @@ class Store:
 
     @staticmethod
     def _agents(conn: Connection, where: ColumnElement[bool] | None = None) -> list[AgentRecord]:
-        query = select(agents.c.id, agents.c.name, agents.c.system, agents.c.provider, agents.c.model).where(
+        query = select(agents.c.id, agents.c.name, agents.c.system, agents.c.provider, agents.c.model,
+                       agents.c.effort).where(
             agents.c.deleted_at == 0).order_by(agents.c.id)
         if where is not None:
             query = query.where(where)
@@ -219,15 +221,16 @@ class Store:
             found = self._agents(conn, agents.c.name == name)
         return found[0] if found else None
 
-    def create_agent(self, name: str, system: str | None, provider: str | None, model: str | None
-                     ) -> tuple[int, int]:
+    def create_agent(self, name: str, system: str | None, provider: str | None, model: str | None,
+                     effort: str = "high") -> tuple[int, int]:
         """The new agent's id and the revision; a ConfigurationError if a live agent has the name."""
         with self._config_write() as w:
             conn = w.conn
             if self._agents(conn, agents.c.name == name):
                 raise ConfigurationError(f"an agent named {name!r} already exists.")
             result = conn.execute(agents.insert().values(
-                name=name, system=system, provider=provider, model=model, created_at=time.time(), deleted_at=0))
+                name=name, system=system, provider=provider, model=model, created_at=time.time(), deleted_at=0,
+                effort=effort))
             key = result.inserted_primary_key
             assert key is not None
         self.agent_lock(int(key[0])).create()

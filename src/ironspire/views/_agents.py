@@ -67,6 +67,7 @@ def _view(ws: Workspace, a: Agent, cards: dict[str, ProviderView]) -> AgentView:
         system=a.system,
         warning=warning,
         alert=_alert(ws, a.name, pid, warning, cards),
+        effort=a.effort,
     )
 
 

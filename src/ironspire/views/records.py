@@ -265,6 +265,8 @@ class AgentView:
     messages: int | None = None
     unanswered: int | None = None
     """History size; only filled for a single agent's view (`agents show`)."""
+    effort: str = "high"
+    """How deeply the agent reasons (low / medium / high), where its model reasons."""
 
     @property
     def route_kind(self) -> Literal["default", "own"]:
@@ -278,6 +280,7 @@ class AgentView:
             "inherited": self.inherited,
             "override": None if self.inherited else {"provider": self.own_provider, "model": self.own_model},
             "system": self.system,
+            "effort": self.effort,
             "warning": self.warning,
             "alert": None if self.alert is None else self.alert.to_json(),
         }

@@ -38,6 +38,7 @@ from ironspire.messages import Accumulator, Message, StreamEvent, Usage
 from ironspire.protocols.base import ChatRequest, PromptCache, Secrets, Target, Tool
 from ironspire.protocols.common import parse_cache
 from ironspire.workspace import offloop, preflight, routing
+from ironspire.workspace.effort import DEFAULT_EFFORT, Effort, check_effort
 
 if TYPE_CHECKING:
     from ironspire.store.store import Config
@@ -65,9 +66,12 @@ class Agent:
         provider: str | None,
         model: str | None,
         history: list[Message] | None,
+        effort: Effort = DEFAULT_EFFORT,
     ) -> None:
         self.ws, self.id, self.name, self.system = ws, agent_id, name, system
         self.own_provider, self.own_model = provider, model
+        #: how deeply the agent reasons; sent as the request's reasoning level where the model reasons
+        self.effort: Effort = effort
         self._history = history
         #: the id of the agent's last stored message when ``_history`` was read or written
         self._last_id: int | None = None
@@ -142,6 +146,12 @@ class Agent:
         self._save(system=system or None)
         self.system = system or None
 
+    def set_effort(self, effort: str) -> None:
+        """Low, medium or high (the default): applied from the next turn, on any provider."""
+        level = check_effort(effort)
+        self._save(effort=level)
+        self.effort = level
+
     def _save(self, **values: Any) -> None:
         self.ws._adopt(self.ws.store.update_agent(self.id, **values))
 
@@ -184,6 +194,11 @@ class Agent:
         else:
             cache = parse_cache(self.prompt_cache or ws.setting("prompt_cache"))
         options["cache"] = None if cache is None else PromptCache(cache.ttl, cache.key or f"ironspire-agent-{self.id}")
+        if "reasoning" not in options and target.model.reasoning:
+            # the agent's effort level, mapped by each protocol onto its own control (thinking
+            # budget or effort, reasoning_effort, thinking level, the CLI's --effort); a model
+            # that does not reason is sent nothing, so a level never breaks a plain model
+            options["reasoning"] = self.effort
         request = ChatRequest(
             messages=(*(self._history or ()), user), system=self.system, tools=tuple(tools), max_tokens=max_tokens,
             foreign_reasoning=ws.setting("foreign_reasoning"), **options,

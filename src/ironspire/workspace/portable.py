@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ironspire.catalog.providers import CustomEndpoint
 from ironspire.errors import ConfigurationError
 from ironspire.messages import Message
+from ironspire.workspace.effort import DEFAULT_EFFORT
 
 if TYPE_CHECKING:
     from ironspire.workspace.workspace import Workspace
@@ -33,7 +34,7 @@ def snapshot(ws: Workspace, *, with_conversations: bool = False) -> dict[str, An
     agents = []
     for agent in ws.agents():
         record: dict[str, Any] = {"name": agent.name, "system": agent.system, "provider": agent.own_provider,
-                                  "model": agent.own_model}
+                                  "model": agent.own_model, "effort": agent.effort}
         if with_conversations:
             record["messages"] = [json.loads(m.to_json()) for m in agent.history]
         agents.append(record)
@@ -116,10 +117,12 @@ def _restore_json(ws: Workspace, data: dict[str, Any]) -> dict[str, int]:
         try:
             agent = ws.agent(name)
         except ConfigurationError:
-            agent = ws.create_agent(name, record.get("provider"), record.get("model"), record.get("system"))
+            agent = ws.create_agent(name, record.get("provider"), record.get("model"), record.get("system"),
+                                    effort=record.get("effort") or DEFAULT_EFFORT)
         else:
             agent.switch(record.get("provider"), record.get("model"))
             agent.set_system(record.get("system"))
+            agent.set_effort(record.get("effort") or DEFAULT_EFFORT)
         counts["agents"] += 1
         if "messages" in record:
             messages = [Message.from_json(json.dumps(m)) for m in record["messages"]]

@@ -28,6 +28,7 @@ from ironspire.errors import ConfigurationError
 from ironspire.protocols.base import Backend, Secrets, Target
 from ironspire.store.store import URL_ENV, Config, Store, default_url
 from ironspire.workspace import routing
+from ironspire.workspace.effort import DEFAULT_EFFORT, check_effort
 
 if TYPE_CHECKING:
     from ironspire.analytics import Analytics
@@ -196,6 +197,7 @@ class Workspace:
                 del self._agents[name]
             else:
                 agent.system, agent.own_provider, agent.own_model = record.system, record.provider, record.model
+                agent.effort = check_effort(record.effort)
         self._revision = config.revision
 
     def _adopt(self, revision: int) -> None:
@@ -503,19 +505,22 @@ class Workspace:
             self.registry.get(default[0], model)
 
     def create_agent(
-        self, name: str, provider: str | None = None, model: str | None = None, system: str | None = None
+        self, name: str, provider: str | None = None, model: str | None = None, system: str | None = None,
+        *, effort: str = DEFAULT_EFFORT,
     ) -> Agent:
         """Creates and stores an agent. Without ``provider``/``model`` it inherits the workspace
         default at each request (so ``set_default`` moves it); a route given here is checked now,
-        so a typo fails at creation rather than at the first turn."""
+        so a typo fails at creation rather than at the first turn. ``effort`` (low / medium /
+        high) is how deeply it reasons where its model can."""
         from ironspire.workspace.agent import Agent
 
         name = name.strip()
         if not name or len(name) > 100:
             raise ConfigurationError("an agent needs a name of 1 to 100 characters.")
+        level = check_effort(effort)
         self.check_route(provider, model)
-        agent_id, revision = self.store.create_agent(name, system, provider, model)
-        agent = Agent(self, agent_id, name, system, provider, model, history=[])
+        agent_id, revision = self.store.create_agent(name, system, provider, model, effort=level)
+        agent = Agent(self, agent_id, name, system, provider, model, history=[], effort=level)
         self._agents[name] = agent
         self._adopt(revision)
         return agent
@@ -537,7 +542,8 @@ class Workspace:
             hint = (f"Did you mean {', '.join(close)}? " if close else "")
             hint += "Create it with `ironspire agents create NAME`."
             raise ConfigurationError(f"no agent named {name!r}.", hint=hint)
-        agent = Agent(self, row.id, row.name, row.system, row.provider, row.model, history=None)
+        agent = Agent(self, row.id, row.name, row.system, row.provider, row.model, history=None,
+                      effort=check_effort(row.effort))
         self._agents[name] = agent
         return agent
 
