@@ -6,7 +6,9 @@ can see what history reached it, and records every request body it received.
 
 ``mode="tools"`` (OpenAI format) answers a request that offers tools and ends on a user turn
 with a call of the first tool (id ``TOOL_CALL_ID``); once the history ends on the tool's result
-it answers in text naming that result. ``hold_after=N`` sends N stream chunks and then waits for
+it answers in text naming that result. ``status`` answers every POST with that
+HTTP error (401 a rejected key, 429 a rate limit with ``retry-after: 30``) and ``probe_status`` every
+GET (the health probes), so health checks see each state. ``hold_after=N`` sends N stream chunks and then waits for
 ``gate`` to be set, so a test can observe a client in the middle of a stream. In ``"endless"``
 mode ``mid_stream`` is set while the server holds a stream open without its terminator, and
 ``client_gone`` once the client's side of that connection has closed.
@@ -51,8 +53,9 @@ def _tool_result_text(messages: list[dict[str, Any]]) -> str | None:
 
 class Server:
     def __init__(self, label: str, mode: str = "ok", *, status: int = 200, drip: float = 0.0,
-                 hold_after: int | None = None) -> None:
+                 hold_after: int | None = None, probe_status: int = 200) -> None:
         self.label, self.mode, self.status, self.drip = label, mode, status, drip
+        self.probe_status = probe_status
         self.hold_after = hold_after
         self.requests: list[dict[str, Any]] = []
         self.release = threading.Event()
@@ -65,7 +68,10 @@ class Server:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # health probes
+            def do_GET(self) -> None:  # health probes (and model listings)
+                if outer.probe_status != 200:
+                    self._error(outer.probe_status)
+                    return
                 self._json(200, {"data": [], "models": [], "version": "0.0.0"})
 
             def do_POST(self) -> None:
@@ -75,7 +81,7 @@ class Server:
                     outer.release.wait(20)
                     return
                 if outer.status != 200:
-                    self._json(outer.status, {"error": {"message": "server exploded", "type": "server_error"}})
+                    self._error(outer.status)
                     return
                 messages = body.get("messages", [])
                 text = f"{outer.label}: {len(messages)} messages, last: {_last_user_text(messages)}"
@@ -94,9 +100,19 @@ class Server:
                 else:
                     self._json(404, {"error": {"message": f"no route {self.path}"}})
 
-            def _json(self, status: int, data: Any) -> None:
+            def _error(self, status: int) -> None:
+                """What providers answer: 401 bad key, 429 throttled (with retry-after), else a failure."""
+                message = {401: "Incorrect API key provided.", 429: "Rate limit reached; slow down."}.get(
+                    status, "server exploded")
+                kind = {401: "invalid_request_error", 429: "rate_limit_error"}.get(status, "server_error")
+                self._json(status, {"error": {"message": message, "type": kind}},
+                           {"retry-after": "30"} if status == 429 else None)
+
+            def _json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
                 raw = json.dumps(data).encode()
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(raw)))
                 self.end_headers()

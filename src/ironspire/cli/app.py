@@ -18,6 +18,7 @@ from ironspire.cli import default as default_cli
 from ironspire.cli import models as models_cli
 from ironspire.cli import portable as portable_cli
 from ironspire.cli import providers as providers_cli
+from ironspire.cli import serve as serve_cli
 from ironspire.errors import IronspireError
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.add_typer(agents_cli.app, name="agents")
 chat_cli.register(app)
 analytics_cli.register(app)
 portable_cli.register(app)
+serve_cli.register(app)
 
 
 def _version(value: bool) -> None:

@@ -7,7 +7,7 @@ documents it) rather than each provider's own knob: the protocols already map th
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias, cast
+from typing import Literal, TypeAlias
 
 from ironspire.errors import ConfigurationError
 
@@ -28,4 +28,4 @@ def check_effort(value: str | None) -> Effort:
         raise ConfigurationError(
             f"unknown effort level {value!r}.", hint="Choose one of low, medium, high (the default is high)."
         )
-    return cast("Effort", level)
+    return level

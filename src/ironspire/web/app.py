@@ -1,0 +1,155 @@
+"""The ASGI app: one open Workspace shared by every request, pages, their JSON twins, and the
+security middleware in front of all of it.
+
+Tabs are data (``TABS``): a panel is a route module with a ``routes()`` function and an entry
+here, so adding one (Analytics) touches nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ironspire.errors import IronspireError
+from ironspire.web import records
+from ironspire.web.live import HealthFeed, Turns
+from ironspire.web.security import Secrets, SecurityMiddleware, allowed_hosts
+
+if TYPE_CHECKING:
+    from ironspire.workspace import Workspace
+
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Tab:
+    id: str
+    title: str
+    path: str
+
+
+#: the main panel's tabs, in order (Analytics joins here)
+TABS: list[Tab] = [
+    Tab("chat", "Chat", "/agents"),
+    Tab("providers", "Settings › Providers", "/settings/providers"),
+]
+
+
+class Web:
+    """What every route needs, kept on ``app.state.web``."""
+
+    def __init__(self, ws: Workspace, secrets: Secrets, *, check_on_start: bool = True) -> None:
+        self.ws = ws
+        self.secrets = secrets
+        self.feed = HealthFeed(ws, lambda: records.configured(ws))
+        self.turns = Turns()
+        self.check_on_start = check_on_start
+        self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
+                               trim_blocks=True, lstrip_blocks=True)
+        self.env.filters["dot"] = dot_class
+        self.env.filters["usd"] = usd
+        self.env.filters["tokens"] = tokens
+        self.env.globals["tabs"] = TABS
+
+    def render(self, request: Request, template: str, *, status: int = 200, tab: str = "", **context: Any) -> Response:
+        agents = records.agents(self.ws)
+        body = self.env.get_template(template).render(
+            request=request, csrf=self.secrets.csrf, active_tab=tab, sidebar=agents,
+            reassign=self.reassign_choices(agents), **context)
+        return HTMLResponse(body, status_code=status)
+
+    def reassign_choices(self, agents: list[dict[str, Any]]) -> dict[str, tuple[str, str] | None]:
+        """For each agent with a warning, the healthy route a one-click reassign would take."""
+        out: dict[str, tuple[str, str] | None] = {}
+        routes: dict[str | None, list[tuple[str, str]]] = {}
+        for a in agents:
+            if a["warning"]:
+                pid = a["provider"]
+                if pid not in routes:
+                    routes[pid] = records.healthy_routes(self.ws, exclude=pid)
+                out[a["name"]] = routes[pid][0] if routes[pid] else None
+        return out
+
+
+def web(request: Request) -> Web:
+    w: Web = request.app.state.web
+    return w
+
+
+def dot_class(state: str) -> str:
+    return {"reachable": "green", "unreachable": "red", "invalid_key": "red", "rate_limited": "yellow"}.get(
+        state, "grey")
+
+
+def usd(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+
+
+def tokens(n: int | None) -> str:
+    if not n:
+        return "–"
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:g}M"
+    return f"{n / 1000:g}K" if n >= 1000 else str(n)
+
+
+def wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def back(path: str, status: int = 303) -> Response:
+    return RedirectResponse(path, status_code=status)
+
+
+async def _error(request: Request, exc: Exception) -> Response:
+    """Bad input anywhere: a clear message, nothing changed (every route validates before writing)."""
+    assert isinstance(exc, IronspireError)
+    body = {"error": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+    if request.url.path.startswith("/api/") or wants_json(request):
+        return JSONResponse(body, status_code=400)
+    return web(request).render(request, "error.html", status=400, error=body)
+
+
+def create_app(ws: Workspace, *, host: str = "127.0.0.1", port: int = 8780, secrets: Secrets | None = None,
+               check_on_start: bool = True) -> Starlette:
+    """The app around an open workspace; the caller keeps ownership of ``ws`` (and closes it)."""
+    from ironspire.web import api, pages_agents, pages_chat, pages_providers
+
+    state = Web(ws, secrets or Secrets(), check_on_start=check_on_start)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.feed.start(lambda: float(ws.setting("health_interval")))
+        try:
+            yield
+        finally:
+            await state.turns.stop_all()
+            await state.feed.stop()
+
+    routes: list[BaseRoute] = [
+        Route("/", lambda r: back("/agents", 302)),
+        *pages_providers.routes(),
+        *pages_agents.routes(),
+        *pages_chat.routes(),
+        *api.routes(),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    middleware = [Middleware(SecurityMiddleware, secrets=state.secrets, hosts=allowed_hosts(host, port),
+                             cookie_name=f"ironspire-token-{port}")]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                    exception_handlers={IronspireError: _error})
+    app.state.web = state
+    return app

@@ -1,0 +1,149 @@
+"""Agent configuration (create and reconfigure) and the sidebar's one-click reassign.
+
+The route picker lists every model of every enabled provider, grouped by provider family, with
+chips for context window, tools, vision and reasoning and its prices; "System default" means
+the agent inherits the workspace default. Discovered models (Ollama, custom endpoints, listing
+providers) are there once discovered; the refresh asks those providers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ironspire.errors import ConfigurationError
+from ironspire.web import records
+from ironspire.web.app import back, wants_json, web
+from ironspire.web.security import form_of
+from ironspire.workspace.effort import DEFAULT_EFFORT, EFFORT_LABELS, check_effort
+
+INHERIT = "__default__"
+
+
+def model_groups(ws: Any) -> list[dict[str, Any]]:
+    """Enabled providers' models, in the Providers tab's order."""
+    out = []
+    for pid in ws.provider_ids():
+        if not ws.is_enabled(pid):
+            continue
+        models = ws.registry.list(provider=pid)
+        if models:
+            spec = ws.provider(pid)
+            out.append({"id": pid, "name": spec.display_name, "group": spec.group, "models": models})
+    return out
+
+
+def parse_route(value: str) -> tuple[str | None, str | None]:
+    if not value or value == INHERIT:
+        return None, None
+    provider, sep, model = value.partition("|")
+    if not sep or not provider or not model:
+        raise ConfigurationError(f"choose a provider and model (got {value!r}).")
+    return provider, model
+
+
+def _form_context(ws: Any, agent: Any | None, form: dict[str, str] | None = None,
+                  error: str | None = None) -> dict[str, Any]:
+    if form is None:
+        route = INHERIT if agent is None or agent.inherits else f"{agent.own_provider}|{agent.own_model}"
+        form = {"name": agent.name if agent else "", "system": (agent.system or "") if agent else "",
+                "route": route, "effort": agent.effort if agent else DEFAULT_EFFORT}
+    return {"agent": agent, "form": form, "error": error, "groups": model_groups(ws), "inherit": INHERIT,
+            "efforts": EFFORT_LABELS, "default": records.default(ws)}
+
+
+async def new_agent(request: Request) -> Response:
+    w = web(request)
+    return w.render(request, "agent_form.html", tab="chat", **_form_context(w.ws, None))
+
+
+async def create_agent(request: Request) -> Response:
+    w = web(request)
+    form = form_of(request.scope)
+    try:
+        provider, model = parse_route(form.get("route", INHERIT))
+        agent = w.ws.create_agent(form.get("name", ""), provider, model, form.get("system", "").strip() or None,
+                                  effort=form.get("effort") or DEFAULT_EFFORT)
+    except ConfigurationError as exc:
+        if wants_json(request):
+            raise
+        return w.render(request, "agent_form.html", status=400, tab="chat",
+                        **_form_context(w.ws, None, form, str(exc)))
+    if wants_json(request):
+        return JSONResponse(records.agent(w.ws, agent), status_code=201)
+    return back(f"/agents/{agent.name}")
+
+
+async def configure_page(request: Request) -> Response:
+    w = web(request)
+    agent = w.ws.agent(request.path_params["name"])
+    return w.render(request, "agent_form.html", tab="chat", **_form_context(w.ws, agent))
+
+
+async def configure(request: Request) -> Response:
+    """Reconfigure: every field is checked before any is written, so a bad one changes nothing."""
+    w = web(request)
+    agent = w.ws.agent(request.path_params["name"])
+    form = form_of(request.scope)
+    try:
+        provider, model = parse_route(form.get("route", INHERIT))
+        w.ws.check_route(provider, model)
+        effort = check_effort(form.get("effort") or agent.effort)
+    except ConfigurationError as exc:
+        if wants_json(request):
+            raise
+        form.setdefault("name", agent.name)
+        return w.render(request, "agent_form.html", status=400, tab="chat",
+                        **_form_context(w.ws, agent, form, str(exc)))
+    agent.switch(provider, model)
+    if "system" in form:
+        agent.set_system(form["system"].strip() or None)
+    agent.set_effort(effort)
+    if wants_json(request):
+        return JSONResponse(records.agent(w.ws, agent))
+    return back(f"/agents/{agent.name}")
+
+
+async def reassign(request: Request) -> Response:
+    """One click: moves the agent to a healthy provider (the form may name one); history kept."""
+    w = web(request)
+    agent = w.ws.agent(request.path_params["name"])
+    route = agent.route
+    choice = form_of(request.scope).get("route")
+    if choice:
+        provider, model = parse_route(choice)
+    else:
+        healthy = records.healthy_routes(w.ws, exclude=route.provider if route else None)
+        if not healthy:
+            raise ConfigurationError("no healthy provider to move the agent to.",
+                                     hint="Check the providers in Settings › Providers first.")
+        provider, model = healthy[0]
+    agent.switch(provider, model)
+    if wants_json(request):
+        return JSONResponse(records.agent(w.ws, agent))
+    return back(request.headers.get("x-return-to") or f"/agents/{agent.name}")
+
+
+async def refresh_models(request: Request) -> Response:
+    """Asks every enabled provider that lists its models at runtime what it serves now."""
+    w = web(request)
+    ws = w.ws
+    pids = [pid for pid in ws.provider_ids() if ws.is_enabled(pid) and ws.provider(pid).lists_models]
+    await asyncio.gather(*(ws.discover_models(pid, refresh=True, connect_timeout=2.0) for pid in pids))
+    target = form_of(request.scope).get("return_to", "/agents/new")
+    return back(target if target.startswith("/agents") else "/agents/new")
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/agents/new", new_agent),
+        Route("/agents/models/refresh", refresh_models, methods=["POST"]),
+        Route("/agents", create_agent, methods=["POST"]),
+        Route("/agents/{name}/configure", configure_page),
+        Route("/agents/{name}/configure", configure, methods=["POST"]),
+        Route("/agents/{name}/reassign", reassign, methods=["POST"]),
+    ]

@@ -1,0 +1,279 @@
+// Ironspire's pages work as plain forms; this module adds what needs a script: live status dots
+// (server-sent events), checks without a reload, and streamed chat replies with Stop.
+// Everything from the server is inserted with textContent, never as HTML.
+
+const csrf = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+
+function post(url, data = {}) {
+  return fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: {
+      "X-CSRF-Token": csrf,
+      "Content-Type": "application/x-www-form-urlencoded",
+      Accept: "application/json",
+    },
+    body: new URLSearchParams(data),
+  });
+}
+
+function el(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined && text !== null) node.textContent = text;
+  return node;
+}
+
+const DOT = { reachable: "green", unreachable: "red", invalid_key: "red", rate_limited: "yellow" };
+
+function time(iso) {
+  return iso ? iso.slice(11, 19) + " UTC" : "";
+}
+
+function showHealth(s) {
+  const pid = s.provider;
+  const dot = document.querySelector(`[data-dot="${CSS.escape(pid)}"]`);
+  if (!dot) return;
+  dot.className = "dot " + (DOT[s.state] || "grey");
+  dot.title = s.state;
+  const set = (attr, text) => {
+    const node = document.querySelector(`[data-${attr}="${CSS.escape(pid)}"]`);
+    if (node) node.textContent = text;
+  };
+  set("state", s.state.replaceAll("_", " "));
+  const shown = !["unknown", "disabled"].includes(s.state);
+  set("when", shown ? `checked ${time(s.checked_at)}` + (s.latency_ms != null ? ` · ${Math.round(s.latency_ms)} ms` : "") : "");
+  set("until", s.until ? `until ${time(s.until)}` : "");
+  set("detail", s.detail || "");
+  document.body.dataset.healthEvents = String(Number(document.body.dataset.healthEvents || 0) + 1);
+}
+
+function liveHealth() {
+  const source = new EventSource("/events/health");
+  source.addEventListener("health", (e) => showHealth(JSON.parse(e.data)));
+  source.addEventListener("open", () => { document.body.dataset.health = "live"; });
+  window.addEventListener("beforeunload", () => source.close());
+}
+
+function asyncForms() {
+  for (const form of document.querySelectorAll("form[data-async]")) {
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const button = form.querySelector("button");
+      if (button) button.disabled = true;
+      try {
+        const response = await post(form.action);
+        const data = await response.json();
+        for (const s of Array.isArray(data) ? data : [data]) if (s && s.provider) showHealth(s);
+      } finally {
+        if (button) button.disabled = false;
+      }
+    });
+  }
+}
+
+// --- chat -----------------------------------------------------------------------------------
+
+function setHud(hud) {
+  if (!hud) return;
+  const q = (k) => document.querySelector(`[data-hud="${k}"]`);
+  q("model").textContent = hud.model_name || hud.model || "none";
+  q("route").textContent = (hud.provider || "-") + (hud.model ? "/" + hud.model : "");
+  q("override").textContent = hud.override ? "override" : "default";
+  q("effort").textContent = "effort " + hud.effort;
+  const usd = (v) => (v == null ? "–" : "$" + (v < 1 ? v.toFixed(4) : v.toFixed(2)));
+  q("billed").textContent = usd(hud.cost.billed_usd);
+  const api = q("api");
+  api.textContent = "API-equivalent " + usd(hud.cost.api_equivalent_usd);
+  api.classList.toggle("hidden", !hud.cost.differs);
+  const bar = document.getElementById("context-bar");
+  const c = hud.context;
+  bar.max = c.window || 1;
+  bar.value = Math.min(c.tokens, c.window || 1);
+  bar.className = "ctx-" + c.level;
+  bar.dataset.level = c.level;
+  q("context").textContent = `${c.tokens} / ${c.window} tokens (${Math.round(c.share * 100)}%)`;
+}
+
+function bubble(role, by) {
+  const article = el("article", "msg " + role);
+  const head = el("header", "who", role);
+  if (by) {
+    head.append(" ");
+    const span = el("span", "by", by);
+    span.dataset.by = "";
+    head.append(span);
+  }
+  article.append(head);
+  document.getElementById("empty-history")?.remove();
+  document.getElementById("transcript").append(article);
+  return article;
+}
+
+function remedyControl(agent, remedy) {
+  if (!remedy) return null;
+  const a = remedy.args || {};
+  if (remedy.action === "set_key" && a.provider) {
+    const link = el("a", "button", remedy.label);
+    link.href = "/settings/providers#card-" + encodeURIComponent(a.provider);
+    return link;
+  }
+  if (remedy.action === "configure") {
+    const link = el("a", "button", remedy.label);
+    link.href = `/agents/${encodeURIComponent(agent)}/configure`;
+    return link;
+  }
+  const actions = {
+    reassign: `/agents/${encodeURIComponent(agent)}/reassign`,
+    enable_provider: a.provider ? `/settings/providers/${encodeURIComponent(a.provider)}/enable` : null,
+  };
+  const url = actions[remedy.action];
+  if (!url) return null;
+  const button = el("button", "remedy", remedy.label);
+  button.type = "button";
+  button.dataset.remedy = remedy.action;
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    await post(url);
+    window.location.reload();
+  });
+  return button;
+}
+
+function showError(agent, error) {
+  const box = document.getElementById("turn-error");
+  box.replaceChildren();
+  const panel = el("div", "error turn-error");
+  panel.setAttribute("role", "alert");
+  panel.dataset.errorType = error.type;
+  panel.append(el("strong", "", error.type), ": " + error.message);
+  if (error.hint) panel.append(el("p", "hint", error.hint));
+  const control = remedyControl(agent, error.remedy);
+  if (control) panel.append(control);
+  box.append(panel);
+}
+
+function chat() {
+  const section = document.querySelector("section.chat");
+  const form = document.getElementById("composer");
+  const stop = document.getElementById("stop");
+  const send = document.getElementById("send");
+  const agent = section.dataset.agent;
+  let current = null;
+
+  function follow(turn) {
+    const reply = bubble("assistant", turn.provider ? `${turn.provider}/${turn.model ?? ""}` : "");
+    reply.classList.add("streaming");
+    let reasoning = null;
+    let text = null;
+    const calls = {};
+    const source = new EventSource(turn.events);
+    current = { turn, source };
+    section.dataset.streaming = "1";
+    send.disabled = true;
+    stop.disabled = false;
+    const finish = () => {
+      source.close();
+      reply.classList.remove("streaming");
+      section.dataset.streaming = "";
+      current = null;
+      send.disabled = false;
+      stop.disabled = true;
+    };
+    source.addEventListener("reasoning", (e) => {
+      if (!reasoning) {
+        const details = el("details", "reasoning");
+        details.open = true;
+        details.append(el("summary", "", "Reasoning"));
+        reasoning = el("pre");
+        details.append(reasoning);
+        reply.insertBefore(details, text ? text : null);
+      }
+      reasoning.textContent += JSON.parse(e.data).text;
+    });
+    source.addEventListener("text", (e) => {
+      if (!text) {
+        text = el("div", "text");
+        reply.append(text);
+      }
+      text.textContent += JSON.parse(e.data).text;
+    });
+    source.addEventListener("tool_call", (e) => {
+      const d = JSON.parse(e.data);
+      const line = el("div", "tool-call", "Tool call ");
+      line.append(el("code", "", d.name), " ");
+      calls[d.index] = el("code", "args", "");
+      line.append(calls[d.index]);
+      reply.append(line);
+    });
+    source.addEventListener("tool_args", (e) => {
+      const d = JSON.parse(e.data);
+      if (calls[d.index]) calls[d.index].textContent += d.arguments;
+    });
+    source.addEventListener("done", (e) => {
+      const d = JSON.parse(e.data);
+      if (d.message && d.message.provider) {
+        const by = reply.querySelector("[data-by]");
+        if (by) by.textContent = `${d.message.provider}/${d.message.model}`;
+      }
+      reply.dataset.done = "1";
+      setHud(d.hud);
+      finish();
+    });
+    source.addEventListener("stopped", (e) => {
+      const d = JSON.parse(e.data);
+      reply.classList.add("stopped");
+      reply.append(el("p", "note", d.note));
+      section.dataset.stopped = String(Number(section.dataset.stopped || 0) + 1);
+      setHud(d.hud);
+      finish();
+    });
+    source.addEventListener("failed", (e) => {
+      const d = JSON.parse(e.data);
+      reply.classList.add("failed");
+      showError(agent, d.error);
+      setHud(d.hud);
+      finish();
+    });
+  }
+
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const box = form.querySelector("textarea");
+    const message = box.value;
+    if (!message.trim() || current) return;
+    document.getElementById("turn-error").replaceChildren();
+    send.disabled = true;
+    const response = await post(form.action, { message });
+    const data = await response.json();
+    if (!response.ok) {
+      send.disabled = false;
+      showError(agent, { type: data.error, message: data.message, hint: data.hint, remedy: null });
+      return;
+    }
+    box.value = "";
+    const mine = bubble("user");
+    mine.append(el("div", "text", message));
+    follow(data);
+  });
+  form.querySelector("textarea").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) form.requestSubmit();
+  });
+  stop.addEventListener("click", async () => {
+    if (!current) return;
+    stop.disabled = true;
+    await post(current.turn.stop);
+  });
+  if (section.dataset.running) {
+    const id = section.dataset.running;
+    follow({ id, events: `/turns/${id}/events`, stop: `/turns/${id}/stop` });
+  }
+}
+
+const page = document.body.dataset.page;
+if (page === "providers") {
+  liveHealth();
+  asyncForms();
+}
+if (page === "chat") chat();
+document.body.dataset.ready = "1";
