@@ -20,7 +20,7 @@ from ironspire.web.app import web
 
 
 async def providers(request: Request) -> Response:
-    return JSONResponse(records.providers(web(request).ws))
+    return JSONResponse([v.to_json() for v in records.providers(web(request).ws)])
 
 
 async def health(request: Request) -> Response:
@@ -33,17 +33,17 @@ async def default(request: Request) -> Response:
 
 async def settings_providers(request: Request) -> Response:
     ws = web(request).ws
-    return JSONResponse({"default": records.default(ws), "providers": records.providers(ws),
+    return JSONResponse({"default": records.default(ws), "providers": [v.to_json() for v in records.providers(ws)],
                          "health": list(records.health(ws).values())})
 
 
 async def agents(request: Request) -> Response:
-    return JSONResponse(records.agents(web(request).ws))
+    return JSONResponse([a.to_json() for a in records.agents(web(request).ws)])
 
 
 async def agent(request: Request) -> Response:
     ws = web(request).ws
-    return JSONResponse(records.agent_detail(ws, ws.agent(request.path_params["name"])))
+    return JSONResponse(records.agent_detail(ws, ws.agent(request.path_params["name"])).to_json())
 
 
 async def history(request: Request) -> Response:
@@ -62,7 +62,7 @@ async def models(request: Request) -> Response:
     provider = request.query_params.get("provider") or None
     if provider is not None:
         provider = ws.provider(provider).id  # an unknown id is refused with suggestions
-    return JSONResponse(records.models(ws, provider))
+    return JSONResponse([m.to_json() for m in records.models(ws, provider)])
 
 
 def routes() -> list[BaseRoute]:

@@ -22,8 +22,10 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ironspire.errors import IronspireError
+from ironspire.views import AgentView
 from ironspire.web import records
 from ironspire.web.live import HealthFeed, Turns
+from ironspire.web.remedies import button
 from ironspire.web.security import Secrets, SecurityMiddleware, allowed_hosts
 
 if TYPE_CHECKING:
@@ -57,10 +59,11 @@ class Web:
         self.check_on_start = check_on_start
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                                trim_blocks=True, lstrip_blocks=True)
-        self.env.filters["dot"] = dot_class
+        self.env.filters["utc"] = utc
         self.env.filters["usd"] = usd
         self.env.filters["tokens"] = tokens
         self.env.globals["tabs"] = TABS
+        self.env.globals["button"] = button
 
     def render(self, request: Request, template: str, *, status: int = 200, tab: str = "", **context: Any) -> Response:
         agents = records.agents(self.ws)
@@ -69,16 +72,16 @@ class Web:
             reassign=self.reassign_choices(agents), **context)
         return HTMLResponse(body, status_code=status)
 
-    def reassign_choices(self, agents: list[dict[str, Any]]) -> dict[str, tuple[str, str] | None]:
-        """For each agent with a warning, the healthy route a one-click reassign would take."""
+    def reassign_choices(self, agents: list[AgentView]) -> dict[str, tuple[str, str] | None]:
+        """For each agent with a warning badge, the healthy route a one-click reassign would take."""
         out: dict[str, tuple[str, str] | None] = {}
         routes: dict[str | None, list[tuple[str, str]]] = {}
         for a in agents:
-            if a["warning"]:
-                pid = a["provider"]
-                if pid not in routes:
-                    routes[pid] = records.healthy_routes(self.ws, exclude=pid)
-                out[a["name"]] = routes[pid][0] if routes[pid] else None
+            if a.alert is not None:
+                if a.provider not in routes:
+                    routes[a.provider] = records.healthy_routes(self.ws, exclude=a.provider)
+                found = routes[a.provider]
+                out[a.name] = found[0] if found else None
         return out
 
 
@@ -87,9 +90,8 @@ def web(request: Request) -> Web:
     return w
 
 
-def dot_class(state: str) -> str:
-    return {"reachable": "green", "unreachable": "red", "invalid_key": "red", "rate_limited": "yellow"}.get(
-        state, "grey")
+def utc(moment: Any) -> str:
+    return moment.strftime("%H:%M:%S UTC") if moment is not None else ""
 
 
 def usd(value: float | None) -> str:

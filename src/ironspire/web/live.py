@@ -52,9 +52,13 @@ class HealthFeed:
     # --- publishing ------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
-        from ironspire.web.records import health
+        """Each provider's health record, with the dot colour and words the page shows (the view
+        layer decides those, so the script does not)."""
+        from ironspire import views
 
-        return health(self.ws)
+        return {h.provider: {**h.to_json(), "dot": h.dot, "label": h.label,
+                             "shown_latency_ms": h.shown_latency_ms, "checked": h.checked}
+                for h in views.health(self.ws)}
 
     def publish(self) -> None:
         """Pushes every status that differs from what listeners were last told."""

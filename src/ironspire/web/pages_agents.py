@@ -25,15 +25,16 @@ INHERIT = "__default__"
 
 
 def model_groups(ws: Any) -> list[dict[str, Any]]:
-    """Enabled providers' models, in the Providers tab's order."""
+    """Enabled providers' models (the view layer's records, with their chips and prices), by
+    provider family in the Providers tab's order."""
+    by_provider: dict[str, list[Any]] = {}
+    for m in records.models(ws):
+        by_provider.setdefault(m.provider, []).append(m)
     out = []
     for pid in ws.provider_ids():
-        if not ws.is_enabled(pid):
-            continue
-        models = ws.registry.list(provider=pid)
-        if models:
+        if ws.is_enabled(pid) and by_provider.get(pid):
             spec = ws.provider(pid)
-            out.append({"id": pid, "name": spec.display_name, "group": spec.group, "models": models})
+            out.append({"id": pid, "name": spec.display_name, "group": spec.group, "models": by_provider[pid]})
     return out
 
 
@@ -74,7 +75,7 @@ async def create_agent(request: Request) -> Response:
         return w.render(request, "agent_form.html", status=400, tab="chat",
                         **_form_context(w.ws, None, form, str(exc)))
     if wants_json(request):
-        return JSONResponse(records.agent(w.ws, agent), status_code=201)
+        return JSONResponse(records.agent(w.ws, agent).to_json(), status_code=201)
     return back(f"/agents/{agent.name}")
 
 
@@ -104,7 +105,7 @@ async def configure(request: Request) -> Response:
         agent.set_system(form["system"].strip() or None)
     agent.set_effort(effort)
     if wants_json(request):
-        return JSONResponse(records.agent(w.ws, agent))
+        return JSONResponse(records.agent(w.ws, agent).to_json())
     return back(f"/agents/{agent.name}")
 
 
@@ -124,7 +125,7 @@ async def reassign(request: Request) -> Response:
         provider, model = healthy[0]
     agent.switch(provider, model)
     if wants_json(request):
-        return JSONResponse(records.agent(w.ws, agent))
+        return JSONResponse(records.agent(w.ws, agent).to_json())
     return back(request.headers.get("x-return-to") or f"/agents/{agent.name}")
 
 

@@ -97,7 +97,7 @@ async def switch(request: Request) -> Response:
     provider, model = parse_route(form_of(request.scope).get("route", ""))
     agent.switch(provider, model)
     if wants_json(request):
-        return JSONResponse({"agent": records.agent(w.ws, agent), "hud": records.hud(w.ws, agent)})
+        return JSONResponse({"agent": records.agent(w.ws, agent).to_json(), "hud": records.hud(w.ws, agent)})
     return back(f"/agents/{agent.name}")
 
 
@@ -124,8 +124,7 @@ async def start_turn(request: Request) -> Response:
             turn.push("stopped", {"hud": hud, "note": "Stopped: no reply was saved; your message is kept as "
                                                        "unanswered, and the history is as it was."})
         else:
-            r = a.route
-            turn.push("failed", {"error": error_record(error, a.name, r.provider if r else None), "hud": hud})
+            turn.push("failed", {"error": error_record(error, a.name), "hud": hud})
         w.feed.publish()
 
     turn = w.turns.start(agent, text, render_event, finish)

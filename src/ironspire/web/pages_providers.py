@@ -15,7 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from ironspire import views
+from ironspire.catalog.providers import GROUP_TITLES
 from ironspire.errors import ConfigurationError, IronspireError, mask
+from ironspire.views import ProviderView
 from ironspire.web import records
 from ironspire.web.app import back, wants_json, web
 from ironspire.web.security import form_of
@@ -31,30 +34,29 @@ def _card(pid: str) -> str:
     return f"{PAGE}#card-{pid}"
 
 
-def provider_view(ws: Any, record: dict[str, Any], health: dict[str, Any]) -> dict[str, Any]:
-    """A card: the record, its health, and which settings it offers (base URL override etc.)."""
-    spec = ws.provider(record["id"])
-    auth_names = {f["name"] for f in record["auth"]}
-    extra = [name for name in routing.allowed_settings(spec) if name not in auth_names and name == "base_url"]
-    view = {**record, "health": health, "settings": extra,
-            "default_base_url": spec.base_url or None}
-    if record["id"] == "claude-sdk":
+def card(ws: Any, view: ProviderView) -> dict[str, Any]:
+    """A card: the provider's record, and what the page offers beyond its credential fields (the
+    base-URL override; for claude-sdk whether the CLI is there and logged in, and its terms)."""
+    spec = ws.provider(view.id)
+    auth_names = {f.name for f in view.auth}
+    out: dict[str, Any] = {"v": view, "base_url_setting": "base_url" in routing.allowed_settings(spec)
+                           and "base_url" not in auth_names}
+    if view.id == "claude-sdk":
         from ironspire.health import find_claude_cli
 
-        view["cli_found"] = find_claude_cli(ws.provider_settings("claude-sdk").get("cli_path")) is not None
-        view["logged_in"] = health["state"] == "reachable"
-        view["terms"] = records.CLAUDE_SDK_TERMS
-    return view
+        out["cli_found"] = find_claude_cli(ws.provider_settings("claude-sdk").get("cli_path")) is not None
+        out["logged_in"] = view.health.healthy
+        out["terms"] = records.CLAUDE_SDK_TERMS
+    return out
 
 
 def page_context(request: Request, *, custom_form: dict[str, Any] | None = None,
                  custom_error: str | None = None) -> dict[str, Any]:
-    w = web(request)
-    ws = w.ws
-    health = records.health(ws)
-    cards = [provider_view(ws, r, health[r["id"]]) for r in records.providers(ws)]
-    models = [(pid, [m for m in ws.registry.list(provider=pid)]) for pid in ws.provider_ids() if ws.is_enabled(pid)]
-    return {"groups": records.grouped(cards), "default": records.default(ws),
+    ws = web(request).ws
+    cards = [card(ws, v) for v in records.providers(ws)]
+    groups = [(title, [c for c in cards if c["v"].group == group]) for group, title in GROUP_TITLES.items()]
+    models = [(pid, ws.registry.list(provider=pid)) for pid in ws.provider_ids() if ws.is_enabled(pid)]
+    return {"groups": groups, "default": records.default(ws),
             "model_choices": [(pid, ms) for pid, ms in models if ms], "custom_form": custom_form or {},
             "custom_error": custom_error, "notice": request.query_params.get("notice")}
 
@@ -187,7 +189,7 @@ async def add_custom(request: Request) -> Response:
     records.monitor(w.ws).timeout = CHECK_TIMEOUT
     results = await w.feed.check([spec.id])
     if wants_json(request):
-        return JSONResponse({"provider": records.providers_one(ws, spec.id), "health": results[spec.id].to_dict()})
+        return JSONResponse({"provider": views.provider(ws, spec.id).to_json(), "health": results[spec.id].to_dict()})
     return back(_card(spec.id))
 
 
@@ -237,7 +239,7 @@ async def _check_after_change(w: Any, pid: str) -> None:
 
 def _done(request: Request, pid: str, notice: str) -> Response:
     if wants_json(request):
-        return JSONResponse({"ok": True, "notice": notice, "provider": records.providers_one(web(request).ws, pid)})
+        return JSONResponse({"ok": True, "notice": notice, "provider": views.provider(web(request).ws, pid).to_json()})
     return back(PAGE + "?" + str(httpx.QueryParams({"notice": notice})) + f"#card-{pid}")
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
+from ironspire import views
 from ironspire.catalog.providers import GROUP_TITLES, GROUPS
+from ironspire.views import AgentView, ModelView, ProviderView
 
 if TYPE_CHECKING:
     from ironspire.health import HealthMonitor
@@ -23,54 +25,36 @@ def monitor(ws: Workspace) -> HealthMonitor:
     return cast("HealthMonitor", ws.health)
 
 
-def providers(ws: Workspace) -> list[dict[str, Any]]:
-    """`ironspire providers list --json`."""
-    from ironspire.cli.providers import _full_record
-
-    return [_full_record(ws, ws.provider(pid)) for pid in ws.provider_ids()]
-
-
-def providers_one(ws: Workspace, pid: str) -> dict[str, Any]:
-    from ironspire.cli.providers import _full_record
-
-    return _full_record(ws, ws.provider(pid))
+def providers(ws: Workspace) -> list[ProviderView]:
+    """The cards, in Settings > Providers order (`ironspire providers list --json` as records)."""
+    return views.providers(ws)
 
 
 def health(ws: Workspace) -> dict[str, dict[str, Any]]:
-    """Last known health per provider (`ironspire providers check --json` entries)."""
-    return {pid: status.to_dict() for pid, status in monitor(ws).statuses().items()}
+    """Last known health per provider, as `ironspire providers check --json` prints each entry."""
+    return {h.provider: h.to_json() for h in views.health(ws)}
 
 
 def configured(ws: Workspace) -> list[str]:
-    from ironspire.cli.providers import configured_ids
-
-    return configured_ids(ws)
+    return views.configured_ids(ws)
 
 
 def default(ws: Workspace) -> dict[str, Any]:
     """`ironspire default show --json`."""
-    d = ws.default
-    return {"provider": d[0], "model": d[1]} if d else {"provider": None, "model": None}
+    return views.default_route(ws).to_json()
 
 
-def agent(ws: Workspace, a: Agent) -> dict[str, Any]:
-    """`ironspire agents list --json` entry: route, inherited or own, effort, warning (unhealthy,
-    disabled, or missing a credential)."""
-    from ironspire.cli._workspace import agent_record
-
-    return agent_record(ws, a)
+def agents(ws: Workspace) -> list[AgentView]:
+    return views.agents(ws)
 
 
-def agents(ws: Workspace) -> list[dict[str, Any]]:
-    return [agent(ws, a) for a in ws.agents()]
+def agent(ws: Workspace, a: Agent) -> AgentView:
+    return views.agent(ws, a.name)
 
 
-def agent_detail(ws: Workspace, a: Agent) -> dict[str, Any]:
+def agent_detail(ws: Workspace, a: Agent) -> AgentView:
     """`ironspire agents show --json`."""
-    record = agent(ws, a)
-    record["messages"] = len(a.history)
-    record["unanswered"] = sum(1 for e in a.transcript() if e.status == "unanswered")
-    return record
+    return views.agent(ws, a.name, detail=True)
 
 
 def history(a: Agent, *, include_unanswered: bool = False) -> list[dict[str, Any]]:
@@ -81,24 +65,14 @@ def history(a: Agent, *, include_unanswered: bool = False) -> list[dict[str, Any
             for e in a.transcript() if include_unanswered or e.status == "ok"]
 
 
-def model(m: Any) -> dict[str, Any]:
-    """`ironspire models list --json` entry."""
-    from ironspire.cli.models import _record
-
-    return _record(m)
+def models(ws: Workspace, provider: str | None = None) -> list[ModelView]:
+    """`ironspire models list --json` as records (the workspace's registry, discovered models too)."""
+    return views.models(ws, provider=provider)
 
 
-def models(ws: Workspace, provider: str | None = None) -> list[dict[str, Any]]:
-    return [model(m) for m in ws.registry.list(provider=provider)]
-
-
-def grouped(records: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
-    """Provider records in the spec's order: Primary, Cloud, OpenAI-compatible, then Custom."""
-    out = []
-    for group in GROUPS:
-        members = [r for r in records if r["group"] == group]
-        out.append((GROUP_TITLES[group], members))
-    return out
+def grouped(cards: list[ProviderView]) -> list[tuple[str, list[ProviderView]]]:
+    """Provider cards in the spec's order: Primary, Cloud, OpenAI-compatible, then Custom."""
+    return [(GROUP_TITLES[group], [c for c in cards if c.group == group]) for group in GROUPS]
 
 
 def healthy_routes(ws: Workspace, exclude: str | None = None) -> list[tuple[str, str]]:

@@ -24,8 +24,6 @@ function el(tag, cls, text) {
   return node;
 }
 
-const DOT = { reachable: "green", unreachable: "red", invalid_key: "red", rate_limited: "yellow" };
-
 function time(iso) {
   return iso ? iso.slice(11, 19) + " UTC" : "";
 }
@@ -34,15 +32,16 @@ function showHealth(s) {
   const pid = s.provider;
   const dot = document.querySelector(`[data-dot="${CSS.escape(pid)}"]`);
   if (!dot) return;
-  dot.className = "dot " + (DOT[s.state] || "grey");
-  dot.title = s.state;
+  dot.className = "dot " + s.dot;
+  dot.title = s.label;
+  dot.dataset.state = s.state;
   const set = (attr, text) => {
     const node = document.querySelector(`[data-${attr}="${CSS.escape(pid)}"]`);
     if (node) node.textContent = text;
   };
-  set("state", s.state.replaceAll("_", " "));
-  const shown = !["unknown", "disabled"].includes(s.state);
-  set("when", shown ? `checked ${time(s.checked_at)}` + (s.latency_ms != null ? ` · ${Math.round(s.latency_ms)} ms` : "") : "");
+  set("state-label", s.label);
+  const ms = s.shown_latency_ms;
+  set("when", s.checked ? `checked ${time(s.checked_at)}` + (ms != null ? ` · ${Math.round(ms)} ms` : "") : "");
   set("until", s.until ? `until ${time(s.until)}` : "");
   set("detail", s.detail || "");
   document.body.dataset.healthEvents = String(Number(document.body.dataset.healthEvents || 0) + 1);
