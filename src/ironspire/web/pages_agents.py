@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from ironspire.errors import ConfigurationError
+from ironspire.errors import ConfigurationError, IronspireError
 from ironspire.web import records
 from ironspire.web.app import back, wants_json, web
 from ironspire.web.security import form_of
@@ -69,7 +69,7 @@ async def create_agent(request: Request) -> Response:
         provider, model = parse_route(form.get("route", INHERIT))
         agent = w.ws.create_agent(form.get("name", ""), provider, model, form.get("system", "").strip() or None,
                                   effort=form.get("effort") or DEFAULT_EFFORT)
-    except ConfigurationError as exc:
+    except IronspireError as exc:
         if wants_json(request):
             raise
         return w.render(request, "agent_form.html", status=400, tab="chat",
@@ -94,7 +94,7 @@ async def configure(request: Request) -> Response:
         provider, model = parse_route(form.get("route", INHERIT))
         w.ws.check_route(provider, model)
         effort = check_effort(form.get("effort") or agent.effort)
-    except ConfigurationError as exc:
+    except IronspireError as exc:
         if wants_json(request):
             raise
         form.setdefault("name", agent.name)

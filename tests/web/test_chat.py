@@ -1,0 +1,202 @@
+"""Agents and chat through the app: create/configure with an effort level, streamed replies
+(SSE), switching in place with the history kept, Stop, typed errors with their remedy, the
+sidebar's warning and one-click reassign, and the Session HUD."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ironspire.catalog.providers import CustomEndpoint
+from web.conftest import Browser
+from workspace.loopback import Server, serving
+
+
+def events(body: str) -> list[tuple[str, Any]]:
+    out = []
+    for block in body.split("\n\n"):
+        name = next((line[7:] for line in block.splitlines() if line.startswith("event: ")), None)
+        data = next((line[6:] for line in block.splitlines() if line.startswith("data: ")), None)
+        if name and data is not None:
+            out.append((name, json.loads(data)))
+    return out
+
+
+async def turn(web: Browser, agent: str, text: str) -> list[tuple[str, Any]]:
+    started = await web.post(f"/agents/{agent}/turns", {"message": text}, json_answer=True)
+    assert started.status_code == 202, started.text
+    stream = await web.get(started.json()["events"])
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    return events(stream.text)
+
+
+def point(web: Browser, pid: str, server: Server) -> None:
+    web.ws.set_provider_setting(pid, "base_url", server.url + ("/v1" if pid in ("openai", "mistral") else ""))
+    web.ws.credentials.set(pid, "api_key", f"{pid}-test-key-000000")
+
+
+async def test_an_agent_is_created_and_configured_with_an_effort_level(web: Browser) -> None:
+    made = await web.post("/agents", {"name": "planner", "system": "plan things", "effort": "low",
+                                      "route": "openai|o3"})
+    assert made.status_code == 303 and made.headers["location"] == "/agents/planner"
+    planner = web.ws.agent("planner")
+    assert (planner.effort, planner.own_provider, planner.own_model, planner.system) == ("low", "openai", "o3",
+                                                                                       "plan things")
+    form = (await web.get("/agents/planner/configure")).text
+    assert 'value="low" checked' in form and 'value="openai|o3" checked' in form
+    assert 'class="chip reasoning"' in form and "System default" in form
+    changed = await web.post("/agents/planner/configure", {"system": "", "effort": "medium", "route": "__default__"})
+    assert changed.status_code == 303
+    assert (planner.effort, planner.inherits, planner.system) == ("medium", True, None)
+    assert (await web.api("/api/agents/planner"))["effort"] == "medium"
+
+
+@pytest.mark.parametrize("form", [{"name": "x", "effort": "extreme"}, {"name": "x", "route": "openai|nope"},
+                                  {"name": "", "effort": "low"}, {"name": "x", "route": "garbage"}])
+async def test_bad_agent_forms_change_nothing(web: Browser, form: dict[str, str]) -> None:
+    refused = await web.post("/agents", form)
+    assert refused.status_code == 400 and 'id="form-error"' in refused.text
+    assert web.ws.agents() == []
+    if not form["name"]:
+        return  # reconfiguring does not rename
+    web.ws.create_agent("kept", effort="low")
+    again = await web.post("/agents/kept/configure", {**form, "system": "changed"})
+    assert again.status_code == 400
+    kept = web.ws.agent("kept")
+    assert (kept.effort, kept.system, kept.inherits) == ("low", None, True)
+
+
+async def test_a_reply_streams_and_the_history_survives_a_switch(web: Browser) -> None:
+    with serving(Server("oa"), Server("an")) as (oa, an):
+        point(web, "openai", oa)
+        point(web, "claude-api", an)
+        web.ws.create_agent("pal", provider="openai", model="gpt-4.1")
+        first = await turn(web, "pal", "hello there")
+        texts = "".join(d["text"] for name, d in first if name == "text")
+        assert texts == "oa: 1 messages, last: hello there"
+        assert len([1 for name, _ in first if name == "text"]) > 1  # it arrived in pieces
+        done = first[-1]
+        assert done[0] == "done" and done[1]["message"]["provider"] == "openai"
+        assert done[1]["hud"]["cost"]["billed_usd"] > 0
+        switched = await web.post("/agents/pal/switch", {"route": "claude-api|claude-haiku-4-5"})
+        assert switched.status_code == 303
+        second = await turn(web, "pal", "and now?")
+        assert "".join(d["text"] for n, d in second if n == "text") == "an: 3 messages, last: and now?"
+        history = await web.api("/api/agents/pal/history")
+        assert [(m["role"], m.get("provider")) for m in history] == [
+            ("user", None), ("assistant", "openai"), ("user", None), ("assistant", "claude-api")]
+        page = (await web.get("/agents/pal")).text
+        assert "openai/gpt-4.1" in page and "claude-api/claude-haiku-4-5" in page
+        assert 'data-hud="override">override' in page
+
+
+async def test_stop_cancels_mid_stream_and_leaves_the_history_intact(web: Browser) -> None:
+    with serving(Server("slow", hold_after=3)) as (slow,):
+        point(web, "openai", slow)
+        agent = web.ws.create_agent("pal", provider="openai", model="gpt-4.1")
+        started = (await web.post("/agents/pal/turns", {"message": "tell me a long story"}, json_answer=True)).json()
+        state = web.app.state.web.turns.get(started["id"])
+        for _ in range(200):
+            if sum(1 for name, _ in state.events if name == "text") >= 2:
+                break
+            await asyncio.sleep(0.02)
+        busy = await web.post("/agents/pal/turns", {"message": "again"}, json_answer=True)
+        assert busy.status_code == 400 and "still replying" in busy.json()["message"]
+        stopped = await web.post(started["stop"], json_answer=True)
+        assert stopped.status_code == 200
+        slow.gate.set()
+        replay = events((await web.get(started["events"])).text)
+        assert [n for n, _ in replay][-1] == "stopped"
+        assert any(n == "text" for n, _ in replay)
+        assert agent.history == []
+        everything = await web.api("/api/agents/pal/history?all=1")
+        assert [(m["role"], m["status"]) for m in everything] == [("user", "unanswered")]
+
+
+@pytest.mark.parametrize(("status", "error", "state", "action"), [
+    (401, "AuthenticationError", "invalid_key", "set_key"),
+    (429, "RateLimitError", "rate_limited", "retry"),
+])
+async def test_a_failed_turn_shows_its_error_and_remedy_and_updates_the_dot(
+    web: Browser, status: int, error: str, state: str, action: str
+) -> None:
+    with serving(Server("bad", status=status)) as (bad,):
+        point(web, "mistral", bad)
+        web.ws.create_agent("pal", provider="mistral", model="mistral-large-2512")
+        replay = await turn(web, "pal", "hi")
+        name, data = replay[-1]
+        assert name == "failed" and data["error"]["type"] == error
+        assert data["error"]["remedy"]["action"] == action and data["error"]["button"] is not None
+        if action == "retry":
+            assert data["error"]["alternative"]["url"] == "/agents/pal/reassign"
+        assert (await web.api("/api/agents/pal/history")) == []
+        # live traffic moved the provider's dot (and the card the page shows)
+        card = next(r for r in await web.api("/api/providers") if r["id"] == "mistral")
+        assert card["health"]["state"] == state
+        listener = web.app.state.web.feed.snapshot()["mistral"]
+        assert listener["dot"] == ("red" if status == 401 else "yellow")
+
+
+async def test_the_sidebar_warns_and_one_click_reassign_clears_it(web: Browser) -> None:
+    with serving(Server("oa"), Server("m")) as (oa, m):
+        point(web, "openai", oa)
+        point(web, "mistral", m)
+        web.ws.set_default("openai", "gpt-4.1")
+        web.ws.health.observe("openai", None, 0.01)
+        agent = web.ws.create_agent("pal", provider="mistral", model="mistral-large-2512")
+        await turn(web, "pal", "first")
+        await web.post("/settings/providers/mistral/disable")
+        page = (await web.get("/agents/pal")).text
+        assert 'data-warning-for="pal" data-alert="disabled"' in page and "mistral is disabled" in page
+        assert 'data-reassign="pal">Reassign to openai' in page
+        moved = await web.post("/agents/pal/reassign", {"route": "openai|gpt-4.1"})
+        assert moved.status_code == 303
+        page = (await web.get("/agents/pal")).text
+        assert 'data-warning-for="pal"' not in page
+        assert (agent.own_provider, agent.own_model) == ("openai", "gpt-4.1")
+        assert len(agent.history) == 2  # kept
+        oneclick = web.ws.create_agent("other", provider="mistral", model="mistral-large-2512")
+        assert (await web.post("/agents/other/reassign")).status_code == 303  # no route given: a healthy one
+        assert oneclick.own_provider == "openai"
+
+
+async def test_the_context_bar_turns_red_at_70_and_pulses_at_90_percent(web: Browser) -> None:
+    with serving(Server("box")) as (box,):
+        web.ws.add_custom_endpoint(CustomEndpoint("tiny", box.url + "/v1", "t1", context_window=1000))
+        web.ws.create_agent("pal", provider="custom-tiny", model="t1")
+        hud = await web.api("/api/agents/pal/hud")
+        assert (hud["context"]["window"], hud["context"]["level"]) == (1000, "ok")
+        await turn(web, "pal", "x" * 1500)
+        hud = await web.api("/api/agents/pal/hud")
+        assert 0.7 <= hud["context"]["share"] < 0.9 and hud["context"]["level"] == "warn"
+        assert 'class="ctx-warn"' in (await web.get("/agents/pal")).text
+        await turn(web, "pal", "y" * 300)
+        hud = await web.api("/api/agents/pal/hud")
+        assert hud["context"]["share"] >= 0.9 and hud["context"]["level"] == "alarm"
+        assert 'class="ctx-alarm"' in (await web.get("/agents/pal")).text
+        assert hud["cost"] == {"billed_usd": 0.0, "api_equivalent_usd": 0.0, "differs": False}
+
+
+async def test_the_hud_shows_billed_and_api_equivalent_cost_apart(web: Browser, tmp_path: Path) -> None:
+    """A Claude subscription bills nothing per token; the HUD says what the same turn would have
+    cost on the API (the CLI's own report: the recorded turn's total_cost_usd)."""
+    pytest.importorskip("claude_agent_sdk")
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "claude" / "fake_claude.py"
+    wrapper = tmp_path / "bin" / "claude"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{fixture}" "$@"\n')
+    wrapper.chmod(0o755)
+    web.ws.set_provider_setting("claude-sdk", "cli_path", str(wrapper))
+    web.ws.create_agent("sub", provider="claude-sdk", model="claude-haiku-4-5")
+    done = (await turn(web, "sub", "What is 2+2?"))[-1]
+    assert done[0] == "done", done
+    cost = done[1]["hud"]["cost"]
+    assert cost["billed_usd"] == 0.0 and cost["differs"] is True
+    assert cost["api_equivalent_usd"] == pytest.approx(0.103066, abs=1e-6)
+    page = (await web.get("/agents/sub")).text
+    assert "API-equivalent $0.1031" in page
