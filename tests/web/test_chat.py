@@ -182,16 +182,22 @@ async def test_the_context_bar_turns_red_at_70_and_pulses_at_90_percent(web: Bro
         assert hud["cost"] == {"billed_usd": 0.0, "api_equivalent_usd": 0.0, "differs": False}
 
 
-async def test_the_hud_shows_billed_and_api_equivalent_cost_apart(web: Browser, tmp_path: Path) -> None:
-    """A Claude subscription bills nothing per token; the HUD says what the same turn would have
-    cost on the API (the CLI's own report: the recorded turn's total_cost_usd)."""
+@pytest.fixture
+def fake_claude(tmp_path: Path) -> str:
+    """The stand-in Claude CLI replaying a recorded stream-json turn (tests/fixtures/claude)."""
     pytest.importorskip("claude_agent_sdk")
     fixture = Path(__file__).resolve().parents[1] / "fixtures" / "claude" / "fake_claude.py"
     wrapper = tmp_path / "bin" / "claude"
     wrapper.parent.mkdir()
     wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{fixture}" "$@"\n')
     wrapper.chmod(0o755)
-    web.ws.set_provider_setting("claude-sdk", "cli_path", str(wrapper))
+    return str(wrapper)
+
+
+async def test_the_hud_shows_billed_and_api_equivalent_cost_apart(web: Browser, fake_claude: str) -> None:
+    """A Claude subscription bills nothing per token; the HUD says what the same turn would have
+    cost on the API (the CLI's own report: the recorded turn's total_cost_usd)."""
+    web.ws.set_provider_setting("claude-sdk", "cli_path", fake_claude)
     web.ws.create_agent("sub", provider="claude-sdk", model="claude-haiku-4-5")
     done = (await turn(web, "sub", "What is 2+2?"))[-1]
     assert done[0] == "done", done
