@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from support.llamacpp import llamacpp_server  # noqa: F401  (one server for the whole session)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("IRONSPIRE_SHARED", REPO.parent / "shared"))
 REALDATA = SHARED / "realdata"

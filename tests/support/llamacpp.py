@@ -1,7 +1,9 @@
 """The real llama.cpp server (llama-cpp-python) serving SmolLM2-135M-Instruct on 127.0.0.1.
 
-Started once per session. The command line is ``LLAMACPP_COMMAND`` below, so CI can run the same
-thing by hand when a test needs debugging.
+Started once per session, for every test that asks for ``llamacpp_server`` (the integration
+tests, and the browser tests' real local model): the fixture is registered once, in
+tests/conftest.py, so the whole run shares one server. The command line is ``llamacpp_command``
+below, so CI can run the same thing by hand when a test needs debugging.
 """
 
 from __future__ import annotations
