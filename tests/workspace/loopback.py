@@ -7,8 +7,9 @@ can see what history reached it, and records every request body it received.
 ``mode="tools"`` (OpenAI format) answers a request that offers tools and ends on a user turn
 with a call of the first tool (id ``TOOL_CALL_ID``); once the history ends on the tool's result
 it answers in text naming that result. ``status`` answers every POST with that
-HTTP error (401 a rejected key, 429 a rate limit with ``retry-after: 30``) and ``probe_status`` every
-GET (the health probes), so health checks see each state. ``hold_after=N`` sends N stream chunks and then waits for
+HTTP error (401 a rejected key, 429 a rate limit with ``retry-after: 30``, or ``retry_after``)
+and ``probe_status`` every GET (the health probes), so health checks see each state.
+``hold_after=N`` sends N stream chunks and then waits for
 ``gate`` to be set, so a test can observe a client in the middle of a stream. In ``"endless"``
 mode ``mid_stream`` is set while the server holds a stream open without its terminator, and
 ``client_gone`` once the client's side of that connection has closed.
@@ -56,6 +57,7 @@ class Server:
                  hold_after: int | None = None, probe_status: int = 200) -> None:
         self.label, self.mode, self.status, self.drip = label, mode, status, drip
         self.probe_status = probe_status
+        self.retry_after = "30"
         self.hold_after = hold_after
         self.requests: list[dict[str, Any]] = []
         self.release = threading.Event()
@@ -106,7 +108,7 @@ class Server:
                     status, "server exploded")
                 kind = {401: "invalid_request_error", 429: "rate_limit_error"}.get(status, "server_error")
                 self._json(status, {"error": {"message": message, "type": kind}},
-                           {"retry-after": "30"} if status == 429 else None)
+                           {"retry-after": outer.retry_after} if status == 429 else None)
 
             def _json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
                 raw = json.dumps(data).encode()

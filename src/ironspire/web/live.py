@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ironspire.views import HealthView
     from ironspire.workspace import Agent, Workspace
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,13 @@ def sse(event: str, data: Any, *, event_id: int | None = None) -> bytes:
     """One server-sent event; the data is JSON on one line (JSON never needs a raw newline)."""
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def shown(h: HealthView) -> dict[str, Any]:
+    """A health record with the dot colour and words the page shows (the view layer decides
+    those, so the script does not)."""
+    return {**h.to_json(), "dot": h.dot, "label": h.label, "shown_latency_ms": h.shown_latency_ms,
+            "checked": h.checked}
 
 
 class HealthFeed:
@@ -52,13 +60,9 @@ class HealthFeed:
     # --- publishing ------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
-        """Each provider's health record, with the dot colour and words the page shows (the view
-        layer decides those, so the script does not)."""
         from ironspire import views
 
-        return {h.provider: {**h.to_json(), "dot": h.dot, "label": h.label,
-                             "shown_latency_ms": h.shown_latency_ms, "checked": h.checked}
-                for h in views.health(self.ws)}
+        return {h.provider: shown(h) for h in views.health(self.ws)}
 
     def publish(self) -> None:
         """Pushes every status that differs from what listeners were last told."""

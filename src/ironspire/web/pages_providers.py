@@ -18,9 +18,10 @@ from starlette.routing import BaseRoute, Route
 from ironspire import views
 from ironspire.catalog.providers import GROUP_TITLES
 from ironspire.errors import ConfigurationError, IronspireError, mask
-from ironspire.views import ProviderView
+from ironspire.views import HealthView, ProviderView
 from ironspire.web import records
 from ironspire.web.app import back, wants_json, web
+from ironspire.web.live import shown
 from ironspire.web.security import form_of
 from ironspire.workspace import routing
 
@@ -74,7 +75,7 @@ async def check_one(request: Request) -> Response:
     records.monitor(w.ws).timeout = CHECK_TIMEOUT
     results = await w.feed.check([pid])
     if wants_json(request):
-        return JSONResponse(results[pid].to_dict())
+        return JSONResponse(shown(HealthView.of(results[pid])))
     return back(_card(pid))
 
 
@@ -83,7 +84,7 @@ async def check_all(request: Request) -> Response:
     records.monitor(w.ws).timeout = CHECK_TIMEOUT
     results = await w.feed.check()
     if wants_json(request):
-        return JSONResponse([r.to_dict() for r in results.values()])
+        return JSONResponse([shown(HealthView.of(r)) for r in results.values()])
     return back(PAGE)
 
 
