@@ -142,6 +142,7 @@ async def test_no_canary_appears_in_any_file_or_output(
                      ["providers", "check"], ["agents", "list", "--json"], ["analytics", "--json"]):
             result = await asyncio.to_thread(runner.invoke, app, args)
             outputs += [result.output, repr(result.exception) if result.exception else ""]
+        outputs += await web_outputs(ws, agents, server)
         # while the database is open its newest pages sit in the WAL file: scan them there too
         live = [p.name for p in files_under(isolated_env)]
         assert "ironspire.db-wal" in live and "ironspire.db-shm" in live, live
@@ -163,6 +164,45 @@ async def test_no_canary_appears_in_any_file_or_output(
         assert any(mask(canaries[key]) in o for o in outputs), key
     leaks = scan(isolated_env, canaries, outputs)
     assert not leaks, "\n".join(leaks)
+
+
+async def web_outputs(ws: Any, agents: list[Any], server: Provider) -> list[str]:
+    """Every page and JSON twin of the web app, and streamed turns (answered, refused, echoing
+    the request's headers back) as the browser receives them."""
+    import httpx
+
+    from ironspire.web import create_app
+    from ironspire.web.security import Secrets
+
+    secrets = Secrets()
+    app = create_app(ws, secrets=secrets, check_on_start=False)
+    seen: list[str] = []
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8780") as client:
+        await client.get(f"/?token={secrets.token}")
+        form = {"csrf_token": secrets.csrf}
+        pages = ["/settings/providers", "/agents", "/agents/new", "/api/settings/providers", "/api/providers",
+                 "/api/health", "/api/default", "/api/agents", "/api/models"]
+        for agent in agents:
+            name = agent.name
+            pages += [f"/agents/{name}", f"/agents/{name}/configure", f"/api/agents/{name}",
+                      f"/api/agents/{name}/history?all=1", f"/api/agents/{name}/hud"]
+        for mode in ("ok", "auth"):
+            server.mode = mode
+            for agent in agents[:4]:
+                started = await client.post(f"/agents/{agent.name}/turns", data={**form, "message": "web canary"},
+                                            headers={"accept": "application/json"})
+                seen.append(started.text)
+                if started.status_code == 202:
+                    seen.append((await client.get(started.json()["events"])).text)
+            checked = await client.post("/settings/providers/check", data=form, headers={"accept": "application/json"})
+            seen.append(checked.text)
+        for path in pages:
+            response = await client.get(path, follow_redirects=True)
+            assert response.status_code == 200, (path, response.status_code)
+            seen.append(response.text)
+    assert any("web canary" in text for text in seen), "the web turns must really have run"
+    return seen
 
 
 def files_under(home: Path) -> list[Path]:

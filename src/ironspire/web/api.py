@@ -49,7 +49,8 @@ async def agent(request: Request) -> Response:
 async def history(request: Request) -> Response:
     ws = web(request).ws
     everything = request.query_params.get("all") in ("1", "true", "yes")
-    return JSONResponse(records.history(ws.agent(request.path_params["name"]), include_unanswered=everything))
+    entries = records.history(ws, ws.agent(request.path_params["name"]), include_unanswered=everything)
+    return JSONResponse([e.to_json() for e in entries])
 
 
 async def hud(request: Request) -> Response:

@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 
 from ironspire.errors import IronspireError
 from ironspire.views import AgentView
+from ironspire.views.formatting import tokens
 from ironspire.web import records
 from ironspire.web.live import HealthFeed, Turns
 from ironspire.web.remedies import button
@@ -60,7 +61,6 @@ class Web:
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
                                trim_blocks=True, lstrip_blocks=True)
         self.env.filters["utc"] = utc
-        self.env.filters["usd"] = usd
         self.env.filters["tokens"] = tokens
         self.env.globals["tabs"] = TABS
         self.env.globals["button"] = button
@@ -92,20 +92,6 @@ def web(request: Request) -> Web:
 
 def utc(moment: Any) -> str:
     return moment.strftime("%H:%M:%S UTC") if moment is not None else ""
-
-
-def usd(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
-
-
-def tokens(n: int | None) -> str:
-    if not n:
-        return "–"
-    if n >= 1_000_000:
-        return f"{n / 1_000_000:g}M"
-    return f"{n / 1000:g}K" if n >= 1000 else str(n)
 
 
 def wants_json(request: Request) -> bool:

@@ -81,7 +81,7 @@ async def chat_page(request: Request) -> Response:
     w = web(request)
     ws = w.ws
     agent = ws.agent(request.path_params["name"])
-    transcript = [message_view(e.message, e.status) for e in agent.transcript()]
+    transcript = [message_view(e.message, e.status) for e in records.history(ws, agent, include_unanswered=True)]
     running = w.turns.running(agent.name)
     return w.render(request, "chat.html", tab="chat", agent=agent, record=records.agent(ws, agent),
                     transcript=transcript, hud=records.hud(ws, agent), groups=model_groups(ws),

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ironspire import views
 from ironspire.catalog.providers import GROUP_TITLES, GROUPS
-from ironspire.views import AgentView, ModelView, ProviderView
+from ironspire.views import AgentView, HistoryEntryView, ModelView, ProviderView
 
 if TYPE_CHECKING:
     from ironspire.health import HealthMonitor
@@ -57,12 +57,9 @@ def agent_detail(ws: Workspace, a: Agent) -> AgentView:
     return views.agent(ws, a.name, detail=True)
 
 
-def history(a: Agent, *, include_unanswered: bool = False) -> list[dict[str, Any]]:
-    """`ironspire history AGENT --json` (``--all`` with ``include_unanswered``)."""
-    import json
-
-    return [{**json.loads(e.message.to_json()), "status": e.status, "at": e.at}
-            for e in a.transcript() if include_unanswered or e.status == "ok"]
+def history(ws: Workspace, a: Agent, *, include_unanswered: bool = False) -> list[HistoryEntryView]:
+    """`ironspire history AGENT --json` as records (``--all`` with ``include_unanswered``)."""
+    return views.history(ws, a.name, unanswered=include_unanswered)
 
 
 def models(ws: Workspace, provider: str | None = None) -> list[ModelView]:
@@ -120,8 +117,11 @@ def hud(ws: Workspace, a: Agent) -> dict[str, Any]:
                               "override": not a.inherits, "effort": a.effort}
     kpis = ws.analytics.kpis("session", agent=a.name)
     billed, api = float(kpis["total_spend_usd"]), kpis["api_equivalent_usd"]
+    from ironspire.views.formatting import usd
+
     record["cost"] = {"billed_usd": round(billed, 6), "api_equivalent_usd": None if api is None else round(api, 6),
-                      "differs": api is not None and abs(float(api) - billed) > 1e-9}
+                      "differs": api is not None and abs(float(api) - billed) > 1e-9,
+                      "billed_text": usd(billed), "api_text": None if api is None else usd(float(api))}
     history = a.history
     estimate = estimate_tokens(ChatRequest(messages=tuple(history), system=a.system))
     last = next((m for m in reversed(history) if m.role == "assistant" and m.usage is not None), None)

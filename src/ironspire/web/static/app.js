@@ -80,10 +80,9 @@ function setHud(hud) {
   q("route").textContent = (hud.provider || "-") + (hud.model ? "/" + hud.model : "");
   q("override").textContent = hud.override ? "override" : "default";
   q("effort").textContent = "effort " + hud.effort;
-  const usd = (v) => (v == null ? "–" : "$" + (v < 1 ? v.toFixed(4) : v.toFixed(2)));
-  q("billed").textContent = usd(hud.cost.billed_usd);
+  q("billed").textContent = hud.cost.billed_text;
   const api = q("api");
-  api.textContent = "API-equivalent " + usd(hud.cost.api_equivalent_usd);
+  api.textContent = "API-equivalent " + (hud.cost.api_text ?? "–");
   api.classList.toggle("hidden", !hud.cost.differs);
   const bar = document.getElementById("context-bar");
   const c = hud.context;
