@@ -207,3 +207,43 @@ async def test_the_hud_shows_billed_and_api_equivalent_cost_apart(web: Browser, 
     assert cost["api_equivalent_usd"] == pytest.approx(0.103066, abs=1e-6)
     page = (await web.get("/agents/sub")).text
     assert "API-equivalent $0.1" in page and "0</strong> billed" in page
+
+
+async def test_tool_calls_and_their_results_are_rendered(web: Browser) -> None:
+    from ironspire.messages import Message, Text, ToolResult
+    from ironspire.protocols.base import Tool
+
+    weather = Tool("get_weather", "Current weather in a city.",
+                   {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+    with serving(Server("oa", mode="tools")) as (oa,):
+        point(web, "openai", oa)
+        agent = web.ws.create_agent("pal", provider="openai", model="gpt-4.1")
+        asked = await agent.send("Weather in Oslo?", tools=[weather])
+        (call,) = asked.tool_calls
+        await agent.send(Message.tool(ToolResult(call.id, call.name, (Text("sunny, 21 C"),))), tools=[weather])
+    page = (await web.get("/agents/pal")).text
+    assert 'Tool call <code>get_weather</code> <code class="args">{&#34;city&#34;: &#34;Oslo&#34;}</code>' in page
+    assert "Result of <code>get_weather</code>: <span>sunny, 21 C</span>" in page
+
+
+async def test_the_model_picker_includes_discovered_models_after_a_refresh(web: Browser, realdata: Path) -> None:
+    """Ollama's own documented answers (recorded in realdata) list what the local server has."""
+    import yaml
+
+    from support.ollama_fake import serving as ollama_serving
+
+    openapi = yaml.safe_load((realdata / "ollama/ollama__docs__openapi.yaml").read_text(encoding="utf-8"))
+
+    def example(path: str, method: str) -> Any:
+        return openapi["paths"][path][method]["responses"]["200"]["content"]["application/json"]["example"]
+
+    routes = {("GET", "/api/tags"): (200, example("/api/tags", "get")),
+              ("POST", "/api/show:gemma4"): (200, example("/api/show", "post"))}
+    with ollama_serving(routes) as server:
+        web.ws.set_provider_setting("ollama", "base_url", server.url)
+        assert 'value="ollama|gemma4"' not in (await web.get("/agents/new")).text
+        refreshed = await web.post("/agents/models/refresh", {"return_to": "/agents/new"})
+        assert refreshed.status_code == 303 and refreshed.headers["location"] == "/agents/new"
+        picker = (await web.get("/agents/new")).text
+    assert 'value="ollama|gemma4"' in picker and 'class="chip discovered"' in picker
+    assert any(m["id"] == "gemma4" for m in await web.api("/api/models?provider=ollama"))
