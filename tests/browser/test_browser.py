@@ -73,6 +73,14 @@ def dot(driver: Any, pid: str) -> str:
     return str(element.get_attribute("class"))
 
 
+def click_through(driver: Any, selector: str) -> None:
+    """Clicks something that loads a new page, and waits for that page (not the old one) to be ready."""
+    old = driver.find_element(By.TAG_NAME, "body")
+    driver.find_element(By.CSS_SELECTOR, selector).click()
+    wait(driver, ec.staleness_of(old))
+    wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "body[data-ready='1']"))
+
+
 def open_providers(driver: Any, server: Serving) -> None:
     driver.get(server.base + "/settings/providers")
     wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "body[data-ready='1'][data-page='providers']"))
@@ -83,11 +91,9 @@ def set_url_and_key(driver: Any, server: Serving, pid: str, url: str, key: str) 
     box = driver.find_element(By.CSS_SELECTOR, f'[data-base-url="{pid}"]')
     box.clear()
     box.send_keys(url)
-    driver.find_element(By.CSS_SELECTOR, f'[data-save-url="{pid}"]').click()
-    wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "body[data-ready='1']"))
+    click_through(driver, f'[data-save-url="{pid}"]')
     driver.find_element(By.CSS_SELECTOR, f'[data-secret-input="{pid}:api_key"]').send_keys(key)
-    driver.find_element(By.CSS_SELECTOR, f'[data-save="{pid}:api_key"]').click()
-    wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "body[data-ready='1']"))
+    click_through(driver, f'[data-save="{pid}:api_key"]')
 
 
 def test_keys_are_added_and_dots_turn_green_red_yellow(page: Any, server: Serving, fakes: dict[str, Server]) -> None:
@@ -136,7 +142,7 @@ def test_a_custom_endpoint_is_added_and_checked_at_once(page: Any, server: Servi
     form.find_element(By.NAME, "name").send_keys("local llama")
     form.find_element(By.NAME, "base_url").send_keys("not a url")
     form.find_element(By.NAME, "model_id").send_keys("smollm2")
-    page.find_element(By.ID, "custom-save").click()
+    click_through(page, "#custom-save")
     error = wait(page, ec.presence_of_element_located((By.ID, "custom-error")))
     assert "not a valid URL" in error.text
     assert not page.find_elements(By.ID, "card-custom-local-llama")  # nothing saved
@@ -148,7 +154,7 @@ def test_a_custom_endpoint_is_added_and_checked_at_once(page: Any, server: Servi
     window.clear()
     window.send_keys("2048")
     form.find_element(By.NAME, "display_name").send_keys("SmolLM2 (local)")
-    page.find_element(By.ID, "custom-save").click()
+    click_through(page, "#custom-save")
     wait(page, lambda d: d.find_elements(By.ID, "card-custom-local-llama"))
     wait(page, lambda d: "green" in dot(d, "custom-local-llama"))  # checked as it was saved
 
@@ -159,7 +165,7 @@ def test_an_agent_is_created_with_an_effort_level(page: Any, server: Serving) ->
     page.find_element(By.ID, "agent-system").send_keys("You are brief.")
     page.find_element(By.CSS_SELECTOR, '[data-effort="low"]').click()
     page.find_element(By.CSS_SELECTOR, 'input[name="route"][value="custom-local-llama|smollm2"]').click()
-    page.find_element(By.ID, "agent-save").click()
+    click_through(page, "#agent-save")
     wait(page, lambda d: d.find_element(By.CSS_SELECTOR, "body[data-page='chat'][data-ready='1']"))
     assert page.current_url.endswith("/agents/helper")
     assert page.find_element(By.CSS_SELECTOR, '[data-hud="effort"]').text == "effort low"
@@ -197,7 +203,7 @@ def test_a_streamed_reply_arrives_in_the_page(page: Any, server: Serving) -> Non
 
 def test_switching_mid_conversation_keeps_the_history(page: Any, server: Serving) -> None:
     Select(page.find_element(By.ID, "switch-route")).select_by_value("mistral|mistral-large-2512")
-    page.find_element(By.ID, "switch-button").click()
+    click_through(page, "#switch-button")
     wait(page, lambda d: d.find_element(By.CSS_SELECTOR, '[data-hud="route"]').text == "mistral/mistral-large-2512")
     assert len(page.find_elements(By.CSS_SELECTOR, "#transcript .msg")) == 2  # the history is still there
     send(page, "and again")
@@ -210,11 +216,11 @@ def test_switching_mid_conversation_keeps_the_history(page: Any, server: Serving
 
 def test_disabling_a_provider_warns_in_the_sidebar_and_reassign_clears_it(page: Any, server: Serving) -> None:
     open_providers(page, server)
-    page.find_element(By.CSS_SELECTOR, '[data-toggle="mistral"]').click()
+    click_through(page, '[data-toggle="mistral"]')
     warning = wait(page, ec.presence_of_element_located((By.CSS_SELECTOR, '[data-warning-for="helper"]')))
     assert "mistral is disabled" in warning.text
-    page.find_element(By.CSS_SELECTOR, '[data-reassign="helper"]').click()
-    wait(page, lambda d: not d.find_elements(By.CSS_SELECTOR, '[data-warning-for="helper"]'))
+    click_through(page, '[data-reassign="helper"]')
+    assert not page.find_elements(By.CSS_SELECTOR, '[data-warning-for="helper"]')
     page.get(server.base + "/agents/helper")
     assert len(page.find_elements(By.CSS_SELECTOR, "#transcript .msg")) == 4  # nothing lost
     assert page.find_element(By.CSS_SELECTOR, '[data-hud="route"]').text != "mistral/mistral-large-2512"
@@ -228,7 +234,7 @@ def test_a_reply_is_stopped_mid_stream(page: Any, server: Serving, fakes: dict[s
     page.get(server.base + "/agents/new")
     page.find_element(By.ID, "agent-name").send_keys("talker")
     page.find_element(By.CSS_SELECTOR, 'input[name="route"][value="custom-slow-box|slow-1"]').click()
-    page.find_element(By.ID, "agent-save").click()
+    click_through(page, "#agent-save")
     wait(page, lambda d: d.find_element(By.CSS_SELECTOR, "body[data-page='chat'][data-ready='1']"))
     send(page, "tell me a very long story please")
     wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#transcript .msg.assistant .text"))
@@ -261,3 +267,19 @@ def test_the_context_bar_changes_colour(page: Any, server: Serving, fakes: dict[
     assert "ctx-alarm" in str(bar.get_attribute("class"))
     assert bar.value_of_css_property("animation-name") == "pulse" != calm
     screenshot(page, "chat")
+
+
+def test_a_failed_turn_shows_its_error_and_the_remedy_button(page: Any, server: Serving) -> None:
+    with server.client() as script:
+        csrf = page.find_element(By.CSS_SELECTOR, 'meta[name="csrf-token"]').get_attribute("content")
+        script.post("/agents", data={"name": "refused", "route": "deepseek|deepseek-flash"},
+                    headers={"x-csrf-token": csrf})
+    page.get(server.base + "/agents/refused")
+    send(page, "hello?")
+    panel = wait(page, ec.presence_of_element_located((By.CSS_SELECTOR, ".turn-error")))
+    assert panel.get_attribute("data-error-type") == "AuthenticationError"
+    assert "deepseek" in panel.text and "Incorrect API key" in panel.text
+    fix = panel.find_element(By.CSS_SELECTOR, '[data-remedy="link"]')
+    assert fix.text == "Set the key" and fix.get_attribute("href").endswith("/settings/providers#card-deepseek")
+    fix.click()
+    wait(page, lambda d: d.find_element(By.CSS_SELECTOR, "body[data-page='providers'][data-ready='1']"))

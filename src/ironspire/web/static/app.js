@@ -108,37 +108,32 @@ function bubble(role, by) {
   return article;
 }
 
-function remedyControl(agent, remedy) {
-  if (!remedy) return null;
-  const a = remedy.args || {};
-  if (remedy.action === "set_key" && a.provider) {
-    const link = el("a", "button", remedy.label);
-    link.href = "/settings/providers#card-" + encodeURIComponent(a.provider);
+// A remedy's button, as the server describes it: a link (get), a form post (post), or sending
+// the last message again (retry).
+function remedyControl(button, retry) {
+  if (!button) return null;
+  if (button.method === "get") {
+    const link = el("a", "button", button.label);
+    link.href = button.url;
+    link.dataset.remedy = "link";
     return link;
   }
-  if (remedy.action === "configure") {
-    const link = el("a", "button", remedy.label);
-    link.href = `/agents/${encodeURIComponent(agent)}/configure`;
-    return link;
-  }
-  const actions = {
-    reassign: `/agents/${encodeURIComponent(agent)}/reassign`,
-    enable_provider: a.provider ? `/settings/providers/${encodeURIComponent(a.provider)}/enable` : null,
-  };
-  const url = actions[remedy.action];
-  if (!url) return null;
-  const button = el("button", "remedy", remedy.label);
-  button.type = "button";
-  button.dataset.remedy = remedy.action;
-  button.addEventListener("click", async () => {
-    button.disabled = true;
-    await post(url);
+  const control = el("button", "remedy", button.label);
+  control.type = "button";
+  control.dataset.remedy = button.method;
+  control.addEventListener("click", async () => {
+    control.disabled = true;
+    if (button.method === "retry") {
+      retry();
+      return;
+    }
+    await post(button.url, button.fields || {});
     window.location.reload();
   });
-  return button;
+  return control;
 }
 
-function showError(agent, error) {
+function showError(error, retry) {
   const box = document.getElementById("turn-error");
   box.replaceChildren();
   const panel = el("div", "error turn-error");
@@ -146,8 +141,10 @@ function showError(agent, error) {
   panel.dataset.errorType = error.type;
   panel.append(el("strong", "", error.type), ": " + error.message);
   if (error.hint) panel.append(el("p", "hint", error.hint));
-  const control = remedyControl(agent, error.remedy);
-  if (control) panel.append(control);
+  for (const b of [error.button, error.alternative]) {
+    const control = remedyControl(b, retry);
+    if (control) panel.append(control);
+  }
   box.append(panel);
 }
 
@@ -156,8 +153,12 @@ function chat() {
   const form = document.getElementById("composer");
   const stop = document.getElementById("stop");
   const send = document.getElementById("send");
-  const agent = section.dataset.agent;
   let current = null;
+  let lastMessage = "";
+  const resend = () => {
+    form.querySelector("textarea").value = lastMessage;
+    form.requestSubmit();
+  };
 
   function follow(turn) {
     const reply = bubble("assistant", turn.provider ? `${turn.provider}/${turn.model ?? ""}` : "");
@@ -229,7 +230,7 @@ function chat() {
     source.addEventListener("failed", (e) => {
       const d = JSON.parse(e.data);
       reply.classList.add("failed");
-      showError(agent, d.error);
+      showError(d.error, () => resend());
       setHud(d.hud);
       finish();
     });
@@ -246,9 +247,10 @@ function chat() {
     const data = await response.json();
     if (!response.ok) {
       send.disabled = false;
-      showError(agent, { type: data.error, message: data.message, hint: data.hint, remedy: null });
+      showError({ type: data.error, message: data.message, hint: data.hint, button: null }, resend);
       return;
     }
+    lastMessage = message;
     box.value = "";
     const mine = bubble("user");
     mine.append(el("div", "text", message));
