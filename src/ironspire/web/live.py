@@ -45,6 +45,14 @@ def shown(h: HealthView) -> dict[str, Any]:
             "checked": h.checked}
 
 
+def _same(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What makes two records the same news: a provider never checked (or disabled) is stamped
+    with the moment it was asked about, which is no change at all."""
+    if record is None or record["checked"]:
+        return record
+    return {**record, "checked_at": None}
+
+
 class HealthFeed:
     """Fans provider health out to every listening page; pushes only what changed."""
 
@@ -67,7 +75,7 @@ class HealthFeed:
     def publish(self) -> None:
         """Pushes every status that differs from what listeners were last told."""
         current = self.snapshot()
-        changed = [s for pid, s in current.items() if self._last.get(pid) != s]
+        changed = [s for pid, s in current.items() if _same(self._last.get(pid)) != _same(s)]
         self._last = current
         for status in changed:
             for q in list(self._queues):
