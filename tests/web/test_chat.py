@@ -247,3 +247,15 @@ async def test_the_model_picker_includes_discovered_models_after_a_refresh(web: 
         picker = (await web.get("/agents/new")).text
     assert 'value="ollama|gemma4"' in picker and 'class="chip discovered"' in picker
     assert any(m["id"] == "gemma4" for m in await web.api("/api/models?provider=ollama"))
+
+
+async def test_an_effort_level_chosen_in_the_page_reaches_the_claude_cli(web: Browser, fake_claude: str) -> None:
+    from ironspire import paths
+
+    web.ws.set_provider_setting("claude-sdk", "cli_path", fake_claude)
+    made = await web.post("/agents", {"name": "sub", "effort": "low", "route": "claude-sdk|claude-haiku-4-5"})
+    assert made.status_code == 303
+    assert (await turn(web, "sub", "What is 2+2?"))[-1][0] == "done"
+    log = paths.home() / "claude-sdk" / "fake-claude-calls.jsonl"
+    (call,) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert call["argv"][call["argv"].index("--effort") + 1] == "low"
