@@ -39,6 +39,7 @@ DOC = REPO / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- web:begin -->", "<!-- web:end -->"
 PACE_MS = 20.0
 CHATS = 50
+ROUNDS = 5
 CUSTOM = 20
 PASSPHRASE = "bench passphrase"
 
@@ -232,6 +233,7 @@ def summary(measured: tuple[list[float], list[float]]) -> dict[str, float]:
 def markdown(results: dict[str, Any]) -> str:
     r, api, web = results["render"], results["api"], results["web"]
     added = web["p99_ms"] - api["p99_ms"]
+    spread = ", ".join(f"{x:+.0f}" for x in results["added_rounds"])
     return "\n".join([
         BEGIN,
         "## Web app (`ironspire serve`)",
@@ -249,7 +251,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"**{CHATS} concurrent chats streamed** from one loopback provider pacing 50 chunks {PACE_MS:g} ms apart. "
         "A chunk's lateness is its arrival at the client minus (turn start + index x pace); the web path is "
         "one real `ironspire serve` process and a client reading each turn's SSE stream, the Python API is "
-        "`agent.stream` for the same turns in one process:",
+        "`agent.stream` for the same turns in one process. The two paths run in interleaved rounds; the table "
+        f"shows the round with the median difference (all rounds' added p99, ms: {spread}):",
         "",
         "| path | chunks | p50 lateness | p99 lateness | max | p50 gap | p99 gap |",
         "|---|---|---|---|---|---|---|",
@@ -296,13 +299,18 @@ def main(argv: list[str] | None = None) -> int:
         environment(home)
         populate(home, url, CHATS)
         results["render"] = asyncio.run(render(home, 30 if args.quick else 200))
-        results["api"] = summary(asyncio.run(api_streams(home)))
         proc, served = start_serve(home)
-        try:
-            results["web"] = summary(asyncio.run(web_streams(served)))
+        rounds: list[tuple[dict[str, float], dict[str, float]]] = []
+        try:  # interleaved rounds: a neighbour's burst on this shared machine hits one round, not one path
+            for _ in range(1 if args.quick else ROUNDS):
+                rounds.append((summary(asyncio.run(api_streams(home))), summary(asyncio.run(web_streams(served)))))
         finally:
             proc.terminate()
             proc.wait(10)
+        added = sorted(w["p99_ms"] - a["p99_ms"] for a, w in rounds)
+        results["added_rounds"] = added
+        middle = min(rounds, key=lambda r: abs((r[1]["p99_ms"] - r[0]["p99_ms"]) - statistics.median(added)))
+        results["api"], results["web"] = middle
     text = markdown(results)
     print(text)
     if args.doc:
