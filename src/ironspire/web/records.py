@@ -1,7 +1,8 @@
 """The records the pages show and the JSON twins return: the same ones the CLI's ``--json`` prints.
 
 Everything here is read from the workspace and masked before it leaves; no function returns a
-secret. The pages render these dicts, the ``/api/`` twins return them as they are.
+secret. They are the view layer's records (``ironspire.views``): the pages render them, the
+``/api/`` twins return their ``to_json()``. The Session HUD is the one record built here.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 from ironspire import views
-from ironspire.catalog.providers import GROUP_TITLES, GROUPS
 from ironspire.views import AgentView, HistoryEntryView, ModelView, ProviderView
 
 if TYPE_CHECKING:
@@ -65,11 +65,6 @@ def history(ws: Workspace, a: Agent, *, include_unanswered: bool = False) -> lis
 def models(ws: Workspace, provider: str | None = None) -> list[ModelView]:
     """`ironspire models list --json` as records (the workspace's registry, discovered models too)."""
     return views.models(ws, provider=provider)
-
-
-def grouped(cards: list[ProviderView]) -> list[tuple[str, list[ProviderView]]]:
-    """Provider cards in the spec's order: Primary, Cloud, OpenAI-compatible, then Custom."""
-    return [(GROUP_TITLES[group], [c for c in cards if c.group == group]) for group in GROUPS]
 
 
 def healthy_routes(ws: Workspace, exclude: str | None = None) -> list[tuple[str, str]]:
