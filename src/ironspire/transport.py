@@ -19,6 +19,7 @@ import email.utils
 import json
 import random
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -99,6 +100,7 @@ class Transport:
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = http
+        self._tls: ssl.SSLContext | None = None
         self.classify: Classifier = classify or classify_http_error
         self.observers: list[Observer] = []
 
@@ -112,10 +114,19 @@ class Transport:
         client = self._clients.get(key)
         if client is None or client.is_closed:
             timeout = httpx.Timeout(target.timeout, connect=target.connect_timeout)
-            client = httpx.AsyncClient(timeout=timeout, limits=self._limits, trust_env=False,
-                                       transport=self._http_for(key))
+            http = self._http_for(key)
+            client = httpx.AsyncClient(timeout=timeout, limits=self._limits, trust_env=False, transport=http,
+                                       verify=self._tls_context() if http is None else True)
             self._clients[key] = client
         return client
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """One TLS context for every pool: building one loads the CA bundle, which costs tens to
+        hundreds of milliseconds of the event loop per provider (a web page checking 30 providers
+        would otherwise stall every stream in flight meanwhile)."""
+        if self._tls is None:
+            self._tls = httpx.create_ssl_context(trust_env=False)
+        return self._tls
 
     def has_pool(self, provider_id: str) -> bool:
         client = self._clients.get(provider_id)
