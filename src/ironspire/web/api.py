@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ironspire.web import records
-from ironspire.web.app import web
+from ironspire.web.state import web
 
 
 async def providers(request: Request) -> Response:

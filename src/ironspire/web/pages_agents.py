@@ -17,8 +17,8 @@ from starlette.routing import BaseRoute, Route
 
 from ironspire.errors import ConfigurationError, IronspireError
 from ironspire.web import records
-from ironspire.web.app import back, wants_json, web
 from ironspire.web.security import form_of
+from ironspire.web.state import back, wants_json, web
 from ironspire.workspace.effort import DEFAULT_EFFORT, EFFORT_LABELS, check_effort
 
 INHERIT = "__default__"

@@ -28,11 +28,11 @@ from ironspire.messages import (
     UsageEvent,
 )
 from ironspire.web import records
-from ironspire.web.app import back, wants_json, web
 from ironspire.web.live import Turn
 from ironspire.web.pages_agents import model_groups, parse_route
 from ironspire.web.remedies import error_record
 from ironspire.web.security import form_of
+from ironspire.web.state import back, wants_json, web
 
 SSE_HEADERS = {"cache-control": "no-store", "x-accel-buffering": "no"}
 

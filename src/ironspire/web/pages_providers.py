@@ -20,9 +20,9 @@ from ironspire.catalog.providers import GROUP_TITLES
 from ironspire.errors import ConfigurationError, IronspireError, mask
 from ironspire.views import HealthView, ProviderView
 from ironspire.web import records
-from ironspire.web.app import back, wants_json, web
 from ironspire.web.live import shown
 from ironspire.web.security import form_of
+from ironspire.web.state import back, wants_json, web
 from ironspire.workspace import routing
 
 PAGE = "/settings/providers"
