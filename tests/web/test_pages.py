@@ -73,3 +73,18 @@ async def test_unknown_names_get_a_clear_error(web: Browser) -> None:
     api = await web.get("/api/models?provider=opnai")
     assert api.status_code == 400
     assert api.json()["error"] == "ConfigurationError" and "openai" in api.json()["hint"]
+
+
+async def test_pages_show_what_another_process_changed(web: Browser) -> None:
+    """The CLI beside the server: its writes are on the next page, no restart needed."""
+    import asyncio
+
+    web.ws.create_agent("scout")
+    for args in (["agents", "set", "scout", "--effort", "low", "--system", "from the CLI"],
+                 ["providers", "disable", "groq"]):
+        result = await asyncio.to_thread(CliRunner().invoke, cli, args)  # the CLI runs its own event loop
+        assert result.exit_code == 0, result.output
+    record = await web.api("/api/agents/scout")
+    assert (record["effort"], record["system"]) == ("low", "from the CLI")
+    assert not next(p for p in await web.api("/api/providers") if p["id"] == "groq")["enabled"]
+    assert 'data-toggle="groq">Enable' in (await web.get("/settings/providers")).text

@@ -79,7 +79,12 @@ class Web:
 
 
 def web(request: Request) -> Web:
+    """The app's shared state, with the workspace's configuration brought up to date once per
+    request: the CLI beside the server (or another server) may have changed it."""
     w: Web = request.app.state.web
+    if not getattr(request.state, "fresh", False):
+        w.ws.refresh()
+        request.state.fresh = True
     return w
 
 
