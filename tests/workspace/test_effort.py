@@ -61,6 +61,7 @@ async def test_effort_reaches_the_wire_only_where_the_model_reasons(
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key-000")
     with serving(Server("oa"), Server("an")) as (oa, an):
         ws.set_provider_setting("openai", "base_url", oa.url + "/v1")
+        ws.set_provider_setting("openai", "api", "chat")  # the loopback server speaks Chat Completions
         ws.set_provider_setting("claude-api", "base_url", an.url)
         reasoner = ws.create_agent("r", provider="openai", model="o3", effort="low")
         plain = ws.create_agent("p", provider="openai", model="gpt-4.1", effort="low")
@@ -92,11 +93,11 @@ def test_cli_create_and_set_effort(memory_keyring: Any) -> None:
     assert [(a["name"], a["effort"], a["system"]) for a in listed] == [("quick", "medium", None)]
 
 
-async def test_effort_stays_out_of_turns_reasoning_would_refuse(
+async def test_effort_stays_out_of_a_forced_tool_call_and_goes_with_tools(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A forced tool call (thinking models reject it) and tools on a model that takes them on Chat
-    Completions only with reasoning off: the agent's level is left out, the turn goes through."""
+    """Thinking models reject (or skip) a forced tool call, so the agent's level is left out of
+    such a turn and it goes through; with tools the model may choose, the level is sent."""
     from ironspire.protocols.base import Tool
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai-key-000")
@@ -104,13 +105,11 @@ async def test_effort_stays_out_of_turns_reasoning_would_refuse(
     tool = Tool("get_weather", "Weather.", {"type": "object", "properties": {"city": {"type": "string"}}})
     with serving(Server("oa", mode="tools"), Server("an")) as (oa, an):
         ws.set_provider_setting("openai", "base_url", oa.url + "/v1")
+        ws.set_provider_setting("openai", "api", "chat")  # the loopback server speaks Chat Completions
         ws.set_provider_setting("claude-api", "base_url", an.url)
-        limited = ws.create_agent("l", provider="openai", model="gpt-6-luna", effort="high")
-        await limited.send("weather?", tools=[tool])
-        assert oa.requests[-1]["body"].get("reasoning_effort", "none") == "none"
-        plain = ws.create_agent("p", provider="openai", model="gpt-6-luna", effort="low")
-        await plain.send("no tools here")
-        assert oa.requests[-1]["body"]["reasoning_effort"] == "low"
+        chooser = ws.create_agent("l", provider="openai", model="gpt-6-luna", effort="medium")
+        await chooser.send("weather?", tools=[tool])
+        assert oa.requests[-1]["body"]["reasoning_effort"] == "medium"
         claude = ws.create_agent("c", provider="claude-api", model="claude-haiku-4-5", effort="high")
         await claude.send("call it", tools=[tool], force_tool="get_weather")
         assert an.requests[-1]["body"].get("thinking", {"type": "disabled"})["type"] == "disabled"

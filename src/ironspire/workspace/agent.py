@@ -44,18 +44,13 @@ if TYPE_CHECKING:
     from ironspire.store.store import Config
     from ironspire.workspace.workspace import Workspace
 
-def effort_applies(target: Target, tools: tuple[Tool, ...], options: dict[str, Any]) -> bool:
+def effort_applies(target: Target, options: dict[str, Any]) -> bool:
     """Whether the agent's effort level goes out with this turn: only where the model reasons,
-    and not where reasoning would refuse what the turn asks (a forced tool call, which thinking
-    models reject or skip; tools on a model that takes them on Chat Completions only with
-    reasoning off). A level the caller gives for the turn itself is always sent as given."""
-    model = target.model
-    if not model.reasoning:
+    and not with a forced tool call, which thinking models reject or skip. A level the caller
+    gives for the turn itself is always sent as given."""
+    if not target.model.reasoning:
         return False
-    if options.get("force_tool") or options.get("tool_choice") == "required":
-        return False
-    tools_limited = bool(getattr(model.quirks, "tools_need_reasoning_off", False))
-    return not (tools and tools_limited)
+    return not (options.get("force_tool") or options.get("tool_choice") == "required")
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +204,7 @@ class Agent:
             cache = parse_cache(self.prompt_cache or ws.setting("prompt_cache"))
         options["cache"] = None if cache is None else PromptCache(cache.ttl, cache.key or f"ironspire-agent-{self.id}")
         tools = tuple(tools)
-        if "reasoning" not in options and effort_applies(target, tools, options):
+        if "reasoning" not in options and effort_applies(target, options):
             # the agent's effort level, mapped by each protocol onto its own control (thinking
             # budget or effort, reasoning_effort, thinking level, the CLI's --effort)
             options["reasoning"] = self.effort
