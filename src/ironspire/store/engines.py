@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from ironspire.errors import ConfigurationError
+from ironspire.store.schema import DB_NAME
 
+#: the environment variable that picks the database (a SQLAlchemy URL); default: SQLite in the home
 ENV = "IRONSPIRE_DATABASE_URL"
-DB_NAME = "ironspire.db"
 _POSTGRES_SCHEMES = {"postgresql", "postgres", "postgresql+psycopg"}
 
 
@@ -83,21 +83,14 @@ def is_postgres(url: URL | Engine) -> bool:
     return (url.url if isinstance(url, Engine) else url).get_backend_name() == "postgresql"
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
-
-
 def make_engine(url: URL) -> Engine:
     """An engine with the settings the store relies on (WAL and foreign keys on SQLite; a small
     pre-pinged pool and UTC sessions on PostgreSQL)."""
     if not is_postgres(url):
+        from ironspire.store import sqlite
+
         engine = create_engine(url)
-        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "connect", sqlite.on_connect)
         return engine
     try:
         import psycopg  # noqa: F401
@@ -115,7 +108,7 @@ def make_engine(url: URL) -> Engine:
 def open_engine(url: URL) -> Engine:
     """An engine on a database whose schema is this Ironspire's: migrated here on SQLite,
     checked (never changed) on PostgreSQL."""
-    from ironspire.workspace import migrations
+    from ironspire.store import migrations
 
     engine = make_engine(url)
     try:
@@ -135,7 +128,7 @@ def upgrade(url: URL) -> tuple[str | None, str]:
 
     Returns (revision before, revision after).
     """
-    from ironspire.workspace import migrations
+    from ironspire.store import migrations
 
     engine = make_engine(url)
     try:

@@ -15,16 +15,18 @@ write never fails for want of one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import zlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, Connection, Engine
+
+from ironspire.store import schema
 
 #: first key of every advisory lock Ironspire takes (crc32 of "ironspire"), so its locks cannot
 #: collide with another application's on the same database
@@ -42,52 +44,57 @@ def lock_for_migration(conn: Connection) -> None:
 # --- turn locks ------------------------------------------------------------------------------
 
 
-class TurnLocks:
-    """Per-agent locks shared by every process and host on one database.
+def lock_engine(url: URL, *, size: int = 4, overflow: int = 64) -> Engine:
+    """The pool turn locks are held on: one connection per turn in flight, apart from the pool
+    the queries use, so a long turn never starves them."""
+    return create_engine(
+        url, pool_size=size, max_overflow=overflow, pool_pre_ping=True,
+        connect_args={"options": _DEAD_PEER, "application_name": "ironspire-turn-lock"},
+    )
 
-    Waiting happens in a worker thread (the connection blocks in ``pg_advisory_lock``), never
-    on the event loop. A wait that is cancelled still ends with the lock released: the thread
-    finishes taking it and gives it straight back.
+
+class AdvisoryLock:
+    """One agent's turn lock, shared by every process and host on the database (the same
+    interface as the SQLite store's file lock: ``await acquire()``, ``release()``, ``close()``).
+
+    The wait happens in a worker thread, blocked in ``pg_advisory_lock``; a cancelled wait
+    cancels that query on the server (psycopg's ``cancel``), so no thread is left behind to take
+    the lock later, and a lock taken in the meantime is given straight back.
     """
 
-    def __init__(self, url: URL, *, size: int = 8, overflow: int = 64) -> None:
-        self.engine = create_engine(
-            url, pool_size=size, max_overflow=overflow, pool_pre_ping=True,
-            connect_args={"options": _DEAD_PEER, "application_name": "ironspire-turn-lock"},
-        )
+    def __init__(self, engine: Engine, agent_id: int) -> None:
+        self.engine, self.agent_id = engine, agent_id
+        self._conn: Any = None
 
-    @asynccontextmanager
-    async def hold(self, agent_id: int) -> AsyncIterator[None]:
+    async def acquire(self) -> None:
         conn = await asyncio.to_thread(self.engine.raw_connection)
         taken = threading.Event()
+        waiter = asyncio.ensure_future(asyncio.to_thread(self._take, conn, taken))
         try:
-            waiter = asyncio.ensure_future(asyncio.to_thread(self._take, conn, agent_id, taken))
-            try:
-                await asyncio.shield(waiter)
-            except BaseException:
-                await _settle(waiter)
-                raise
-            yield
-        finally:
-            await asyncio.to_thread(self._give_back, conn, agent_id, taken)
+            await asyncio.shield(waiter)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.driver_connection.cancel()
+            await _settle(waiter)
+            await asyncio.to_thread(self._give_back, conn, taken)
+            raise
+        self._conn = conn
 
-    @staticmethod
-    def _take(conn: Any, agent_id: int, taken: threading.Event) -> None:
+    def _take(self, conn: Any, taken: threading.Event) -> None:
         cursor = conn.cursor()
         try:
-            cursor.execute("SELECT pg_advisory_lock(%s, %s)", (NAMESPACE, agent_id))
+            cursor.execute("SELECT pg_advisory_lock(%s, %s)", (NAMESPACE, self.agent_id))
             taken.set()
         finally:
             cursor.close()
-        conn.commit()  # end the implicit transaction; the session-level lock stays
+            conn.rollback()  # end the implicit transaction (or a cancelled one); the lock stays
 
-    @staticmethod
-    def _give_back(conn: Any, agent_id: int, taken: threading.Event) -> None:
+    def _give_back(self, conn: Any, taken: threading.Event | None = None) -> None:
         try:
-            if taken.is_set():
+            if taken is None or taken.is_set():
                 cursor = conn.cursor()
                 try:
-                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", (NAMESPACE, agent_id))
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", (NAMESPACE, self.agent_id))
                 finally:
                     cursor.close()
                 conn.commit()
@@ -96,12 +103,18 @@ class TurnLocks:
         finally:
             conn.close()
 
-    def dispose(self) -> None:
-        self.engine.dispose()
+    def release(self) -> None:
+        """Gives the lock back (one round trip; the caller is ending its turn)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._give_back(conn)
+
+    def close(self) -> None:
+        self.release()
 
 
 async def _settle(waiter: asyncio.Future[None]) -> None:
-    """Lets a cancelled wait's thread finish (it cannot be interrupted) before the lock is given back."""
+    """Waits for a cancelled wait's thread to finish, whatever it ended with."""
     while not waiter.done():
         try:
             await asyncio.shield(waiter)
@@ -109,6 +122,50 @@ async def _settle(waiter: asyncio.Future[None]) -> None:
             continue
         except Exception:
             return
+    if not waiter.cancelled():
+        waiter.exception()  # retrieved, so asyncio does not report it as never retrieved
+
+
+# --- the turn path ---------------------------------------------------------------------------
+
+
+class PostgresTurns:
+    """The turn's sync check and one-transaction write on PostgreSQL (``store.sqlite.SqliteTurns``'
+    counterpart): the same Core statements (``store/statements.py``), run through SQLAlchemy so
+    the column types convert times and bodies; a commit that enters a month the ledger has no
+    partition for yet creates the partitions first."""
+
+    def __init__(self, engine: Engine) -> None:
+        from ironspire.store import statements
+
+        self.engine = engine
+        self._check = statements.sync_check()
+        self._message = statements.insert_message().returning(  # type: ignore[attr-defined]
+            schema.messages.c.id, sort_by_parameter_order=True)
+        self._usage = statements.insert_usage()
+        self._covered_until = 0.0
+
+    def check(self, agent_id: int) -> tuple[int, int | None]:
+        with self.engine.connect() as conn:
+            row = conn.execute(self._check, {"agent_id": agent_id}).one()
+        return int(row[0]), None if row[1] is None else int(row[1])
+
+    def write(self, messages: Sequence[tuple[Any, ...]], usage: tuple[Any, ...]) -> int:
+        values = dict(zip(schema.USAGE_COLUMNS, usage, strict=True))
+        values["streamed"] = bool(values["streamed"])
+        if values["at"] >= self._covered_until:
+            self._covered_until = ensure_partitions(self.engine)
+        with self.engine.begin() as conn:
+            last = 0
+            if messages:
+                ids = conn.execute(self._message, [dict(zip(schema.MESSAGE_COLUMNS, m, strict=True))
+                                                   for m in messages]).scalars().all()
+                last = int(ids[-1])
+            conn.execute(self._usage, values)
+        return last
+
+    def close(self) -> None:
+        pass
 
 
 # --- ledger partitions -----------------------------------------------------------------------

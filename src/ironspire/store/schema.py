@@ -20,6 +20,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from ironspire.store.types import JSONText, RowId, Timestamp
+
 DB_NAME = "ironspire.db"
 
 metadata = MetaData()
@@ -70,7 +72,7 @@ agents = Table(
     Column("system", Text, nullable=True),
     Column("provider", String(64), nullable=True),
     Column("model", Text, nullable=True),
-    Column("created_at", Float, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
     Column("deleted_at", Float, nullable=False, server_default="0"),
     UniqueConstraint("name", "deleted_at", name="uq_agents_name_deleted_at"),
 )
@@ -79,20 +81,22 @@ agents = Table(
 #: user message whose turn failed: kept so the user can see and resend it, never sent again.
 messages = Table(
     "messages", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", RowId, primary_key=True, autoincrement=True),
     Column("agent_id", Integer, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False),
     Column("role", String(16), nullable=False),
-    Column("body", Text, nullable=False),
+    Column("body", JSONText, nullable=False),
     Column("status", String(16), nullable=False),
-    Column("created_at", Float, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
     Index("ix_messages_agent_id", "agent_id"),
 )
 
-#: The ledger: one row per request, successful or not.
+#: The ledger: one row per request, successful or not. Append-only: figures are aggregated in
+#: SQL, never kept as counters. On PostgreSQL it is partitioned by month on ``at`` (primary key
+#: (id, at), see migration 0001 and store/postgres.py).
 usage = Table(
     "usage", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", Float, nullable=False),
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("at", Timestamp, nullable=False),
     Column("session", String(32), nullable=False),
     Column("agent_id", Integer, ForeignKey("agents.id", name="fk_usage_agent_id_agents"), nullable=False),
     Column("provider", String(64), nullable=False),

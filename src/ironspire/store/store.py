@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, case, create_engine, delete, event, func, select, update
+from sqlalchemy import Connection, case, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlalchemy.sql.expression import ColumnElement
 
 from ironspire.errors import ConfigurationError
 from ironspire.store import sqlite as engine_sqlite
-from ironspire.store.locks import FileLock
+from ironspire.store.engines import ENV
 from ironspire.store.schema import (
     DB_NAME,
     TOKEN_COLUMNS,
@@ -41,8 +42,7 @@ from ironspire.store.schema import (
     usage,
 )
 
-#: the environment variable that picks the database (a SQLAlchemy URL); default: SQLite in the home
-URL_ENV = "IRONSPIRE_DATABASE_URL"
+URL_ENV = ENV
 
 
 def default_url(home: Path) -> str:
@@ -95,21 +95,24 @@ class Store:
     """Open with ``Store.open(url)``; ``close()`` releases the engine and the turn log."""
 
     def __init__(self, url: str) -> None:
-        parsed = make_url(url)
-        if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
-            raise ConfigurationError(
-                f"unsupported workspace database {parsed.render_as_string(hide_password=True)!r}: this Ironspire "
-                "stores a workspace in a SQLite file only.",
-                hint=f"Unset {URL_ENV} (SQLite under IRONSPIRE_HOME), or give sqlite:////path/to/ironspire.db.",
-            )
-        self.url = url
-        self.path = Path(parsed.database)
-        self.engine: Engine = create_engine(url)
-        event.listen(self.engine, "connect", engine_sqlite.on_connect)
-        from ironspire.store import migrations
+        from ironspire.store import engines
 
-        migrations.upgrade(self.engine)
-        self.turns = engine_sqlite.SqliteTurns(self.path)
+        parsed = engines.parse(url)
+        self.url = url
+        self.postgres = engines.is_postgres(parsed)
+        self.turns: Any
+        if self.postgres:
+            from ironspire.store import postgres
+
+            self.path: Path | None = None
+            self.engine: Engine = engines.open_engine(parsed)
+            self.turns = postgres.PostgresTurns(self.engine)
+            self._locks = postgres.lock_engine(parsed)
+        else:
+            assert parsed.database is not None
+            self.path = Path(parsed.database)
+            self.engine = engines.open_engine(parsed)
+            self.turns = engine_sqlite.SqliteTurns(self.path)
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -118,10 +121,25 @@ class Store:
     def close(self) -> None:
         self.turns.close()
         self.engine.dispose()
+        if self.postgres:
+            self._locks.dispose()
 
-    def agent_lock(self, agent_id: int) -> FileLock:
-        """The lock that serialises one agent's turns across processes."""
-        return engine_sqlite.agent_lock(self.path, agent_id)
+    def agent_lock(self, agent_id: int) -> Any:
+        """The lock that serialises one agent's turns across processes and hosts: a file lock
+        beside a SQLite database, an advisory lock on PostgreSQL."""
+        if self.postgres:
+            from ironspire.store import postgres
+
+            return postgres.AdvisoryLock(self._locks, agent_id)
+        return engine_sqlite.agent_lock(self._file(), agent_id)
+
+    def _file(self) -> Path:
+        if self.path is None:
+            raise ConfigurationError(
+                "this workspace is on PostgreSQL, which has no database file to copy.",
+                hint="Use `ironspire db copy --from URL --to sqlite:///PATH` for a file copy, or pg_dump.",
+            )
+        return self.path
 
     def schema_revision(self) -> str | None:
         from ironspire.store import migrations
@@ -140,7 +158,7 @@ class Store:
                 config=revision.c.config + 1).returning(revision.c.config)).scalar_one())
 
     def _upsert(self, conn: Connection, table: Any, values: Mapping[str, Any], keys: Sequence[str]) -> None:
-        statement = sqlite_insert(table).values(dict(values))
+        statement = (postgres_insert if self.postgres else sqlite_insert)(table).values(dict(values))
         rest = {k: v for k, v in values.items() if k not in keys}
         conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=rest)
                      if rest else statement.on_conflict_do_nothing(index_elements=list(keys)))
@@ -385,7 +403,7 @@ class Store:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.exists():
             dest.unlink()
-        engine_sqlite.backup(self.path, dest)
+        engine_sqlite.backup(self._file(), dest)
         return dest
 
     @staticmethod
@@ -395,12 +413,13 @@ class Store:
     def restore(self, source: Path) -> None:
         """Replaces this database's content with a backup's, then migrates it to head; a damaged
         backup is refused and nothing changes."""
+        path = self._file()
         if engine_sqlite.integrity(source, read_only=True) != "ok":
             raise ConfigurationError(f"{source} is a damaged database; nothing was restored.")
         before = self.config_revision()
         self.turns.close()
         self.engine.dispose()
-        engine_sqlite.restore(self.path, source)
+        engine_sqlite.restore(path, source)
         from ironspire.store import migrations
 
         migrations.upgrade(self.engine)
@@ -410,4 +429,8 @@ class Store:
                 config=func.max(revision.c.config, before) + 1))
 
     def integrity(self) -> str:
-        return engine_sqlite.integrity(self.path)
+        if self.postgres:  # the server guards its pages itself; what is checked here is that it answers
+            with self.engine.connect() as conn:
+                conn.execute(select(func.count()).select_from(revision)).scalar_one()
+            return "ok"
+        return engine_sqlite.integrity(self._file())

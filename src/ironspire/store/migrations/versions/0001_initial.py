@@ -18,6 +18,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
     op.create_table(
         "settings",
         sa.Column("key", sa.String(100), primary_key=True),
@@ -50,11 +51,13 @@ def upgrade() -> None:
     op.create_table(
         "agents",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("name", sa.String(100), nullable=False, unique=True),
+        sa.Column("name", sa.String(100), nullable=False, unique=not postgres),
         sa.Column("system", sa.Text(), nullable=True),
         sa.Column("provider", sa.String(64), nullable=True),
         sa.Column("model", sa.Text(), nullable=True),
         sa.Column("created_at", Timestamp(), nullable=False),
+        # named on PostgreSQL, where revision 0002 drops it by this name
+        *([sa.UniqueConstraint("name", name="uq_agents_name")] if postgres else []),
     )
     op.create_table(
         "messages",
@@ -68,7 +71,6 @@ def upgrade() -> None:
     op.create_index("ix_messages_agent_id", "messages", ["agent_id"])
     # PostgreSQL: the ledger is partitioned by month on ``at`` (a partitioned table's primary key
     # must hold the partition key); the partitions themselves come from store.postgres.
-    postgres = op.get_bind().dialect.name == "postgresql"
     ledger_key: list[sa.SchemaItem] = [sa.PrimaryKeyConstraint("id", "at")] if postgres else []
     op.create_table(
         "usage",
