@@ -67,6 +67,19 @@ def pg_url(postgres_server: Any) -> str:
     return str(postgres_server.create_database())
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only(reason): the test is about the SQLite file itself; "
+                            "it runs on SQLite only when the store's tests run on both engines")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept = [item for item in items
+            if not (item.get_closest_marker("sqlite_only") and "[postgresql" in item.nodeid)]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> str | None:
     """The store's tests run on both engines: None keeps SQLite in IRONSPIRE_HOME (the default),

@@ -3,7 +3,7 @@ port and socket directory under a temp dir, gone when the session ends.
 
 PostgreSQL refuses to run as root, and CI is root on a fresh machine: there the server runs as
 the ``postgres`` user the Debian package creates (or ``ironspire-pg``, created here when that user
-is missing), through ``runuser``. Durability settings are off (fsync, synchronous commit): the
+is missing), through ``setpriv``. Durability settings are off (fsync, synchronous commit): the
 tests kill clients, never the server, and a throwaway cluster need not survive a power cut.
 """
 
@@ -13,9 +13,11 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -74,29 +76,50 @@ class PostgresServer:
             for path in (self.root, self.sockets):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
 
+    def _as_server_user(self, command: list[str]) -> list[str]:
+        if self.user is None:
+            return command
+        entry = pwd.getpwnam(self.user)
+        return ["setpriv", f"--reuid={entry.pw_uid}", f"--regid={entry.pw_gid}", "--init-groups", *command]
+
     def _run(self, *argv: str) -> None:
-        command = [str(self.bin / argv[0]), *argv[1:]]
-        if self.user is not None:
-            command = ["runuser", "-u", self.user, "--", *command]
+        command = self._as_server_user([str(self.bin / argv[0]), *argv[1:]])
         done = subprocess.run(command, capture_output=True, text=True, cwd=self.root)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(argv[:2])} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
 
     def start(self) -> None:
+        """initdb, then the server as a child of this process that gets SIGQUIT (immediate
+        shutdown) if this process dies, so a killed test run leaves no server behind."""
         self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8",
                   "--locale=C", "--no-sync")
-        options = (
-            f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
-            "-c shared_buffers=128MB"
-        )
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options, "-w",
-                  "-t", "60", "start")
+        command = [
+            str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.sockets),
+            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+            "-c", "full_page_writes=off", "-c", "max_connections=300", "-c", "shared_buffers=128MB",
+        ]
+        if self.user is not None:
+            command = self._as_server_user(["--pdeathsig=QUIT", *command])
+        else:
+            command = ["setpriv", "--pdeathsig=QUIT", *command]
+        self.log = (self.root / "server.log").open("w")
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.root)
+        deadline = time.monotonic() + 60
+        while not self._ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("PostgreSQL did not start:\n" + (self.root / "server.log").read_text())
+            time.sleep(0.05)
+
+    def _ready(self) -> bool:
+        done = subprocess.run([str(self.bin / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)])
+        return done.returncode == 0
 
     def stop(self) -> None:
         try:
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            self.process.send_signal(signal.SIGQUIT)  # immediate shutdown: the data is thrown away
+            self.process.wait(30)
         finally:
+            self.log.close()
             shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, database: str = "postgres") -> str:
@@ -114,6 +137,14 @@ class PostgresServer:
 
     def dump(self, database: str) -> str:
         """``pg_dump`` of one database, as SQL text (data included)."""
-        command = [str(self.bin / "pg_dump"), "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, database]
-        done = subprocess.run(command, capture_output=True, text=True, check=True)
-        return done.stdout
+        return dump_url(self.url(database))
+
+
+def dump_url(url: str) -> str:
+    """``pg_dump`` of the database a SQLAlchemy URL names (data included), as SQL text."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    command = [str(bin_dir() / "pg_dump"), "-h", str(parsed.host), "-p", str(parsed.port or 5432),
+               "-U", str(parsed.username), str(parsed.database)]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout

@@ -21,24 +21,27 @@ import time
 import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.sql.expression import Executable, Insert
 
 from ironspire.store import schema
 
-#: first key of every advisory lock Ironspire takes (crc32 of "ironspire"), so its locks cannot
-#: collide with another application's on the same database
-NAMESPACE = zlib.crc32(b"ironspire") >> 1
-_MIGRATION = 0
+#: first keys of the advisory locks Ironspire takes, so they cannot collide with another
+#: application's on the same database: one space for agents' turns (second key: the agent id),
+#: one for schema work (second key: what is being changed)
+NAMESPACE = zlib.crc32(b"ironspire turns") >> 1
+SCHEMA_NAMESPACE = zlib.crc32(b"ironspire schema") >> 1
+_MIGRATION, _PARTITIONS = 0, 1
 #: months of ledger partitions kept ready ahead of now
 AHEAD = 2
 _DEAD_PEER = "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3 -c timezone=UTC"
 
 
 def lock_for_migration(conn: Connection) -> None:
-    conn.execute(text("SELECT pg_advisory_xact_lock(:ns, :key)"), {"ns": NAMESPACE, "key": _MIGRATION})
+    conn.execute(text("SELECT pg_advisory_xact_lock(:ns, :key)"), {"ns": SCHEMA_NAMESPACE, "key": _MIGRATION})
 
 
 # --- turn locks ------------------------------------------------------------------------------
@@ -74,7 +77,7 @@ class AdvisoryLock:
             await asyncio.shield(waiter)
         except BaseException:
             with contextlib.suppress(Exception):
-                conn.driver_connection.cancel()
+                conn.driver_connection.cancel()  # type: ignore[union-attr]
             await _settle(waiter)
             await asyncio.to_thread(self._give_back, conn, taken)
             raise
@@ -139,10 +142,10 @@ class PostgresTurns:
         from ironspire.store import statements
 
         self.engine = engine
-        self._check = statements.sync_check()
-        self._message = statements.insert_message().returning(  # type: ignore[attr-defined]
+        self._check = cast(Executable, statements.sync_check())
+        self._message = cast(Insert, statements.insert_message()).returning(
             schema.messages.c.id, sort_by_parameter_order=True)
-        self._usage = statements.insert_usage()
+        self._usage = cast(Executable, statements.insert_usage())
         self._covered_until = 0.0
 
     def check(self, agent_id: int) -> tuple[int, int | None]:
@@ -212,7 +215,7 @@ def ensure_partitions(engine: Engine | Connection, start: float | None = None, e
 
 
 def _ensure(conn: Connection, wanted: list[datetime]) -> float:
-    conn.execute(text("SELECT pg_advisory_xact_lock(:ns, :key)"), {"ns": NAMESPACE, "key": 1})
+    conn.execute(text("SELECT pg_advisory_xact_lock(:ns, :key)"), {"ns": SCHEMA_NAMESPACE, "key": _PARTITIONS})
     partitioned = conn.execute(text(
         "SELECT 1 FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid "
         "WHERE c.relname = 'usage' AND c.relnamespace = current_schema()::regnamespace"

@@ -71,7 +71,7 @@ def upgrade() -> None:
     op.create_index("ix_messages_agent_id", "messages", ["agent_id"])
     # PostgreSQL: the ledger is partitioned by month on ``at`` (a partitioned table's primary key
     # must hold the partition key); the partitions themselves come from store.postgres.
-    ledger_key: list[sa.SchemaItem] = [sa.PrimaryKeyConstraint("id", "at")] if postgres else []
+    ledger_key: list[sa.schema.SchemaItem] = [sa.PrimaryKeyConstraint("id", "at")] if postgres else []
     op.create_table(
         "usage",
         sa.Column("id", RowId, primary_key=not postgres, autoincrement=True),
@@ -91,7 +91,7 @@ def upgrade() -> None:
         sa.Column("outcome", sa.String(64), nullable=False),
         sa.Column("streamed", sa.Boolean(), nullable=False),
         *ledger_key,
-        **({"postgresql_partition_by": "RANGE (at)"} if postgres else {}),
+        **({"postgresql_partition_by": "RANGE (at)"} if postgres else {}),  # type: ignore[arg-type]
     )
     op.create_index("ix_usage_at", "usage", ["at"])
     op.create_index("ix_usage_session", "usage", ["session"])
