@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.sql.expression import ColumnElement
 
 from ironspire.errors import ConfigurationError
@@ -403,6 +403,13 @@ class Store:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.exists():
             dest.unlink()
+        if self.postgres:  # the same single-file backup, written row by row and checksummed
+            from ironspire.store import copy
+
+            copy.copy(make_url(self.url), make_url(f"sqlite:///{dest}"))
+            engine_sqlite.backup(dest, dest.with_name(dest.name + ".tmp"))  # one file: WAL folded in
+            dest.with_name(dest.name + ".tmp").replace(dest)
+            return dest
         engine_sqlite.backup(self._file(), dest)
         return dest
 
@@ -413,10 +420,13 @@ class Store:
     def restore(self, source: Path) -> None:
         """Replaces this database's content with a backup's, then migrates it to head; a damaged
         backup is refused and nothing changes."""
-        path = self._file()
         if engine_sqlite.integrity(source, read_only=True) != "ok":
             raise ConfigurationError(f"{source} is a damaged database; nothing was restored.")
         before = self.config_revision()
+        if self.postgres:
+            self._restore_into_postgres(source, before)
+            return
+        path = self._file()
         self.turns.close()
         self.engine.dispose()
         engine_sqlite.restore(path, source)
@@ -427,6 +437,21 @@ class Store:
         with self.engine.begin() as conn:
             conn.execute(update(revision).where(revision.c.id == 1).values(
                 config=func.max(revision.c.config, before) + 1))
+
+    def _restore_into_postgres(self, source: Path, before: int) -> None:
+        """The backup's rows replace this database's in one transaction (the copy checks its
+        checksums before committing); the backup file itself is migrated on a scratch copy only."""
+        import tempfile
+
+        from ironspire.store import copy
+
+        with tempfile.TemporaryDirectory() as scratch:
+            staged = Path(scratch) / "restore.db"
+            engine_sqlite.backup(source, staged)
+            copy.copy(make_url(f"sqlite:///{staged}"), make_url(self.url), replace=True)
+        with self.engine.begin() as conn:
+            conn.execute(update(revision).where(revision.c.id == 1).values(
+                config=func.greatest(revision.c.config, before) + 1))
 
     def integrity(self) -> str:
         if self.postgres:  # the server guards its pages itself; what is checked here is that it answers
