@@ -30,6 +30,10 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
     for name in _PROVIDER_ENV:
         monkeypatch.delenv(name, raising=False)
+    # no database URL from the machine, and none left behind by `ironspire --database` (which sets
+    # it for the commands of its process): set-then-delete makes monkeypatch restore "unset"
+    monkeypatch.setenv("IRONSPIRE_DATABASE_URL", "")
+    monkeypatch.delenv("IRONSPIRE_DATABASE_URL")
     yield home
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -126,10 +125,12 @@ asyncio.run(main())
 
 async def test_an_agents_lock_is_shared_across_processes_and_freed_when_its_holder_is_killed(pg_url: str) -> None:
     engines.upgrade_url(pg_url)
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, pg_url, "7"], stdout=subprocess.PIPE, text=True)
+    holder = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLDER, pg_url, "7",
+                                                  stdout=asyncio.subprocess.PIPE)
     store = Store.open(pg_url)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert holder.stdout is not None
+        assert (await asyncio.wait_for(holder.stdout.readline(), 30)).strip() == b"held"
         other = store.agent_lock(8)  # another agent is not held up
         await asyncio.wait_for(other.acquire(), 5)
         other.release()
@@ -143,8 +144,9 @@ async def test_an_agents_lock_is_shared_across_processes_and_freed_when_its_hold
         assert time.monotonic() - started < 5
         mine.release()
     finally:
-        holder.kill()
-        holder.wait()
+        if holder.returncode is None:
+            holder.kill()
+        await holder.wait()
         store.close()
 
 

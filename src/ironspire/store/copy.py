@@ -18,6 +18,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table, delete, func, select, text
@@ -33,12 +34,21 @@ TABLES: tuple[Table, ...] = (
     schema.messages, schema.usage, schema.revision,
 )
 BATCH = 5000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
 class TableSum:
     rows: int
     sha256: str
+
+
+def _microseconds(value: Any) -> int | None:
+    """A time as whole microseconds, rounded exactly as the driver rounds it into timestamptz."""
+    if value is None:
+        return None
+    moment = datetime.fromtimestamp(float(value), UTC)
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _canonical(table: Table) -> Callable[[Any], list[Any]]:
@@ -48,7 +58,7 @@ def _canonical(table: Table) -> Callable[[Any], list[Any]]:
         if isinstance(kind, JSONText):
             converters.append(lambda v: None if v is None else json.loads(v))
         elif isinstance(kind, Timestamp):
-            converters.append(lambda v: None if v is None else round(float(v) * 1_000_000))
+            converters.append(_microseconds)
         elif column.type.python_type is bool:
             converters.append(lambda v: None if v is None else bool(v))
         else:
@@ -78,7 +88,7 @@ def table_sums(conn: Connection) -> dict[str, TableSum]:
         digest = hashlib.sha256()
         count = 0
         for row in _rows(conn, table):
-            digest.update(json.dumps(canonical(row), separators=(",", ":"), default=str).encode())
+            digest.update(json.dumps(canonical(row), separators=(",", ":"), sort_keys=True, default=str).encode())
             digest.update(b"\n")
             count += 1
         sums[table.name] = TableSum(count, digest.hexdigest())

@@ -89,6 +89,8 @@ def make_engine(url: URL) -> Engine:
     if not is_postgres(url):
         from ironspire.store import sqlite
 
+        assert url.database is not None
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)  # a new file's folder
         engine = create_engine(url)
         event.listen(engine, "connect", sqlite.on_connect)
         return engine
