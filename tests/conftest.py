@@ -50,6 +50,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "llamacpp_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.llamacpp)
+    # tests about the SQLite file itself run on SQLite only when the store's tests run on both engines
+    kept = [item for item in items
+            if not (item.get_closest_marker("sqlite_only") and "[postgresql" in item.nodeid)]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")
@@ -69,19 +75,6 @@ def postgres_server() -> Iterator[Any]:
 def pg_url(postgres_server: Any) -> str:
     """A fresh, empty PostgreSQL database for one test."""
     return str(postgres_server.create_database())
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "sqlite_only(reason): the test is about the SQLite file itself; "
-                            "it runs on SQLite only when the store's tests run on both engines")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    kept = [item for item in items
-            if not (item.get_closest_marker("sqlite_only") and "[postgresql" in item.nodeid)]
-    if len(kept) != len(items):
-        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
-        items[:] = kept
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -6,20 +6,18 @@ IRONSPIRE_DATABASE_URL names another (PostgreSQL: ``postgresql+psycopg://USER@HO
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import typer
 
 from ironspire.cli.output import console, emit_json
 
-if TYPE_CHECKING:
-    from sqlalchemy.engine import URL
-
 app = typer.Typer(help="The workspace database: status, schema upgrade, copy between SQLite and PostgreSQL.",
                   no_args_is_help=True)
 
 
-def _current() -> URL:
+def _current() -> Any:
+    """The URL in force (``--database``, IRONSPIRE_DATABASE_URL, or SQLite in the home)."""
     from ironspire.paths import home
     from ironspire.store import engines
 

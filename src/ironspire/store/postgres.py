@@ -69,6 +69,12 @@ class AdvisoryLock:
         self.engine, self.agent_id = engine, agent_id
         self._conn: Any = None
 
+    def create(self) -> None:
+        """Nothing to make: an advisory lock exists only while it is held."""
+
+    def remove(self) -> None:
+        """Nothing to remove (see ``create``)."""
+
     async def acquire(self) -> None:
         conn = await asyncio.to_thread(self.engine.raw_connection)
         taken = threading.Event()
