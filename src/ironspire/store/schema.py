@@ -127,6 +127,18 @@ revision = Table(
     Column("config", Integer, nullable=False),
 )
 
+#: The last known health of each provider (``HealthStatus.to_dict()`` as JSON), shared by every
+#: process on the database: one probe serves every worker, and what live traffic showed one
+#: worker the others show too. ``claimed_at`` is when a process last took the turn to probe.
+#: Health is an observation, not configuration: writing it bumps no revision.
+provider_health = Table(
+    "provider_health", metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("status", Text, nullable=True),
+    Column("checked_at", Float, nullable=False),
+    Column("claimed_at", Float, nullable=False),
+)
+
 USAGE_COLUMNS = (
     "at", "session", "agent_id", "provider", "model", "input_tokens", "output_tokens", "cache_read_tokens",
     "cache_write_tokens", "reasoning_tokens", "cost_usd", "api_cost_usd", "latency_s", "outcome", "streamed",

@@ -35,6 +35,7 @@ from ironspire.store.schema import (
     agents,
     custom_endpoints,
     messages,
+    provider_health,
     provider_settings,
     providers,
     revision,
@@ -157,8 +158,10 @@ class Store:
             write.revision = int(conn.execute(update(revision).where(revision.c.id == 1).values(
                 config=revision.c.config + 1).returning(revision.c.config)).scalar_one())
 
-    def _upsert(self, conn: Connection, table: Any, values: Mapping[str, Any], keys: Sequence[str]) -> None:
-        statement = (postgres_insert if self.postgres else sqlite_insert)(table).values(dict(values))
+    def _upsert(self, conn: Connection, table: Any, values: Mapping[str, Any], keys: Sequence[str],
+                insert_only: Mapping[str, Any] | None = None) -> None:
+        statement = (postgres_insert if self.postgres else sqlite_insert)(table).values(
+            {**values, **(insert_only or {})})
         rest = {k: v for k, v in values.items() if k not in keys}
         conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=rest)
                      if rest else statement.on_conflict_do_nothing(index_elements=list(keys)))
@@ -395,6 +398,40 @@ class Store:
         with self.engine.connect() as conn:
             found = conn.execute(select(usage.c.session).order_by(usage.c.at.desc()).limit(1)).scalar()
         return None if found is None else str(found)
+
+    # --- provider health (shared by every process on the database) ----------------------------
+
+    def health_states(self) -> dict[str, dict[str, Any]]:
+        """Every provider's last known health, as ``HealthStatus.to_dict()`` records."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(provider_health.c.provider, provider_health.c.status)
+                                .where(provider_health.c.status.is_not(None)))
+            return {str(pid): json.loads(status) for pid, status in rows}
+
+    def put_health(self, pid: str, status: Mapping[str, Any] | None) -> None:
+        """Records (None: forgets) a provider's health; no configuration revision is bumped."""
+        with self.engine.begin() as conn:
+            if status is None:
+                conn.execute(delete(provider_health).where(provider_health.c.provider == pid))
+                return
+            self._upsert(conn, provider_health, {"provider": pid, "status": json.dumps(dict(status)),
+                                                 "checked_at": time.time()}, ("provider",),
+                         insert_only={"claimed_at": 0.0})
+
+    def claim_probe(self, pid: str, fresh: float) -> bool:
+        """True if this process should probe ``pid`` now: nobody recorded its health, or took the
+        turn to probe it, in the last ``fresh`` seconds. One atomic statement, so of N processes
+        asking at once exactly one is told yes."""
+        now = time.time()
+        stale = now - fresh
+        insert = (postgres_insert if self.postgres else sqlite_insert)(provider_health).values(
+            provider=pid, status=None, checked_at=0.0, claimed_at=now)
+        claim = insert.on_conflict_do_update(
+            index_elements=["provider"], set_={"claimed_at": now},
+            where=(provider_health.c.checked_at < stale) & (provider_health.c.claimed_at < stale),
+        ).returning(provider_health.c.provider)
+        with self.engine.begin() as conn:
+            return conn.execute(claim).first() is not None
 
     # --- backup and restore ------------------------------------------------------------------
 
