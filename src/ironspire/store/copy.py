@@ -31,7 +31,7 @@ from ironspire.store.types import JSONText, Timestamp
 #: every table, parents before children (the order rows are written in, and deleted in reverse)
 TABLES: tuple[Table, ...] = (
     schema.settings, schema.providers, schema.provider_settings, schema.custom_endpoints, schema.agents,
-    schema.messages, schema.usage, schema.revision, schema.provider_health,
+    schema.messages, schema.usage, schema.revision, schema.provider_health, schema.usage_daily, schema.usage_rollup,
 )
 BATCH = 5000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -7,6 +7,7 @@ Secrets never reach the database; the credential store keeps them.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -137,6 +138,36 @@ provider_health = Table(
     Column("status", Text, nullable=True),
     Column("checked_at", Float, nullable=False),
     Column("claimed_at", Float, nullable=False),
+)
+
+#: Daily rollups of the ledger (``store/rollups.py``): one row per day (a UTC midnight, Unix
+#: time), agent, provider, model and outcome class (ok or not), written once the day is over by
+#: one INSERT ... SELECT ... GROUP BY; never updated per request. ``latency_s`` sums the rows'
+#: latencies; ``first_at`` is the day's oldest row of the group.
+usage_daily = Table(
+    "usage_daily", metadata,
+    Column("day", Float, primary_key=True),
+    Column("agent_id", Integer, ForeignKey("agents.id", name="fk_usage_daily_agent_id_agents"), primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("ok", Boolean, primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cache_read_tokens", BigInteger, nullable=False),
+    Column("cache_write_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("api_cost_usd", Float, nullable=False),
+    Column("latency_s", Float, nullable=False),
+    Column("first_at", Timestamp, nullable=False),
+)
+
+#: One row: the ledger is rolled up into ``usage_daily`` for every day before ``until``.
+usage_rollup = Table(
+    "usage_rollup", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("until", Float, nullable=False),
 )
 
 USAGE_COLUMNS = (

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.sql.expression import ColumnElement
 
 from ironspire.errors import ConfigurationError
+from ironspire.store import rollups
 from ironspire.store import sqlite as engine_sqlite
 from ironspire.store.engines import ENV
 from ironspire.store.schema import (
@@ -41,6 +43,7 @@ from ironspire.store.schema import (
     revision,
     settings,
     usage,
+    usage_daily,
 )
 
 URL_ENV = ENV
@@ -300,7 +303,16 @@ class Store:
         """Adds ledger rows that name their agent (``agent``: a name), as a ledger carried over
         from elsewhere does: a name no live agent has is kept under a retired agent of that name."""
         count = 0
+        rows = list(rows)
+        times = [float(r["at"]) for r in rows]
+        if not times:
+            return 0
         with self.engine.begin() as conn:
+            if self.postgres:  # old rows go to their own months' partitions, not the default one
+                from ironspire.store import postgres
+
+                postgres.ensure_partitions(conn, min(times), max(times))
+            rollups.invalidate(conn, min(times))  # days already rolled up are rolled up again
             ids: dict[str, int] = {}
             for row in rows:
                 name = str(row["agent"])
@@ -387,8 +399,31 @@ class Store:
             usage.join(agents, agents.c.id == usage.c.agent_id)).where(*self._usage_where(f))
         if group is not None:
             query = query.group_by(group)
-        with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+        with self.engine.begin() as conn:
+            if f.session is None:  # whole closed days come from the daily rollup (store/rollups.py)
+                until = rollups.refresh(conn, time.time())
+                daily_keys: dict[str, ColumnElement[Any]] = {
+                    "agent": agents.c.name, "provider": usage_daily.c.provider,
+                    "model": usage_daily.c.provider + "/" + usage_daily.c.model,
+                }
+                where_daily: list[ColumnElement[bool]] = []
+                if f.agent is not None:
+                    where_daily.append(agents.c.name == f.agent)
+                if f.provider is not None:
+                    where_daily.append(usage_daily.c.provider == f.provider)
+                where_raw = [w for w in self._usage_where(f)]
+                rolled = rollups.totals_query(where_raw, where_daily,
+                                              (group, daily_keys[by]) if group is not None and by else None,
+                                              f.start, f.end, until)
+                if rolled is not None:
+                    query = rolled
+            out = []
+            for row in conn.execute(query):
+                record = dict(row._mapping)
+                if isinstance(record.get("first_at"), datetime):
+                    record["first_at"] = record["first_at"].timestamp()
+                out.append(record)
+            return out
 
     def has_session(self, session: str) -> bool:
         with self.engine.connect() as conn:

@@ -35,7 +35,7 @@ from sqlalchemy.pool import NullPool
 
 from ironspire.errors import ConfigurationError
 
-HEAD = "0003"
+HEAD = "0004"
 SCRIPTS = Path(__file__).resolve().parent
 
 
