@@ -23,8 +23,10 @@ What is checked (``verify``), over every agent:
 
 Latency: each worker times ``agent.send`` per turn, and first times the same number of plain
 httpx requests to the same provider at the same concurrency; "added" is the difference of the
-two distributions' percentiles, so it includes the store (checks, commit, partition upkeep) and
-the cross-process turn lock (waiting for another worker's turn on the same agent).
+two distributions' percentiles, so it includes the store (checks, reloads of a history another
+worker extended, commit, partition upkeep) and the cross-process turn lock (waiting for another
+worker's turn on the same agent). ``--disjoint`` gives each worker its own agents, which takes
+the lock waits (and the reloads) out and leaves the cost of the store itself.
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ async def _baseline(url: str, n: int, concurrency: int) -> list[float]:
 
 
 async def worker(database: str, home: str, provider: str, name: str, agents: int, concurrency: int,
-                 seed: int, baseline: int) -> None:
+                 seed: int, baseline: int, share: tuple[int, int] | None = None) -> None:
     """Runs turns on random agents, ``concurrency`` at a time, until stdin closes (then finishes
     the turns in flight and exits). Prints one JSON line per started and per finished turn."""
     from ironspire.transport import RetryPolicy, Transport
@@ -142,6 +144,8 @@ async def worker(database: str, home: str, provider: str, name: str, agents: int
     ws = Workspace.open(home, database_url=database, transport=Transport(RetryPolicy(attempts=1)))
     rng = random.Random(seed)
     names = [f"agent-{i:02d}" for i in range(agents)]
+    if share is not None:  # --disjoint: worker k of n runs agents k, k+n, k+2n... only
+        names = names[share[0]::share[1]]
     stopping = asyncio.Event()
     counter = 0
 
@@ -203,6 +207,7 @@ async def _spawn(name: str, args: argparse.Namespace, database: str, provider: s
         sys.executable, "-m", "bench.pg_fleet", "--worker", name, "--database", database, "--provider", provider,
         "--home", str(home), "--agents", str(args.agents), "--concurrency", str(args.concurrency),
         "--seed", str(seed), "--baseline", str(baseline),
+        *(["--share", f"{name[1:].split('g')[0]}/{args.workers}"] if args.disjoint else []),
         cwd=REPO, env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 24)
 
 
@@ -387,7 +392,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             setup(database, provider.url, args.agents)
             run = await drive(args, database, provider.url)
         result = {"config": {k: getattr(args, k) for k in ("workers", "agents", "turns", "kill_every",
-                                                           "concurrency", "delay")},
+                                                           "concurrency", "delay", "disjoint")},
                   "checks": verify(database, run), "figures": figures(run)}
         return result
     finally:
@@ -405,6 +410,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--delay", type=float, default=0.002, help="the provider's think time per request (s)")
     p.add_argument("--baseline", type=int, default=400, help="plain httpx requests per worker, first")
     p.add_argument("--seed", type=int, default=18)
+    p.add_argument("--disjoint", action="store_true",
+                   help="each worker runs its own share of the agents (no waiting on another worker's turn)")
     p.add_argument("--database", help="PostgreSQL URL (default: a private server under a temp dir)")
     p.add_argument("--homes", default=None, help=argparse.SUPPRESS)
     p.add_argument("--json", type=Path, help="write the result here too")
@@ -412,14 +419,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--provider", help=argparse.SUPPRESS)
     p.add_argument("--home", help=argparse.SUPPRESS)
+    p.add_argument("--share", help=argparse.SUPPRESS)
     return p
 
 
 def cli(argv: list[str] | None = None) -> dict[str, Any] | None:
     args = _parser().parse_args(argv)
     if args.worker:
+        share = tuple(int(x) for x in args.share.split("/")) if args.share else None
         asyncio.run(worker(args.database, args.home, args.provider, args.worker, args.agents, args.concurrency,
-                           args.seed, args.baseline))
+                           args.seed, args.baseline, share))  # type: ignore[arg-type]
         return None
     with tempfile.TemporaryDirectory() as homes:
         args.homes = homes
