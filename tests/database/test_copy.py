@@ -77,7 +77,7 @@ async def test_sqlite_to_postgresql_and_back_keeps_every_row(
     sqlite_url = f"sqlite:///{tmp_path / 'laptop' / 'ironspire.db'}"
     pg_url = postgres_server.create_database()  # empty, never migrated: the copy migrates it
 
-    result = runner.invoke(app, ["--database", sqlite_url, "db", "copy", "--to", pg_url])
+    result = runner.invoke(app, ["--database", pg_url, "db", "copy", "--from", sqlite_url])  # into the current one
     assert result.exit_code == 0, result.output
     assert "row counts and checksums match" in " ".join(result.output.split())
     source_sums = copy.checksums(engines.parse(sqlite_url))
@@ -149,6 +149,8 @@ def test_db_upgrade_and_status_on_the_command_line(pg_url: str, monkeypatch: pyt
     record = json.loads(status.output)
     assert record["engine"] == "postgresql" and record["revision"] == record["head"]
     assert record["rows"]["agents"] == 0 and record["rows"]["revision"] == 1
+    neither = runner.invoke(app, ["db", "copy"])
+    assert neither.exit_code != 0 and "--to URL" in str(neither.exception)
     bad = runner.invoke(app, ["--database", "mysql://x/y", "db", "status"])
     assert bad.exit_code != 0 and "does not support" in str(bad.exception)
 

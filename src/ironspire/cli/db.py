@@ -64,15 +64,19 @@ def upgrade() -> None:
 @app.command("copy")
 def copy_(
     source: str | None = typer.Option(None, "--from", help="Database to copy (default: this workspace's)."),
-    target: str = typer.Option(..., "--to", help="Database to copy into (empty, or see --replace)."),
+    target: str | None = typer.Option(None, "--to", help="Database to copy into (default: this workspace's)."),
     replace: bool = typer.Option(False, "--replace", help="Overwrite a target that already holds a workspace."),
 ) -> None:
     """Copies a workspace between databases (SQLite <-> PostgreSQL): every row, ids kept, proven
     by equal row counts and checksums. Credentials are not in any database: set them per machine."""
+    from ironspire.errors import ConfigurationError
     from ironspire.store import copy, engines
 
+    if source is None and target is None:
+        raise ConfigurationError("say where to copy from or to.",
+                                 hint="Use --to URL (from this workspace's database) or --from URL (into it).")
     src = engines.parse(source) if source is not None else _current()
-    dst = engines.parse(target)
+    dst = engines.parse(target) if target is not None else _current()
     sums = copy.copy(src, dst, replace=replace)
     total = sum(s.rows for s in sums.values())
     console.print(f"Copied {total:,} rows from {engines.shown(src)} to {engines.shown(dst)}; "
