@@ -46,6 +46,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from bench import pg
+
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "fleet-model"
 
@@ -378,26 +380,13 @@ def figures(run: Run) -> dict[str, Any]:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    server = None
-    database = args.database
-    if database is None:
-        sys.path.insert(0, str(REPO / "tests"))
-        from support.postgres import PostgresServer
-
-        server = PostgresServer()
-        server.start()
-        database = server.create_database()
-    try:
+    with pg.database(args.database) as database:
         with Provider(args.delay) as provider:
             setup(database, provider.url, args.agents)
             run = await drive(args, database, provider.url)
-        result = {"config": {k: getattr(args, k) for k in ("workers", "agents", "turns", "kill_every",
-                                                           "concurrency", "delay", "disjoint")},
-                  "checks": verify(database, run), "figures": figures(run)}
-        return result
-    finally:
-        if server is not None:
-            server.stop()
+        return {"config": {k: getattr(args, k) for k in ("workers", "agents", "turns", "kill_every",
+                                                         "concurrency", "delay", "disjoint")},
+                "checks": verify(database, run), "figures": figures(run)}
 
 
 def _parser() -> argparse.ArgumentParser:

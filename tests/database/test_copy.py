@@ -55,6 +55,15 @@ async def _fill(ws: Workspace) -> None:
                             "streamed": i % 2} for i in range(6)])
 
 
+async def _moved(tmp_path: Path, pg_url: str) -> Workspace:
+    """A filled SQLite workspace copied into ``pg_url``, opened there from another home."""
+    ws = _open(tmp_path / "laptop")
+    await _fill(ws)
+    ws.close()
+    copy.copy(engines.parse(f"sqlite:///{tmp_path / 'laptop' / 'ironspire.db'}"), engines.parse(pg_url))
+    return _open(tmp_path / "server", pg_url)
+
+
 def _view(ws: Workspace) -> dict[str, Any]:
     """What a user sees of a workspace, engine aside."""
     return {
@@ -98,11 +107,7 @@ async def test_sqlite_to_postgresql_and_back_keeps_every_row(
 
 
 async def test_the_copy_carries_on_where_the_source_left_off(keyring: Any, tmp_path: Path, pg_url: str) -> None:
-    ws = _open(tmp_path / "laptop")
-    await _fill(ws)
-    ws.close()
-    copy.copy(engines.parse(f"sqlite:///{tmp_path / 'laptop' / 'ironspire.db'}"), engines.parse(pg_url))
-    team = _open(tmp_path / "server", pg_url)
+    team = await _moved(tmp_path, pg_url)
     try:
         with serving(Server("ol")) as (srv,):
             team.set_provider_setting("ollama", "base_url", srv.url)
@@ -176,11 +181,7 @@ async def test_a_postgresql_workspace_backs_up_to_one_file_and_restores_from_it(
 
 
 async def test_locks_still_serialise_turns_after_a_copy(keyring: Any, tmp_path: Path, pg_url: str) -> None:
-    ws = _open(tmp_path / "a")
-    await _fill(ws)
-    ws.close()
-    copy.copy(engines.parse(f"sqlite:///{tmp_path / 'a' / 'ironspire.db'}"), engines.parse(pg_url))
-    team = _open(tmp_path / "server", pg_url)
+    team = await _moved(tmp_path, pg_url)
     try:
         with serving(Server("ol", drip=0.01)) as (srv,):
             team.set_provider_setting("ollama", "base_url", srv.url)
