@@ -191,3 +191,37 @@ def test_a_url_with_a_password_is_never_shown_with_it() -> None:
     with pytest.raises(ConfigurationError) as refused:
         Store.open("postgresql://team:hunter2-secret@127.0.0.1:9/ironspire")
     assert "hunter2-secret" not in str(refused.value) and "team:***@127.0.0.1:9" in str(refused.value)
+
+
+async def test_a_turns_sync_check_never_runs_on_the_event_loop(pg_url: str, tmp_path: Any,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """On SQLite the check is a local WAL read done inline; on PostgreSQL it is a round trip to
+    the server, which a busy loop (a server with many agents) must not wait for."""
+    import threading
+
+    from support.memory_keyring import use_memory_keyring
+    from workspace.conftest import FakeHealth
+    from workspace.loopback import Server, serving
+
+    keyring = use_memory_keyring(monkeypatch)
+    next(keyring)
+    engines.upgrade_url(pg_url)
+    seen: list[bool] = []
+    original = postgres.PostgresTurns.check
+
+    def check(self: postgres.PostgresTurns, agent_id: int) -> tuple[int, int | None]:
+        seen.append(threading.current_thread() is threading.main_thread())
+        return original(self, agent_id)
+
+    monkeypatch.setattr(postgres.PostgresTurns, "check", check)
+    ws = Workspace.open(tmp_path / "home", database_url=pg_url, health=FakeHealth)
+    try:
+        with serving(Server("ol")) as (srv,):
+            ws.set_provider_setting("ollama", "base_url", srv.url)
+            agent = ws.create_agent("a", provider="ollama", model="llama3")  # no secret: the inline path on SQLite
+            for text in ("one", "two", "three"):
+                await agent.send(text)
+    finally:
+        await ws.aclose()
+        keyring.close()
+    assert len(seen) >= 3 and not any(seen)

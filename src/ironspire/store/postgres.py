@@ -144,6 +144,9 @@ class PostgresTurns:
     the column types convert times and bodies; a commit that enters a month the ledger has no
     partition for yet creates the partitions first."""
 
+    #: the sync check is a round trip to the server: never on the event loop
+    inline_check = False
+
     def __init__(self, engine: Engine) -> None:
         from ironspire.store import statements
 
