@@ -84,18 +84,20 @@ def refresh(conn: Connection, now: float) -> float:
         first = conn.execute(select(func.min(usage.c.at))).scalar()
         start = floor_day(float(first)) if first is not None else target
     ok = usage.c.outcome == "ok"
+    unknown = case((ok & (usage.c.usage_state == "unknown"), 1), else_=0)
     day = _day_of(conn)
     rows = (
         select(
             day.label("day"), usage.c.agent_id, usage.c.provider, usage.c.model, ok.label("ok"),
-            func.count(usage.c.id), *(func.sum(usage.c[c]) for c in TOKEN_COLUMNS), func.sum(usage.c.cost_usd),
+            func.count(usage.c.id), *(func.sum(usage.c[c]) for c in TOKEN_COLUMNS), func.sum(unknown),
+            func.sum(usage.c.cost_usd),
             func.sum(func.coalesce(usage.c.api_cost_usd, 0.0)), func.sum(usage.c.latency_s), func.min(usage.c.at),
         )
         .where(usage.c.at >= start, usage.c.at < target)
         .group_by(day, usage.c.agent_id, usage.c.provider, usage.c.model, ok)
     )
-    columns = ["day", "agent_id", "provider", "model", "ok", "requests", *TOKEN_COLUMNS, "cost_usd", "api_cost_usd",
-               "latency_s", "first_at"]
+    columns = ["day", "agent_id", "provider", "model", "ok", "requests", *TOKEN_COLUMNS, "unknown_usage", "cost_usd",
+               "api_cost_usd", "latency_s", "first_at"]
     conn.execute(insert(usage_daily).from_select(columns, rows))
     conn.execute(update(usage_rollup).where(usage_rollup.c.id == 1).values(until=target))
     return target
@@ -132,6 +134,8 @@ def totals_query(
             *([raw_key.label("key")] if raw_key is not None else []), agents.c.name.label("agent"),
             func.count(usage.c.id).label("requests"), func.sum(ok).label("ok"),
             *(func.sum(usage.c[c]).label(c) for c in TOKEN_COLUMNS),
+            func.sum(case(((usage.c.outcome == "ok") & (usage.c.usage_state == "unknown"), 1), else_=0))
+            .label("unknown_usage"),
             func.sum(usage.c.cost_usd).label("cost_usd"),
             func.sum(func.coalesce(usage.c.api_cost_usd, 0.0)).label("api_cost_usd"),
             func.sum(case((usage.c.outcome == "ok", usage.c.latency_s), else_=0.0)).label("latency_ok"),
@@ -144,6 +148,7 @@ def totals_query(
         *([daily_key.label("key")] if daily_key is not None else []), agents.c.name.label("agent"),
         func.sum(usage_daily.c.requests).label("requests"), func.sum(daily_ok).label("ok"),
         *(func.sum(usage_daily.c[c]).label(c) for c in TOKEN_COLUMNS),
+        func.sum(usage_daily.c.unknown_usage).label("unknown_usage"),
         func.sum(usage_daily.c.cost_usd).label("cost_usd"), func.sum(usage_daily.c.api_cost_usd).label("api_cost_usd"),
         func.sum(case((usage_daily.c.ok, usage_daily.c.latency_s), else_=0.0)).label("latency_ok"),
         func.min(usage_daily.c.first_at).label("first_at"),
@@ -170,6 +175,7 @@ def totals_query(
         (func.sum(u.c.latency_ok) / func.nullif(cast(func.sum(u.c.ok), Float), 0.0)).label("avg_latency_s"),
         func.count(u.c.agent.distinct()).label("agents"),
         func.min(u.c.first_at).label("first_at"),
+        whole(u.c.unknown_usage).label("unknown_usage"),
     )
     if keys is not None:
         query = query.group_by(u.c.key)

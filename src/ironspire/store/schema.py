@@ -143,7 +143,8 @@ provider_health = Table(
 #: Daily rollups of the ledger (``store/rollups.py``): one row per day (a UTC midnight, Unix
 #: time), agent, provider, model and outcome class (ok or not), written once the day is over by
 #: one INSERT ... SELECT ... GROUP BY; never updated per request. ``latency_s`` sums the rows'
-#: latencies; ``first_at`` is the day's oldest row of the group.
+#: latencies; ``unknown_usage`` counts the answered requests whose provider reported no usage;
+#: ``first_at`` is the day's oldest row of the group.
 usage_daily = Table(
     "usage_daily", metadata,
     Column("day", Float, primary_key=True),
@@ -157,6 +158,7 @@ usage_daily = Table(
     Column("cache_read_tokens", BigInteger, nullable=False),
     Column("cache_write_tokens", BigInteger, nullable=False),
     Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("unknown_usage", BigInteger, nullable=False),
     Column("cost_usd", Float, nullable=False),
     Column("api_cost_usd", Float, nullable=False),
     Column("latency_s", Float, nullable=False),

@@ -1,7 +1,7 @@
 """Daily rollups of the ledger, for analytics over millions of rows (see store/rollups.py).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 
 The rollups start empty (``until`` = 0): the first analytics query rolls up every closed day.
 """
@@ -13,8 +13,8 @@ from alembic import op
 
 from ironspire.store.types import Timestamp
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
@@ -30,7 +30,7 @@ def upgrade() -> None:
         sa.Column("ok", sa.Boolean(), primary_key=True),
         *(sa.Column(name, sa.BigInteger(), nullable=False) for name in (
             "requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-            "reasoning_tokens")),
+            "reasoning_tokens", "unknown_usage")),
         sa.Column("cost_usd", sa.Float(), nullable=False),
         sa.Column("api_cost_usd", sa.Float(), nullable=False),
         sa.Column("latency_s", sa.Float(), nullable=False),
