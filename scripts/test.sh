@@ -13,6 +13,18 @@
 # Any other arguments go to pytest (e.g. `bash scripts/test.sh --fast tests/protocols -x`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The store's tests also run against a real PostgreSQL (a private server per test session, see
+# tests/support/postgres.py): Debian's package, installed once when missing; a no-op afterwards.
+if ! compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null && ! command -v pg_ctl >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing PostgreSQL (apt-get)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  else
+    echo "PostgreSQL is needed by the tests: run \`sudo apt-get install postgresql\` (or your system's package)." >&2
+    exit 1
+  fi
+fi
 PYTHON=${PYTHON:-python3}
 FAST=0
 ARGS=()

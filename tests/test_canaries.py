@@ -23,6 +23,7 @@ from ironspire.cli.app import app
 from ironspire.errors import IronspireError
 from ironspire.transport import RetryPolicy, Transport
 from support.http_stub import Reply, Seen, StubServer
+from support.postgres import dump_url
 
 OK_BODIES: dict[str, Any] = {
     "openai_chat": {"id": "c1", "object": "chat.completion", "model": "m", "choices": [
@@ -68,10 +69,11 @@ class Provider:
 
 async def test_no_canary_appears_in_any_file_or_output(
     isolated_env: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, database_url: str | None,
 ) -> None:
     """Secrets live in the encrypted credential file here (the headless-Linux store, with its real
-    key-derivation parameters), so the scan also proves that file holds none of them in plain text."""
+    key-derivation parameters), so the scan also proves that file holds none of them in plain text.
+    On PostgreSQL (``database_url``) the database is scanned as ``pg_dump`` writes it out."""
     from ironspire.credentials import PASSPHRASE_ENV, CredentialStore
     from ironspire.workspace import Workspace
 
@@ -143,10 +145,17 @@ async def test_no_canary_appears_in_any_file_or_output(
             result = await asyncio.to_thread(runner.invoke, app, args)
             outputs += [result.output, repr(result.exception) if result.exception else ""]
         outputs += await web_outputs(ws, agents, server)
-        # while the database is open its newest pages sit in the WAL file: scan them there too
         live = [p.name for p in files_under(isolated_env)]
-        assert "ironspire.db-wal" in live and "ironspire.db-shm" in live, live
-        assert "credentials.cfg" in live and "health.json" in live, live
+        if database_url is None:  # while the database is open its newest pages sit in the WAL file: scan them too
+            assert "ironspire.db-wal" in live and "ironspire.db-shm" in live, live
+        else:  # everything the shared database holds, data included, as a file the scan reads
+            dump = dump_url(database_url)
+            assert "agent-openai" in dump and "custom-canary-box" in dump and "pong" in dump
+            (isolated_env / "pg_dump.sql").write_text(dump, encoding="utf-8")
+            assert "ironspire.db" not in live, live
+            # provider health is shared through the database there (and so scanned in the dump)
+            assert "COPY public.provider_health" in dump and "invalid_key" in dump
+        assert "credentials.cfg" in live and ("health.json" in live or database_url is not None), live
         open_leaks = scan(isolated_env, canaries, outputs)
     await ws.aclose()
     assert not open_leaks, "\n".join(open_leaks)

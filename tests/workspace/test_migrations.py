@@ -90,6 +90,7 @@ def _scripts_with_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(migrations, "HEAD", NEXT)
 
 
+@pytest.mark.sqlite_only("SQLite migrates itself; PostgreSQL's explicit migrations: tests/store/test_postgres.py")
 def test_migrated_schema_is_the_mapped_schema(ws: Workspace) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
@@ -99,6 +100,7 @@ def test_migrated_schema_is_the_mapped_schema(ws: Workspace) -> None:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
+@pytest.mark.sqlite_only("SQLite migrates itself; PostgreSQL's explicit migrations: tests/store/test_postgres.py")
 def test_a_database_made_by_the_initial_migration_opens(open_ws: Any, tmp_path: Path) -> None:
     home = tmp_path / "old"
     home.mkdir()
@@ -116,6 +118,7 @@ def test_a_database_made_by_the_initial_migration_opens(open_ws: Any, tmp_path: 
         ws.close()
 
 
+@pytest.mark.sqlite_only("SQLite migrates itself; PostgreSQL's explicit migrations: tests/store/test_postgres.py")
 def test_upgrade_through_a_later_revision_keeps_every_row(
     open_ws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,6 +147,7 @@ def test_upgrade_through_a_later_revision_keeps_every_row(
     store.close()
 
 
+@pytest.mark.sqlite_only("SQLite migrates itself; PostgreSQL's explicit migrations: tests/store/test_postgres.py")
 def test_a_database_from_a_newer_ironspire_is_refused_untouched(open_ws: Any, tmp_path: Path) -> None:
     home = tmp_path / "future"
     home.mkdir()

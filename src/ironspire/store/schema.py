@@ -7,6 +7,7 @@ Secrets never reach the database; the credential store keeps them.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -19,6 +20,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+
+from ironspire.store.types import JSONText, RowId, Timestamp
 
 DB_NAME = "ironspire.db"
 
@@ -70,7 +73,7 @@ agents = Table(
     Column("system", Text, nullable=True),
     Column("provider", String(64), nullable=True),
     Column("model", Text, nullable=True),
-    Column("created_at", Float, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
     Column("deleted_at", Float, nullable=False, server_default="0"),
     #: how deeply the agent reasons (low / medium / high), applied where its model reasons
     Column("effort", String(16), nullable=False, server_default="high"),
@@ -81,20 +84,22 @@ agents = Table(
 #: user message whose turn failed: kept so the user can see and resend it, never sent again.
 messages = Table(
     "messages", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", RowId, primary_key=True, autoincrement=True),
     Column("agent_id", Integer, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False),
     Column("role", String(16), nullable=False),
-    Column("body", Text, nullable=False),
+    Column("body", JSONText, nullable=False),
     Column("status", String(16), nullable=False),
-    Column("created_at", Float, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
     Index("ix_messages_agent_id", "agent_id"),
 )
 
-#: The ledger: one row per request, successful or not.
+#: The ledger: one row per request, successful or not. Append-only: figures are aggregated in
+#: SQL, never kept as counters. On PostgreSQL it is partitioned by month on ``at`` (primary key
+#: (id, at), see migration 0001 and store/postgres.py).
 usage = Table(
     "usage", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", Float, nullable=False),
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("at", Timestamp, nullable=False),
     Column("session", String(32), nullable=False),
     Column("agent_id", Integer, ForeignKey("agents.id", name="fk_usage_agent_id_agents"), nullable=False),
     Column("provider", String(64), nullable=False),
@@ -123,6 +128,50 @@ revision = Table(
     "revision", metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("config", Integer, nullable=False),
+)
+
+#: The last known health of each provider (``HealthStatus.to_dict()`` as JSON), shared by every
+#: process on the database: one probe serves every worker, and what live traffic showed one
+#: worker the others show too. ``claimed_at`` is when a process last took the turn to probe.
+#: Health is an observation, not configuration: writing it bumps no revision.
+provider_health = Table(
+    "provider_health", metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("status", Text, nullable=True),
+    Column("checked_at", Float, nullable=False),
+    Column("claimed_at", Float, nullable=False),
+)
+
+#: Daily rollups of the ledger (``store/rollups.py``): one row per day (a UTC midnight, Unix
+#: time), agent, provider, model and outcome class (ok or not), written once the day is over by
+#: one INSERT ... SELECT ... GROUP BY; never updated per request. ``latency_s`` sums the rows'
+#: latencies; ``unknown_usage`` counts the answered requests whose provider reported no usage;
+#: ``first_at`` is the day's oldest row of the group.
+usage_daily = Table(
+    "usage_daily", metadata,
+    Column("day", Float, primary_key=True),
+    Column("agent_id", Integer, ForeignKey("agents.id", name="fk_usage_daily_agent_id_agents"), primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("ok", Boolean, primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cache_read_tokens", BigInteger, nullable=False),
+    Column("cache_write_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("unknown_usage", BigInteger, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("api_cost_usd", Float, nullable=False),
+    Column("latency_s", Float, nullable=False),
+    Column("first_at", Timestamp, nullable=False),
+)
+
+#: One row: the ledger is rolled up into ``usage_daily`` for every day before ``until``.
+usage_rollup = Table(
+    "usage_rollup", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("until", Float, nullable=False),
 )
 
 USAGE_COLUMNS = (

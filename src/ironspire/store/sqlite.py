@@ -42,6 +42,10 @@ def _connect(path: Path) -> sqlite3.Connection:
 class SqliteTurns:
     """The hot path of a turn: the sync check and the one-transaction write."""
 
+    #: the sync check is a local WAL read that never waits for a writer: cheap enough to run on
+    #: the event loop (a server database's is a network round trip, and goes to a thread)
+    inline_check = True
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._reader: sqlite3.Connection | None = None

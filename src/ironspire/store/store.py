@@ -16,17 +16,20 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, case, create_engine, delete, event, func, select, update
+from sqlalchemy import Connection, case, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.sql.expression import ColumnElement
 
 from ironspire.errors import ConfigurationError
+from ironspire.store import rollups
 from ironspire.store import sqlite as engine_sqlite
-from ironspire.store.locks import FileLock
+from ironspire.store.engines import ENV
 from ironspire.store.schema import (
     DB_NAME,
     TOKEN_COLUMNS,
@@ -34,15 +37,16 @@ from ironspire.store.schema import (
     agents,
     custom_endpoints,
     messages,
+    provider_health,
     provider_settings,
     providers,
     revision,
     settings,
     usage,
+    usage_daily,
 )
 
-#: the environment variable that picks the database (a SQLAlchemy URL); default: SQLite in the home
-URL_ENV = "IRONSPIRE_DATABASE_URL"
+URL_ENV = ENV
 
 
 def default_url(home: Path) -> str:
@@ -96,21 +100,24 @@ class Store:
     """Open with ``Store.open(url)``; ``close()`` releases the engine and the turn log."""
 
     def __init__(self, url: str) -> None:
-        parsed = make_url(url)
-        if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
-            raise ConfigurationError(
-                f"unsupported workspace database {parsed.render_as_string(hide_password=True)!r}: this Ironspire "
-                "stores a workspace in a SQLite file only.",
-                hint=f"Unset {URL_ENV} (SQLite under IRONSPIRE_HOME), or give sqlite:////path/to/ironspire.db.",
-            )
-        self.url = url
-        self.path = Path(parsed.database)
-        self.engine: Engine = create_engine(url)
-        event.listen(self.engine, "connect", engine_sqlite.on_connect)
-        from ironspire.store import migrations
+        from ironspire.store import engines
 
-        migrations.upgrade(self.engine)
-        self.turns = engine_sqlite.SqliteTurns(self.path)
+        parsed = engines.parse(url)
+        self.url = url
+        self.postgres = engines.is_postgres(parsed)
+        self.turns: Any
+        if self.postgres:
+            from ironspire.store import postgres
+
+            self.path: Path | None = None
+            self.engine: Engine = engines.open_engine(parsed)
+            self.turns = postgres.PostgresTurns(self.engine)
+            self._locks = postgres.lock_engine(parsed)
+        else:
+            assert parsed.database is not None
+            self.path = Path(parsed.database)
+            self.engine = engines.open_engine(parsed)
+            self.turns = engine_sqlite.SqliteTurns(self.path)
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -119,10 +126,25 @@ class Store:
     def close(self) -> None:
         self.turns.close()
         self.engine.dispose()
+        if self.postgres:
+            self._locks.dispose()
 
-    def agent_lock(self, agent_id: int) -> FileLock:
-        """The lock that serialises one agent's turns across processes."""
-        return engine_sqlite.agent_lock(self.path, agent_id)
+    def agent_lock(self, agent_id: int) -> Any:
+        """The lock that serialises one agent's turns across processes and hosts: a file lock
+        beside a SQLite database, an advisory lock on PostgreSQL."""
+        if self.postgres:
+            from ironspire.store import postgres
+
+            return postgres.AdvisoryLock(self._locks, agent_id)
+        return engine_sqlite.agent_lock(self._file(), agent_id)
+
+    def _file(self) -> Path:
+        if self.path is None:
+            raise ConfigurationError(
+                "this workspace is on PostgreSQL, which has no database file to copy.",
+                hint="Use `ironspire db copy --from URL --to sqlite:///PATH` for a file copy, or pg_dump.",
+            )
+        return self.path
 
     def schema_revision(self) -> str | None:
         from ironspire.store import migrations
@@ -140,8 +162,10 @@ class Store:
             write.revision = int(conn.execute(update(revision).where(revision.c.id == 1).values(
                 config=revision.c.config + 1).returning(revision.c.config)).scalar_one())
 
-    def _upsert(self, conn: Connection, table: Any, values: Mapping[str, Any], keys: Sequence[str]) -> None:
-        statement = sqlite_insert(table).values(dict(values))
+    def _upsert(self, conn: Connection, table: Any, values: Mapping[str, Any], keys: Sequence[str],
+                insert_only: Mapping[str, Any] | None = None) -> None:
+        statement = (postgres_insert if self.postgres else sqlite_insert)(table).values(
+            {**values, **(insert_only or {})})
         rest = {k: v for k, v in values.items() if k not in keys}
         conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=rest)
                      if rest else statement.on_conflict_do_nothing(index_elements=list(keys)))
@@ -282,7 +306,16 @@ class Store:
         """Adds ledger rows that name their agent (``agent``: a name), as a ledger carried over
         from elsewhere does: a name no live agent has is kept under a retired agent of that name."""
         count = 0
+        rows = list(rows)
+        times = [float(r["at"]) for r in rows]
+        if not times:
+            return 0
         with self.engine.begin() as conn:
+            if self.postgres:  # old rows go to their own months' partitions, not the default one
+                from ironspire.store import postgres
+
+                postgres.ensure_partitions(conn, min(times), max(times))
+            rollups.invalidate(conn, min(times))  # days already rolled up are rolled up again
             ids: dict[str, int] = {}
             for row in rows:
                 name = str(row["agent"])
@@ -369,8 +402,31 @@ class Store:
             usage.join(agents, agents.c.id == usage.c.agent_id)).where(*self._usage_where(f))
         if group is not None:
             query = query.group_by(group)
-        with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+        with self.engine.begin() as conn:
+            if f.session is None:  # whole closed days come from the daily rollup (store/rollups.py)
+                until = rollups.refresh(conn, time.time())
+                daily_keys: dict[str, ColumnElement[Any]] = {
+                    "agent": agents.c.name, "provider": usage_daily.c.provider,
+                    "model": usage_daily.c.provider + "/" + usage_daily.c.model,
+                }
+                where_daily: list[ColumnElement[bool]] = []
+                if f.agent is not None:
+                    where_daily.append(agents.c.name == f.agent)
+                if f.provider is not None:
+                    where_daily.append(usage_daily.c.provider == f.provider)
+                where_raw = [w for w in self._usage_where(f)]
+                rolled = rollups.totals_query(where_raw, where_daily,
+                                              (group, daily_keys[by]) if group is not None and by else None,
+                                              f.start, f.end, until)
+                if rolled is not None:
+                    query = rolled
+            out = []
+            for row in conn.execute(query):
+                record = dict(row._mapping)
+                if isinstance(record.get("first_at"), datetime):
+                    record["first_at"] = record["first_at"].timestamp()
+                out.append(record)
+            return out
 
     def has_session(self, session: str) -> bool:
         with self.engine.connect() as conn:
@@ -381,6 +437,40 @@ class Store:
             found = conn.execute(select(usage.c.session).order_by(usage.c.at.desc()).limit(1)).scalar()
         return None if found is None else str(found)
 
+    # --- provider health (shared by every process on the database) ----------------------------
+
+    def health_states(self) -> dict[str, dict[str, Any]]:
+        """Every provider's last known health, as ``HealthStatus.to_dict()`` records."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(provider_health.c.provider, provider_health.c.status)
+                                .where(provider_health.c.status.is_not(None)))
+            return {str(pid): json.loads(status) for pid, status in rows}
+
+    def put_health(self, pid: str, status: Mapping[str, Any] | None) -> None:
+        """Records (None: forgets) a provider's health; no configuration revision is bumped."""
+        with self.engine.begin() as conn:
+            if status is None:
+                conn.execute(delete(provider_health).where(provider_health.c.provider == pid))
+                return
+            self._upsert(conn, provider_health, {"provider": pid, "status": json.dumps(dict(status)),
+                                                 "checked_at": time.time()}, ("provider",),
+                         insert_only={"claimed_at": 0.0})
+
+    def claim_probe(self, pid: str, fresh: float) -> bool:
+        """True if this process should probe ``pid`` now: nobody recorded its health, or took the
+        turn to probe it, in the last ``fresh`` seconds. One atomic statement, so of N processes
+        asking at once exactly one is told yes."""
+        now = time.time()
+        stale = now - fresh
+        insert = (postgres_insert if self.postgres else sqlite_insert)(provider_health).values(
+            provider=pid, status=None, checked_at=0.0, claimed_at=now)
+        claim = insert.on_conflict_do_update(
+            index_elements=["provider"], set_={"claimed_at": now},
+            where=(provider_health.c.checked_at < stale) & (provider_health.c.claimed_at < stale),
+        ).returning(provider_health.c.provider)
+        with self.engine.begin() as conn:
+            return conn.execute(claim).first() is not None
+
     # --- backup and restore ------------------------------------------------------------------
 
     def backup(self, dest: Path) -> Path:
@@ -388,7 +478,14 @@ class Store:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.exists():
             dest.unlink()
-        engine_sqlite.backup(self.path, dest)
+        if self.postgres:  # the same single-file backup, written row by row and checksummed
+            from ironspire.store import copy
+
+            copy.copy(make_url(self.url), make_url(f"sqlite:///{dest}"))
+            engine_sqlite.backup(dest, dest.with_name(dest.name + ".tmp"))  # one file: WAL folded in
+            dest.with_name(dest.name + ".tmp").replace(dest)
+            return dest
+        engine_sqlite.backup(self._file(), dest)
         return dest
 
     @staticmethod
@@ -401,9 +498,13 @@ class Store:
         if engine_sqlite.integrity(source, read_only=True) != "ok":
             raise ConfigurationError(f"{source} is a damaged database; nothing was restored.")
         before = self.config_revision()
+        if self.postgres:
+            self._restore_into_postgres(source, before)
+            return
+        path = self._file()
         self.turns.close()
         self.engine.dispose()
-        engine_sqlite.restore(self.path, source)
+        engine_sqlite.restore(path, source)
         from ironspire.store import migrations
 
         migrations.upgrade(self.engine)
@@ -412,5 +513,24 @@ class Store:
             conn.execute(update(revision).where(revision.c.id == 1).values(
                 config=func.max(revision.c.config, before) + 1))
 
+    def _restore_into_postgres(self, source: Path, before: int) -> None:
+        """The backup's rows replace this database's in one transaction (the copy checks its
+        checksums before committing); the backup file itself is migrated on a scratch copy only."""
+        import tempfile
+
+        from ironspire.store import copy
+
+        with tempfile.TemporaryDirectory() as scratch:
+            staged = Path(scratch) / "restore.db"
+            engine_sqlite.backup(source, staged)
+            copy.copy(make_url(f"sqlite:///{staged}"), make_url(self.url), replace=True)
+        with self.engine.begin() as conn:
+            conn.execute(update(revision).where(revision.c.id == 1).values(
+                config=func.greatest(revision.c.config, before) + 1))
+
     def integrity(self) -> str:
-        return engine_sqlite.integrity(self.path)
+        if self.postgres:  # the server guards its pages itself; what is checked here is that it answers
+            with self.engine.connect() as conn:
+                conn.execute(select(func.count()).select_from(revision)).scalar_one()
+            return "ok"
+        return engine_sqlite.integrity(self._file())

@@ -282,10 +282,12 @@ class Agent:
         config: Config | None
         history: tuple[list[Message], int | None] | None
         secrets: Secrets | None
-        if spec is not None and (not spec.secret_fields or ws._keychain_free) and self._history is not None:
+        if spec is not None and (not spec.secret_fields or ws._keychain_free) and self._history is not None \
+                and ws.store.turns.inline_check:
             # no keychain to read (the provider has no secret, or secrets come from the
             # environment alone): a WAL read, which never waits for a writer, says whether there
-            # is anything to reload, and only a reload goes to a thread
+            # is anything to reload, and only a reload goes to a thread (on PostgreSQL the check
+            # itself is a round trip, so it always goes to the thread below)
             revision, last = ws.store.turns.check(self.id)
             config, history = None, None
             secrets = ws.credentials.secrets_for(spec) if spec.secret_fields else Secrets({})

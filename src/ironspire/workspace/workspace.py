@@ -118,8 +118,11 @@ class Workspace:
         self._load()
         self.health = health(self.transport, self.target, provider_ids=self.provider_ids, is_enabled=self.is_enabled)
         self.transport.observers.append(self.health.observe)
+        share = getattr(self.health, "share", None)
         persist = getattr(self.health, "persist", None)
-        if persist is not None:  # the last known health outlives the command (warnings in `agents list`)
+        if self.store.postgres and share is not None:  # workers on one database probe once for all
+            share(self.store)
+        elif persist is not None:  # the last known health outlives the command (warnings in `agents list`)
             persist(home / "health.json")
 
     @classmethod
