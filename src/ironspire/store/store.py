@@ -428,6 +428,18 @@ class Store:
                 out.append(record)
             return out
 
+    def spend(self, start: float, agent_id: int | None = None) -> list[tuple[str, float, int]]:
+        """Per provider since ``start`` (of one agent, or all): the cost charged and how many
+        successful requests have no known cost (no price: ``api_cost_usd`` is NULL), for budgets."""
+        unknown = case(((usage.c.outcome == "ok") & usage.c.api_cost_usd.is_(None), 1), else_=0)
+        query = (select(usage.c.provider, func.coalesce(func.sum(usage.c.cost_usd), 0.0),
+                        func.coalesce(func.sum(unknown), 0))
+                 .where(usage.c.at >= start).group_by(usage.c.provider))
+        if agent_id is not None:
+            query = query.where(usage.c.agent_id == agent_id)
+        with self.engine.connect() as conn:
+            return [(str(p), float(c), int(u)) for p, c, u in conn.execute(query)]
+
     def has_session(self, session: str) -> bool:
         with self.engine.connect() as conn:
             return conn.execute(select(usage.c.id).where(usage.c.session == session).limit(1)).scalar() is not None

@@ -27,8 +27,9 @@ from ironspire.catalog.providers import BUILTIN_PROVIDERS, CustomEndpoint, Provi
 from ironspire.errors import ConfigurationError
 from ironspire.protocols.base import Backend, Secrets, Target
 from ironspire.store.store import URL_ENV, Config, Store, default_url
-from ironspire.workspace import routing
+from ironspire.workspace import budgets, fallback, routing
 from ironspire.workspace.effort import DEFAULT_EFFORT, check_effort
+from ironspire.workspace.fallback import DEFAULT_COOLDOWN, DEFAULT_TRIGGERS, FallbackRoute
 
 if TYPE_CHECKING:
     from ironspire.analytics import Analytics
@@ -66,7 +67,15 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "prompt_cache": None,
     # per-agent prompt caching, by agent id, over the workspace's ("off" turns it off for one agent)
     "agent_prompt_cache": {},
+    # fallback routes (workspace/fallback.py): the chain of agents without their own, which
+    # failures move a turn on, and how long an unreachable provider is passed over
+    "default_fallback": None,
+    "fallback_on": list(DEFAULT_TRIGGERS),
+    "fallback_cooldown": DEFAULT_COOLDOWN,
+    "budget": None,  # the workspace's spending budget (workspace/budgets.py), {"usd", "period"}
 }
+#: per-agent values kept in the settings table, keyed by agent id (not workspace settings)
+AGENT_FALLBACK, AGENT_BUDGET = "agent_fallback:{}", "agent_budget:{}"
 SETTING_CHOICES: dict[str, tuple[str, ...]] = {
     "degrade_images": ("error", "omit"),
     "degrade_tools": ("error", "flatten"),
@@ -111,6 +120,7 @@ class Workspace:
         self._custom_specs: dict[str, ProviderSpec] = {}
         self._agents: dict[str, Agent] = {}
         self._backends: dict[str, Backend] = {}
+        self._gates: dict[str, budgets.Gate] = {}
         self._revision = -1  # the configuration revision the state in memory was read at
         #: True once a turn found that secrets come from the environment alone (no keychain or
         #: encrypted file to read): turns then read them on the loop instead of in a thread
@@ -255,13 +265,17 @@ class Workspace:
             if not isinstance(value, dict) or any(v not in allowed for v in value.values()):
                 raise ConfigurationError(f"agent_prompt_cache maps agent ids to one of {', '.join(allowed)}.")
             value = {str(k): v for k, v in value.items()}
-        if key == "health_interval":
+        if key == "fallback_on":
+            value = fallback.check_triggers([value] if isinstance(value, str) else value)
+        if key in ("default_fallback", "budget"):
+            raise ConfigurationError(f"set {key} with ws.set_default_fallback / ws.set_budget.")
+        if key in ("health_interval", "fallback_cooldown"):
             try:
                 value = float(value)
                 if not value > 0:
                     raise ValueError
             except (TypeError, ValueError):
-                raise ConfigurationError(f"health_interval must be a positive number of seconds, not {value!r}.") \
+                raise ConfigurationError(f"{key} must be a positive number of seconds, not {value!r}.") \
                     from None
         revision = self.store.set_settings({key: value})
         self._settings[key] = value
@@ -279,6 +293,65 @@ class Workspace:
         revision = self.store.set_settings({"default_provider": provider, "default_model": model})
         self._settings["default_provider"], self._settings["default_model"] = provider, model
         self._adopt(revision)
+
+    # --- fallbacks and budgets ----------------------------------------------------------------
+
+    @property
+    def default_fallback(self) -> tuple[FallbackRoute, ...]:
+        """The fallback chain of every agent that has none of its own."""
+        return fallback.from_stored(self._settings.get("default_fallback")) or ()
+
+    def set_default_fallback(self, routes: str | Iterable[str | FallbackRoute] | None) -> None:
+        """``"P/M,P/M"``, a list of routes, or None / empty to have none; each route is checked now."""
+        self._put("default_fallback", fallback.to_stored(self.check_fallback(routes)) or None)
+
+    def check_fallback(self, routes: str | Iterable[str | FallbackRoute] | None) -> tuple[FallbackRoute, ...]:
+        if routes is None:
+            return ()
+        if isinstance(routes, str):
+            parsed = fallback.parse_routes(routes)
+        else:
+            parsed = tuple(r if isinstance(r, FallbackRoute) else fallback.parse_routes(r)[0] for r in routes)
+        for route in parsed:
+            self.check_route(route.provider, route.model)
+        return tuple(dict.fromkeys(parsed))
+
+    @property
+    def budget(self) -> budgets.Budget | None:
+        return budgets.from_stored(self._settings.get("budget"))
+
+    def set_budget(self, usd: float | None, period: str = "month") -> None:
+        """The workspace's spending budget (None removes it)."""
+        self._put("budget", None if usd is None else budgets.make_budget(usd, period).to_stored())
+
+    def _put(self, key: str, value: Any) -> None:
+        """Stores a value in the settings table (a workspace setting or a per-agent value) and
+        holds it in memory, where turns read it."""
+        revision = self.store.set_settings({key: value})
+        self._settings[key] = value
+        self._adopt(revision)
+
+    def billed(self, pid: str) -> bool:
+        try:
+            return self.provider(pid).billed
+        except ConfigurationError:  # a removed custom endpoint: its rows stay, counted as billed
+            return True
+
+    def budget_state(self, agent: Agent | None = None) -> budgets.BudgetState | None:
+        """The workspace's budget now (or ``agent``'s own), None when there is none."""
+        budget = self.budget if agent is None else agent.budget
+        if budget is None:
+            return None
+        start, _ = budgets.period_bounds(budget.period)
+        rows = self.store.spend(start, None if agent is None else agent.id)
+        return budgets.state("workspace" if agent is None else "agent", None if agent is None else agent.name,
+                             budget, rows, self.billed)
+
+    def budget_gate(self, key: str) -> budgets.Gate:
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = budgets.Gate()
+        return gate
 
     # --- providers -------------------------------------------------------------------------
 
