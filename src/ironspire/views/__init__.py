@@ -9,7 +9,15 @@ health monitor uses too.
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ironspire.views._agents import agent, agents, default_route, health_warning, history
+    from ironspire.views._agents import (
+        agent,
+        agent_budgets,
+        agents,
+        default_route,
+        health_warning,
+        history,
+        workspace_budget,
+    )
     from ironspire.views._errors import error
     from ironspire.views._health import check, health
     from ironspire.views._models import discover, models
@@ -26,14 +34,17 @@ if TYPE_CHECKING:
         AgentAlert,
         AgentView,
         AuthFieldView,
+        BudgetView,
         DefaultRouteView,
         ErrorView,
+        FallbackView,
         HealthView,
         HistoryEntryView,
         KeystoreView,
         ModelView,
         PriceView,
         ProviderView,
+        fallback_notice,
     )
 
 # Loaded on first use, so that a command importing one helper (the CLI's number formatting) does
@@ -42,8 +53,13 @@ _WHERE = {
     "AgentAlert": "ironspire.views.records",
     "AgentView": "ironspire.views.records",
     "AuthFieldView": "ironspire.views.records",
+    "BudgetView": "ironspire.views.records",
     "DefaultRouteView": "ironspire.views.records",
     "ErrorView": "ironspire.views.records",
+    "FallbackView": "ironspire.views.records",
+    "fallback_notice": "ironspire.views.records",
+    "agent_budgets": "ironspire.views._agents",
+    "workspace_budget": "ironspire.views._agents",
     "HealthView": "ironspire.views.records",
     "HistoryEntryView": "ironspire.views.records",
     "KeystoreView": "ironspire.views.records",
@@ -85,8 +101,10 @@ __all__ = [
     "AgentAlert",
     "AgentView",
     "AuthFieldView",
+    "BudgetView",
     "DefaultRouteView",
     "ErrorView",
+    "FallbackView",
     "HealthView",
     "HistoryEntryView",
     "KeystoreView",
@@ -94,6 +112,7 @@ __all__ = [
     "PriceView",
     "ProviderView",
     "agent",
+    "agent_budgets",
     "agents",
     "check",
     "configured_ids",
@@ -101,6 +120,7 @@ __all__ = [
     "default_route",
     "discover",
     "error",
+    "fallback_notice",
     "health",
     "health_warning",
     "history",
@@ -110,4 +130,5 @@ __all__ = [
     "provider_readiness",
     "providers",
     "spec_record",
+    "workspace_budget",
 ]

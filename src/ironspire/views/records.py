@@ -249,6 +249,48 @@ class AgentAlert:
 
 
 @dataclass(frozen=True, slots=True)
+class FallbackView:
+    """The routes a turn tries after the agent's own, in order; ``inherited`` when they are the
+    workspace's default chain (the agent set none of its own)."""
+
+    routes: tuple[str, ...]
+    inherited: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"routes": list(self.routes), "inherited": self.inherited}
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetView:
+    """One spending budget now. ``level`` is "ok", "warning" (80% spent) or "exceeded" (turns
+    under it are refused until ``resets_at``); ``unknown_turns`` are successful turns of unknown
+    cost, counted apart and never as $0."""
+
+    scope: Literal["agent", "workspace"]
+    agent: str | None
+    usd: float
+    period: Literal["day", "month"]
+    spent: float
+    unknown_turns: int
+    resets_at: float
+    level: Literal["ok", "warning", "exceeded"]
+    warning: str | None
+
+    @property
+    def fraction(self) -> float:
+        return self.spent / self.usd
+
+    @property
+    def dot(self) -> Dot:
+        return {"ok": "green", "warning": "yellow", "exceeded": "red"}[self.level]  # type: ignore[return-value]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"scope": self.scope, "agent": self.agent, "usd": self.usd, "period": self.period,
+                "spent": round(self.spent, 6), "fraction": round(self.fraction, 4), "unknown_turns": self.unknown_turns,
+                "resets_at": self.resets_at, "level": self.level, "warning": self.warning}
+
+
+@dataclass(frozen=True, slots=True)
 class AgentView:
     name: str
     provider: str | None
@@ -267,6 +309,15 @@ class AgentView:
     """History size; only filled for a single agent's view (`agents show`)."""
     effort: str = "high"
     """How deeply the agent reasons (low / medium / high), where its model reasons."""
+    fallback: FallbackView | None = None
+    """Where a turn goes when the agent's own route fails (None: nowhere)."""
+    budgets: tuple[BudgetView, ...] = ()
+    """The budgets its turns count against: its own, then the workspace's."""
+
+    @property
+    def budget_warning(self) -> str | None:
+        """The sidebar's and HUD's budget line: the first budget at 80% or more."""
+        return next((b.warning for b in self.budgets if b.warning), None)
 
     @property
     def route_kind(self) -> Literal["default", "own"]:
@@ -283,6 +334,9 @@ class AgentView:
             "effort": self.effort,
             "warning": self.warning,
             "alert": None if self.alert is None else self.alert.to_json(),
+            "fallback": None if self.fallback is None else self.fallback.to_json(),
+            "budgets": [b.to_json() for b in self.budgets],
+            "budget_warning": self.budget_warning,
         }
         if self.messages is not None:
             data["messages"] = self.messages
@@ -295,9 +349,18 @@ class AgentView:
 class DefaultRouteView:
     provider: str | None
     model: str | None
+    fallback: tuple[str, ...] = ()
+    """The workspace's default fallback chain (for agents without their own)."""
+    budget: BudgetView | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"provider": self.provider, "model": self.model}
+        """The route; ``fallback`` and ``budget`` only once the workspace has them."""
+        data: dict[str, Any] = {"provider": self.provider, "model": self.model}
+        if self.fallback:
+            data["fallback"] = list(self.fallback)
+        if self.budget is not None:
+            data["budget"] = self.budget.to_json()
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,10 +382,26 @@ class HistoryEntryView:
         m = self.message
         return f"{m.provider}/{m.model}" if m.role == "assistant" and m.provider else None
 
+    @property
+    def fallback_notice(self) -> str | None:
+        """For a reply a fallback route gave: the one line the chat shows (None otherwise)."""
+        return fallback_notice(self.message)
+
+
     def to_json(self) -> dict[str, Any]:
         import json
 
         return {**json.loads(self.message.to_json()), "status": self.status, "at": self.at}
+
+
+def fallback_notice(message: Message) -> str | None:
+    """``answered by P/M (fallback; P/M: RateLimitError)`` for a reply a fallback gave, else None."""
+    record = message.meta.get("fallback")
+    if not isinstance(record, dict):
+        return None
+    why = "; ".join(f"{a['provider']}/{a['model']}: {a['outcome']}" for a in record.get("attempts", ())
+                    if a.get("outcome") != "ok")
+    return f"answered by {record.get('answered')} (fallback" + (f"; {why}" if why else "") + ")"
 
 
 # --- models ------------------------------------------------------------------------------------

@@ -403,6 +403,8 @@ class Agent:
             self._checked_route()  # raises: no route, with how to set one
             return
         routes = [primary, *(routing.Route(r.provider, r.model, False) for r in turn.chain)]
+        with contextlib.suppress(ConfigurationError):
+            turn.primary = f"{primary.provider}/{primary.model or ws._model(primary.provider, None).id}"
         seen: set[tuple[str, str]] = set()
         cooldown = float(ws.setting("fallback_cooldown") or fallback.DEFAULT_COOLDOWN)
         for route in routes:
