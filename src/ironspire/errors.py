@@ -182,6 +182,11 @@ class CapabilityError(IronspireError):
         )
 
 
+def usd(amount: float) -> str:
+    """Dollars as people read them: cents for sums of a dollar or more, four places below it."""
+    return f"${amount:,.2f}" if abs(amount) >= 1 else f"${amount:.4f}"
+
+
 class BudgetExceeded(IronspireError):
     """A spending budget is used up: the turn was refused before anything was sent.
 
@@ -200,8 +205,9 @@ class BudgetExceeded(IronspireError):
         reset = datetime.fromtimestamp(resets_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
         unknown = f" (plus {unknown_turns} turn(s) of unknown cost)" if unknown_turns else ""
         command = f"ironspire agents set {name} --budget USD" if scope == "agent" else "ironspire default budget USD"
+        every = {"day": "daily", "month": "monthly"}.get(period, period)
         super().__init__(
-            f"{which} {period}ly budget of ${limit:.2f} is used up: ${spent:.4f} spent{unknown}; it resets at {reset}.",
+            f"{which} {every} budget of {usd(limit)} is used up: {usd(spent)} spent{unknown}; it resets at {reset}.",
             remedy=Remedy("set_budget", {"scope": scope, "agent": name, "period": period, "limit": limit},
                           f"Wait for the reset, or raise the budget with `{command}`."),
         )

@@ -287,7 +287,7 @@ class Server:
                     lines.append(final)
                 self._stream("application/x-ndjson", [(json.dumps(x) + "\n").encode() for x in lines])
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Listener(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -305,6 +305,12 @@ class Server:
         self.gate.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class _Listener(ThreadingHTTPServer):
+    """A listen backlog for a fleet: the default (5) resets connections when 100 agents connect at once."""
+
+    request_queue_size = 256
 
 
 def _words(text: str) -> list[str]:

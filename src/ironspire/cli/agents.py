@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from ironspire.cli.output import console, emit_json
+from ironspire.errors import usd
 
 app = typer.Typer(help="Create and configure agents.", no_args_is_help=True)
 
@@ -85,6 +86,14 @@ def show(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
     if view.warning:
         console.print(f"[yellow]warning:[/] {view.warning}")
     console.print(f"effort: {view.effort}")
+    chain = view.fallback
+    console.print("fallback: " + (", ".join(chain.routes) + (" (workspace default)" if chain.inherited else "")
+                                  if chain else "-"))
+    for budget in view.budgets:
+        which = "own" if budget.scope == "agent" else "workspace"
+        unknown = f" + {budget.unknown_turns} turn(s) of unknown cost" if budget.unknown_turns else ""
+        mark = {"ok": "", "warning": "  [yellow](80% reached)[/]", "exceeded": "  [red](used up)[/]"}[budget.level]
+        console.print(f"budget ({which}): {usd(budget.spent)}{unknown} of {usd(budget.usd)} per {budget.period}{mark}")
     console.print(f"system: {view.system or '-'}")
     console.print(f"history: {view.messages} messages" + (f", {view.unanswered} unanswered" if view.unanswered else ""))
 
@@ -97,8 +106,13 @@ def set_agent(
     system: str | None = typer.Option(None, "--system", "-s", help="New system prompt (\"\" clears it)."),
     inherit: bool = typer.Option(False, "--inherit", help="Drop the override: use the workspace default."),
     effort: str | None = typer.Option(None, "--effort", "-e", help=EFFORT_HELP),
+    fallback: str | None = typer.Option(
+        None, "--fallback", help="Fallback routes P/M,P/M tried in order when the agent's own fails; "
+        "'none' for none, 'default' for the workspace's chain."),
+    budget: str | None = typer.Option(None, "--budget", help="Spending budget in USD ('none' removes it)."),
+    period: str = typer.Option("month", "--period", help="The budget's period: day or month."),
 ) -> None:
-    """Change an agent's route or system prompt; its history is kept."""
+    """Change an agent's route, system prompt, fallbacks or budget; its history is kept."""
     from ironspire.cli._workspace import workspace
     from ironspire.errors import ConfigurationError
     from ironspire.workspace.effort import check_effort
@@ -117,5 +131,22 @@ def set_agent(
             agent.set_system(system)
         if effort is not None:
             agent.set_effort(effort)
+        if fallback is not None:
+            agent.set_fallback(None if fallback == "default" else [] if fallback == "none" else fallback)
+        if budget is not None:
+            agent.set_budget(None if budget == "none" else _amount(budget), period)
         route = agent.route
-    console.print(f"{name}: {route if route else 'no route (no default set)'}, effort {agent.effort}.")
+        chain = ", ".join(str(r) for r in agent.fallback_chain)
+        own = agent.budget
+    console.print(f"{name}: {route if route else 'no route (no default set)'}"
+                  + (f", then {chain}" if chain else "")
+                  + (f"; budget {usd(own.usd)} per {own.period}" if own else "") + f", effort {agent.effort}.")
+
+
+def _amount(text: str) -> float:
+    from ironspire.errors import ConfigurationError
+
+    try:
+        return float(text.lstrip("$"))
+    except ValueError:
+        raise ConfigurationError(f"--budget takes an amount of USD or 'none', not {text!r}.") from None

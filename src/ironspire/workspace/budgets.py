@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeAlias
 
-from ironspire.errors import BudgetExceeded, ConfigurationError
+from ironspire.errors import BudgetExceeded, ConfigurationError, usd
 
 Period: TypeAlias = Literal["day", "month"]
 PERIODS: tuple[Period, ...] = ("day", "month")
@@ -100,7 +100,7 @@ class BudgetState:
             return None
         which = f"agent {self.name}" if self.scope == "agent" else "workspace"
         unknown = f" + {self.unknown_turns} turn(s) of unknown cost" if self.unknown_turns else ""
-        return (f"{which} budget: ${self.spent:.4f} of ${self.budget.usd:.2f} this {self.budget.period}{unknown} "
+        return (f"{which} budget: {usd(self.spent)} of {usd(self.budget.usd)} this {self.budget.period}{unknown} "
                 f"({self.fraction:.0%})")
 
 
@@ -127,12 +127,15 @@ class Gate:
     async def admit(self, read: Callable[[], Awaitable[BudgetState]]) -> None:
         async with self._cond:
             while True:
+                # counted before the read: a turn that commits during it is then counted twice
+                # (this turn waits and looks again), never missed
+                in_flight = self.in_flight
                 current = await read()
                 if current.spent >= current.budget.usd:
                     raise current.error()
-                if self.in_flight == 0:
+                if in_flight == 0:
                     break
-                if self.projected is not None and current.spent + self.in_flight * self.projected < current.budget.usd:
+                if self.projected is not None and current.spent + in_flight * self.projected < current.budget.usd:
                     break
                 await self._cond.wait()
             self.in_flight += 1
