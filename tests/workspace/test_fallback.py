@@ -263,3 +263,27 @@ async def test_configuration_is_checked_and_shown(real_ws: Workspace) -> None:
 
     view = views.agent(ws, "c")
     assert view.to_json()["fallback"] == {"routes": ["google/gemini-3.8-flash"], "inherited": True}
+
+
+async def test_fallbacks_and_budgets_travel_with_an_export(ws: Workspace, open_ws: Any, tmp_path: Path) -> None:
+    from ironspire.workspace.budgets import Budget
+    from ironspire.workspace.fallback import FallbackRoute
+
+    agent = ws.create_agent("traveller", provider="openai", model="gpt-4.1")
+    agent.set_fallback("claude-api/claude-sonnet-5-5")
+    agent.set_budget(3, "day")
+    ws.create_agent("stay-home").set_fallback([])
+    ws.set_default_fallback("google/gemini-3.8-flash")
+    ws.set_budget(50)
+    assert "agent_fallback:1" not in json.dumps(ws.settings())  # per-agent values are not workspace settings
+    path = ws.export(tmp_path / "export.json")
+    other = open_ws(tmp_path / "elsewhere")
+    try:
+        other.import_(path)
+        moved = other.agent("traveller")
+        assert moved.fallback == (FallbackRoute("claude-api", "claude-sonnet-5-5"),)
+        assert moved.budget == Budget(3.0, "day") and other.budget == Budget(50.0, "month")
+        assert other.agent("stay-home").fallback == ()
+        assert other.default_fallback == (FallbackRoute("google", "gemini-3.8-flash"),)
+    finally:
+        await other.aclose()

@@ -35,6 +35,11 @@ def snapshot(ws: Workspace, *, with_conversations: bool = False) -> dict[str, An
     for agent in ws.agents():
         record: dict[str, Any] = {"name": agent.name, "system": agent.system, "provider": agent.own_provider,
                                   "model": agent.own_model, "effort": agent.effort}
+        own = agent.fallback
+        if own is not None:
+            record["fallback"] = [str(r) for r in own]
+        if agent.budget is not None:
+            record["budget"] = agent.budget.to_stored()
         if with_conversations:
             record["messages"] = [json.loads(m.to_json()) for m in agent.history]
         agents.append(record)
@@ -123,6 +128,10 @@ def _restore_json(ws: Workspace, data: dict[str, Any]) -> dict[str, int]:
             agent.switch(record.get("provider"), record.get("model"))
             agent.set_system(record.get("system"))
             agent.set_effort(record.get("effort") or DEFAULT_EFFORT)
+        if "fallback" in record:
+            agent.set_fallback(record["fallback"])
+        if isinstance(record.get("budget"), dict):
+            agent.set_budget(record["budget"]["usd"], record["budget"].get("period", "month"))
         counts["agents"] += 1
         if "messages" in record:
             messages = [Message.from_json(json.dumps(m)) for m in record["messages"]]

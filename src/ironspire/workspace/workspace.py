@@ -251,7 +251,8 @@ class Workspace:
         return self._settings.get(key)
 
     def settings(self) -> dict[str, Any]:
-        return dict(self._settings)
+        """The workspace settings (per-agent values kept beside them are the agents')."""
+        return {k: v for k, v in self._settings.items() if k in DEFAULT_SETTINGS}
 
     def set_setting(self, key: str, value: Any) -> None:
         self.setting(key)
@@ -267,8 +268,12 @@ class Workspace:
             value = {str(k): v for k, v in value.items()}
         if key == "fallback_on":
             value = fallback.check_triggers([value] if isinstance(value, str) else value)
-        if key in ("default_fallback", "budget"):
-            raise ConfigurationError(f"set {key} with ws.set_default_fallback / ws.set_budget.")
+        if key == "default_fallback":
+            self.set_default_fallback([r if isinstance(r, str) else "/".join(r) for r in value or ()])
+            return
+        if key == "budget":
+            self.set_budget(None if value is None else value["usd"], value.get("period", "month") if value else "month")
+            return
         if key in ("health_interval", "fallback_cooldown"):
             try:
                 value = float(value)
