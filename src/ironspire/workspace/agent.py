@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -381,7 +381,7 @@ class Agent:
             return self.ws.credentials.secrets_for(spec)
         return await offloop.run(self.ws.credentials.secrets_for, spec)
 
-    async def _routes(self, turn: _Turn) -> AsyncIterator[tuple[ChatRequest, Target]]:
+    async def _routes(self, turn: _Turn) -> AsyncGenerator[tuple[ChatRequest, Target]]:
         """The routes this turn may send to, in order, each prepared (pre-flight passed).
 
         Without fallbacks this is the agent's route alone and every problem raises as it always
@@ -451,8 +451,8 @@ class Agent:
         """One turn, returned whole. ``options`` are ChatRequest fields (temperature, reasoning...)."""
         async with self._turn_lock():
             turn = await self._begin(content, tools, dict(options))
-            async with self._budgeted(turn) as spent:
-                async for request, target in self._routes(turn):
+            async with self._budgeted(turn) as spent, contextlib.aclosing(self._routes(turn)) as routes:
+                async for request, target in routes:
                     backend = self.ws.backend(target.provider.protocol)
                     started = time.perf_counter()
                     self.running_on = target.provider.id
@@ -484,8 +484,8 @@ class Agent:
         """
         async with self._turn_lock():
             turn = await self._begin(content, tools, dict(options))
-            async with self._budgeted(turn) as spent:
-                async for request, target in self._routes(turn):
+            async with self._budgeted(turn) as spent, contextlib.aclosing(self._routes(turn)) as routes:
+                async for request, target in routes:
                     backend = self.ws.backend(target.provider.protocol)
                     acc = Accumulator(target.provider.id, target.model.id)
                     started = time.perf_counter()
