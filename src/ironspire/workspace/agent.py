@@ -424,7 +424,7 @@ class Agent:
                     continue
                 seen.add((spec.id, model))
                 turn.primary = turn.primary or f"{spec.id}/{model}"
-                ws.backend(spec.protocol).check_configured(target)
+                ws.backend(target.provider.protocol).check_configured(target)
                 _, request, target = self._prepare(turn.user, turn.tools, dict(turn.options), target)
             except (ConfigurationError, CredentialsMissing, CapabilityError, ContextWindowExceeded) as exc:
                 turn.skip_error = turn.skip_error or exc
