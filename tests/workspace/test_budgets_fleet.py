@@ -187,6 +187,10 @@ def test_cli_sets_fallbacks_and_budgets_and_ask_says_which_route_answered(
         # the Anthropic turn costs more than the budget: the next ask is refused, naming it
         refused = run("ask", "w", "again", "--no-check")
         assert isinstance(refused.exception, BudgetExceeded) and "agent 'w'" in str(refused.exception)
+        spent = __import__("json").loads(run("agents", "show", "w", "--json").stdout)["budgets"][0]["spent"]
+        assert run("agents", "set", "w", "--budget", f"{spent / 0.9:.8f}", "--period", "day").exit_code == 0
+        warned = run("ask", "w", "at ninety percent", "--no-check")
+        assert warned.exit_code == 0 and "warning: agent w budget:" in warned.stderr and "(90%)" in warned.stderr
         assert run("default", "fallback", "claude-api/claude-sonnet-5-5").exit_code == 0
         assert run("default", "fallback", "--json").stdout.strip().startswith("[")
         assert run("agents", "set", "w", "--fallback", "default", "--budget", "none").exit_code == 0
