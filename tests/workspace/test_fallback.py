@@ -287,3 +287,23 @@ async def test_fallbacks_and_budgets_travel_with_an_export(ws: Workspace, open_w
         assert other.default_fallback == (FallbackRoute("google", "gemini-3.8-flash"),)
     finally:
         await other.aclose()
+
+
+async def test_a_candidate_without_tools_is_skipped_when_the_history_holds_tool_calls(ws: Workspace) -> None:
+    ws.registry.register(ModelSpec(provider="google", id="gemini-no-tools", display_name="nt", context_window=100_000,
+                                   max_output_tokens=1000, tools=False, source="configured"))
+    state, statuses = switchable()
+    with serving(Server("oa", mode="tools", statuses=statuses), Server("an"), Server("gm")) as (oa, an, gm):
+        point(ws, oa, an, gm)
+        agent = ws.create_agent("t", provider="openai", model="gpt-4.1")
+        agent.set_fallback("google/gemini-no-tools,claude-api/claude-sonnet-5-5")
+        call = (await agent.send("Weather in Oslo?", tools=[WEATHER])).tool_calls[0]
+        state["status"] = 500
+        reply = await agent.send(Message.tool(ToolResult(call.id, call.name, (Text("-3C"),))), tools=[WEATHER])
+        assert reply.provider == "claude-api" and gm.requests == []
+        skipped = reply.meta["fallback"]["attempts"][1]
+        assert skipped["outcome"] == "skipped" and "does not support tools" in skipped["reason"]
+        # with the flatten policy the same model can take it (tool history as text)
+        ws.set_setting("degrade_tools", "flatten")
+        reply = await agent.send("And tomorrow?")
+        assert reply.provider == "google" and "[called tool get_weather" in json.dumps(gm.requests[0]["body"])
