@@ -307,3 +307,19 @@ async def test_a_candidate_without_tools_is_skipped_when_the_history_holds_tool_
         ws.set_setting("degrade_tools", "flatten")
         reply = await agent.send("And tomorrow?")
         assert reply.provider == "google" and "[called tool get_weather" in json.dumps(gm.requests[0]["body"])
+
+
+async def test_a_stream_moves_on_while_nothing_was_shown(ws: Workspace) -> None:
+    with serving(Server("oa", status=503), Server("an"), Server("gm")) as (oa, an, gm):
+        point(ws, oa, an, gm)
+        agent = ws.create_agent("streamer", provider="openai", model="gpt-4.1")
+        agent.set_fallback(CHAIN)
+        shown = "".join([e.text async for e in agent.stream("hello") if isinstance(e, TextDelta)])
+        assert shown == "an: 1 messages, last: hello"  # only the route that answered was streamed
+        reply = agent.history[-1]
+        assert reply.provider == "claude-api" and reply.meta["fallback"]["answered"] == "claude-api/claude-sonnet-5-5"
+        assert oa.requests[0]["body"]["stream"] is True and an.requests[0]["body"]["stream"] is True
+        rows = ws.analytics.turns()
+        assert [(r["provider"], r["outcome"], r["streamed"]) for r in rows] == [
+            ("openai", "ProviderUnavailable", True), ("claude-api", "ok", True)]
+        assert all(r["latency_s"] > 0 for r in rows)
