@@ -12,7 +12,11 @@ Turn semantics (what a user can rely on):
 - A process killed mid-turn commits nothing (SQLite's journal rolls the file back to the
   previous turn), so a reopened workspace shows the history as of the last completed turn.
 - Pre-flight failures (context window, capabilities) are raised before any request, and so
-  record nothing at all.
+  record nothing at all; so is a turn refused by a used-up budget (``BudgetExceeded``).
+- With fallback routes (``workspace/fallback.py``) a turn may make several requests: each one
+  gets its own ledger row, written in the turn's one transaction, and the reply's
+  ``meta["fallback"]`` names the route that answered and every route tried or skipped. The
+  agent's own route is never changed by a fallback.
 
 Turns of one agent are serialised (a second ``send`` waits for the first), across processes
 too (the store's per-agent lock); turns of different agents run concurrently and share nothing
