@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ironspire.catalog.models import ModelSpec
-from ironspire.errors import BudgetExceeded
+from ironspire.errors import BudgetExceeded, ConfigurationError
 from ironspire.transport import RetryPolicy, Transport
 from ironspire.workspace import Workspace
 from workspace.loopback import Server, serving
@@ -192,7 +192,10 @@ def test_cli_sets_fallbacks_and_budgets_and_ask_says_which_route_answered(
         warned = run("ask", "w", "at ninety percent", "--no-check")
         assert warned.exit_code == 0 and "warning: agent w budget:" in warned.stderr and "(90%)" in warned.stderr
         assert run("default", "fallback", "claude-api/claude-sonnet-5-5").exit_code == 0
-        assert run("default", "fallback", "--json").stdout.strip().startswith("[")
+        shown = run("default", "fallback", "--on", "5xx,quota", "--cooldown", "5", "--json")
+        assert __import__("json").loads(shown.stdout) == {
+            "routes": ["claude-api/claude-sonnet-5-5"], "on": ["5xx", "quota"], "cooldown": 5.0}
+        assert isinstance(run("default", "fallback", "--on", "sometimes").exception, ConfigurationError)
         assert run("agents", "set", "w", "--fallback", "default", "--budget", "none").exit_code == 0
         assert __import__("json").loads(run("agents", "show", "w", "--json").stdout)["fallback"]["inherited"] is True
         budget = run("default", "budget", "100", "--period", "month")

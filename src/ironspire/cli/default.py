@@ -41,18 +41,29 @@ def set_default(provider: str = typer.Argument(...), model: str = typer.Argument
 @app.command("fallback")
 def fallback(routes: str | None = typer.Argument(
         None, help="P/M,P/M tried in order when an agent's own route fails ('none' clears it)."),
+        on: str | None = typer.Option(
+            None, "--on", help="Failures that move a turn on, comma-separated: unreachable, 5xx, rate_limited, "
+            "quota, invalid_key (default: all but invalid_key)."),
+        cooldown: float | None = typer.Option(
+            None, "--cooldown", help="Seconds an unreachable provider is passed over."),
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """Show or set the fallback chain of every agent that has none of its own."""
+    """Show or set the fallback chain of every agent that has none of its own, and when any chain is used."""
     from ironspire.cli._workspace import workspace
 
     with workspace() as ws:
         if routes is not None:
             ws.set_default_fallback(None if routes == "none" else routes)
+        if on is not None:
+            ws.set_setting("fallback_on", [k.strip() for k in on.split(",") if k.strip()])
+        if cooldown is not None:
+            ws.set_setting("fallback_cooldown", cooldown)
         chain = [str(r) for r in ws.default_fallback]
+        triggers, pause = list(ws.setting("fallback_on")), float(ws.setting("fallback_cooldown"))
     if as_json:
-        emit_json(chain)
+        emit_json({"routes": chain, "on": triggers, "cooldown": pause})
     else:
-        console.print("Default fallback: " + (", ".join(chain) if chain else "none") + ".")
+        console.print("Default fallback: " + (", ".join(chain) if chain else "none")
+                      + f"; used on {', '.join(triggers) or 'no failure'}; unreachable providers rest {pause:g} s.")
 
 
 @app.command("budget")
