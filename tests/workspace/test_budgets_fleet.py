@@ -184,6 +184,9 @@ def test_cli_sets_fallbacks_and_budgets_and_ask_says_which_route_answered(
         assert "an: 1 messages, last: hello" in asked.stdout
         assert "note: answered by claude-api/claude-sonnet-5-5 (fallback; openai/gpt-4.1: ProviderUnavailable)" \
             in asked.stderr
+        told = " ".join(run("history", "w").output.split())
+        assert "assistant (claude-api/claude-sonnet-5-5), answered by claude-api/claude-sonnet-5-5 (fallback; " \
+            "openai/gpt-4.1: ProviderUnavailable)" in told
         # the Anthropic turn costs more than the budget: the next ask is refused, naming it
         refused = run("ask", "w", "again", "--no-check")
         assert isinstance(refused.exception, BudgetExceeded) and "agent 'w'" in str(refused.exception)

@@ -230,6 +230,9 @@ def history(
     for e in entries:
         m = e.message
         who = m.role + (f" ({e.produced_by})" if e.produced_by else "")
+        notice = e.fallback_notice
+        if notice:
+            who += f", {notice}"
         mark = "  [yellow](unanswered)[/]" if e.status == "unanswered" else ""
         body = m.text
         for call in m.tool_calls:
