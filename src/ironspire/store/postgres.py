@@ -162,10 +162,16 @@ class PostgresTurns:
             row = conn.execute(self._check, {"agent_id": agent_id}).one()
         return int(row[0]), None if row[1] is None else int(row[1])
 
-    def write(self, messages: Sequence[tuple[Any, ...]], usage: tuple[Any, ...]) -> int:
-        values = dict(zip(schema.USAGE_COLUMNS, usage, strict=True))
-        values["streamed"] = bool(values["streamed"])
-        if values["at"] >= self._covered_until:
+    def write(self, messages: Sequence[tuple[Any, ...]], usage: tuple[Any, ...],
+              attempts: Sequence[tuple[Any, ...]] = ()) -> int:
+        """As ``SqliteTurns.write``: the messages, the ledger rows of the turn's earlier requests
+        (``attempts``) and its last row, in one transaction."""
+        rows = []
+        for row in (*attempts, usage):
+            values = dict(zip(schema.USAGE_COLUMNS, row, strict=True))
+            values["streamed"] = bool(values["streamed"])
+            rows.append(values)
+        if max(r["at"] for r in rows) >= self._covered_until:
             self._covered_until = ensure_partitions(self.engine)
         with self.engine.begin() as conn:
             last = 0
@@ -173,7 +179,8 @@ class PostgresTurns:
                 ids = conn.execute(self._message, [dict(zip(schema.MESSAGE_COLUMNS, m, strict=True))
                                                    for m in messages]).scalars().all()
                 last = int(ids[-1])
-            conn.execute(self._usage, values)
+            for values in rows:
+                conn.execute(self._usage, values)
         return last
 
     def close(self) -> None:
