@@ -46,7 +46,7 @@ PLANS = {
                   fleet_delay_ms=1.0, import_runs=1, idle_agents=20),
 }
 SMOKE_CLIENTS = ("httpx", "iron-proto", "iron-agent")
-FLEET_CLIENTS = ("httpx", "httpx2", "iron-proto", "iron-agent")
+FLEET_CLIENTS = ("httpx", "httpx2", "aiohttp", "iron-proto", "iron-agent")
 
 
 def log(msg: str) -> None:

@@ -25,7 +25,7 @@ from bench import venv as bench_venv
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
-CLIENT_KEYS = ("httpx", "httpx2", "iron-proto", "iron-agent", "sdk", "litellm")
+CLIENT_KEYS = ("httpx", "httpx2", "aiohttp", "iron-proto", "iron-agent", "sdk", "litellm", "pydantic-ai", "any-llm")
 
 
 def main(argv: list[str] | None = None) -> int:
