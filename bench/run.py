@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     skip = set(filter(None, args.skip.split(",")))
     formats = [f for f in args.formats.split(",") if f]
     results: dict[str, Any] = {"plan": asdict(plan), "clients": keys, "names": {}, "unavailable": {},
-                               "machine": report.machine()}
+                               "machine": report.machine(), "floor": harness.transport_floor()}
     started = time.perf_counter()
     if "requests" not in skip:
         asyncio.run(harness.requests(plan, keys, formats, results))
