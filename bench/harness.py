@@ -45,7 +45,7 @@ PLANS = {
     "smoke": Plan("smoke", rounds=1, seq=3, conc_total=8, concurrency=4, fleet_agents=8, fleet_rounds=1,
                   fleet_delay_ms=1.0, import_runs=1, idle_agents=20),
 }
-SMOKE_CLIENTS = ("httpx", "iron-proto", "iron-agent")
+SMOKE_CLIENTS = ("httpx", "aiohttp", "iron-proto", "iron-agent")
 FLEET_CLIENTS = ("httpx", "httpx2", "aiohttp", "iron-proto", "iron-agent")
 
 

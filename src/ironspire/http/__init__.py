@@ -13,12 +13,19 @@ encode or decode costs nothing of either library.
 
 from __future__ import annotations
 
+import codecs
+import functools
+import json
 import os
+import ssl
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from importlib import import_module
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ironspire.http._httpx2 import ByteTransport
 
 DEFAULT_CLIENT = "aiohttp"
 CLIENT_ENV = "IRONSPIRE_HTTP_CLIENT"
@@ -29,7 +36,13 @@ _MODULES = {"aiohttp": "ironspire.http._aiohttp", "httpx2": "ironspire.http._htt
 
 
 class HttpFailure(Exception):
-    """No (complete) answer from the server; the transport turns it into a ProviderUnavailable."""
+    """No (complete) answer from the server; the transport turns it into a ProviderUnavailable.
+    ``kind`` names what happened in the words messages use (ConnectError, ReadTimeout...), the
+    same whichever client is underneath."""
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
 
 
 class ConnectFailed(HttpFailure):
@@ -37,18 +50,21 @@ class ConnectFailed(HttpFailure):
 
 
 class TimedOut(HttpFailure):
-    """A time limit ran out (``phase``: connect, read, write or pool)."""
+    """A time limit ran out; ``phase`` is connect, read, write or pool."""
 
-    def __init__(self, message: str, phase: str) -> None:
-        super().__init__(message)
-        self.phase = phase
+    @property
+    def phase(self) -> str:
+        return _PHASES.get(self.kind, "read")
+
+
+_PHASES = {"ConnectTimeout": "connect", "WriteTimeout": "write", "PoolTimeout": "pool"}
 
 
 class ConnectTimedOut(TimedOut, ConnectFailed):
     """No connection within the connect timeout: both never connected and timed out."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, "connect")
+    def __init__(self, detail: str = "") -> None:
+        super().__init__("ConnectTimeout", detail)
 
 
 class ConnectionLost(HttpFailure):
@@ -105,8 +121,23 @@ class Response(ABC):
     @abstractmethod
     async def aread(self) -> bytes: ...
 
+    def json(self) -> Any:
+        """The body parsed as JSON (only after ``aread``; a ValueError when it is not JSON)."""
+        return json.loads(self.content)
+
     @abstractmethod
     def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        """The body as UTF-8 text, a character split between reads kept whole."""
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        async for chunk in self.aiter_bytes():
+            text = decoder.decode(chunk)
+            if text:
+                yield text
+        rest = decoder.decode(b"", final=True)
+        if rest:
+            yield rest
 
     async def aiter_lines(self) -> AsyncIterator[str]:
         """Lines ended by CRLF, LF or CR (the rule SSE and NDJSON share), without their ending."""
@@ -139,6 +170,19 @@ ClientFactory = Callable[[str, Limits, Timeouts], Client]
 """Builds the pool for one provider id with its limits and default timeouts."""
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The one TLS context every pool of this process uses, whichever client: building one reads
+    the CA bundle (tens to hundreds of milliseconds of the event loop), so it is done once, when
+    the first pool opens, not per provider. certifi's bundle when installed (what httpx used),
+    else the system's."""
+    try:
+        import certifi
+    except ImportError:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 def client_factory(name: str | None = None) -> ClientFactory:
     """The factory of a named client (``aiohttp`` or ``httpx2``; default: $IRONSPIRE_HTTP_CLIENT,
     else ``DEFAULT_CLIENT``)."""
@@ -156,6 +200,15 @@ def client_factory(name: str | None = None) -> ClientFactory:
         return factory(provider_id, limits, timeouts)
 
     return build
+
+
+def through(transport: ByteTransport) -> ClientFactory:
+    """Pools that send through an ``httpx2.AsyncBaseTransport`` (or a function giving one per
+    provider id) instead of the network: an in-memory server for tests, a custom transport for
+    embedders. The rest of the path (retries, typed errors, decoding) is the production one."""
+    from ironspire.http._httpx2 import factory
+
+    return factory(transport)
 
 
 class LineDecoder:

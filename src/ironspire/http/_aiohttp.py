@@ -4,15 +4,22 @@ aiohttp parses HTTP in C (llhttp) and reads bodies without per-chunk Python laye
 where httpx/httpcore spend most of their CPU per request. The session is bound to the event loop
 it was made on; on another loop it reports itself closed so the transport opens a fresh pool
 instead of failing (a CLI command or a test may run several loops over one Workspace).
+
+A pool nobody closed is closed when its loop ends: each client keeps a suspended async generator
+whose ``finally`` closes the session, and ``asyncio.run`` / ``asyncio.Runner`` close every live
+async generator of their loop before closing it (``loop.shutdown_asyncgens``). So a sync caller
+that ran one turn with ``asyncio.run`` and never closed the transport leaves no open sockets
+behind and no "Unclosed client session" noise.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
 import aiohttp
+from yarl import URL
 
 from ironspire.http import (
     ConnectFailed,
@@ -24,6 +31,7 @@ from ironspire.http import (
     Response,
     TimedOut,
     Timeouts,
+    tls_context,
 )
 
 
@@ -34,18 +42,18 @@ def _timeout(t: Timeouts) -> aiohttp.ClientTimeout:
 
 
 def _failure(exc: BaseException) -> HttpFailure:
-    name = type(exc).__name__
+    detail = str(exc)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return ConnectTimedOut(f"ConnectTimeout: {exc}" if str(exc) else "ConnectTimeout")
-    if isinstance(exc, aiohttp.SocketTimeoutError):
-        return TimedOut(f"ReadTimeout: {exc}" if str(exc) else "ReadTimeout", "read")
-    if isinstance(exc, asyncio.TimeoutError):
-        return TimedOut(name, "read")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return ConnectFailed(f"ConnectError: {exc}")
-    if isinstance(exc, aiohttp.InvalidURL):
-        return ConnectFailed(f"InvalidURL: {exc}")
-    return ConnectionLost(f"{name}: {exc}" if str(exc) else name)
+        return ConnectTimedOut(detail)
+    if isinstance(exc, (aiohttp.SocketTimeoutError, asyncio.TimeoutError)):
+        return TimedOut("ReadTimeout", detail)
+    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.InvalidURL)):
+        return ConnectFailed("ConnectError", detail)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return ConnectionLost("RemoteProtocolError", detail or "server disconnected")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return ConnectionLost("ReadError", detail)
+    return ConnectionLost(type(exc).__name__, detail)
 
 
 class _Response(Response):
@@ -90,10 +98,13 @@ class AiohttpClient:
         self._loop = asyncio.get_running_loop()
         # every connection the pool may open is also kept alive: aiohttp has no smaller keep-alive count
         connector = aiohttp.TCPConnector(limit=limits.max_connections, limit_per_host=limits.max_connections,
-                                         keepalive_timeout=limits.keepalive_expiry)
+                                         keepalive_timeout=limits.keepalive_expiry, ssl=tls_context())
         self._timeout = _timeout(timeouts)
         self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, trust_env=False,
                                               auto_decompress=True, raise_for_status=False)
+
+        self._guard = _closes_with_loop(self._session)
+        self._armed = False
 
     @property
     def is_closed(self) -> bool:
@@ -105,9 +116,14 @@ class AiohttpClient:
             return False
 
     async def send(self, request: Request, *, stream: bool) -> Response:
+        if not self._armed:  # its first step registers it with the running loop's shutdown
+            self._armed = True
+            await anext(self._guard)
         timeout = self._timeout if request.timeouts is None else _timeout(request.timeouts)
         try:
-            raw = await self._session.request(request.method, request.url, headers=dict(request.headers),
+            # encoded=True: the URL goes out byte for byte as built (a SigV4 signature covers its path)
+            raw = await self._session.request(request.method, URL(request.url, encoded=True),
+                                              headers=dict(request.headers),
                                               data=request.content, allow_redirects=True, timeout=timeout)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _failure(exc) from exc
@@ -122,7 +138,17 @@ class AiohttpClient:
     async def aclose(self) -> None:
         if self._loop is not _current_loop():
             return  # its loop is gone: nothing can be awaited there; the OS reclaims the sockets
+        if self._armed:
+            await self._guard.aclose()  # its finally closes the session
         await self._session.close()
+
+
+async def _closes_with_loop(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        if not session.closed:
+            await session.close()
 
 
 def _current_loop() -> asyncio.AbstractEventLoop | None:

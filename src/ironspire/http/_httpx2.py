@@ -6,6 +6,7 @@ gives a client factory whose pools send through it.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Callable, Mapping
 
 import httpx2
@@ -21,6 +22,7 @@ from ironspire.http import (
     Response,
     TimedOut,
     Timeouts,
+    tls_context,
 )
 
 ByteTransport = httpx2.AsyncBaseTransport | Callable[[str], httpx2.AsyncBaseTransport]
@@ -31,15 +33,14 @@ def _timeout(t: Timeouts) -> httpx2.Timeout:
 
 
 def _failure(exc: httpx2.TransportError) -> HttpFailure:
-    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    kind, detail = type(exc).__name__, str(exc)
     if isinstance(exc, httpx2.ConnectTimeout):
-        return ConnectTimedOut(message)
+        return ConnectTimedOut(detail)
     if isinstance(exc, httpx2.TimeoutException):
-        phase = {httpx2.ReadTimeout: "read", httpx2.WriteTimeout: "write", httpx2.PoolTimeout: "pool"}
-        return TimedOut(message, phase.get(type(exc), "read"))
+        return TimedOut(kind, detail)
     if isinstance(exc, (httpx2.ConnectError, httpx2.UnsupportedProtocol)):
-        return ConnectFailed(message)
-    return ConnectionLost(message)
+        return ConnectFailed(kind, detail)
+    return ConnectionLost(kind, detail)
 
 
 class _Response(Response):
@@ -75,8 +76,10 @@ class Httpx2Client:
     def __init__(self, limits: Limits, timeouts: Timeouts, transport: httpx2.AsyncBaseTransport | None = None) -> None:
         pool = httpx2.Limits(max_connections=limits.max_connections,
                              max_keepalive_connections=limits.max_keepalive, keepalive_expiry=limits.keepalive_expiry)
+        # an injected transport brings its own TLS (if any); the network gets the shared context
+        verify: ssl.SSLContext | bool = tls_context() if transport is None else True
         self._client = httpx2.AsyncClient(timeout=_timeout(timeouts), limits=pool, trust_env=False,
-                                          transport=transport, follow_redirects=True)
+                                          transport=transport, follow_redirects=True, verify=verify)
 
     @property
     def is_closed(self) -> bool:
