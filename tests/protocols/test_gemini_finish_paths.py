@@ -204,7 +204,7 @@ def _array(*chunks: dict[str, Any], closed: bool = True) -> bytes:
 
 
 async def _array_stream(body: bytes) -> list[Any]:
-    async with gemini(lambda r: httpx.Response(200, headers={"content-type": "application/json"},
+    async with gemini(lambda r: httpx2.Response(200, headers={"content-type": "application/json"},
                                                content=body)) as g:
         return [e async for e in g.stream(ChatRequest((Message.user("hi"),)), target())]
 
