@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: everything one Ironspire turn imports (workspace, agent, store, adapter, transport, keychain glue)
 IRONSPIRE_TURN = ("import ironspire.workspace.workspace, ironspire.workspace.agent, "
-                  "ironspire.protocols.openai_chat, ironspire.credentials, ironspire.health")
+                  "ironspire.protocols.openai_chat, ironspire.credentials, ironspire.health, "
+                  "ironspire.http._aiohttp")  # the HTTP client loads with the first pool, still on the turn's path
 
 IMPORTS: dict[str, str] = {
     "python -c pass (interpreter alone)": "pass",
