@@ -1,29 +1,36 @@
-"""Every provider's pool shares one TLS context: building one reads the CA bundle, which would
-otherwise block the event loop once per provider (30 cards checked at once in the web app)."""
+"""Every provider's pool shares one TLS context, whichever HTTP client is underneath: building one
+reads the CA bundle, which would otherwise block the event loop once per provider (30 cards
+checked at once in the web app)."""
 
 from __future__ import annotations
 
+import ssl
+from importlib import import_module
 from typing import Any
 
-import httpx
 import pytest
 
+from ironspire import http
 from ironspire.catalog.models import dynamic_model
 from ironspire.catalog.providers import builtin
 from ironspire.transport import Transport
 from ironspire.wire import Target
 
 
-async def test_one_tls_context_serves_every_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("client", ["aiohttp", "httpx2"])
+async def test_one_tls_context_serves_every_pool(client: str, monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[Any] = []
-    real = httpx.create_ssl_context
+    real = ssl.create_default_context
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         context = real(*args, **kwargs)
         made.append(context)
         return context
 
-    monkeypatch.setattr(httpx, "create_ssl_context", counting)
+    import_module(f"ironspire.http._{client}")  # what the library builds at its own import is not a pool's
+    monkeypatch.setenv("IRONSPIRE_HTTP_CLIENT", client)
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    http.tls_context.cache_clear()
     transport = Transport()
     try:
         for pid in ("openai", "mistral", "groq", "deepseek", "xai"):
@@ -36,3 +43,4 @@ async def test_one_tls_context_serves_every_pool(monkeypatch: pytest.MonkeyPatch
         assert len(made) == 1
     finally:
         await transport.close()
+        http.tls_context.cache_clear()

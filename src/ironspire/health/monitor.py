@@ -194,7 +194,7 @@ class HealthMonitor:
             self._set(pid, result)
             return result
         try:
-            # a hard bound too: DNS or a subprocess can stall outside httpx's own timeouts
+            # a hard bound too: DNS or a subprocess can stall outside the HTTP client's own timeouts
             result = await asyncio.wait_for(probe_for(target, self.transport, self.timeout), self.timeout + 1.0)
         except TimeoutError:
             result = HealthStatus(pid, HealthState.UNREACHABLE, latency_ms=self.timeout * 1000,

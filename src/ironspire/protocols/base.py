@@ -25,10 +25,9 @@ from ironspire.wire import Target as Target
 from ironspire.wire import WireRequest as WireRequest
 
 if TYPE_CHECKING:
-    import httpx
-
     from ironspire.catalog.discovery import DiscoveryResult
     from ironspire.catalog.providers import ProviderSpec
+    from ironspire.http import Response
     from ironspire.transport import Transport
 
 ToolChoice: TypeAlias = Literal["auto", "none", "required"]
@@ -194,7 +193,7 @@ class HttpProtocol(Backend):
         """A complete (non-streamed) success response as the assistant Message."""
 
     @abstractmethod
-    def decode_stream(self, response: httpx.Response, target: Target) -> AsyncIterator[StreamEvent]:
+    def decode_stream(self, response: Response, target: Target) -> AsyncIterator[StreamEvent]:
         """Events from a streamed success response; raises ProviderError for in-stream errors."""
 
     @staticmethod

@@ -1,4 +1,4 @@
-"""Stream framings shared by several protocols: SSE (via httpx-sse) and NDJSON.
+"""Stream framings shared by several protocols: SSE (ironspire.http.sse) and NDJSON.
 
 Both yield already-parsed JSON payloads so decoders deal only in provider semantics. A
 malformed payload becomes a ProviderUnavailable naming the provider rather than a bare
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
-
-import httpx
-from httpx_sse import EventSource
+from typing import TYPE_CHECKING, Any
 
 from ironspire.errors import ProviderUnavailable
+from ironspire.http.sse import events
+
+if TYPE_CHECKING:
+    from ironspire.http import Response
 
 
 class SseJson:
@@ -27,13 +28,12 @@ class SseJson:
 
     __slots__ = ("done", "provider", "response")
 
-    def __init__(self, response: httpx.Response, provider: str) -> None:
+    def __init__(self, response: Response, provider: str) -> None:
         self.response, self.provider = response, provider
         self.done = False
 
     async def __aiter__(self) -> AsyncIterator[tuple[str, Any]]:
-        source = EventSource(self.response)
-        async for sse in source.aiter_sse():
+        async for sse in events(self.response.aiter_lines()):
             data = sse.data
             if not data:
                 continue
@@ -47,11 +47,11 @@ class SseJson:
             yield sse.event, payload
 
 
-def sse_json(response: httpx.Response, provider: str) -> SseJson:
+def sse_json(response: Response, provider: str) -> SseJson:
     return SseJson(response, provider)
 
 
-async def ndjson(response: httpx.Response, provider: str) -> AsyncIterator[Any]:
+async def ndjson(response: Response, provider: str) -> AsyncIterator[Any]:
     """One JSON value per line; blank lines are skipped, non-JSON lines are an error."""
     async for line in response.aiter_lines():
         line = line.strip()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from ironspire.errors import Remedy
 
-if TYPE_CHECKING:  # the health package loads the transport (httpx): only what needs it imports it
+if TYPE_CHECKING:  # the health package loads the transport: only what needs it imports it
     from ironspire.catalog.models import Capability, ModelSpec
     from ironspire.health.status import HealthState, HealthStatus
     from ironspire.messages import Message

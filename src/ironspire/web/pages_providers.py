@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import httpx2
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -166,7 +166,7 @@ async def set_default(request: Request) -> Response:
     if not sep or not provider or not model:
         raise ConfigurationError("choose a provider and a model for the default.")
     w.ws.set_default(provider, model)
-    return back(PAGE + "?" + str(httpx.QueryParams({"notice": f"Default set to {provider} / {model}."})))
+    return back(PAGE + "?" + str(httpx2.QueryParams({"notice": f"Default set to {provider} / {model}."})))
 
 
 async def add_custom(request: Request) -> Response:
@@ -221,7 +221,7 @@ def _custom_endpoint(ws: Any, form: dict[str, str], cls: Any) -> Any:
 
 def _check_url(value: str, what: str) -> None:
     try:
-        url = httpx.URL(value)
+        url = httpx2.URL(value)
     except Exception:
         url = None
     if url is None or url.scheme not in ("http", "https") or not url.host:
@@ -241,7 +241,7 @@ async def _check_after_change(w: Any, pid: str) -> None:
 def _done(request: Request, pid: str, notice: str) -> Response:
     if wants_json(request):
         return JSONResponse({"ok": True, "notice": notice, "provider": views.provider(web(request).ws, pid).to_json()})
-    return back(PAGE + "?" + str(httpx.QueryParams({"notice": notice})) + f"#card-{pid}")
+    return back(PAGE + "?" + str(httpx2.QueryParams({"notice": notice})) + f"#card-{pid}")
 
 
 def routes() -> list[BaseRoute]:
