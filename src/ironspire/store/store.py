@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, case, create_engine, delete, event, func, select, update
+from sqlalchemy import Connection, create_engine, delete, event, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.sql.expression import ColumnElement
 
 from ironspire.errors import ConfigurationError
 from ironspire.store import sqlite as engine_sqlite
+from ironspire.store.ledger import SUMS, Ledger, UsageFilter, finish, usage_where
 from ironspire.store.locks import FileLock
 from ironspire.store.schema import (
     DB_NAME,
@@ -75,18 +76,6 @@ class Config:
         return {pid for pid, on in self.enabled.items() if not on}
 
 
-@dataclass(frozen=True, slots=True)
-class UsageFilter:
-    """Which ledger rows: ``start`` inclusive, ``end`` exclusive (Unix times), a session, an
-    agent (by name: every agent that ever had it) and a provider; None means any."""
-
-    start: float | None = None
-    end: float | None = None
-    session: str | None = None
-    agent: str | None = None
-    provider: str | None = None
-
-
 class _Write:
     def __init__(self, conn: Connection) -> None:
         self.conn, self.revision = conn, 0
@@ -111,6 +100,7 @@ class Store:
 
         migrations.upgrade(self.engine)
         self.turns = engine_sqlite.SqliteTurns(self.path)
+        self.ledger = Ledger(self.engine)
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -289,8 +279,10 @@ class Store:
                 if name not in ids:
                     ids[name] = self._ledger_agent(conn, name)
                 values = {c: row.get(c) for c in USAGE_COLUMNS if c != "agent_id"}
-                for c in (*TOKEN_COLUMNS, "cost_usd", "latency_s"):
+                for c in (*TOKEN_COLUMNS, "latency_s"):
                     values[c] = values[c] or 0
+                # an explicit None is an unknown cost and stays one; a row without the field cost 0
+                values["cost_usd"] = row.get("cost_usd", 0.0)
                 values["streamed"] = bool(values["streamed"])
                 conn.execute(usage.insert().values(agent_id=ids[name], **values))
                 count += 1
@@ -310,18 +302,7 @@ class Store:
 
     @staticmethod
     def _usage_where(f: UsageFilter) -> list[ColumnElement[bool]]:
-        where: list[ColumnElement[bool]] = []
-        if f.start is not None:
-            where.append(usage.c.at >= f.start)
-        if f.end is not None:
-            where.append(usage.c.at < f.end)
-        if f.session is not None:
-            where.append(usage.c.session == f.session)
-        if f.agent is not None:
-            where.append(agents.c.name == f.agent)
-        if f.provider is not None:
-            where.append(usage.c.provider == f.provider)
-        return where
+        return usage_where(f)
 
     def usage_rows(self, f: UsageFilter) -> list[dict[str, Any]]:
         """Ledger rows, oldest first, each naming its agent (``agent``)."""
@@ -342,35 +323,37 @@ class Store:
         agent name, provider, or ``provider/model``), or a single row over everything.
 
         Each row: ``turns`` (successful requests), ``errors``, the token columns, ``cost_usd``,
-        ``api_cost_usd`` (unknown counts 0), ``avg_latency_s`` (successful requests; None when
-        none), ``agents`` (distinct agent names), ``first_at`` (the oldest row, None if none) and
-        ``unknown_usage`` (successful requests whose provider reported no usage).
+        ``api_cost_usd`` (unknown counts 0; ``cost_unknown`` counts the successful requests whose
+        billed cost is unknown, ``usage_unknown`` / ``usage_estimated`` those whose token counts
+        are unknown or estimated), ``avg_latency_s`` (successful requests; None when
+        none), ``agents`` (distinct agent names) and ``first_at`` (the oldest row, None if none).
         """
-        ok = case((usage.c.outcome == "ok", 1), else_=0)
-        measures = [
-            func.coalesce(func.sum(ok), 0).label("turns"),
-            (func.count(usage.c.id) - func.coalesce(func.sum(ok), 0)).label("errors"),
-            *(func.coalesce(func.sum(usage.c[c]), 0).label(c) for c in TOKEN_COLUMNS),
-            func.coalesce(func.sum(usage.c.cost_usd), 0.0).label("cost_usd"),
-            func.coalesce(func.sum(func.coalesce(usage.c.api_cost_usd, 0.0)), 0.0).label("api_cost_usd"),
-            func.avg(case((usage.c.outcome == "ok", usage.c.latency_s))).label("avg_latency_s"),
-            func.count(agents.c.name.distinct()).label("agents"),
-            func.min(usage.c.at).label("first_at"),
-            # answered requests whose provider reported no usage: their tokens are not in the sums
-            func.coalesce(func.sum(case(((usage.c.outcome == "ok") & (usage.c.usage_state == "unknown"), 1),
-                                        else_=0)), 0).label("unknown_usage"),
-        ]
-        keys: dict[str, ColumnElement[Any]] = {
-            "agent": agents.c.name, "provider": usage.c.provider,
-            "model": usage.c.provider + "/" + usage.c.model,
-        }
-        group = keys[by] if by is not None else None
-        query = select(*([group.label("key")] if group is not None else []), *measures).select_from(
-            usage.join(agents, agents.c.id == usage.c.agent_id)).where(*self._usage_where(f))
-        if group is not None:
-            query = query.group_by(group)
+        keys = {None: (), "agent": ("agent_id",), "provider": ("provider",), "model": ("provider", "model")}[by]
+        rows = self.ledger.aggregate(f, keys)  # type: ignore[arg-type]
+        names = self.ledger.agent_names()
+        groups: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            if by == "agent":
+                key = names.get(int(r["agent_id"]), str(r["agent_id"]))
+            elif by == "model":
+                key = f"{r['provider']}/{r['model']}"
+            else:
+                key = str(r.get("provider", ""))
+            into = groups.get(key)
+            if into is None:
+                groups[key] = {"key": key, **{s: r[s] for s in SUMS}}
+            else:
+                for s in SUMS:
+                    into[s] += r[s]
+        if by is not None:
+            return [finish(g) for g in groups.values()]
+        total = finish(groups[""]) if groups else finish({"key": "", **dict.fromkeys(SUMS, 0)})
         with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            seen = select(usage.c.agent_id).where(*self._usage_where(f)).distinct().scalar_subquery()
+            total["agents"] = int(conn.execute(select(func.count(agents.c.name.distinct()))
+                                               .where(agents.c.id.in_(seen))).scalar_one())
+            total["first_at"] = conn.execute(select(func.min(usage.c.at)).where(*self._usage_where(f))).scalar()
+        return [total]
 
     def has_session(self, session: str) -> bool:
         with self.engine.connect() as conn:

@@ -34,7 +34,7 @@ from sqlalchemy.pool import NullPool
 
 from ironspire.errors import ConfigurationError
 
-HEAD = "0004"
+HEAD = "0005"
 SCRIPTS = Path(__file__).resolve().parent
 
 
