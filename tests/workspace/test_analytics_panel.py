@@ -266,3 +266,15 @@ def test_daily_sums_agree_with_the_rows_as_the_ledger_grows(ws: Workspace) -> No
     check()
     ws.store.insert_usage(rows(200))  # after the daily sums were made: they catch up
     check()
+
+
+def test_percentiles_by_index_offset_equal_the_ones_ranked_in_memory(ledger: Workspace,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from ironspire.store import ledger as store_ledger
+
+    in_memory = ledger.analytics.reliability("all", now=NOW)
+    monkeypatch.setattr(store_ledger, "SORT_IN_MEMORY", 0)  # what a big ledger does
+    by_offset = ledger.analytics.reliability("all", now=NOW)
+    assert [(r["provider"], r["p50_s"], r["p95_s"]) for r in by_offset["providers"]] == \
+        [(r["provider"], r["p50_s"], r["p95_s"]) for r in in_memory["providers"]]
+    assert {r["provider"]: (r["p50_s"], r["p95_s"]) for r in by_offset["providers"]}["openai"] == (2.5, 3.0)

@@ -79,6 +79,8 @@ def _outcome_is(column: ColumnElement[str], outcome: str) -> ColumnElement[bool]
 
 _OK = usage.c.outcome == "ok"
 DAY = 86400.0
+#: up to this many rows a percentile is ranked in memory; past it, by offset along ix_usage_latency
+SORT_IN_MEMORY = 20_000
 #: the sums both sources give, merged by adding (``finish`` derives the rest)
 SUMS = ("requests", "turns", *TOKEN_COLUMNS, "cost_usd", "cost_unknown", "api_cost_usd", "api_cost_unknown",
         "usage_unknown", "usage_estimated", "latency_ok")
@@ -279,6 +281,10 @@ class Ledger:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.coalesce(func.max(usage.c.id), 0))).scalar_one())
 
+    def _conn_rows(self, query: Any) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
+
     def agent_names(self) -> dict[int, str]:
         with self.engine.connect() as conn:
             return {int(i): str(n) for i, n in conn.execute(select(agents.c.id, agents.c.name))}
@@ -287,15 +293,29 @@ class Ledger:
         """One row per agent id with a request in the filter: its sums, its latest request's time
         and provider/model (one index seek per agent)."""
         rows = self.aggregate(f, ("agent_id",))
+        last_day: dict[int, float] = {}
+        if f.session is None and rows:
+            self.refresh()
+            d = usage_daily.c
+            for aid, day in self._conn_rows(select(d.agent_id, func.max(d.day)).where(
+                    *_daily_where(f, (-math.inf, math.inf))).group_by(d.agent_id)):
+                last_day[int(aid)] = float(day)
         with self.engine.connect() as conn:
             info = {int(i): (n, c, d) for i, n, c, d in conn.execute(
                 select(agents.c.id, agents.c.name, agents.c.created_at, agents.c.deleted_at))}
             for r in rows:
                 aid = int(r["agent_id"])
+                # the latest request lies in the agent's last summed day (or the filter's edge after it)
+                since = [usage.c.at >= last_day[aid]] if aid in last_day else []
                 latest = conn.execute(
                     select(usage.c.at, usage.c.provider, usage.c.model)
-                    .where(*usage_where(f), usage.c.agent_id == aid)
-                    .order_by(usage.c.at.desc()).limit(1)).one()
+                    .where(*usage_where(f), usage.c.agent_id == aid, *since)
+                    .order_by(usage.c.at.desc()).limit(1)).first()
+                if latest is None:  # the filter ends before that day: look through the whole range
+                    latest = conn.execute(
+                        select(usage.c.at, usage.c.provider, usage.c.model)
+                        .where(*usage_where(f), usage.c.agent_id == aid)
+                        .order_by(usage.c.at.desc()).limit(1)).one()
                 name, created, deleted = info[aid]
                 r.update(agent=name, created_at=created, deleted_at=deleted, last_at=latest[0],
                          last_provider=latest[1], last_model=latest[2])
@@ -321,6 +341,12 @@ class Ledger:
                 if not n:
                     continue
                 where = [*usage_where(UsageFilter(**{**_fields(ok), "provider": provider}))]
+                if n <= SORT_IN_MEMORY:  # few rows: read them by the filter's own index and rank here
+                    values = sorted(float(v) for (v,) in conn.execute(select(usage.c.latency_s).where(*where)))
+                    for q in quantiles:
+                        if values:
+                            out.setdefault(provider, {})[q] = values[nearest_rank(q, len(values)) - 1]
+                    continue
                 for q in quantiles:
                     rank = nearest_rank(q, n)
                     up = rank <= n - rank + 1
