@@ -146,6 +146,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="a directory for the generated database (reused if present)")
     parser.add_argument("--doc", action="store_true", help="write the section into docs/benchmarks.md")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--no-csv", action="store_true", help="skip the CSV export (minutes on 1M rows)")
     args = parser.parse_args()
     home = args.keep or Path(tempfile.mkdtemp(prefix="ironspire-bench-analytics-"))
     home.mkdir(parents=True, exist_ok=True)
@@ -170,7 +171,7 @@ def main() -> None:
                 name = custom if period == "custom" else period
                 row[period] = {"ms": timed(lambda fn=fn, name=name, extra=extra: fn(period=name, now=now, **extra),
                                            args.repeat)}
-    memory = {p: csv_memory(analytics, p, now) for p in ("7d", "90d")}
+    memory = {} if args.no_csv else {p: csv_memory(analytics, p, now) for p in ("7d", "90d")}
     store.close()
     worst = max(v["ms"] for row in results.values() for v in row.values())
     lines = [

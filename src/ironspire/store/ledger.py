@@ -342,7 +342,12 @@ class Ledger:
                     continue
                 where = [*usage_where(UsageFilter(**{**_fields(ok), "provider": provider}))]
                 if n <= SORT_IN_MEMORY:  # few rows: read them by the filter's own index and rank here
-                    values = sorted(float(v) for (v,) in conn.execute(select(usage.c.latency_s).where(*where)))
+                    query = select(usage.c.latency_s).where(*where)
+                    own = ("ix_usage_session" if f.session is not None else "ix_usage_agent_id_at"
+                           if f.agent is not None else "ix_usage_at_cover" if f.start is not None else None)
+                    if own is not None:  # not the latency index, which would walk all of the provider's rows
+                        query = query.with_hint(usage, f"INDEXED BY {own}", "sqlite")
+                    values = sorted(float(v) for (v,) in conn.execute(query))
                     for q in quantiles:
                         if values:
                             out.setdefault(provider, {})[q] = values[nearest_rank(q, len(values)) - 1]
