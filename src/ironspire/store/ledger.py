@@ -342,11 +342,12 @@ class Ledger:
                     continue
                 where = [*usage_where(UsageFilter(**{**_fields(ok), "provider": provider}))]
                 if n <= SORT_IN_MEMORY:  # few rows: read them by the filter's own index and rank here
-                    query = select(usage.c.latency_s).where(*where)
-                    own = ("ix_usage_session" if f.session is not None else "ix_usage_agent_id_at"
-                           if f.agent is not None else "ix_usage_at_cover" if f.start is not None else None)
-                    if own is not None:  # not the latency index, which would walk all of the provider's rows
-                        query = query.with_hint(usage, f"INDEXED BY {own}", "sqlite")
+                    # provider and outcome through `|| ''`, which SQLite cannot match to an index: the
+                    # rows are found by the period's (or session's, or agent's) index, not by walking
+                    # every row of the provider along the latency index
+                    rest = UsageFilter(**{**_fields(ok), "provider": None, "outcome": None})
+                    query = select(usage.c.latency_s).where(
+                        *usage_where(rest), usage.c.provider.concat("") == provider, usage.c.outcome.concat("") == "ok")
                     values = sorted(float(v) for (v,) in conn.execute(query))
                     for q in quantiles:
                         if values:
@@ -358,7 +359,6 @@ class Ledger:
                     order = usage.c.latency_s.asc() if up else usage.c.latency_s.desc()
                     offset = rank - 1 if up else n - rank
                     value = conn.execute(select(usage.c.latency_s).where(*where)
-                                         .with_hint(usage, "INDEXED BY ix_usage_latency", "sqlite")
                                          .order_by(order).limit(1).offset(offset)).scalar()
                     if value is not None:
                         out.setdefault(provider, {})[q] = float(value)
@@ -436,10 +436,15 @@ def _row_columns() -> list[Any]:
 
 
 def _raw_key(key: Key, width: float | None) -> Any:
+    """A group key over rows, as an expression (``|| ''``, ``+ 0``): grouping by a bare column
+    lets SQLite walk that column's index for its order and visit every row of the ledger instead
+    of the period's few."""
     if key == "bucket":
         assert width is not None
         return (cast(usage.c.at / width, Integer) * width).label("bucket")
-    return usage.c[key].label(key)
+    if key == "agent_id":
+        return (usage.c.agent_id + 0).label(key)
+    return usage.c[key].concat("").label(key)
 
 
 def _daily_key(key: Key, width: float | None) -> Any:
