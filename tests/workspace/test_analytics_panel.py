@@ -33,7 +33,7 @@ def test_bucket_widths_keep_every_period_within_120_buckets() -> None:
         [60.0, 300.0, 900.0, 3 * 3600.0, 86400.0, 86400.0]
 
 
-@pytest.mark.sqlite_only("the ledger's time buckets (Ledger.series) are SQLite-only; PostgreSQL raises ConfigurationError")
+@pytest.mark.sqlite_only("Ledger.series (time buckets) is SQLite-only; PostgreSQL raises ConfigurationError")
 def test_spend_over_time_is_stacked_by_agent_in_the_rows_buckets(ledger: Workspace) -> None:
     s = ledger.analytics.series("24h", now=NOW)
     assert s["width"] == 900.0 and s["start"] == NOW - 24 * H and s["end"] == NOW
@@ -53,7 +53,7 @@ def test_spend_over_time_is_stacked_by_agent_in_the_rows_buckets(ledger: Workspa
     assert (sum(t["input"]), sum(t["output"]), sum(t["cache_read"])) == (1500 + 2000 + 400 + 100, 430, 4900)
 
 
-@pytest.mark.sqlite_only("the ledger's time buckets (Ledger.series) are SQLite-only; PostgreSQL raises ConfigurationError")
+@pytest.mark.sqlite_only("Ledger.series (time buckets) is SQLite-only; PostgreSQL raises ConfigurationError")
 def test_an_empty_period_has_every_bucket_and_no_agents(ws: Workspace) -> None:
     s = ws.analytics.series("1h", now=NOW)
     assert s["spend"] == {} and len(s["buckets"]) == 61 and sum(s["tokens"]["input"]) == 0
