@@ -78,7 +78,8 @@ def test_bodies_are_jsonb_times_are_timestamptz_and_the_ledger_is_partitioned(pg
         at = datetime(2026, 3, 15, 12, 0, 0, 250_000, tzinfo=UTC).timestamp()
         body = '{"role": "user", "content": [{"type": "text", "text": "hi"}], "meta": {}}'
         store.turns.write([(agent_id, "user", body, "ok", at)],
-                          (at, "s", agent_id, "openai", "gpt-4.1", 1, 2, 0, 0, 0, 0.5, 0.5, 0.1, "ok", 0, "reported"))
+                          (at, "s", agent_id, "openai", "gpt-4.1", 1, 2, 0, 0, 0, 0.5, 0.5, 0.1, "ok", 0, "reported",
+                               None))
         [(_, stored, status, created)] = store.transcript(agent_id)
     finally:
         store.close()

@@ -206,9 +206,12 @@ class Server:
                 usage = {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
                          "prompt_tokens_details": {"cached_tokens": 40}}
                 if not body.get("stream"):
-                    self._json(200, {"id": "c1", "object": "chat.completion", "model": body.get("model"),
-                                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                                  "finish_reason": "stop"}], "usage": usage})
+                    answer = {"id": "c1", "object": "chat.completion", "model": body.get("model"),
+                              "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                           "finish_reason": "stop"}], "usage": usage}
+                    if outer.mode == "no_usage":  # a server that reports no counts (llama.cpp's, some proxies)
+                        del answer["usage"]
+                    self._json(200, answer)
                     return
                 events: list[dict[str, Any]] = [
                     {"id": "c1", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
@@ -220,7 +223,8 @@ class Server:
                     return
                 if outer.mode != "endless":
                     events.append({"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-                    events.append({"id": "c1", "choices": [], "usage": usage})
+                    if outer.mode != "no_usage":
+                        events.append({"id": "c1", "choices": [], "usage": usage})
                 chunks = [f"data: {json.dumps(e)}\n\n".encode() for e in events]
                 if outer.mode != "endless":
                     chunks.append(b"data: [DONE]\n\n")

@@ -80,6 +80,9 @@ class HealthMonitor:
         self._board: HealthBoard | None = None
         self._pulled = -1e9
         self._refresh = 1.0
+        #: called with (provider, previous state or None, new status) when a provider's state changes
+        #: (the workspace records these for the Analytics panel's Reliability timeline)
+        self.transitions: list[Callable[[str, str | None, HealthStatus], None]] = []
 
     # --- kept between commands --------------------------------------------------------------
 
@@ -126,10 +129,17 @@ class HealthMonitor:
         return data if isinstance(data, dict) else {}
 
     def _set(self, pid: str, status: HealthStatus | None) -> None:
+        previous = self._state.get(pid)
         if status is None:
             self._state.pop(pid, None)
         else:
             self._state[pid] = status
+            if previous is None or previous.state is not status.state:
+                for listener in self.transitions:
+                    try:
+                        listener(pid, None if previous is None else previous.state.value, status)
+                    except Exception as exc:  # a listener (the ledger) must never break a turn's health update
+                        log.warning("health transition of %s not recorded (%s)", pid, exc)
         if self._board is not None:
             try:
                 self._board.put_health(pid, None if status is None else status.to_dict())

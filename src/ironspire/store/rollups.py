@@ -90,7 +90,7 @@ def refresh(conn: Connection, now: float) -> float:
         select(
             day.label("day"), usage.c.agent_id, usage.c.provider, usage.c.model, ok.label("ok"),
             func.count(usage.c.id), *(func.sum(usage.c[c]) for c in TOKEN_COLUMNS), func.sum(unknown),
-            func.sum(usage.c.cost_usd),
+            func.coalesce(func.sum(usage.c.cost_usd), 0.0),
             func.sum(func.coalesce(usage.c.api_cost_usd, 0.0)), func.sum(usage.c.latency_s), func.min(usage.c.at),
         )
         .where(usage.c.at >= start, usage.c.at < target)

@@ -109,17 +109,68 @@ usage = Table(
     Column("cache_read_tokens", Integer, nullable=False),
     Column("cache_write_tokens", Integer, nullable=False),
     Column("reasoning_tokens", Integer, nullable=False),
-    Column("cost_usd", Float, nullable=False),
+    #: billed cost; NULL = unknown (no known price, or unknown counts), never taken for $0
+    Column("cost_usd", Float, nullable=True),
     Column("api_cost_usd", Float, nullable=True),
     Column("latency_s", Float, nullable=False),
     Column("outcome", String(64), nullable=False),
     Column("streamed", Boolean, nullable=False),
-    # Usage.state: "reported", "estimated" or "unknown" (the provider sent no counts, so the zeros
-    # above mean nothing); NULL on rows older than revision 0003
+    #: ``Usage.state``: "reported", "estimated", "unknown"; NULL on rows older than revision 0003 (reported)
     Column("usage_state", String(16), nullable=True),
-    Index("ix_usage_at", "at"),
+    #: the price the row was costed at (``catalog.models.Price`` JSON + "source"); NULL when none was known
+    Column("price", Text, nullable=True),
+    Index("ix_usage_at_cover", *("at", "agent_id", "provider", "model", "outcome", "usage_state", "cost_usd",
+                                 "api_cost_usd", "input_tokens", "output_tokens", "cache_read_tokens",
+                                 "cache_write_tokens", "reasoning_tokens", "latency_s")),
     Index("ix_usage_session", "session"),
-    Index("ix_usage_agent_id", "agent_id"),
+    Index("ix_usage_agent_id_at", "agent_id", "at"),
+    Index("ix_usage_provider_at", "provider", "at"),
+    Index("ix_usage_outcome_at", "outcome", "at"),
+    Index("ix_usage_latency", "provider", "outcome", "latency_s", "at", "agent_id"),
+)
+
+#: The ledger summed per UTC day, agent, route, outcome and usage state: the Analytics panel reads
+#: whole days of a long period here and only the partial days at its edges from ``usage``.
+#: Derived data, brought up to date before each read (``store/ledger.py``); ``usage_daily_detail_state``
+#: holds the last ledger row id summed.
+usage_daily_detail = Table(
+    "usage_daily_detail", metadata,
+    Column("day", Float, primary_key=True),
+    Column("agent_id", Integer, primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("outcome", String(64), primary_key=True),
+    Column("usage_state", String(16), primary_key=True),
+    Column("requests", Integer, nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("cache_read_tokens", Integer, nullable=False),
+    Column("cache_write_tokens", Integer, nullable=False),
+    Column("reasoning_tokens", Integer, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("cost_null", Integer, nullable=False),
+    Column("api_cost_usd", Float, nullable=False),
+    Column("api_null", Integer, nullable=False),
+    Column("latency_sum", Float, nullable=False),
+)
+
+usage_daily_detail_state = Table(
+    "usage_daily_detail_state", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_id", Integer, nullable=False),
+)
+
+#: One row each time a provider's health state changed (the Reliability tab's timeline).
+health_transitions = Table(
+    "health_transitions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("state_from", String(32), nullable=True),
+    Column("state_to", String(32), nullable=False),
+    Column("detail", Text, nullable=True),
+    Index("ix_health_transitions_provider_at", "provider", "at"),
+    Index("ix_health_transitions_at", "at"),
 )
 
 #: One row: the configuration revision. Every configuration write bumps it in its own
@@ -177,7 +228,7 @@ usage_rollup = Table(
 USAGE_COLUMNS = (
     "at", "session", "agent_id", "provider", "model", "input_tokens", "output_tokens", "cache_read_tokens",
     "cache_write_tokens", "reasoning_tokens", "cost_usd", "api_cost_usd", "latency_s", "outcome", "streamed",
-    "usage_state",
+    "usage_state", "price",
 )
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 MESSAGE_COLUMNS = ("agent_id", "role", "body", "status", "created_at")

@@ -30,6 +30,7 @@ from ironspire.errors import ConfigurationError
 from ironspire.store import rollups
 from ironspire.store import sqlite as engine_sqlite
 from ironspire.store.engines import ENV
+from ironspire.store.ledger import SUMS, Ledger, UsageFilter, finish, usage_where
 from ironspire.store.schema import (
     DB_NAME,
     TOKEN_COLUMNS,
@@ -79,18 +80,6 @@ class Config:
         return {pid for pid, on in self.enabled.items() if not on}
 
 
-@dataclass(frozen=True, slots=True)
-class UsageFilter:
-    """Which ledger rows: ``start`` inclusive, ``end`` exclusive (Unix times), a session, an
-    agent (by name: every agent that ever had it) and a provider; None means any."""
-
-    start: float | None = None
-    end: float | None = None
-    session: str | None = None
-    agent: str | None = None
-    provider: str | None = None
-
-
 class _Write:
     def __init__(self, conn: Connection) -> None:
         self.conn, self.revision = conn, 0
@@ -118,6 +107,7 @@ class Store:
             self.path = Path(parsed.database)
             self.engine = engines.open_engine(parsed)
             self.turns = engine_sqlite.SqliteTurns(self.path)
+        self.ledger = Ledger(self.engine, postgres=self.postgres)
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -322,8 +312,10 @@ class Store:
                 if name not in ids:
                     ids[name] = self._ledger_agent(conn, name)
                 values = {c: row.get(c) for c in USAGE_COLUMNS if c != "agent_id"}
-                for c in (*TOKEN_COLUMNS, "cost_usd", "latency_s"):
+                for c in (*TOKEN_COLUMNS, "latency_s"):
                     values[c] = values[c] or 0
+                # an explicit None is an unknown cost and stays one; a row without the field cost 0
+                values["cost_usd"] = row.get("cost_usd", 0.0)
                 values["streamed"] = bool(values["streamed"])
                 conn.execute(usage.insert().values(agent_id=ids[name], **values))
                 count += 1
@@ -343,18 +335,7 @@ class Store:
 
     @staticmethod
     def _usage_where(f: UsageFilter) -> list[ColumnElement[bool]]:
-        where: list[ColumnElement[bool]] = []
-        if f.start is not None:
-            where.append(usage.c.at >= f.start)
-        if f.end is not None:
-            where.append(usage.c.at < f.end)
-        if f.session is not None:
-            where.append(usage.c.session == f.session)
-        if f.agent is not None:
-            where.append(agents.c.name == f.agent)
-        if f.provider is not None:
-            where.append(usage.c.provider == f.provider)
-        return where
+        return usage_where(f)
 
     def usage_rows(self, f: UsageFilter) -> list[dict[str, Any]]:
         """Ledger rows, oldest first, each naming its agent (``agent``)."""
@@ -372,12 +353,13 @@ class Store:
 
     def usage_totals(self, f: UsageFilter, by: str | None = None) -> list[dict[str, Any]]:
         """Sums over the ledger rows, aggregated by the database: one row per group (``by``:
-        agent name, provider, or ``provider/model``), or a single row over everything.
+        agent name, provider, or ``provider/model``), or a single row over everything; whole closed
+        days come from the daily rollup (``store/rollups.py``), on both engines.
 
-        Each row: ``turns`` (successful requests), ``errors``, the token columns, ``cost_usd``,
+        Each row: ``turns`` (successful requests), ``errors``, the token columns, ``cost_usd`` and
         ``api_cost_usd`` (unknown counts 0), ``avg_latency_s`` (successful requests; None when
         none), ``agents`` (distinct agent names), ``first_at`` (the oldest row, None if none) and
-        ``unknown_usage`` (successful requests whose provider reported no usage).
+        ``unknown_usage`` (answered requests whose provider reported no usage).
         """
         ok = case((usage.c.outcome == "ok", 1), else_=0)
         measures = [
@@ -403,7 +385,9 @@ class Store:
         if group is not None:
             query = query.group_by(group)
         with self.engine.begin() as conn:
-            if f.session is None:  # whole closed days come from the daily rollup (store/rollups.py)
+            # whole closed days come from the daily rollup (store/rollups.py), which knows no
+            # provider groups or outcomes: those filters read the raw rows
+            if f.session is None and f.providers is None and f.outcome is None:
                 until = rollups.refresh(conn, time.time())
                 daily_keys: dict[str, ColumnElement[Any]] = {
                     "agent": agents.c.name, "provider": usage_daily.c.provider,
@@ -439,6 +423,41 @@ class Store:
             query = query.where(usage.c.agent_id == agent_id)
         with self.engine.connect() as conn:
             return [(str(p), float(c), int(u)) for p, c, u in conn.execute(query)]
+
+    def ledger_totals(self, f: UsageFilter, by: str | None = None) -> list[dict[str, Any]]:
+        """The Analytics panel's sums (``store/ledger.py``): like ``usage_totals`` but with what is
+        unknown counted apart: ``cost_unknown`` / ``api_cost_unknown`` (successful requests whose
+        cost is unknown), ``usage_unknown`` / ``usage_estimated`` (whose counts are unknown or
+        estimated), plus ``requests`` and ``latency_ok``; ``agents`` and ``first_at`` on the
+        ungrouped row only. Whole days come from ``usage_daily_detail`` on SQLite; PostgreSQL reads
+        the raw rows."""
+        keys = {None: (), "agent": ("agent_id",), "provider": ("provider",), "model": ("provider", "model")}[by]
+        rows = self.ledger.aggregate(f, keys)  # type: ignore[arg-type]
+        names = self.ledger.agent_names()
+        groups: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            if by == "agent":
+                key = names.get(int(r["agent_id"]), str(r["agent_id"]))
+            elif by == "model":
+                key = f"{r['provider']}/{r['model']}"
+            else:
+                key = str(r.get("provider", ""))
+            into = groups.get(key)
+            if into is None:
+                groups[key] = {"key": key, **{s: r[s] for s in SUMS}}
+            else:
+                for s in SUMS:
+                    into[s] += r[s]
+        if by is not None:
+            return [finish(g) for g in groups.values()]
+        total = finish(groups[""]) if groups else finish({"key": "", **dict.fromkeys(SUMS, 0)})
+        with self.engine.connect() as conn:
+            seen = select(usage.c.agent_id).where(*self._usage_where(f)).distinct().scalar_subquery()
+            total["agents"] = int(conn.execute(select(func.count(agents.c.name.distinct()))
+                                               .where(agents.c.id.in_(seen))).scalar_one())
+            first = conn.execute(select(func.min(usage.c.at)).where(*self._usage_where(f))).scalar()
+            total["first_at"] = first.timestamp() if isinstance(first, datetime) else first
+        return [total]
 
     def has_session(self, session: str) -> bool:
         with self.engine.connect() as conn:

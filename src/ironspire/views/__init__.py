@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     )
     from ironspire.views._errors import error
     from ironspire.views._health import check, health
-    from ironspire.views._models import discover, models
+    from ironspire.views._models import discover, model_price, models
     from ironspire.views._providers import (
         configured_ids,
         credential_store,
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         HealthView,
         HistoryEntryView,
         KeystoreView,
+        ModelPriceView,
         ModelView,
         PriceView,
         ProviderView,
@@ -63,6 +64,7 @@ _WHERE = {
     "HealthView": "ironspire.views.records",
     "HistoryEntryView": "ironspire.views.records",
     "KeystoreView": "ironspire.views.records",
+    "ModelPriceView": "ironspire.views.records",
     "ModelView": "ironspire.views.records",
     "PriceView": "ironspire.views.records",
     "ProviderView": "ironspire.views.records",
@@ -73,6 +75,7 @@ _WHERE = {
     "credential_store": "ironspire.views._providers",
     "default_route": "ironspire.views._agents",
     "discover": "ironspire.views._models",
+    "model_price": "ironspire.views._models",
     "error": "ironspire.views._errors",
     "health": "ironspire.views._health",
     "health_warning": "ironspire.views._agents",
@@ -108,6 +111,7 @@ __all__ = [
     "HealthView",
     "HistoryEntryView",
     "KeystoreView",
+    "ModelPriceView",
     "ModelView",
     "PriceView",
     "ProviderView",
@@ -125,6 +129,7 @@ __all__ = [
     "health_warning",
     "history",
     "keystore",
+    "model_price",
     "models",
     "provider",
     "provider_readiness",

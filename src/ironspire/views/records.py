@@ -526,3 +526,34 @@ class ErrorView:
         return {"type": self.type, "message": self.message, "hint": self.hint, "provider": self.provider,
                 "model": self.model, "remedy": None if self.remedy is None else self.remedy.to_json(),
                 **self.extra}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPriceView:
+    """The price a model's requests are costed at: the user's, the catalogue's, or none (unknown:
+    the ledger records an unknown cost, not $0)."""
+
+    provider: str
+    model: str
+    price: PriceView | None
+    source: str
+    """"override", "catalog" or "unknown"."""
+
+    def to_json(self) -> dict[str, Any]:
+        price = None if self.price is None else {"input": self.price.input, "output": self.price.output,
+                                                 "cache_read": self.price.cache_read,
+                                                 "cache_write": self.price.cache_write}
+        return {"provider": self.provider, "model": self.model, "price": price, "source": self.source}
+
+    def describe(self) -> str:
+        from ironspire.views.formatting import list_price
+
+        name = f"{self.provider}/{self.model}"
+        if self.price is None:
+            return (f"{name}: price unknown; its requests are recorded with an unknown cost. "
+                    f"Set one with `ironspire models price {self.provider} {self.model} --input X --output Y`.")
+        p = self.price
+        origin = "your price" if self.source == "override" else "catalogue price"
+        return (f"{name} ({origin}, USD per million tokens): input {list_price(p.input)}, "
+                f"output {list_price(p.output)}, cache read {list_price(p.cache_read)}, "
+                f"cache write {list_price(p.cache_write)}")

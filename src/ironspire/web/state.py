@@ -38,6 +38,7 @@ class Tab:
 #: the main panel's tabs, in order (Analytics joins here)
 TABS: list[Tab] = [
     Tab("chat", "Chat", "/agents"),
+    Tab("analytics", "Analytics", "/analytics"),
     Tab("providers", "Settings › Providers", "/settings/providers"),
 ]
 

@@ -35,7 +35,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ironspire.catalog.models import Price
 from ironspire.catalog.providers import ProviderSpec
 from ironspire.errors import (
     CapabilityError,
@@ -51,7 +50,7 @@ from ironspire.errors import (
 from ironspire.messages import Accumulator, Message, StreamEvent, Usage
 from ironspire.protocols.base import ChatRequest, PromptCache, Secrets, Target, Tool
 from ironspire.protocols.common import parse_cache
-from ironspire.workspace import budgets, fallback, offloop, preflight, routing
+from ironspire.workspace import budgets, fallback, offloop, preflight, pricing, routing
 from ironspire.workspace.effort import DEFAULT_EFFORT, Effort, check_effort
 from ironspire.workspace.fallback import Attempt, FallbackRoute
 
@@ -566,20 +565,20 @@ class Agent:
 
     def _usage_row(self, target: Target, usage: Usage, meta_cost: Any, latency: float, outcome: str,
                    streamed: bool) -> tuple[Any, ...]:
-        """The ledger row's values, in ``store.schema.USAGE_COLUMNS`` order."""
+        """The ledger row's values, in ``store.schema.USAGE_COLUMNS`` order. An unknown price or
+        unknown counts give an unknown cost (NULL), never $0; the row keeps the price it used."""
         model = target.model
-        priced = model.price != Price()
-        # unknown counts are no basis for a price: the cost is unknown too, not zero
-        price_cost = model.cost(usage) if priced and usage.state != "unknown" else None
+        price = pricing.resolve(self.ws.setting(pricing.SETTING), model)
+        price_cost = pricing.cost(price, usage)
         if target.provider.billed:
-            cost, api_cost = price_cost or 0.0, price_cost
+            cost, api_cost = price_cost, price_cost
         else:
             cost = 0.0
             api_cost = float(meta_cost) if isinstance(meta_cost, int | float) else price_cost
         return (
             time.time(), self.ws.session_id, self.id, target.provider.id, model.id, usage.input, usage.output,
             usage.cache_read, usage.cache_write, usage.reasoning, cost, api_cost, latency, outcome, int(streamed),
-            usage.state,
+            usage.state, pricing.price_json(price),
         )
 
     async def _commit(self, turn: _Turn, reply: Message, target: Target, latency: float, *, streamed: bool,

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ironspire.catalog.models import ModelSpec, Registry, dynamic_model
+from ironspire.catalog.models import ModelSpec, Price, Registry, dynamic_model
 from ironspire.catalog.providers import BUILTIN_PROVIDERS, CustomEndpoint, ProviderSpec, builtin, is_builtin
 from ironspire.errors import ConfigurationError
 from ironspire.protocols.base import Backend, Secrets, Target
@@ -73,6 +73,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "fallback_on": list(DEFAULT_TRIGGERS),
     "fallback_cooldown": DEFAULT_COOLDOWN,
     "budget": None,  # the workspace's spending budget (workspace/budgets.py), {"usd", "period"}
+    # the user's prices per model, "provider/model" -> USD per million tokens (workspace/pricing.py)
+    "price_overrides": {},
 }
 #: per-agent values kept in the settings table, keyed by agent id (not workspace settings)
 AGENT_FALLBACK, AGENT_BUDGET = "agent_fallback:{}", "agent_budget:{}"
@@ -128,6 +130,9 @@ class Workspace:
         self._load()
         self.health = health(self.transport, self.target, provider_ids=self.provider_ids, is_enabled=self.is_enabled)
         self.transport.observers.append(self.health.observe)
+        transitions = getattr(self.health, "transitions", None)
+        if transitions is not None:  # health changes become the Reliability tab's timeline
+            transitions.append(self._record_transition)
         share = getattr(self.health, "share", None)
         persist = getattr(self.health, "persist", None)
         if self.store.postgres and share is not None:  # workers on one database probe once for all
@@ -282,6 +287,55 @@ class Workspace:
             except (TypeError, ValueError):
                 raise ConfigurationError(f"{key} must be a positive number of seconds, not {value!r}.") \
                     from None
+        if key == "price_overrides":
+            from ironspire.workspace import pricing
+
+            if not isinstance(value, dict):
+                raise ConfigurationError("price_overrides maps provider/model to prices (USD per million tokens).")
+            value = {str(k): {f: getattr(pricing.parse(v), f) for f in pricing.PRICE_FIELDS}
+                     for k, v in value.items()}
+        self._write_setting(key, value)
+
+    # --- prices ----------------------------------------------------------------------------
+
+    def set_price(self, provider: str, model: str, *, input: float = 0.0, output: float = 0.0,
+                  cache_read: float = 0.0, cache_write: float = 0.0) -> Price:
+        """Sets the price (USD per million tokens) the ledger costs ``provider/model`` at from the
+        next request on, over the catalogue's; past rows keep the price they used."""
+        from ironspire.workspace import pricing
+
+        self.provider(provider)
+        if not model.strip():
+            raise ConfigurationError("a price needs a model id.", hint="e.g. `ironspire models price openai gpt-4.1`")
+        price = pricing.parse({"input": input, "output": output, "cache_read": cache_read,
+                               "cache_write": cache_write})
+        overrides = dict(self._settings.get(pricing.SETTING) or {})
+        overrides[pricing.key(provider, model)] = {f: getattr(price, f) for f in pricing.PRICE_FIELDS}
+        self._write_setting(pricing.SETTING, overrides)
+        return price
+
+    def clear_price(self, provider: str, model: str) -> bool:
+        """Drops the user's price for the model (the catalogue's applies again); False if none was set."""
+        from ironspire.workspace import pricing
+
+        overrides = dict(self._settings.get(pricing.SETTING) or {})
+        if overrides.pop(pricing.key(provider, model), None) is None:
+            return False
+        self._write_setting(pricing.SETTING, overrides)
+        return True
+
+    def price(self, provider: str, model: str) -> tuple[Price, str] | None:
+        """The price a request of the model is costed at and its source ("override", "catalog"); None: unknown."""
+        from ironspire.workspace import pricing
+
+        self.provider(provider)
+        own = (self._settings.get(pricing.SETTING) or {}).get(pricing.key(provider, model))
+        if own is not None:
+            return pricing.parse(own), "override"
+        spec = self.registry.find(provider, model)
+        return None if spec is None else pricing.resolve(None, spec)
+
+    def _write_setting(self, key: str, value: Any) -> None:
         revision = self.store.set_settings({key: value})
         self._settings[key] = value
         self._adopt(revision)
@@ -660,6 +714,10 @@ class Workspace:
     def use_backend(self, protocol: str, backend: Backend) -> None:
         """Installs a specific adapter (an embedding application's own, or a test double)."""
         self._backends[protocol] = backend
+
+    def _record_transition(self, pid: str, previous: str | None, status: Any) -> None:
+        self.store.ledger.add_transition(status.checked_at.timestamp(), pid, previous, status.state.value,
+                                         status.detail or None)
 
     @property
     def analytics(self) -> Analytics:

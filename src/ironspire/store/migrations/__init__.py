@@ -35,7 +35,7 @@ from sqlalchemy.pool import NullPool
 
 from ironspire.errors import ConfigurationError
 
-HEAD = "0006"
+HEAD = "0007"
 SCRIPTS = Path(__file__).resolve().parent
 
 

@@ -270,7 +270,54 @@ function chat() {
   }
 }
 
+// --- analytics ------------------------------------------------------------------------------
+
+// The panel is drawn by the server (tables and SVG charts). A filter change submits the filter
+// form (the filters live in the URL); a new ledger row (polled stamp) fetches this same page and
+// swaps the panel in place, so a turn made in the chat appears without a reload. The new panel
+// is a node of a document parsed from our own server's escaped HTML, moved in with replaceWith.
+function bindFilters() {
+  const form = document.getElementById("filter-bar");
+  if (!form) return;
+  for (const select of form.querySelectorAll("select")) {
+    select.addEventListener("change", () => {
+      if (select.name === "period" && select.value === "custom") return;  // wait for the dates
+      form.requestSubmit();
+    });
+  }
+}
+
+function analytics() {
+  bindFilters();
+  let busy = false;
+  async function poll() {
+    const panel = document.getElementById("analytics-panel");
+    if (!panel || busy) return;
+    busy = true;
+    try {
+      const answer = await fetch("/api/analytics/stamp", { credentials: "same-origin" });
+      const { stamp } = await answer.json();
+      if (String(stamp) !== panel.dataset.stamp) {
+        const html = await (await fetch(location.href, { credentials: "same-origin" })).text();
+        const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("analytics-panel");
+        if (fresh) {
+          panel.replaceWith(document.adoptNode(fresh));
+          bindFilters();
+          const n = Number(document.body.dataset.analyticsRefreshes || 0) + 1;
+          document.body.dataset.analyticsRefreshes = String(n);
+        }
+      }
+    } catch (e) {
+      // the server may be restarting; the next poll tries again
+    } finally {
+      busy = false;
+    }
+  }
+  setInterval(poll, 2000);
+}
+
 const page = document.body.dataset.page;
+if (page === "analytics") analytics();
 if (page === "providers") {
   liveHealth();
   asyncForms();
