@@ -184,20 +184,21 @@ def last_reply(page: Any) -> Any:
 
 
 def test_a_streamed_reply_arrives_in_the_page(page: Any, server: Serving) -> None:
+    # the page records what it shows while the reply streams (polling from here could miss a fast
+    # local model's whole stream between two looks)
+    page.execute_script("""
+        window.__seen = [];
+        new MutationObserver(() => {
+            const live = document.querySelector('#transcript .msg.assistant.streaming .text');
+            if (live) window.__seen.push(live.textContent.length);
+        }).observe(document.getElementById('transcript'), {subtree: true, childList: true, characterData: true});
+    """)
     send(page, "Name three colours.")
-    wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#transcript .msg.assistant.streaming"))
-    seen = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        reply = last_reply(page)
-        text = reply.find_elements(By.CSS_SELECTOR, ".text")
-        seen.append(len(text[0].text) if text else 0)
-        if reply.get_attribute("data-done") == "1":
-            break
-        time.sleep(0.05)
-    assert last_reply(page).get_attribute("data-done") == "1"
+    wait(page, lambda d: last_reply(d).get_attribute("data-done") == "1", timeout=60)
+    seen = page.execute_script("return window.__seen")
     growing = sorted(set(n for n in seen if n > 0))
     assert len(growing) >= 2, f"the reply never grew in the page while streaming: {seen}"
+    assert last_reply(page).find_element(By.CSS_SELECTOR, ".text").text.strip()
     assert "custom-local-llama/smollm2" in last_reply(page).find_element(By.CSS_SELECTOR, "[data-by]").text
 
 

@@ -600,8 +600,9 @@ class Agent:
         if self._history is not None:
             self._history.extend((turn.user, reply))
         self._last_id = last
-        unknown = target.provider.billed and row[11] is None
-        spent[0] = None if unknown else sum(r[10] for r in (*turn.rows, row))
+        # one request at an unknown price makes the turn's spend unknown (a budget must not count it as $0)
+        costs = [r[10] for r in (*turn.rows, row)]
+        spent[0] = None if any(c is None for c in costs) else sum(costs)
         return reply
 
     async def _record_failure(self, turn: _Turn) -> None:
