@@ -8,7 +8,6 @@ a switch mid-conversation, disable / warning / reassign, Stop, and the context b
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
