@@ -283,3 +283,27 @@ def test_a_failed_turn_shows_its_error_and_the_remedy_button(page: Any, server: 
     assert fix.text == "Set the key" and fix.get_attribute("href").endswith("/settings/providers#card-deepseek")
     fix.click()
     wait(page, lambda d: d.find_element(By.CSS_SELECTOR, "body[data-page='providers'][data-ready='1']"))
+
+
+def test_a_fallback_answer_is_named_under_the_reply_and_in_the_hud(page: Any, server: Serving) -> None:
+    # xAI is throttled (the fake answers 429); the tiny custom endpoint is the fallback, set in the form
+    page.get(server.base + "/agents/new")
+    wait(page, lambda d: d.find_element(By.CSS_SELECTOR, "body[data-page='agent-form'][data-ready='1']"))
+    page.find_element(By.ID, "agent-name").send_keys("rescued")
+    page.find_element(By.CSS_SELECTOR, 'input[name="route"][value="xai|grok-4.3"]').click()
+    page.find_element(By.ID, "agent-fallback").send_keys("custom-tiny/t1")
+    click_through(page, "#agent-save")
+    wait(page, lambda d: d.find_element(By.CSS_SELECTOR, "body[data-page='chat'][data-ready='1']"))
+    assert page.find_element(By.CSS_SELECTOR, '[data-hud="fallback"]').text == "custom-tiny/t1"
+    send(page, "hello?")
+    wait(page, lambda d: last_reply(d).get_attribute("data-done") == "1")
+    notice = last_reply(page).find_element(By.CSS_SELECTOR, "[data-fallback]").text
+    assert notice.startswith("answered by custom-tiny/t1 (fallback; xai/grok-4.3: ")
+    hud = page.find_element(By.CSS_SELECTOR, '[data-hud="last-fallback"]')
+    assert hud.is_displayed() and hud.text == notice
+    assert page.find_element(By.CSS_SELECTOR, '[data-hud="route"]').text == "xai/grok-4.3"  # its own route kept
+    old = page.find_element(By.TAG_NAME, "body")
+    page.refresh()  # the notice is part of the stored reply, not only of the live page
+    wait(page, ec.staleness_of(old))
+    wait(page, lambda d: d.find_element(By.CSS_SELECTOR, "body[data-ready='1']"))
+    assert last_reply(page).find_element(By.CSS_SELECTOR, "[data-fallback]").text == notice

@@ -9,6 +9,7 @@ providers) are there once discovered; the refresh asks those providers again.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -38,6 +39,12 @@ def model_groups(ws: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _has_spending(form: dict[str, str]) -> bool:
+    """A JSON client that sends no fallback or budget field leaves both as they are; the page's
+    form always sends them."""
+    return any(k in form for k in ("fallback", "fallback_inherit", "budget_usd"))
+
+
 def parse_route(value: str) -> tuple[str | None, str | None]:
     if not value or value == INHERIT:
         return None, None
@@ -52,9 +59,48 @@ def _form_context(ws: Any, agent: Any | None, form: dict[str, str] | None = None
     if form is None:
         route = INHERIT if agent is None or agent.inherits else f"{agent.own_provider}|{agent.own_model}"
         form = {"name": agent.name if agent else "", "system": (agent.system or "") if agent else "",
-                "route": route, "effort": agent.effort if agent else DEFAULT_EFFORT}
+                "route": route, "effort": agent.effort if agent else DEFAULT_EFFORT, **_fallback_fields(agent)}
     return {"agent": agent, "form": form, "error": error, "groups": model_groups(ws), "inherit": INHERIT,
             "efforts": EFFORT_LABELS, "default": records.default(ws)}
+
+
+def _fallback_fields(agent: Any | None) -> dict[str, str]:
+    """The form's fallback and budget fields as the agent has them now (a new agent: the
+    workspace's chain, no budget)."""
+    own = None if agent is None else agent.fallback
+    budget = None if agent is None else agent.budget
+    return {"fallback_inherit": "1" if own is None else "", "fallback": ", ".join(str(r) for r in own or ()),
+            "budget_usd": "" if budget is None else f"{budget.usd:g}",
+            "budget_period": "month" if budget is None else budget.period}
+
+
+@dataclass(frozen=True, slots=True)
+class Spending:
+    """The form's fallback chain and budget, checked before anything is written: ``fallback``
+    None inherits the workspace's chain, ``()`` is none; ``budget`` None is no budget."""
+
+    fallback: tuple[Any, ...] | None
+    budget: Any | None
+
+    def apply(self, agent: Any) -> None:
+        agent.set_fallback(None if self.fallback is None else list(self.fallback))
+        agent.set_budget(None if self.budget is None else self.budget.usd,
+                         "month" if self.budget is None else self.budget.period)
+
+
+def check_spending(ws: Any, form: dict[str, str]) -> Spending:
+    """Routes typed in replace the workspace's chain; with none, the box says whether the agent
+    inherits it or has no fallbacks. Each route must exist and be enabled now (a typo fails here,
+    not at the first outage); a budget is a positive amount of USD per day or month."""
+    from ironspire.workspace import budgets
+
+    routes = form.get("fallback", "").strip()
+    # routes typed in win; an empty field means the workspace's chain when that box is ticked
+    chain = ws.check_fallback(routes) if routes else None if form.get("fallback_inherit") else ()
+    text = form.get("budget_usd", "").strip().lstrip("$")
+    empty = not text or text.lower() == "none"
+    budget = None if empty else budgets.make_budget(text, form.get("budget_period") or "month")
+    return Spending(chain, budget)
 
 
 async def new_agent(request: Request) -> Response:
@@ -67,8 +113,11 @@ async def create_agent(request: Request) -> Response:
     form = form_of(request.scope)
     try:
         provider, model = parse_route(form.get("route", INHERIT))
+        spending = check_spending(w.ws, form) if _has_spending(form) else None
         agent = w.ws.create_agent(form.get("name", ""), provider, model, form.get("system", "").strip() or None,
                                   effort=form.get("effort") or DEFAULT_EFFORT)
+        if spending is not None:
+            spending.apply(agent)
     except IronspireError as exc:
         if wants_json(request):
             raise
@@ -94,6 +143,7 @@ async def configure(request: Request) -> Response:
         provider, model = parse_route(form.get("route", INHERIT))
         w.ws.check_route(provider, model)
         effort = check_effort(form.get("effort") or agent.effort)
+        spending = check_spending(w.ws, form) if _has_spending(form) else None
     except IronspireError as exc:
         if wants_json(request):
             raise
@@ -104,6 +154,8 @@ async def configure(request: Request) -> Response:
     if "system" in form:
         agent.set_system(form["system"].strip() or None)
     agent.set_effort(effort)
+    if spending is not None:
+        spending.apply(agent)
     if wants_json(request):
         return JSONResponse(records.agent(w.ws, agent).to_json())
     return back(f"/agents/{agent.name}")

@@ -27,6 +27,7 @@ from ironspire.messages import (
     ToolResult,
     UsageEvent,
 )
+from ironspire.views import fallback_notice
 from ironspire.web import records
 from ironspire.web.live import Turn
 from ironspire.web.pages_agents import model_groups, parse_route
@@ -40,7 +41,7 @@ SSE_HEADERS = {"cache-control": "no-store", "x-accel-buffering": "no"}
 def message_view(m: Message, status: str = "ok") -> dict[str, Any]:
     return {
         "role": m.role, "provider": m.provider, "model": m.model, "status": status, "text": m.text,
-        "reasoning": m.reasoning,
+        "reasoning": m.reasoning, "fallback": fallback_notice(m),
         "tool_calls": [{"id": c.id, "name": c.name, "arguments": json.dumps(dict(c.arguments), ensure_ascii=False)}
                        for c in m.tool_calls],
         "tool_results": [{"name": p.tool_name, "text": p.text(), "is_error": p.is_error}

@@ -134,4 +134,9 @@ def hud(ws: Workspace, a: Agent) -> dict[str, Any]:
             record["model"], record["model_name"], window = spec.id, spec.display_name, spec.context_window
     share, level = context_level(used, window)
     record["context"] = {"tokens": used, "window": window, "share": round(share, 4), "level": level}
+    view = agent(ws, a)
+    record["fallback"] = None if view.fallback is None else view.fallback.to_json()
+    record["budget_warning"] = view.budget_warning
+    answered = next((m for m in reversed(history) if m.role == "assistant"), None)
+    record["last_fallback"] = None if answered is None else views.fallback_notice(answered)
     return record

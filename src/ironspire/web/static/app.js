@@ -84,6 +84,12 @@ function setHud(hud) {
   const api = q("api");
   api.textContent = "API-equivalent " + (hud.cost.api_text ?? "–");
   api.classList.toggle("hidden", !hud.cost.differs);
+  const fb = hud.fallback;
+  q("fallback").textContent = fb ? fb.routes.join(", ") + (fb.inherited ? " (workspace default)" : "") : "none";
+  for (const [key, text] of [["last-fallback", hud.last_fallback], ["budget", hud.budget_warning]]) {
+    q(key).textContent = text || "";
+    q(key).classList.toggle("hidden", !text);
+  }
   const bar = document.getElementById("context-bar");
   const c = hud.context;
   bar.max = c.window || 1;
@@ -214,6 +220,11 @@ function chat() {
       if (d.message && d.message.provider) {
         const by = reply.querySelector("[data-by]");
         if (by) by.textContent = `${d.message.provider}/${d.message.model}`;
+      }
+      if (d.message && d.message.fallback) {
+        const note = el("p", "fallback-notice", d.message.fallback);
+        note.dataset.fallback = "";
+        reply.querySelector("header").after(note);
       }
       reply.dataset.done = "1";
       setHud(d.hud);
