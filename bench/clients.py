@@ -72,6 +72,32 @@ def _messages() -> list[dict[str, str]]:
 # --- raw httpx: the floor ------------------------------------------------------------------
 
 
+def _answer(fmt: str, data: dict[str, Any]) -> Result:
+    """Text and usage of a whole (non-streamed) answer, decoded as a hand-written client would."""
+    u = data["usage"]
+    if fmt == "openai":
+        return Result(data["choices"][0]["message"]["content"], (u["prompt_tokens"], u["completion_tokens"]))
+    text = "".join(b["text"] for b in data["content"] if b["type"] == "text")
+    return Result(text, (u["input_tokens"], u["output_tokens"]))
+
+
+def _event(fmt: str, ev: dict[str, Any], usage: tuple[int, int]) -> tuple[str | None, tuple[int, int], bool]:
+    """(text, usage so far, stream over) for one decoded SSE ``data:`` payload."""
+    if fmt == "openai":
+        text = ev["choices"][0]["delta"].get("content") if ev["choices"] else None
+        if ev.get("usage"):
+            usage = (ev["usage"]["prompt_tokens"], ev["usage"]["completion_tokens"])
+        return text, usage, False
+    kind = ev["type"]
+    if kind == "content_block_delta":
+        return ev["delta"].get("text"), usage, False
+    if kind == "message_start":
+        return None, (ev["message"]["usage"]["input_tokens"], usage[1]), False
+    if kind == "message_delta":
+        return None, (usage[0], ev["usage"]["output_tokens"]), False
+    return None, usage, kind == "message_stop"
+
+
 class RawHttpx(Client):
     """What a hand-written client costs: one pooled AsyncClient, json.loads per SSE line."""
 
@@ -82,6 +108,10 @@ class RawHttpx(Client):
         mod: Any = importlib.import_module(self.module)
         self.http = mod.AsyncClient(limits=mod.Limits(max_connections=256, max_keepalive_connections=256),
                                     timeout=60.0, trust_env=False)
+        self._request_parts(base_urls)
+
+    def _request_parts(self, base_urls: list[str]) -> None:
+        """URLs, bodies and headers: the same bytes for every raw client."""
         self.urls = [self._url(b) for b in base_urls]
         model = payloads.OPENAI_MODEL if self.fmt == "openai" else payloads.ANTHROPIC_MODEL
         self.body = {"model": model, "messages": _messages(), "max_tokens": MAX_TOKENS}
@@ -101,13 +131,7 @@ class RawHttpx(Client):
     async def send(self, slot: int = 0) -> Result:
         r = await self.http.post(self.urls[slot % len(self.urls)], json=self.body, headers=self.headers)
         r.raise_for_status()
-        data = r.json()
-        if self.fmt == "openai":
-            u = data["usage"]
-            return Result(data["choices"][0]["message"]["content"], (u["prompt_tokens"], u["completion_tokens"]))
-        u = data["usage"]
-        text = "".join(b["text"] for b in data["content"] if b["type"] == "text")
-        return Result(text, (u["input_tokens"], u["output_tokens"]))
+        return _answer(self.fmt, r.json())
 
     async def stream(self, slot: int = 0) -> Result:
         t0 = time.perf_counter()
@@ -123,23 +147,9 @@ class RawHttpx(Client):
                 raw = line[5:].strip()
                 if raw == "[DONE]":
                     break
-                ev = json.loads(raw)
-                text = None
-                if self.fmt == "openai":
-                    if ev["choices"]:
-                        text = ev["choices"][0]["delta"].get("content")
-                    if ev.get("usage"):
-                        usage = (ev["usage"]["prompt_tokens"], ev["usage"]["completion_tokens"])
-                else:
-                    kind = ev["type"]
-                    if kind == "content_block_delta":
-                        text = ev["delta"].get("text")
-                    elif kind == "message_start":
-                        usage = (ev["message"]["usage"]["input_tokens"], usage[1])
-                    elif kind == "message_delta":
-                        usage = (usage[0], ev["usage"]["output_tokens"])
-                    elif kind == "message_stop":
-                        break
+                text, usage, stop = _event(self.fmt, json.loads(raw), usage)
+                if stop:
+                    break
                 if text:
                     if ttfc is None:
                         ttfc = time.perf_counter() - t0
@@ -152,6 +162,54 @@ class RawHttpx2(RawHttpx):
 
     key, label = "httpx2", "raw httpx2"
     module = "httpx2"
+
+
+class RawAiohttp(RawHttpx):
+    """The same hand-written client on aiohttp (LiteLLM's default transport): one ClientSession
+    whose connector keeps up to 256 connections per host, lines read off the response stream."""
+
+    key, label = "aiohttp", "raw aiohttp"
+
+    async def open(self, base_urls: list[str]) -> None:
+        import aiohttp
+
+        self._request_parts(base_urls)
+        connector = aiohttp.TCPConnector(limit=256, limit_per_host=256)
+        self.session: Any = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60.0),
+                                                  trust_env=False)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def send(self, slot: int = 0) -> Result:
+        url = self.urls[slot % len(self.urls)]
+        async with self.session.post(url, json=self.body, headers=self.headers) as r:
+            r.raise_for_status()
+            data = json.loads(await r.read())
+        return _answer(self.fmt, data)
+
+    async def stream(self, slot: int = 0) -> Result:
+        t0 = time.perf_counter()
+        ttfc: float | None = None
+        parts: list[str] = []
+        usage = (0, 0)
+        url = self.urls[slot % len(self.urls)]
+        async with self.session.post(url, json=self.stream_body, headers=self.headers) as r:
+            r.raise_for_status()
+            async for raw_line in r.content:  # aiohttp's StreamReader yields one line at a time
+                if not raw_line.startswith(b"data:"):
+                    continue
+                raw = raw_line[5:].strip()
+                if raw == b"[DONE]":
+                    break
+                text, usage, stop = _event(self.fmt, json.loads(raw), usage)
+                if stop:
+                    break
+                if text:
+                    if ttfc is None:
+                        ttfc = time.perf_counter() - t0
+                    parts.append(text)
+        return Result("".join(parts), usage, ttfc)
 
 
 # --- Ironspire -----------------------------------------------------------------------------
@@ -415,6 +473,106 @@ class LiteLLM(Client):
         return Result("".join(parts), usage, ttfc)
 
 
+# --- pydantic-ai ---------------------------------------------------------------------------
+
+
+class PydanticAI(Client):
+    """``Agent.run`` / ``Agent.run_stream`` with an OpenAI-compatible or an Anthropic model whose
+    provider points at the loopback server. One Agent serves every request (it keeps no history
+    between runs), as an application would keep one."""
+
+    key, label = "pydantic-ai", "pydantic-ai"
+
+    async def open(self, base_urls: list[str]) -> None:
+        from pydantic_ai import Agent
+
+        if self.fmt == "openai":
+            from pydantic_ai.models.openai import OpenAIChatModel
+            from pydantic_ai.providers.openai import OpenAIProvider
+
+            self.provider: Any = OpenAIProvider(base_url=base_urls[0] + "/v1", api_key=FAKE_KEY)
+            model: Any = OpenAIChatModel(payloads.OPENAI_MODEL, provider=self.provider)
+        else:
+            from pydantic_ai.models.anthropic import AnthropicModel
+            from pydantic_ai.providers.anthropic import AnthropicProvider
+
+            self.provider = AnthropicProvider(base_url=base_urls[0], api_key=FAKE_KEY)
+            model = AnthropicModel(payloads.ANTHROPIC_MODEL, provider=self.provider)
+        self.agent: Any = Agent(model, model_settings={"max_tokens": MAX_TOKENS})
+
+    async def close(self) -> None:
+        await self.provider.client.close()
+
+    async def send(self, slot: int = 0) -> Result:
+        r = await self.agent.run(payloads.PROMPT)
+        u = _pydantic_ai_usage(r)
+        return Result(r.output, (u.input_tokens, u.output_tokens))
+
+    async def stream(self, slot: int = 0) -> Result:
+        t0 = time.perf_counter()
+        ttfc: float | None = None
+        parts: list[str] = []
+        async with self.agent.run_stream(payloads.PROMPT) as r:
+            async for text in r.stream_text(delta=True, debounce_by=None):
+                if ttfc is None and text:
+                    ttfc = time.perf_counter() - t0
+                parts.append(text)
+            u = _pydantic_ai_usage(r)
+        return Result("".join(parts), (u.input_tokens, u.output_tokens), ttfc)
+
+
+def _pydantic_ai_usage(result: Any) -> Any:
+    """``usage`` became a property in pydantic-ai 2 (a method before)."""
+    usage = result.usage
+    return usage if hasattr(usage, "input_tokens") else usage()
+
+
+# --- any-llm -------------------------------------------------------------------------------
+
+
+class AnyLLM(Client):
+    """``any_llm.acompletion(provider=..., api_base=loopback)``: its documented one-call API, which
+    answers in the OpenAI shape whatever the provider."""
+
+    key, label = "any-llm", "any-llm"
+
+    async def open(self, base_urls: list[str]) -> None:
+        from any_llm import acompletion
+
+        self.acompletion: Any = acompletion
+        if self.fmt == "openai":
+            self.provider, self.model, self.base = "openai", payloads.OPENAI_MODEL, base_urls[0] + "/v1"
+        else:
+            self.provider, self.model, self.base = "anthropic", payloads.ANTHROPIC_MODEL, base_urls[0]
+
+    def _call(self, **extra: Any) -> Any:
+        return self.acompletion(model=self.model, provider=self.provider, messages=_messages(), api_base=self.base,
+                                api_key=FAKE_KEY, max_tokens=MAX_TOKENS, **extra)
+
+    async def send(self, slot: int = 0) -> Result:
+        r = await self._call()
+        return Result(r.choices[0].message.content, (r.usage.prompt_tokens, r.usage.completion_tokens))
+
+    async def stream(self, slot: int = 0) -> Result:
+        t0 = time.perf_counter()
+        ttfc: float | None = None
+        parts: list[str] = []
+        usage = (0, 0)
+        extra: dict[str, Any] = {"stream": True}
+        if self.fmt == "openai":
+            extra["stream_options"] = {"include_usage": True}
+        async for chunk in await self._call(**extra):
+            if chunk.choices and chunk.choices[0].delta.content:
+                if ttfc is None:
+                    ttfc = time.perf_counter() - t0
+                parts.append(chunk.choices[0].delta.content)
+            u = getattr(chunk, "usage", None)
+            if u is not None and u.completion_tokens:
+                usage = (u.prompt_tokens, u.completion_tokens)
+        return Result("".join(parts), usage, ttfc)
+
+
 CLIENTS: dict[str, type[Client]] = {
-    c.key: c for c in (RawHttpx, RawHttpx2, IronspireProtocol, IronspireAgent, OfficialSDK, LiteLLM)
+    c.key: c for c in (RawHttpx, RawHttpx2, RawAiohttp, IronspireProtocol, IronspireAgent, OfficialSDK, LiteLLM,
+                       PydanticAI, AnyLLM)
 }

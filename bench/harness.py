@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import startup
+from bench import payloads, startup
 from bench.clients import CLIENTS, Client
 from bench.measure import Kind, Tally, concurrent, rotate, sequential
 from bench.servers import loopback
@@ -45,8 +45,17 @@ PLANS = {
     "smoke": Plan("smoke", rounds=1, seq=3, conc_total=8, concurrency=4, fleet_agents=8, fleet_rounds=1,
                   fleet_delay_ms=1.0, import_runs=1, idle_agents=20),
 }
-SMOKE_CLIENTS = ("httpx", "iron-proto", "iron-agent")
-FLEET_CLIENTS = ("httpx", "httpx2", "iron-proto", "iron-agent")
+SMOKE_CLIENTS = ("httpx", "aiohttp", "iron-proto", "iron-agent")
+FLEET_CLIENTS = ("httpx", "httpx2", "aiohttp", "iron-proto", "iron-agent")
+
+
+def transport_floor() -> str:
+    """The raw client matching the HTTP client under Ironspire's transport (its default seam)."""
+    try:
+        from ironspire.http import DEFAULT_CLIENT
+    except ImportError:  # before the transport had a client seam it was httpx
+        return "httpx"
+    return {"aiohttp": "aiohttp", "httpx2": "httpx2"}.get(DEFAULT_CLIENT, "httpx")
 
 
 def log(msg: str) -> None:
@@ -132,6 +141,10 @@ def startup_figures(plan: Plan, keys: list[str], results: dict[str, Any]) -> Non
     results["startup"] = {"runs": plan.import_runs,
                           "imports": startup.import_times(sys.executable, plan.import_runs, names),
                           "import_profile": startup.import_profile(sys.executable)}
+    log("whole commands (fresh processes)...")
+    with loopback(1) as urls:
+        results["startup"]["commands"] = startup.command_times(
+            sys.executable, plan.import_runs, urls[0], payloads.TEXT, payloads.PROMPT, payloads.OPENAI_MODEL)
     log(f"memory with {plan.idle_agents} idle agents...")
     results["startup"]["agents"] = startup.agent_memory(sys.executable, plan.idle_agents)
 

@@ -25,7 +25,7 @@ from bench import venv as bench_venv
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
-CLIENT_KEYS = ("httpx", "httpx2", "iron-proto", "iron-agent", "sdk", "litellm")
+CLIENT_KEYS = ("httpx", "httpx2", "aiohttp", "iron-proto", "iron-agent", "sdk", "litellm", "pydantic-ai", "any-llm")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     skip = set(filter(None, args.skip.split(",")))
     formats = [f for f in args.formats.split(",") if f]
     results: dict[str, Any] = {"plan": asdict(plan), "clients": keys, "names": {}, "unavailable": {},
-                               "machine": report.machine()}
+                               "machine": report.machine(), "floor": harness.transport_floor()}
     started = time.perf_counter()
     if "requests" not in skip:
         asyncio.run(harness.requests(plan, keys, formats, results))

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: everything one Ironspire turn imports (workspace, agent, store, adapter, transport, keychain glue)
 IRONSPIRE_TURN = ("import ironspire.workspace.workspace, ironspire.workspace.agent, "
-                  "ironspire.protocols.openai_chat, ironspire.credentials, ironspire.health")
+                  "ironspire.protocols.openai_chat, ironspire.credentials, ironspire.health, "
+                  "ironspire.http._aiohttp")  # the HTTP client loads with the first pool, still on the turn's path
 
 IMPORTS: dict[str, str] = {
     "python -c pass (interpreter alone)": "pass",
@@ -156,6 +159,104 @@ def agent_memory(python: str, n: int) -> dict[str, Any]:
         "rss_per_agent_kb": (plain["rss_after"] - plain["rss_before"]) / loaded / 1024,
         "heap_per_agent_kb": traced["heap"] / loaded / 1024,
     }
+
+
+# --- whole commands, fresh processes (hyperfine-style) ------------------------------------------
+
+_PREPARE = """
+import sys
+from ironspire.catalog.providers import CustomEndpoint
+from ironspire.workspace import Workspace
+ws = Workspace.open({home!r})
+spec = ws.add_custom_endpoint(CustomEndpoint("loopback", {base!r} + "/v1", {model!r}))
+for i in range({n}):
+    ws.create_agent(f"ask-{{i}}", spec.id, {model!r})
+    ws.create_agent(f"lib-{{i}}", spec.id, {model!r})
+ws.close()
+print('{{}}')
+"""
+
+#: ``python -c "from ironspire import Workspace"`` plus one turn, as a script would run it
+_ONE_TURN = """
+import time
+t0 = time.perf_counter()
+import asyncio
+from ironspire import Workspace
+async def turn():
+    ws = Workspace.open({home!r})
+    try:
+        return await ws.agent({agent!r}).send({prompt!r})
+    finally:
+        await ws.aclose()
+reply = asyncio.run(turn())
+import json
+print(json.dumps({{"seconds": time.perf_counter() - t0, "text": reply.text}}))
+"""
+
+
+def _first_byte(argv: list[str], env: dict[str, str]) -> tuple[float, bytes, int]:
+    """(seconds from spawn to the first byte on stdout, all of stdout, exit status)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                            cwd=REPO, env=env)
+    assert proc.stdout is not None
+    first = proc.stdout.read(1)
+    t1 = time.perf_counter()
+    rest = proc.stdout.read()
+    return t1 - t0, first + rest, proc.wait(timeout=60)
+
+
+def _stats(samples: list[float]) -> dict[str, Any]:
+    ordered = sorted(samples)
+    return {"available": True, "ms": statistics.median(ordered) * 1e3, "min_ms": ordered[0] * 1e3,
+            "max_ms": ordered[-1] * 1e3, "runs": len(ordered)}
+
+
+def command_times(python: str, runs: int, base_url: str, text: str, prompt: str, model: str) -> dict[str, Any]:
+    """Fresh-process wall times, median of ``runs`` after one warm-up, interleaved: ``ironspire
+    --version`` to exit, ``ironspire ask`` to the first byte of the reply (health check included,
+    as a user runs it), and a library script's import + one turn. Every reply must be the whole
+    answer, else the figure is not reported."""
+    cli = str(Path(python).parent / "ironspire")
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="ironspire-bench-cmd-") as home:
+        env = {**_env(), "IRONSPIRE_HOME": home}
+        made = _run(python, _PREPARE.format(home=home, base=base_url, model=model, n=runs + 1))
+        if made is None or not Path(cli).exists():
+            return {"available": False}
+        version: list[float] = []
+        ask: list[float] = []
+        turn: list[float] = []
+        turn_inside: list[float] = []
+        bad: list[str] = []
+        for i in range(runs + 1):  # run 0 warms the .pyc and page caches; it is not counted
+            t0 = time.perf_counter()
+            done = subprocess.run([cli, "--version"], capture_output=True, env=env, cwd=REPO, timeout=60)
+            v = time.perf_counter() - t0
+            secs, stdout, status = _first_byte([cli, "ask", f"ask-{i}", prompt], env)
+            if status != 0 or stdout.decode().removesuffix("\n") != text:
+                bad.append(f"ask: status {status}, {len(stdout)} bytes")
+            elif i:
+                ask.append(secs)
+            t0 = time.perf_counter()
+            proc = subprocess.run([python, "-c", _ONE_TURN.format(home=home, agent=f"lib-{i}", prompt=prompt)],
+                                  capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+            wall = time.perf_counter() - t0
+            result = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
+            if result is None or result["text"] != text:
+                bad.append(f"one turn: status {proc.returncode}: {proc.stderr.strip()[-300:]}")
+            elif i:
+                turn.append(wall)
+                turn_inside.append(result["seconds"])
+            if done.returncode == 0 and i:
+                version.append(v)
+    for name, samples in (("ironspire --version (to exit)", version),
+                          ("ironspire ask (to the reply's first byte)", ask),
+                          ("library: import + open + one turn (process wall)", turn),
+                          ("library: import + open + one turn (in-process)", turn_inside)):
+        out[name] = _stats(samples) if samples else {"available": False}
+    out["errors"] = bad[:3]
+    return out
 
 
 if __name__ == "__main__":

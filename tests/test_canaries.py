@@ -23,6 +23,7 @@ from ironspire.cli.app import app
 from ironspire.errors import IronspireError
 from ironspire.transport import RetryPolicy, Transport
 from support.http_stub import Reply, Seen, StubServer
+from support.postgres import dump_url
 
 OK_BODIES: dict[str, Any] = {
     "openai_chat": {"id": "c1", "object": "chat.completion", "model": "m", "choices": [
@@ -70,10 +71,11 @@ class Provider:
 
 async def test_no_canary_appears_in_any_file_or_output(
     isolated_env: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, database_url: str | None,
 ) -> None:
     """Secrets live in the encrypted credential file here (the headless-Linux store, with its real
-    key-derivation parameters), so the scan also proves that file holds none of them in plain text."""
+    key-derivation parameters), so the scan also proves that file holds none of them in plain text.
+    On PostgreSQL (``database_url``) the database is scanned as ``pg_dump`` writes it out."""
     from ironspire.credentials import PASSPHRASE_ENV, CredentialStore
     from ironspire.workspace import Workspace
 
@@ -151,10 +153,18 @@ async def test_no_canary_appears_in_any_file_or_output(
                      ["ask", "agent-google", "hi"], ["chat", "agent-mistral"]):
             result = await asyncio.to_thread(runner.invoke, app, args, input="hello\n/exit\n")
             outputs += [result.output, str(result.exception) if result.exception else ""]
-        # while the database is open its newest pages sit in the WAL file: scan them there too
+        outputs += await web_outputs(ws, agents, server)
         live = [p.name for p in files_under(isolated_env)]
-        assert "ironspire.db-wal" in live and "ironspire.db-shm" in live, live
-        assert "credentials.cfg" in live and "health.json" in live, live
+        if database_url is None:  # while the database is open its newest pages sit in the WAL file: scan them too
+            assert "ironspire.db-wal" in live and "ironspire.db-shm" in live, live
+        else:  # everything the shared database holds, data included, as a file the scan reads
+            dump = dump_url(database_url)
+            assert "agent-openai" in dump and "custom-canary-box" in dump and "pong" in dump
+            (isolated_env / "pg_dump.sql").write_text(dump, encoding="utf-8")
+            assert "ironspire.db" not in live, live
+            # provider health is shared through the database there (and so scanned in the dump)
+            assert "COPY public.provider_health" in dump and "invalid_key" in dump
+        assert "credentials.cfg" in live and ("health.json" in live or database_url is not None), live
         open_leaks = scan(isolated_env, canaries, outputs)
     await ws.aclose()
     assert not open_leaks, "\n".join(open_leaks)
@@ -172,6 +182,45 @@ async def test_no_canary_appears_in_any_file_or_output(
         assert any(mask(canaries[key]) in o for o in outputs), key
     leaks = scan(isolated_env, canaries, outputs)
     assert not leaks, "\n".join(leaks)
+
+
+async def web_outputs(ws: Any, agents: list[Any], server: Provider) -> list[str]:
+    """Every page and JSON twin of the web app, and streamed turns (answered, refused, echoing
+    the request's headers back) as the browser receives them."""
+    import httpx
+
+    from ironspire.web import create_app
+    from ironspire.web.security import Secrets
+
+    secrets = Secrets()
+    app = create_app(ws, secrets=secrets, check_on_start=False)
+    seen: list[str] = []
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8780") as client:
+        await client.get(f"/?token={secrets.token}")
+        form = {"csrf_token": secrets.csrf}
+        pages = ["/settings/providers", "/agents", "/agents/new", "/api/settings/providers", "/api/providers",
+                 "/api/health", "/api/default", "/api/agents", "/api/models"]
+        for agent in agents:
+            name = agent.name
+            pages += [f"/agents/{name}", f"/agents/{name}/configure", f"/api/agents/{name}",
+                      f"/api/agents/{name}/history?all=1", f"/api/agents/{name}/hud"]
+        for mode in ("ok", "auth"):
+            server.mode = mode
+            for agent in agents[:4]:
+                started = await client.post(f"/agents/{agent.name}/turns", data={**form, "message": "web canary"},
+                                            headers={"accept": "application/json"})
+                seen.append(started.text)
+                if started.status_code == 202:
+                    seen.append((await client.get(started.json()["events"])).text)
+            checked = await client.post("/settings/providers/check", data=form, headers={"accept": "application/json"})
+            seen.append(checked.text)
+        for path in pages:
+            response = await client.get(path, follow_redirects=True)
+            assert response.status_code == 200, (path, response.status_code)
+            seen.append(response.text)
+    assert any("web canary" in text for text in seen), "the web turns must really have run"
+    return seen
 
 
 def files_under(home: Path) -> list[Path]:

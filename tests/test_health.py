@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from ironspire.catalog.models import ModelSpec
@@ -274,7 +274,7 @@ class _Plain(HttpProtocol):
     def decode(self, body: bytes, target: Target) -> Message:
         raise NotImplementedError
 
-    def decode_stream(self, response: httpx.Response, target: Target) -> Any:
+    def decode_stream(self, response: httpx2.Response, target: Target) -> Any:
         raise NotImplementedError
 
 
@@ -398,9 +398,9 @@ def llama_server() -> Iterator[str]:
             if proc.poll() is not None:
                 pytest.fail(f"llama.cpp server exited with {proc.returncode}")
             try:
-                if httpx.get(url + "/models", timeout=1).status_code == 200:
+                if httpx2.get(url + "/models", timeout=1).status_code == 200:
                     break
-            except httpx.HTTPError:
+            except httpx2.HTTPError:
                 time.sleep(0.3)
         else:
             pytest.fail("llama.cpp server did not start within 120 s")

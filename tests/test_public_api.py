@@ -50,7 +50,8 @@ def test_top_package_exports_the_public_names_lazily() -> None:
         assert getattr(ironspire, name).__module__ == module, name
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         _ = ironspire.Nope  # type: ignore[attr-defined]
-    code = "import sys, ironspire; print(sorted(m for m in ('sqlalchemy', 'httpx') if m in sys.modules))"
+    code = ("import sys, ironspire; "
+            "print(sorted(m for m in ('sqlalchemy', 'httpx', 'httpx2', 'aiohttp') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"  # `import ironspire` stays cheap: nothing heavy before first use
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from ironspire.catalog.providers import ProviderSpec as ProviderSpec
     from ironspire.errors import AuthenticationError as AuthenticationError
     from ironspire.errors import BadRequest as BadRequest
+    from ironspire.errors import BudgetExceeded as BudgetExceeded
     from ironspire.errors import CapabilityError as CapabilityError
     from ironspire.errors import ConfigurationError as ConfigurationError
     from ironspire.errors import ContextWindowExceeded as ContextWindowExceeded
@@ -78,6 +79,7 @@ _LAZY = {
     "ConfigurationError": "ironspire.errors",
     "CredentialsMissing": "ironspire.errors",
     "CapabilityError": "ironspire.errors",
+    "BudgetExceeded": "ironspire.errors",
     "ProviderError": "ironspire.errors",
     "AuthenticationError": "ironspire.errors",
     "RateLimitError": "ironspire.errors",

@@ -49,8 +49,9 @@ first, comma separated:
 from __future__ import annotations
 
 import csv
+import io
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -60,16 +61,39 @@ from ironspire.errors import ConfigurationError
 from ironspire.paths import open_private
 
 if TYPE_CHECKING:
-    from ironspire.store.store import Store, UsageFilter
+    from ironspire.store.ledger import UsageFilter
+    from ironspire.store.store import Store
 
 GroupBy = Literal["agent", "provider", "model"]
 PERIODS: dict[str, float] = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400,
                              "30d": 30 * 86400, "90d": 90 * 86400}
 PERIOD_NAMES = ("session", *PERIODS, "all")
+TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 TURN_FIELDS = ("at", "agent", "provider", "model", "outcome", "streamed", "input_tokens", "output_tokens",
                "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd", "api_cost_usd",
                "latency_s", "session")
-TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+#: the panel's raw export: ``TURN_FIELDS``, then whether the counts were reported, estimated or
+#: unknown, and the price the row was costed at (JSON; empty when none was known)
+EXPORT_FIELDS = (*TURN_FIELDS, "usage_state", "price")
+SUMMARY_FIELDS = ("turns", "errors", *TOKEN_FIELDS, "total_tokens", "cost_usd", "api_cost_usd", "avg_latency_s")
+#: the panel's summary export: ``SUMMARY_FIELDS``, then how many successful turns had unknown or
+#: estimated token counts and an unknown billed cost (left out of the sums before them)
+SUMMARY_EXPORT_FIELDS = (*SUMMARY_FIELDS, "usage_unknown", "usage_estimated", "cost_unknown")
+
+
+#: Provider groups of the filter bar: ids, or a prefix ending in ``*`` (every custom endpoint)
+PROVIDER_GROUPS: dict[str, tuple[str, ...]] = {
+    "claude": ("claude-api", "claude-sdk"), "openai": ("openai", "azure-openai"), "google": ("google",),
+    "mistral": ("mistral",), "deepseek": ("deepseek",), "xai": ("xai",), "bedrock": ("bedrock",),
+    "ollama": ("ollama",), "openai-compatible": ("groq", "together", "fireworks"), "custom": ("custom-*",),
+}
+GROUP_TITLES = {"claude": "Claude", "openai": "OpenAI", "google": "Google", "mistral": "Mistral",
+                "deepseek": "DeepSeek", "xai": "xAI", "bedrock": "Bedrock", "ollama": "Ollama",
+                "openai-compatible": "Other OpenAI-compatible", "custom": "Custom"}
+#: chart bucket widths (s), the smallest that keeps a period within ``MAX_BUCKETS`` is used
+#: (past a week a bucket is a whole number of days, so the store reads it from its daily sums)
+BUCKET_WIDTHS = (60.0, 300.0, 900.0, 3600.0, 3 * 3600.0, 86400.0, 7 * 86400.0, 28 * 86400.0)
+MAX_BUCKETS = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,47 +166,76 @@ class Analytics:
             return self.session_id
         return self.store.latest_session() or self.session_id
 
-    def _filter(self, window: Window, agent: str | None, provider: str | None) -> UsageFilter:
-        from ironspire.store.store import UsageFilter
+    def _filter(self, window: Window, agent: str | None, provider: str | None, group: str | None = None,
+                outcome: str | None = None) -> UsageFilter:
+        from ironspire.store.ledger import UsageFilter
 
-        return UsageFilter(window.start, window.end, window.session, agent, provider)
+        providers = None
+        if group is not None:
+            if group not in PROVIDER_GROUPS:
+                raise ConfigurationError(f"unknown provider group {group!r}.",
+                                         hint="Use " + ", ".join(PROVIDER_GROUPS) + ".")
+            providers = PROVIDER_GROUPS[group]
+        return UsageFilter(window.start, window.end, window.session, agent, provider, providers, outcome)
 
     # --- raw turns -------------------------------------------------------------------------
 
     def turns(
         self, period: str = "all", *, agent: str | None = None, provider: str | None = None,
-        now: float | None = None,
+        group: str | None = None, now: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Ledger rows in the period, oldest first, as plain dicts (``at`` is a Unix time).
+        """Ledger rows in the period, oldest first, as plain dicts (``at`` is a Unix time;
+        ``usage_state`` is "reported" for rows older than the column).
 
         ``now`` fixes the moment rolling periods end at (reports and tests that must be exact).
         """
-        rows = self.store.usage_rows(self._filter(self.window(period, now=now), agent, provider))
-        # usage_state rides beside the documented columns: "unknown" marks a row whose zeros mean
-        # the provider sent no counts (rows older than the column read as reported)
-        return [{**{f: r[f] for f in TURN_FIELDS}, "usage_state": r["usage_state"] or "reported"} for r in rows]
+        return list(self.iter_turns(period, agent=agent, provider=provider, group=group, now=now))
+
+    def iter_turns(
+        self, period: str = "all", *, agent: str | None = None, provider: str | None = None,
+        group: str | None = None, now: float | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """``turns`` as a stream read from the database a chunk at a time (constant memory)."""
+        f = self._filter(self.window(period, now=now), agent, provider, group)
+        for r in self.store.ledger.iter_rows(f):
+            yield _turn(r)
+
+    def turns_page(
+        self, period: str = "all", *, agent: str | None = None, provider: str | None = None,
+        group: str | None = None, outcome: str | None = None, page: int = 1, per_page: int = 50,
+        now: float | None = None,
+    ) -> dict[str, Any]:
+        """One page of the ledger, newest first, and the count of matching rows; ``outcome`` is
+        ``ok``, ``error`` (every failure) or one outcome (``RateLimitError``, ``cancelled``)."""
+        if page < 1 or not 1 <= per_page <= 500:
+            raise ConfigurationError(f"page {page} of {per_page} rows is not a page.",
+                                     hint="page counts from 1; per_page is 1 to 500.")
+        f = self._filter(self.window(period, now=now), agent, provider, group, outcome)
+        total, rows = self.store.ledger.turns_page(f, limit=per_page, offset=(page - 1) * per_page)
+        return {"total": total, "page": page, "per_page": per_page,
+                "pages": max(1, -(-total // per_page)), "rows": [{"id": r["id"], **_turn(r)} for r in rows]}
 
     # --- aggregates ------------------------------------------------------------------------
 
     def summary(
         self, by: GroupBy = "agent", period: str = "all", *, agent: str | None = None, provider: str | None = None,
-        now: float | None = None,
+        group: str | None = None, now: float | None = None,
     ) -> list[dict[str, Any]]:
         """One row per agent, provider or model (``provider/model``), most expensive first."""
         if by not in ("agent", "provider", "model"):
             raise ConfigurationError(f"cannot group by {by!r}; use agent, provider or model.")
-        groups = self.store.usage_totals(self._filter(self.window(period, now=now), agent, provider), by)
+        groups = self.store.ledger_totals(self._filter(self.window(period, now=now), agent, provider, group), by)
         out = [{by: g["key"], **_totals(g)} for g in groups]
         out.sort(key=lambda r: (-r["cost_usd"], -r["total_tokens"], r[by]))
         return out
 
     def kpis(
         self, period: str = "all", *, agent: str | None = None, provider: str | None = None,
-        now: float | None = None,
+        group: str | None = None, now: float | None = None,
     ) -> dict[str, Any]:
         now = time.time() if now is None else now
         window = self.window(period, now=now)
-        (overall,) = self.store.usage_totals(self._filter(window, agent, provider))
+        (overall,) = self.store.ledger_totals(self._filter(window, agent, provider, group))
         totals = _totals(overall)
         if window.start is not None:
             start = window.start
@@ -207,37 +260,204 @@ class Analytics:
             "burn_rate_usd_per_hour": totals["cost_usd"] / hours,
             "turns": totals["turns"],
             "errors": totals["errors"],
-            # answered turns whose provider reported no usage: their tokens and cost are not in the totals
-            "turns_without_usage": int(overall["unknown_usage"]),
+            # successful turns whose tokens are unknown (in no total) or estimated, and whose
+            # billed cost is unknown (not in the spend): the totals say how much they leave out
+            "usage_unknown_turns": totals["usage_unknown"],
+            "usage_estimated_turns": totals["usage_estimated"],
+            "cost_unknown_turns": totals["cost_unknown"],
+            "turns_without_usage": totals["usage_unknown"],
         }
+
+    # --- the panel's breakdowns ------------------------------------------------------------
+
+    def span(self, period: str = "all", *, now: float | None = None, **filters: Any) -> tuple[float, float]:
+        """The period's start and end as the charts draw it: a fixed period its whole length, an
+        open one (``session``, ``all``) from its first request, each ending now at the latest."""
+        now = time.time() if now is None else now
+        window = self.window(period, now=now)
+        end = now if window.end is None else min(window.end, now)
+        if window.start is not None:
+            return window.start, max(end, window.start)
+        (overall,) = self.store.ledger_totals(self._filter(window, **filters))
+        start = overall["first_at"] if overall["first_at"] is not None else end - 3600
+        return float(start), end
+
+    def series(
+        self, period: str = "all", *, agent: str | None = None, provider: str | None = None,
+        group: str | None = None, now: float | None = None,
+    ) -> dict[str, Any]:
+        """Spend per time bucket stacked by agent, and tokens per bucket (input incl. cache
+        write, output, cache read, reasoning), over the period: ``width`` (s), ``buckets`` (their
+        starts, every bucket of the span, empty ones included) and, per agent, spend per bucket."""
+        now = time.time() if now is None else now
+        start, end = self.span(period, now=now, agent=agent, provider=provider, group=group)
+        width = bucket_width(end - start)
+        f = self._filter(self.window(period, now=now), agent, provider, group)
+        first = int(start // width) * width
+        buckets = [first + i * width for i in range(int((end - first) // width) + 1)]
+        index = {b: i for i, b in enumerate(buckets)}
+        from ironspire.store.ledger import SERIES_SUMS, add_up
+
+        spend: dict[str, list[float]] = {}
+        unknown_cost = [0] * len(buckets)
+        by_agent = self.store.ledger.series(f, width, by="agent")
+        for row in by_agent:
+            i = index.get(float(row["bucket"]))
+            if i is None:
+                continue
+            spend.setdefault(str(row["key"]), [0.0] * len(buckets))[i] += round(float(row["cost_usd"]), 10)
+            unknown_cost[i] += int(row["cost_unknown"])
+        names = ("input", "output", "cache_read", "reasoning")
+        tokens = {n: [0] * len(buckets) for n in names}
+        unknown_usage = [0] * len(buckets)
+        for row in add_up(by_agent, "bucket", SERIES_SUMS):
+            i = index.get(float(row["bucket"]))
+            if i is None:
+                continue
+            tokens["input"][i] = int(row["input_tokens"]) + int(row["cache_write_tokens"])
+            tokens["output"][i] = int(row["output_tokens"])
+            tokens["cache_read"][i] = int(row["cache_read_tokens"])
+            tokens["reasoning"][i] = int(row["reasoning_tokens"])
+            unknown_usage[i] = int(row["usage_unknown"])
+        order = sorted(spend, key=lambda a: (-sum(spend[a]), a))
+        return {"start": start, "end": end, "width": width, "buckets": buckets,
+                "spend": {a: spend[a] for a in order}, "cost_unknown": unknown_cost,
+                "tokens": tokens, "usage_unknown": unknown_usage}
+
+    def fleet(
+        self, period: str = "all", *, agent: str | None = None, provider: str | None = None,
+        group: str | None = None, now: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Per agent with requests in the period: its sums, its latest request's time and
+        provider/model, and when it was created (``created_at``; the Fleet tab's uptime counts from it)."""
+        f = self._filter(self.window(period, now=now), agent, provider, group)
+        return [{"agent": r["agent"], "agent_id": int(r["agent_id"]), "deleted": bool(r["deleted_at"]),
+                 "created_at": float(r["created_at"]),
+                 "last_at": float(r["last_at"]), "provider": r["last_provider"], "model": r["last_model"],
+                 **_totals(r)} for r in self.store.ledger.per_agent(f)]
+
+    def breakdown(
+        self, by: Literal["provider", "model"], period: str = "all", *, agent: str | None = None,
+        provider: str | None = None, group: str | None = None, now: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Cost and tokens per provider or per model (``provider`` and ``model`` apart), with the
+        API-equivalent cost beside the billed one; most expensive first."""
+        f = self._filter(self.window(period, now=now), agent, provider, group)
+        rows = [{"provider": r["provider"], **({"model": r["model"]} if by == "model" else {}), **_totals(r)}
+                for r in self.store.ledger.by_key(f, by)]
+        rows.sort(key=lambda r: (-r["cost_usd"], -r["api_cost_usd"], -r["total_tokens"], r["provider"],
+                                 r.get("model", "")))
+        return rows
+
+    def reliability(
+        self, period: str = "all", *, agent: str | None = None, provider: str | None = None,
+        group: str | None = None, now: float | None = None,
+    ) -> dict[str, Any]:
+        """Per provider: requests, failures by class (rate-limited, auth, unavailable, other,
+        cancelled) and their rates, latency p50/p95 of successful requests (nearest rank), and the
+        health transitions of the period, oldest first."""
+        f = self._filter(self.window(period, now=now), agent, provider, group)
+        providers: dict[str, dict[str, Any]] = {}
+        for row in self.store.ledger.by_key(f, "outcome"):
+            entry = providers.setdefault(str(row["provider"]), {
+                "provider": str(row["provider"]), "requests": 0, "ok": 0,
+                "errors": dict.fromkeys(ERROR_CLASSES, 0)})
+            count = int(row["turns"]) + int(row["errors"])
+            entry["requests"] += count
+            if row["outcome"] == "ok":
+                entry["ok"] += count
+            else:
+                entry["errors"][error_class(str(row["outcome"]))] += count
+        latency = self.store.ledger.latency_percentiles(f)
+        for pid, entry in providers.items():
+            n = entry["requests"]
+            entry["error_rate"] = {k: (v / n if n else 0.0) for k, v in entry["errors"].items()}
+            entry["failure_rate"] = (n - entry["ok"]) / n if n else 0.0
+            entry["p50_s"] = latency.get(pid, {}).get(0.5)
+            entry["p95_s"] = latency.get(pid, {}).get(0.95)
+        return {"providers": [providers[p] for p in sorted(providers)], "transitions": self.store.ledger.transitions(f)}
 
     # --- CSV -------------------------------------------------------------------------------
 
     def turns_csv(self, out: Path | IO[str], period: str = "all", **filters: Any) -> int:
-        """Writes the raw turns (columns: ``TURN_FIELDS``, see the module docstring)."""
-        rows = self.turns(period, **filters)
-        for r in rows:
-            r["at"] = datetime.fromtimestamp(r["at"], UTC).isoformat(timespec="seconds")
-        _write_csv(out, TURN_FIELDS, rows)
-        return len(rows)
+        """Writes the raw turns (columns: ``TURN_FIELDS``, see the module docstring), streamed
+        from the database: memory stays the same for ten rows or a million."""
+        if isinstance(out, Path):
+            with out.open("w", newline="", encoding="utf-8") as fh:
+                return self.turns_csv(fh, period, **filters)
+        chunks = 0
+        for chunk in self.iter_turns_csv(period, **filters):
+            out.write(chunk)
+            chunks += 1
+        return chunks - 1  # the first chunk is the header
 
-    def summary_csv(self, out: Path | IO[str], by: GroupBy = "agent", period: str = "all", **filters: Any) -> int:
-        """Writes the summary (columns: the group, then ``SUMMARY_FIELDS``)."""
+    def iter_turns_csv(self, period: str = "all", *, fields: tuple[str, ...] = TURN_FIELDS,
+                       **filters: Any) -> Iterator[str]:
+        """The raw-turns CSV as text: the header, then one line per row (a web response streams
+        it). Unknown counts and unknown costs are empty cells, never 0."""
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in self.iter_turns(period, **filters):
+            yield _drain(buffer)
+            row["at"] = datetime.fromtimestamp(row["at"], UTC).isoformat(timespec="seconds")
+            if row["usage_state"] == "unknown":
+                for f in TOKEN_FIELDS:
+                    row[f] = ""
+            writer.writerow(row)
+        yield _drain(buffer)
+
+    def summary_csv(self, out: Path | IO[str], by: GroupBy = "agent", period: str = "all", *,
+                    fields: tuple[str, ...] = SUMMARY_FIELDS, **filters: Any) -> int:
+        """Writes the summary (columns: the group, then ``fields``: ``SUMMARY_FIELDS`` or
+        ``SUMMARY_EXPORT_FIELDS``)."""
         rows = self.summary(by, period, **filters)
-        fields = (by, *SUMMARY_FIELDS)
+        fields = (by, *fields)
         _write_csv(out, fields, rows)
         return len(rows)
 
 
-SUMMARY_FIELDS = ("turns", "errors", *TOKEN_FIELDS, "total_tokens", "cost_usd", "api_cost_usd", "avg_latency_s")
+#: failure classes of the Reliability tab, from the ledger's outcome (the error's class name)
+ERROR_CLASSES = ("rate_limited", "auth", "unavailable", "other", "cancelled")
+_CLASS_OF = {"RateLimitError": "rate_limited", "AuthenticationError": "auth", "CredentialsMissing": "auth",
+             "ProviderUnavailable": "unavailable", "NoConnection": "unavailable", "cancelled": "cancelled"}
+
+
+def error_class(outcome: str) -> str:
+    return _CLASS_OF.get(outcome, "other")
+
+
+def bucket_width(span: float) -> float:
+    """The chart bucket for a span of ``span`` seconds: the smallest of ``BUCKET_WIDTHS`` that
+    keeps it within ``MAX_BUCKETS`` buckets."""
+    for width in BUCKET_WIDTHS:
+        if span / width <= MAX_BUCKETS:
+            return width
+    return BUCKET_WIDTHS[-1]
+
+
+def _turn(r: dict[str, Any]) -> dict[str, Any]:
+    row = {f: r[f] for f in EXPORT_FIELDS}
+    row["streamed"] = bool(row["streamed"])
+    row["usage_state"] = row["usage_state"] or "reported"
+    return row
+
+
+def _drain(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
 
 
 def _totals(sums: dict[str, Any]) -> dict[str, Any]:
-    """A group's figures from the database's sums (see ``Store.usage_totals``)."""
+    """A group's figures from the database's sums (see ``Store.ledger_totals``)."""
     totals: dict[str, Any] = {"turns": int(sums["turns"]), "errors": int(sums["errors"])}
     for f in TOKEN_FIELDS:
         totals[f] = int(sums[f])
     totals["total_tokens"] = sum(totals[f] for f in TOKEN_FIELDS if f != "reasoning_tokens")
+    for f in ("usage_unknown", "usage_estimated", "cost_unknown", "api_cost_unknown"):
+        totals[f] = int(sums[f])
     totals["cost_usd"] = round(float(sums["cost_usd"]), 10)
     totals["api_cost_usd"] = round(float(sums["api_cost_usd"]), 10)
     latency = sums["avg_latency_s"]

@@ -65,7 +65,8 @@ class StoreInfo:
 
 # Libraries that log request material at DEBUG: botocore's signer prints the canonical request,
 # which carries X-Amz-Security-Token in clear. Their records are redacted before any handler.
-_GUARDED_LOGGERS = ("botocore.auth", "botocore.endpoint", "httpx", "httpcore.http11", "httpcore.connection")
+_GUARDED_LOGGERS = ("botocore.auth", "botocore.endpoint", "aiohttp.client", "httpx2", "httpx", "httpcore.http11",
+                    "httpcore.connection")
 
 
 class _RedactingFilter(logging.Filter):

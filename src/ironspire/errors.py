@@ -9,6 +9,7 @@ provider text is passed through ``redact`` before it is stored on an error.
      +-- ConfigurationError
      +-- CredentialsMissing
      +-- CapabilityError
+     +-- BudgetExceeded
      +-- ProviderError
           +-- AuthenticationError
           +-- RateLimitError (retry_after)
@@ -113,6 +114,7 @@ RemedyAction: TypeAlias = Literal[
     "retry",  # wait and send again: provider, after (seconds, may be None)
     "check_provider",  # run a health check now: provider
     "shorten_history",  # the conversation is over the window: provider, model
+    "set_budget",  # raise or remove a spending budget: scope ("agent"/"workspace"), agent, period
 ]
 
 
@@ -168,6 +170,9 @@ class IronspireError(Exception):
 
     remedy: Remedy | None = None
     _hint: str | None = None
+    #: the routes a turn went through before this error, when the agent has fallbacks
+    #: (``workspace.fallback.Attempt`` records, oldest first); empty otherwise
+    attempts: tuple[Any, ...] = ()
 
     def __init__(self, message: str, *, hint: str | None = None, remedy: Remedy | None = None) -> None:
         self.message = redact(message)
@@ -225,6 +230,37 @@ class CapabilityError(IronspireError):
             remedy=Remedy("choose_model", {"provider": provider, "model": model, "capability": capability},
                           "Choose a model that has it (`ironspire models list --capability "
                           f"{capability}`), or change the degradation policy in settings."),
+        )
+
+
+def usd(amount: float) -> str:
+    """Dollars as people read them: cents for sums of a dollar or more, four places below it."""
+    return f"${amount:,.2f}" if abs(amount) >= 1 else f"${amount:.4f}"
+
+
+class BudgetExceeded(IronspireError):
+    """A spending budget is used up: the turn was refused before anything was sent.
+
+    ``scope`` is "agent" or "workspace"; ``spent`` the billed cost counted in the period (turns of
+    unknown cost are not in it, they are counted in ``unknown_turns``); ``resets_at`` the Unix
+    time the period ends.
+    """
+
+    def __init__(self, scope: str, name: str | None, limit: float, period: str, spent: float,
+                 resets_at: float, unknown_turns: int = 0) -> None:
+        from datetime import UTC, datetime
+
+        self.scope, self.name, self.limit, self.period = scope, name, limit, period
+        self.spent, self.resets_at, self.unknown_turns = spent, resets_at, unknown_turns
+        which = f"agent {name!r}'s" if scope == "agent" else "the workspace's"
+        reset = datetime.fromtimestamp(resets_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        unknown = f" (plus {unknown_turns} turn(s) of unknown cost)" if unknown_turns else ""
+        command = f"ironspire agents set {name} --budget USD" if scope == "agent" else "ironspire default budget USD"
+        every = {"day": "daily", "month": "monthly"}.get(period, period)
+        super().__init__(
+            f"{which} {every} budget of {usd(limit)} is used up: {usd(spent)} spent{unknown}; it resets at {reset}.",
+            remedy=Remedy("set_budget", {"scope": scope, "agent": name, "period": period, "limit": limit},
+                          f"Wait for the reset, or raise the budget with `{command}`."),
         )
 
 

@@ -1,15 +1,17 @@
 """Moving bytes to providers: pooled clients, timeouts, bounded retries, typed errors.
 
-One httpx.AsyncClient per provider keeps connections warm for that provider's agents and lets
-disabling a provider close exactly its pool. Auth is applied by the adapter when it builds the
-request; this module never looks at credentials, only at statuses and timing. Every failure
-leaves here as a ProviderError subclass so callers never see an httpx exception.
+One pool per provider keeps connections warm for that provider's agents and lets disabling a
+provider close exactly its pool; a provider whose requests fail (timeouts, resets, broken
+answers) can never starve another's. Auth is applied by the adapter when it builds the request;
+this module never looks at credentials, only at statuses and timing. Every failure leaves here
+as a ProviderError subclass so callers never see an HTTP client's exception.
 
-Two seams are injected rather than built in, so tests, embedders and a later HTTP client swap
-need not reach inside: ``http`` is what actually moves bytes (an ``httpx.AsyncBaseTransport``, or
-a factory giving one per provider id; ``None`` means the network), and ``classify`` reads an HTTP
-failure when the caller brings no adapter to read it (probes and model listings do not). There
-is no process-wide default Transport: whoever opens a workspace owns its pools.
+Two seams are injected rather than built in, so tests, embedders and a client swap need not
+reach inside: ``http`` builds each provider's pool (an ``ironspire.http.ClientFactory``; ``None``
+means the default client, aiohttp, over the network; ``ironspire.http.through(...)`` puts an
+httpx2 transport such as a MockTransport underneath), and ``classify`` reads an HTTP failure when
+the caller brings no adapter to read it (probes and model listings do not). There is no
+process-wide default Transport: whoever opens a workspace owns its pools.
 """
 
 from __future__ import annotations
@@ -25,8 +27,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
-
-import httpx
+from urllib.parse import urlencode, urlsplit
 
 from ironspire.errors import (
     AuthenticationError,
@@ -37,14 +38,24 @@ from ironspire.errors import (
     ProviderUnavailable,
     RateLimitError,
 )
+from ironspire.http import (
+    Client,
+    ClientFactory,
+    ConnectFailed,
+    HttpFailure,
+    Limits,
+    Request,
+    Response,
+    TimedOut,
+    Timeouts,
+    client_factory,
+)
 from ironspire.wire import Target, WireRequest
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 Observer = Callable[[str, "ProviderError | None", float], None]
 Classifier = Callable[[int, Mapping[str, str], bytes, Target], ProviderError]
 """Reads one failed HTTP answer (status, headers, body) as a typed error for ``target``."""
-HttpFactory = Callable[[str], httpx.AsyncBaseTransport]
-"""Gives the byte-moving transport for one provider id (a pool is built around it)."""
 
 
 class Classifies(Protocol):
@@ -58,17 +69,20 @@ def never_connected(error: BaseException) -> bool:
     unknown host, no connection in time) rather than a server that stopped answering. Callers say
     different things: a local Ollama that is not running is told to start, a stalled one is not.
     Asked through this function so the HTTP client underneath can change without callers knowing."""
-    return isinstance(error.__cause__, (httpx.ConnectError, httpx.ConnectTimeout))
+    return isinstance(error.__cause__, ConnectFailed)
 
 
 def timed_out(error: BaseException) -> bool:
     """Whether a ProviderUnavailable from this module means the time ran out (any phase)."""
-    return isinstance(error.__cause__, httpx.TimeoutException)
+    return isinstance(error.__cause__, TimedOut)
 
 
 def cause_name(error: BaseException) -> str:
     """The low-level failure's name (ConnectError, ReadTimeout...), for messages."""
-    return type(error.__cause__).__name__ if error.__cause__ is not None else type(error).__name__
+    cause = error.__cause__
+    if isinstance(cause, HttpFailure):
+        return cause.kind
+    return type(cause).__name__ if cause is not None else type(error).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,36 +98,52 @@ class RetryPolicy:
         return backoff * (0.5 + random.random() / 2)
 
 
+def _body(wire: WireRequest) -> tuple[bytes | None, dict[str, str]]:
+    """The request body and the headers it implies (compact JSON, as providers' own SDKs send)."""
+    if wire.json is None:
+        return wire.content, {}
+    content = json.dumps(wire.json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    if any(name.lower() == "content-type" for name in wire.headers):
+        return content, {}
+    return content, {"content-type": "application/json"}
+
+
+def _url(wire: WireRequest) -> str:
+    if not wire.params:
+        return wire.url
+    return wire.url + ("&" if "?" in wire.url else "?") + urlencode(wire.params, doseq=True)
+
+
 class Transport:
-    """Per-provider connection pools plus the retry loop, shared by every HTTP adapter."""
+    """Per-provider connection pools plus the retry loop, shared by every HTTP adapter.
+
+    ``max_connections`` is per provider, and every one of them is also kept alive between
+    requests: keep-alive below the concurrency one provider sees would open and drop a fresh
+    connection for each request past it.
+    """
 
     def __init__(
         self,
         retry: RetryPolicy | None = None,
         max_connections: int = 100,
         *,
-        http: httpx.AsyncBaseTransport | HttpFactory | None = None,
+        http: ClientFactory | None = None,
         classify: Classifier | None = None,
     ) -> None:
         self.retry = retry or RetryPolicy()
-        self._clients: dict[str, httpx.AsyncClient] = {}
-        self._limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        self._http = http
+        self._clients: dict[str, Client] = {}
+        self.limits = Limits(max_connections=max_connections, max_keepalive=max_connections)
+        self._factory = http
         self.classify: Classifier = classify or classify_http_error
         self.observers: list[Observer] = []
 
-    def _http_for(self, provider_id: str) -> httpx.AsyncBaseTransport | None:
-        if self._http is None or isinstance(self._http, httpx.AsyncBaseTransport):
-            return self._http
-        return self._http(provider_id)
-
-    def client(self, target: Target) -> httpx.AsyncClient:
+    def client(self, target: Target) -> Client:
         key = target.provider.id
         client = self._clients.get(key)
         if client is None or client.is_closed:
-            timeout = httpx.Timeout(target.timeout, connect=target.connect_timeout)
-            client = httpx.AsyncClient(timeout=timeout, limits=self._limits, trust_env=False,
-                                       transport=self._http_for(key))
+            if self._factory is None:
+                self._factory = client_factory()
+            client = self._factory(key, self.limits, Timeouts(target.timeout, target.connect_timeout))
             self._clients[key] = client
         return client
 
@@ -143,56 +173,50 @@ class Transport:
     def _reader(self, protocol: Classifies | None) -> Classifier:
         return protocol.error if protocol is not None else self.classify
 
-    def _build(self, client: httpx.AsyncClient, wire: WireRequest, timeout: httpx.Timeout | None = None
-               ) -> httpx.Request:
-        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
-        return client.build_request(
-            wire.method, wire.url, headers=wire.headers, json=wire.json, content=wire.content, params=wire.params,
-            **extra,
-        )
+    def _build(self, wire: WireRequest, timeouts: Timeouts | None) -> Request:
+        content, implied = _body(wire)
+        headers = {**implied, **wire.headers} if implied else wire.headers
+        return Request(wire.method, _url(wire), headers, content, timeouts)
 
     async def _attempt(
-        self, client: httpx.AsyncClient, request: httpx.Request, wire: WireRequest, target: Target, *, stream: bool
-    ) -> httpx.Response:
+        self, client: Client, request: Request, wire: WireRequest, target: Target, *, stream: bool
+    ) -> Response:
         """One send; a failure to get any answer leaves as ProviderUnavailable, caused by the
-        client's own exception (read by ``never_connected`` / ``timed_out``)."""
-        pid, model = target.provider.id, target.model.id
+        client's failure (read by ``never_connected`` / ``timed_out`` / ``cause_name``)."""
         try:
             return await client.send(request, stream=stream)
-        except httpx.ConnectTimeout as exc:
-            raise ProviderUnavailable(pid, f"timed out ({type(exc).__name__})", model=model) from exc
-        except httpx.TimeoutException as exc:
-            raise ProviderUnavailable(pid, f"timed out ({type(exc).__name__})", model=model) from exc
-        except httpx.ConnectError as exc:
-            raise ProviderUnavailable(pid, f"cannot connect to {origin(wire.url)} ({type(exc).__name__})",
-                               model=model) from exc
-        except httpx.TransportError as exc:
-            raise ProviderUnavailable(pid, f"cannot connect to {origin(wire.url)} ({type(exc).__name__})",
-                                      model=model) from exc
+        except TimedOut as exc:
+            raise ProviderUnavailable(target.provider.id, f"timed out ({exc.kind})", model=target.model.id) from exc
+        except HttpFailure as exc:
+            raise ProviderUnavailable(target.provider.id, f"cannot connect to {origin(wire.url)} ({exc.kind})",
+                                      model=target.model.id) from exc
 
     async def _send(
         self, wire: WireRequest, target: Target, protocol: Classifies | None, *, stream: bool
-    ) -> httpx.Response:
+    ) -> Response:
         client = self.client(target)
         classify = self._reader(protocol)
         # per request, not per pool: a listing or probe may have opened the pool with its own short
         # limits, and a changed timeout setting applies at the next request
-        limit = httpx.Timeout(target.timeout, connect=target.connect_timeout)
+        request = self._build(wire, Timeouts(target.timeout, target.connect_timeout))
         attempt = 0
         started = time.perf_counter()
         while True:
             error: ProviderError
-            response: httpx.Response | None = None
             try:
-                response = await self._attempt(client, self._build(client, wire, limit), wire, target, stream=stream)
+                response = await self._attempt(client, request, wire, target, stream=stream)
             except ProviderUnavailable as exc:
                 error = exc
             else:
                 if response.status_code < 400:
                     self._notify(target, None, started)
                     return response
-                body = await response.aread()
-                await response.aclose()
+                try:
+                    body = await response.aread()
+                except HttpFailure:
+                    body = b""
+                finally:
+                    await response.aclose()
                 error = classify(response.status_code, response.headers, body, target)
                 if not _retryable(response, error):
                     self._notify(target, error, started)
@@ -212,18 +236,18 @@ class Transport:
     @asynccontextmanager
     async def stream(
         self, wire: WireRequest, target: Target, protocol: Classifies | None = None
-    ) -> AsyncIterator[httpx.Response]:
+    ) -> AsyncIterator[Response]:
         """A streamed response. Retries happen only before the first byte reaches the caller."""
         response = await self._send(wire, target, protocol, stream=True)
         try:
             yield response
-        except httpx.TimeoutException as exc:
+        except TimedOut as exc:
             raise ProviderUnavailable(
-                target.provider.id, f"stream stalled ({type(exc).__name__})", model=target.model.id
+                target.provider.id, f"stream stalled ({exc.kind})", model=target.model.id
             ) from exc
-        except httpx.TransportError as exc:
+        except HttpFailure as exc:
             raise ProviderUnavailable(
-                target.provider.id, f"stream cut off ({type(exc).__name__})", model=target.model.id
+                target.provider.id, f"stream cut off ({exc.kind})", model=target.model.id
             ) from exc
         finally:
             await response.aclose()
@@ -237,21 +261,22 @@ class Transport:
         read_timeout: float | None = None,
         connect_timeout: float | None = None,
         observe: bool = True,
-    ) -> httpx.Response:
+    ) -> Response:
         """One attempt, no retries, for health probes and model listings: they must answer within
         their own time, not after backoff. It goes through the provider's pool (warming it) and its
-        outcome reaches the observers like any request's. Any answer is returned, failures included
-        (the caller decides what a 404 from a listing means); only getting no answer raises
-        (ProviderUnavailable; ``never_connected`` tells whether a connection was made). A health probe passes
-        ``observe=False``: the monitor records its own verdict, which may read an answer differently."""
+        outcome reaches the observers like any request's. Any answer is returned with its body read,
+        failures included (the caller decides what a 404 from a listing means); only getting no
+        answer raises (ProviderUnavailable; ``never_connected`` tells whether a connection was
+        made). A health probe passes ``observe=False``: the monitor records its own verdict, which
+        may read an answer differently."""
         client = self.client(target)
-        limit = None
-        if read_timeout is not None or connect_timeout is not None:
-            read = read_timeout if read_timeout is not None else target.timeout
-            limit = httpx.Timeout(read, connect=connect_timeout if connect_timeout is not None else read)
+        read = read_timeout if read_timeout is not None else target.timeout
+        connect = connect_timeout if connect_timeout is not None else (
+            read if read_timeout is not None else target.connect_timeout)
         started = time.perf_counter()
         try:
-            response = await self._attempt(client, self._build(client, wire, limit), wire, target, stream=False)
+            response = await self._attempt(client, self._build(wire, Timeouts(read, connect)), wire, target,
+                                           stream=False)
         except ProviderUnavailable as exc:
             if observe:
                 self._notify(target, exc, started)
@@ -266,11 +291,15 @@ class Transport:
 
 def origin(url: str) -> str:
     """scheme://host[:port] of a URL: where a failure happened, without path or query."""
-    u = httpx.URL(url)
-    return f"{u.scheme}://{u.host}" + (f":{u.port}" if u.port else "")
+    u = urlsplit(url)
+    try:
+        port = u.port
+    except ValueError:  # a malformed port: name the host alone
+        port = None
+    return f"{u.scheme}://{u.hostname or ''}" + (f":{port}" if port else "")
 
 
-def _retryable(response: httpx.Response, error: ProviderError) -> bool:
+def _retryable(response: Response, error: ProviderError) -> bool:
     should = response.headers.get("x-should-retry")
     if should == "false":
         return False

@@ -1,5 +1,6 @@
-"""The benchmark harness still works: ``bench/run.py --smoke`` runs raw httpx and Ironspire (protocol
-layer and agent) against the loopback servers, and every request comes back whole.
+"""The benchmark harness still works: ``bench/run.py --smoke`` runs raw httpx, raw aiohttp (the client
+under the transport) and Ironspire (protocol layer and agent) against the loopback servers, and
+every request comes back whole; the whole-command figures come from checked replies.
 
 Only correctness is asserted (full text and usage per request, no failures); the figures a
 smoke run prints are meaningless and never checked.
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-CLIENTS = ("httpx", "iron-proto", "iron-agent")
+CLIENTS = ("httpx", "aiohttp", "iron-proto", "iron-agent")
 
 
 def test_smoke_run_gets_every_answer_whole(tmp_path: Path) -> None:
@@ -48,3 +49,19 @@ def test_smoke_run_gets_every_answer_whole(tmp_path: Path) -> None:
         assert row["ttfc_n"] == row["n"], key
 
     assert "raw httpx" in proc.stdout and "ironspire agent" in proc.stdout
+
+
+def test_whole_command_figures_come_from_checked_replies() -> None:
+    sys.path.insert(0, str(REPO))
+    from bench import payloads, servers, startup
+
+    with servers.loopback(1) as urls:
+        got = startup.command_times(sys.executable, 1, urls[0], payloads.TEXT, payloads.PROMPT, payloads.OPENAI_MODEL)
+    assert got["errors"] == []
+    for name in ("ironspire ask (to the reply's first byte)", "library: import + open + one turn (process wall)"):
+        assert got[name]["available"] and got[name]["runs"] == 1, name
+    with servers.loopback(1) as urls:  # a server that answers something else: the figure is refused
+        wrong = startup.command_times(sys.executable, 1, urls[0], payloads.TEXT + "!", payloads.PROMPT,
+                                      payloads.OPENAI_MODEL)
+    assert not wrong["ironspire ask (to the reply's first byte)"]["available"]
+    assert wrong["errors"]

@@ -4,11 +4,12 @@ is how the health monitor hears of it. Real loopback servers; a closed port for 
 
 from __future__ import annotations
 
-import httpx
+import httpx2
 
 from ironspire.catalog.discovery import DiscoveryCache
 from ironspire.catalog.providers import builtin
 from ironspire.errors import AuthenticationError, ProviderError, ProviderUnavailable
+from ironspire.http import through
 from ironspire.protocols.listing import discover, discover_ollama
 from ironspire.transport import Transport
 from support.ollama_fake import closed_port, serving
@@ -49,12 +50,12 @@ async def test_a_refused_key_and_a_server_that_is_not_running_reach_the_observer
 async def test_the_byte_moving_seam_is_injected_not_subclassed() -> None:
     asked: list[str] = []
 
-    def answer(request: httpx.Request) -> httpx.Response:
+    def answer(request: httpx2.Request) -> httpx2.Response:
         asked.append(f"{request.method} {request.url.path}")
-        return httpx.Response(200, json={"models": [{"name": "llama3.2:latest", "capabilities": ["completion"],
+        return httpx2.Response(200, json={"models": [{"name": "llama3.2:latest", "capabilities": ["completion"],
                                                      "details": {"context_length": 4096}}]})
 
-    async with Transport(http=lambda pid: httpx.MockTransport(answer)) as transport:
+    async with Transport(http=through(lambda pid: httpx2.MockTransport(answer))) as transport:
         result = await discover_ollama("http://ollama.invalid:11434", transport=transport, cache=DiscoveryCache())
     assert asked == ["GET /api/tags"]
     assert [(m.id, m.context_window) for m in result.models] == [("llama3.2:latest", 4096)]
@@ -67,12 +68,12 @@ async def test_a_turn_after_a_listing_keeps_its_own_timeouts() -> None:
 
     limits: list[tuple[str, float | None, float | None]] = []
 
-    def answer(request: httpx.Request) -> httpx.Response:
+    def answer(request: httpx2.Request) -> httpx2.Response:
         timeout = request.extensions["timeout"]
         limits.append((request.url.path, timeout["read"], timeout["connect"]))
-        return httpx.Response(200, json={"object": "list", "data": []})
+        return httpx2.Response(200, json={"object": "list", "data": []})
 
-    async with Transport(http=httpx.MockTransport(answer)) as transport:
+    async with Transport(http=through(httpx2.MockTransport(answer))) as transport:
         await discover(builtin("groq"), "http://groq.invalid/openai/v1", "gsk_0001", transport=transport,
                        cache=DiscoveryCache(), read_timeout=3.0, connect_timeout=0.5)
         turn = Target(builtin("groq"), dynamic_model("groq", "m"), "http://groq.invalid/openai/v1",

@@ -93,7 +93,8 @@ def test_fixed_catalogue_listing_does_not_open_the_workspace(isolated_env: Path)
 def test_fixed_catalogue_listing_loads_no_database_or_keychain_code() -> None:
     code = ("import sys\nfrom ironspire.cli.app import main\nsys.argv = ['ironspire', 'models', 'list', "
             "'--provider', 'deepseek']\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('sqlalchemy', 'keyring', 'httpx') if m in sys.modules), file=sys.stderr)")
+            "print(sorted(m for m in ('sqlalchemy', 'keyring', 'httpx', 'httpx2', 'aiohttp') if m in sys.modules),"
+            " file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "deepseek-v4-pro" in done.stdout and done.stderr.strip() == "[]"

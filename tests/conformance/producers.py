@@ -46,7 +46,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 
 from ironspire.messages import Accumulator, Image, Message, Text, ToolCall, ToolResult
 from ironspire.protocols.anthropic_messages import AnthropicMessages
@@ -104,7 +104,7 @@ def _tool_turn(call: ToolCall, text: str) -> Message:
 
 
 async def _decode_stream(protocol: HttpProtocol, body: bytes, content_type: str, target: Target) -> Message:
-    response = httpx.Response(200, headers={"content-type": content_type}, content=body)
+    response = httpx2.Response(200, headers={"content-type": content_type}, content=body)
     acc = Accumulator(target.provider.id, target.model.id)
     events: AsyncIterator[Any] = protocol.decode_stream(response, target)
     async for event in events:

@@ -72,7 +72,7 @@ def test_unknown_provider_is_a_clear_error_not_a_traceback() -> None:
 
 def test_import_is_light() -> None:
     """`import ironspire` must not drag in the HTTP, ORM or CLI stacks (start-up time)."""
-    heavy = "('httpx', 'sqlalchemy', 'pydantic', 'typer', 'rich')"
+    heavy = "('httpx', 'httpx2', 'aiohttp', 'sqlalchemy', 'pydantic', 'typer', 'rich')"
     code = f"import sys, ironspire; print(','.join(m for m in {heavy} if m in sys.modules))"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == ""

@@ -81,16 +81,19 @@ def test_a_malformed_success_body_is_a_typed_provider_failure(provider: str, mod
 async def test_an_empty_stream_names_the_likely_cause() -> None:
     """llama.cpp answers an over-long streamed prompt with an empty 200 stream: the user is told
     what probably happened rather than only that the stream ended."""
-    import httpx
+    import httpx2
 
     from ironspire.catalog.providers import CustomEndpoint
     from ironspire.errors import ProviderUnavailable
+    from ironspire.http import through
     from ironspire.transport import Transport
 
+    def empty(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=b"")
+
     class Empty(Transport):
-        def client(self, target: Target) -> httpx.AsyncClient:
-            return httpx.AsyncClient(transport=httpx.MockTransport(
-                lambda r: httpx.Response(200, headers={"content-type": "text/event-stream"}, content=b"")))
+        def __init__(self) -> None:
+            super().__init__(http=through(httpx2.MockTransport(empty)))
 
     spec = CustomEndpoint("local", "http://127.0.0.1:9/v1", "smollm2", context_window=2048).spec()
     from ironspire.catalog.models import dynamic_model

@@ -12,7 +12,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from ironspire.catalog.models import Registry
@@ -202,9 +202,9 @@ def error_body(kind: str, message: str) -> bytes:
 async def test_529_overloaded_is_retried_then_unavailable() -> None:
     calls: list[int] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpx2.Request) -> httpx2.Response:
         calls.append(1)
-        return httpx.Response(529, content=error_body("overloaded_error", "Overloaded"))
+        return httpx2.Response(529, content=error_body("overloaded_error", "Overloaded"))
 
     with pytest.raises(ProviderUnavailable, match="Overloaded") as info:
         await AnthropicMessages(ReplayTransport(handler, attempts=3)).complete(ask(Message.user("hi")), target())
@@ -215,7 +215,7 @@ async def test_529_overloaded_is_retried_then_unavailable() -> None:
 async def test_429_reads_retry_after_and_ratelimit_reset_headers() -> None:
     quote = ("This request would exceed the rate limit for your organization of 20,000 input tokens per minute.")
     responses = [
-        httpx.Response(429, headers={"retry-after": "7"}, content=error_body("rate_limit_error", quote)),
+        httpx2.Response(429, headers={"retry-after": "7"}, content=error_body("rate_limit_error", quote)),
     ]
     transport = ReplayTransport(lambda r: responses[0])
     with pytest.raises(RateLimitError) as info:
@@ -234,7 +234,7 @@ async def test_429_reads_retry_after_and_ratelimit_reset_headers() -> None:
 
     soon = (datetime.now(UTC) + timedelta(seconds=12)).strftime("%Y-%m-%dT%H:%M:%SZ")
     only_headers = {"anthropic-ratelimit-tokens-remaining": "0", "anthropic-ratelimit-tokens-reset": soon}
-    limited = ReplayTransport(lambda r: httpx.Response(429, headers=only_headers,
+    limited = ReplayTransport(lambda r: httpx2.Response(429, headers=only_headers,
                                                        content=error_body("rate_limit_error", quote)))
     with pytest.raises(RateLimitError) as info:
         await AnthropicMessages(limited).complete(ask(Message.user("hi")), target())
@@ -243,12 +243,12 @@ async def test_429_reads_retry_after_and_ratelimit_reset_headers() -> None:
 
 async def test_context_overflow_403_and_stream_error_event() -> None:
     overflow = error_body("invalid_request_error", "prompt is too long: 200251 tokens > 200000 maximum")
-    transport = ReplayTransport(lambda r: httpx.Response(400, content=overflow), attempts=3)
+    transport = ReplayTransport(lambda r: httpx2.Response(400, content=overflow), attempts=3)
     with pytest.raises(ContextWindowExceeded) as info:
         await AnthropicMessages(transport).complete(ask(Message.user("hi")), target())
     assert (info.value.used, info.value.limit) == (200251, 200000)
 
-    denied = ReplayTransport(lambda r: httpx.Response(403, content=error_body("permission_error", "not allowed")),
+    denied = ReplayTransport(lambda r: httpx2.Response(403, content=error_body("permission_error", "not allowed")),
                              attempts=3)
     with pytest.raises(AuthenticationError, match="permissions"):
         await AnthropicMessages(denied).complete(ask(Message.user("hi")), target())
@@ -261,7 +261,7 @@ async def test_context_overflow_403_and_stream_error_event() -> None:
         '"delta":{"type":"text_delta","text":"Hel"}}\n\n'
         'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
     )
-    streaming = ReplayTransport(lambda r: httpx.Response(200, headers={"content-type": "text/event-stream"},
+    streaming = ReplayTransport(lambda r: httpx2.Response(200, headers={"content-type": "text/event-stream"},
                                                          content=sse.encode()), attempts=3)
     seen: list[str] = []
     with pytest.raises(ProviderUnavailable, match="overloaded_error"):
@@ -291,7 +291,7 @@ async def test_parallel_tool_calls_stream_with_interleaved_arguments() -> None:
         event("message_delta", delta={"stop_reason": "tool_use"}, usage={"output_tokens": 40}),
         event("message_stop"),
     ])
-    transport = ReplayTransport(lambda r: httpx.Response(200, headers={"content-type": "text/event-stream"},
+    transport = ReplayTransport(lambda r: httpx2.Response(200, headers={"content-type": "text/event-stream"},
                                                          content=sse.encode()), attempts=3)
     acc = Accumulator("claude-api", "claude-haiku-4-5")
     async for e in AnthropicMessages(transport).stream(ask(Message.user("hi"), tools=(WEATHER,)), target()):

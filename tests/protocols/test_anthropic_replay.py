@@ -1,6 +1,6 @@
 """Every recording in realdata/anthropic replayed through the real Transport and decoder.
 
-The recorded response bytes are served by httpx.MockTransport inside ironspire's own Transport,
+The recorded response bytes are served by httpx2.MockTransport inside ironspire's own Transport,
 so status handling, retries, SSE framing and decoding all run as they do against the API. Where
 a recording holds its request body, the same conversation is built in neutral form and our
 encoder must produce an equivalent request (keys the other client sent by its own choice, such as

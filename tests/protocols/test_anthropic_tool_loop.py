@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from ironspire.catalog.models import Registry
@@ -91,17 +91,17 @@ def messages_api(tgt: Target, seen: list[dict[str, Any]]) -> ReplayTransport:
     quirks = quirks_of(tgt.model.quirks, MessagesModelQuirks)
     thinks = quirks.thinks
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpx2.Request) -> httpx2.Response:
         sent = json.loads(request.content)
         seen.append(sent)
         refusal = api_would_refuse(sent, thinks, rejects_disabled=quirks.thinking == "between_tools")
         if refusal:
             error = {"type": "error", "error": {"type": "invalid_request_error", "message": refusal}}
-            return httpx.Response(400, json=error)
+            return httpx2.Response(400, json=error)
         reply = {"id": "msg_1", "type": "message", "role": "assistant", "model": sent["model"],
                  "content": [{"type": "text", "text": "It rains in Oslo: take an umbrella."}],
                  "stop_reason": "end_turn", "usage": {"input_tokens": 120, "output_tokens": 12}}
-        return httpx.Response(200, json=reply)
+        return httpx2.Response(200, json=reply)
 
     return ReplayTransport(handler)
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from ironspire.catalog.models import ModelSpec
@@ -47,7 +47,7 @@ def target(model: str = "gemini-2.5-flash", base_url: str = BASE) -> Target:
 
 
 @asynccontextmanager
-async def gemini(reply: Callable[[httpx.Request], httpx.Response],
+async def gemini(reply: Callable[[httpx2.Request], httpx2.Response],
                  policy: RetryPolicy | None = None) -> AsyncIterator[Gemini]:
     async with ReplayTransport(reply, retry=policy or RetryPolicy(attempts=1)) as transport:
         yield Gemini(transport)
@@ -69,10 +69,10 @@ async def both(chunks: list[dict[str, Any]]) -> tuple[Message, Message, Finish]:
         if key in chunks[-1]:
             whole[key] = chunks[-1][key]
 
-    def reply(request: httpx.Request) -> httpx.Response:
+    def reply(request: httpx2.Request) -> httpx2.Response:
         if request.url.params.get("alt") == "sse":
-            return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=sse(*chunks))
-        return httpx.Response(200, json=whole)
+            return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=sse(*chunks))
+        return httpx2.Response(200, json=whole)
 
     request = ChatRequest((Message.user("hi"),))
     async with gemini(reply) as g:
@@ -130,7 +130,7 @@ async def test_function_calls_with_stop_are_tool_calls_but_max_tokens_stays_leng
 
 async def test_stream_without_a_finish_or_block_is_cut() -> None:
     body = sse({"candidates": [{"content": {"role": "model", "parts": [{"text": "par"}]}}]})
-    async with gemini(lambda r: httpx.Response(200, headers={"content-type": "text/event-stream"},
+    async with gemini(lambda r: httpx2.Response(200, headers={"content-type": "text/event-stream"},
                                                content=body)) as g:
         with pytest.raises(ProviderUnavailable, match="ended early"):
             [e async for e in g.stream(ChatRequest((Message.user("hi"),)), target())]
@@ -139,8 +139,8 @@ async def test_stream_without_a_finish_or_block_is_cut() -> None:
 # --- 429 with RetryInfo ---------------------------------------------------------------------------
 
 
-def quota(delay: str) -> httpx.Response:
-    return httpx.Response(429, json={"error": {
+def quota(delay: str) -> httpx2.Response:
+    return httpx2.Response(429, json={"error": {
         "code": 429, "message": "You exceeded your current quota.", "status": "RESOURCE_EXHAUSTED",
         "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": []},
                     {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}]}})
@@ -148,10 +148,10 @@ def quota(delay: str) -> httpx.Response:
 
 async def test_retry_waits_the_retry_info_delay_then_succeeds() -> None:
     sent: list[float] = []
-    ok = httpx.Response(200, json={"candidates": [{"content": {"role": "model", "parts": [{"text": "ok"}]},
+    ok = httpx2.Response(200, json={"candidates": [{"content": {"role": "model", "parts": [{"text": "ok"}]},
                                                    "finishReason": "STOP"}]})
 
-    def reply(request: httpx.Request) -> httpx.Response:
+    def reply(request: httpx2.Request) -> httpx2.Response:
         sent.append(time.perf_counter())
         return quota("0.4s") if len(sent) == 1 else ok
 
@@ -165,7 +165,7 @@ async def test_retry_waits_the_retry_info_delay_then_succeeds() -> None:
 async def test_retry_info_longer_than_the_cap_is_capped_and_reported() -> None:
     sent: list[float] = []
 
-    def reply(request: httpx.Request) -> httpx.Response:
+    def reply(request: httpx2.Request) -> httpx2.Response:
         sent.append(time.perf_counter())
         return quota("41s")
 
@@ -204,7 +204,7 @@ def _array(*chunks: dict[str, Any], closed: bool = True) -> bytes:
 
 
 async def _array_stream(body: bytes) -> list[Any]:
-    async with gemini(lambda r: httpx.Response(200, headers={"content-type": "application/json"},
+    async with gemini(lambda r: httpx2.Response(200, headers={"content-type": "application/json"},
                                                content=body)) as g:
         return [e async for e in g.stream(ChatRequest((Message.user("hi"),)), target())]
 

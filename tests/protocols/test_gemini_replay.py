@@ -1,6 +1,6 @@
 """Real Gemini traffic replayed through the real transport and decoder, plus loopback faults.
 
-Every recording under realdata/google is served by httpx.MockTransport to the real Transport,
+Every recording under realdata/google is served by httpx2.MockTransport to the real Transport,
 so the bytes go through the same path as in production. Where a recording holds the request,
 the request we encode from the same neutral conversation is compared with it.
 """

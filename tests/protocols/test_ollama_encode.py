@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
 from ironspire.catalog.models import dynamic_model
 from ironspire.catalog.providers import builtin
 from ironspire.errors import BadRequest, CapabilityError, ContextWindowExceeded
+from ironspire.http import Client
 from ironspire.messages import Image, Message, Reasoning, Text, ToolCall, ToolResult, Usage
 from ironspire.protocols import backend_for
 from ironspire.protocols.base import ChatRequest, Target, Tool
@@ -26,7 +26,7 @@ class RefusingTransport(Transport):
     def __init__(self) -> None:
         super().__init__(RetryPolicy(attempts=1))
 
-    def client(self, target: Target) -> httpx.AsyncClient:
+    def client(self, target: Target) -> Client:
         raise AssertionError("a request was sent")
 
 

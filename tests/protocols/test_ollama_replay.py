@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import yaml
 
@@ -60,12 +60,12 @@ def serve(status: int, body: bytes, *, ndjson: bool, chunk: int | None = None) -
     """An adapter whose transport answers every request with ``body``; returns it and the sent bodies."""
     sent: list[Any] = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: httpx2.Request) -> httpx2.Response:
         sent.append(json.loads(request.content))
         assert request.url.path == "/api/chat"
         ctype = "application/x-ndjson" if ndjson else "application/json; charset=utf-8"
         content: Any = body if chunk is None else chunks(body, chunk)
-        return httpx.Response(status, headers={"content-type": ctype}, content=content)
+        return httpx2.Response(status, headers={"content-type": ctype}, content=content)
 
     return OllamaChat(ReplayTransport(handler)), sent
 
@@ -195,7 +195,7 @@ async def test_cassette_generate_stream_shares_framing_and_final_metrics(realdat
     [rec] = load(realdata / "ollama/openllmetry__test_generation__test_ollama_streaming_generation_legacy.yaml")
     assert rec.uri.endswith("/api/generate")
     final = json.loads(rec.body.decode().strip().splitlines()[-1])
-    message = OllamaChat(ReplayTransport(lambda r: httpx.Response(500))).decode(rec.body, target("llama3"))
+    message = OllamaChat(ReplayTransport(lambda r: httpx2.Response(500))).decode(rec.body, target("llama3"))
     assert message.usage == Usage(input=final["prompt_eval_count"], output=final["eval_count"]) == Usage(17, 71)
     assert message.finish_reason == "stop"
 
@@ -205,7 +205,7 @@ def test_cassette_openai_compatible_surface_has_the_same_messages(realdata: Path
     # conversation in the same message shape, but goes to /api/chat with stream set explicitly.
     [rec] = load(realdata / "ollama/mirascope__test_ollama_provider__ollama_gemma3_4b.yaml")
     assert rec.uri == "http://localhost:11434/v1/chat/completions"
-    wire = OllamaChat(ReplayTransport(lambda r: httpx.Response(500))).encode(
+    wire = OllamaChat(ReplayTransport(lambda r: httpx2.Response(500))).encode(
         ask("What is 4200 + 42?"), target("gemma3:4b"), stream=False
     )
     assert wire.url == BASE + "/api/chat"
@@ -244,7 +244,7 @@ async def test_docs_non_streamed_tool_call_without_id(docs: Docs) -> None:
     assert reply.usage == Usage(input=169, output=18)
     assert sent == [doc_request]
     # the same response always gets the same id, so a re-decoded history still pairs up
-    again = OllamaChat(ReplayTransport(lambda r: httpx.Response(500))).decode(json.dumps(body).encode(),
+    again = OllamaChat(ReplayTransport(lambda r: httpx2.Response(500))).decode(json.dumps(body).encode(),
                                                                               target("llama3.2"))
     assert again.tool_calls[0].id == call.id
 
@@ -344,7 +344,7 @@ async def test_docs_streamed_reply_and_structured_output(docs: Docs) -> None:
 
 async def test_docs_load_reply_is_not_a_normal_stop(docs: Docs) -> None:
     [body] = docs.responses("Load a model")
-    message = OllamaChat(ReplayTransport(lambda r: httpx.Response(500))).decode(json.dumps(body).encode(),
+    message = OllamaChat(ReplayTransport(lambda r: httpx2.Response(500))).decode(json.dumps(body).encode(),
                                                                                 target("llama3.2"))
     assert message.finish_reason == "other"
     assert message.parts == ()
@@ -366,7 +366,7 @@ async def test_openapi_chat_example(docs: Docs) -> None:
 def test_docs_thinking_requests(docs: Docs) -> None:
     thinking_doc = docs.mdx("ollama__docs__capabilities__thinking.mdx")
     qwen = _curl_json(re.search(r"```shell\n(.*?)```", thinking_doc, re.S).group(1))  # type: ignore[union-attr]
-    adapter = OllamaChat(ReplayTransport(lambda r: httpx.Response(500)))
+    adapter = OllamaChat(ReplayTransport(lambda r: httpx2.Response(500)))
     wire = adapter.encode(ask("How many letter r are in strawberry?", reasoning="high"), target("qwen3"), stream=False)
     assert wire.json == qwen  # think: true, stream: false
 
@@ -433,7 +433,7 @@ def test_docs_single_tool_result_request(docs: Docs) -> None:
         Message("assistant", (call,)),
         Message.tool(ToolResult("c1", "get_temperature", (_text("22°C"),))),
     )
-    wire = OllamaChat(ReplayTransport(lambda r: httpx.Response(500))).encode(ChatRequest(history), target("qwen3"),
+    wire = OllamaChat(ReplayTransport(lambda r: httpx2.Response(500))).encode(ChatRequest(history), target("qwen3"),
                                                                              stream=False)
     assert _strip_ids(wire.json) == _docs_assistant_content(doc)
 
@@ -449,7 +449,7 @@ def test_docs_parallel_tool_results_request(docs: Docs) -> None:
         ToolResult(f"c{i}", m["tool_name"], (_text(m["content"]),)) for i, m in enumerate(doc["messages"][2:])
     )
     history = (Message.user(doc["messages"][0]["content"]), Message("assistant", calls), Message.tool(*results))
-    wire = OllamaChat(ReplayTransport(lambda r: httpx.Response(500))).encode(ChatRequest(history), target("qwen3"),
+    wire = OllamaChat(ReplayTransport(lambda r: httpx2.Response(500))).encode(ChatRequest(history), target("qwen3"),
                                                                              stream=False)
     assert [c["function"]["index"] for c in wire.json["messages"][1]["tool_calls"]] == [0, 1, 2, 3]
     assert _strip_ids(wire.json) == _docs_assistant_content(doc)

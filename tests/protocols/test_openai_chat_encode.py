@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from ironspire.catalog.models import Registry, dynamic_model, with_facts
@@ -57,7 +57,7 @@ def make_target(provider: str, model: str, base_url: str | None = None, settings
 
 def encode(request: ChatRequest, target: Target, *, stream: bool = False) -> tuple[str, dict[str, str], Any]:
     wire = OpenAIChat(Transport()).encode(request, target, stream=stream)
-    url = str(httpx.URL(wire.url, params=wire.params)) if wire.params else wire.url
+    url = str(httpx2.URL(wire.url, params=wire.params)) if wire.params else wire.url
     return url, wire.headers, wire.json
 
 
@@ -223,7 +223,7 @@ def test_encoder_reproduces_recorded_request(rel: str, n: int) -> None:
     target = _target(rel, item)
     request = neutral(recorded, target.provider.id)
     url, _, body = encode(request, target, stream=bool(recorded.get("stream")))
-    assert url == str(httpx.URL(item.uri).copy_with(fragment=None))
+    assert url == str(httpx2.URL(item.uri).copy_with(fragment=None))
     want, got = normalised(recorded), normalised(body)
     if target.provider.id == "azure-openai":
         want.pop("model", None)  # classic Azure URLs name the deployment; the body's model is ignored

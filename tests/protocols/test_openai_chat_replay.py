@@ -1,7 +1,7 @@
 """Every recorded Chat Completions exchange for the OpenAI-compatible providers, replayed through
 the real transport and decoder.
 
-Each recorded response is served (status, headers, body) by an httpx.MockTransport mounted in the
+Each recorded response is served (status, headers, body) by an httpx2.MockTransport mounted in the
 real ``Transport``; the turn the user would get back is compared with what the recording holds.
 Expectations come from the recorded body itself (read independently of the decoder, below) and,
 for the cases that matter most, from literal values copied out of the recordings.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from ironspire.catalog.models import Registry, dynamic_model
@@ -77,7 +77,7 @@ def make_target(provider: str, model: str, base_url: str | None = None, settings
 def target_for(rel: str, item: Interaction) -> Target:
     provider = rel.split("/", 1)[0]
     model = str((item.request_json or {}).get("model") or "recorded-model")
-    uri = httpx.URL(item.uri) if item.uri else None
+    uri = httpx2.URL(item.uri) if item.uri else None
     if provider == "azure" and uri is not None:
         deployment = uri.path.split("/deployments/")[1].split("/")[0]
         return make_target("azure-openai", deployment, f"https://{uri.host}",

@@ -125,7 +125,7 @@ def recording_server() -> AbstractAsyncContextManager[tuple[str, list[Received]]
 
 async def test_signature_verifies_against_the_bytes_received(monkeypatch: pytest.MonkeyPatch) -> None:
     """Re-derive the signature from the request line, headers and body as they arrived: this
-    fails if httpx changed the path encoding, the Host, or a byte of the signed body."""
+    fails if the HTTP client changed the path encoding, the Host, or a byte of the signed body."""
     async with recording_server() as (url, seen):
         transport = Transport(RetryPolicy(attempts=1))
         tgt = target({"access_key_id": AKID, "secret_access_key": SECRET, "session_token": "tok"}, base_url=url)

@@ -1,7 +1,8 @@
 """A real HTTP/1.1 server on 127.0.0.1, in the test's own event loop, for fault tests.
 
-Each route answers with a fixed status, headers and body, or never answers at all (``hang``),
-so tests see what a real socket does: timeouts, refused connections, keep-alive. Requests are
+Each route answers with a fixed status, headers and body, never answers at all (``hang``), or
+writes broken bytes and hangs up (``raw``), so tests see what a real socket does: timeouts,
+refused connections, keep-alive, resets. Requests are
 recorded with their headers so tests can check what a client actually sent.
 """
 
@@ -22,6 +23,7 @@ class Reply:
     body: bytes | str | dict[str, Any] | list[Any] = b""
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False
+    raw: bytes | None = None  # written as is instead of a response, then the connection is closed
 
     def payload(self) -> bytes:
         if isinstance(self.body, bytes):
@@ -88,6 +90,10 @@ class StubServer:
                 reply = (self.resolver(seen) if self.resolver else None) or self.routes.get(seen.path, self.default)
                 if reply.hang:
                     await self._closing.wait()
+                    return
+                if reply.raw is not None:
+                    writer.write(reply.raw)
+                    await writer.drain()
                     return
                 payload = reply.payload()
                 out = [f"HTTP/1.1 {reply.status} X", f"content-length: {len(payload)}"]

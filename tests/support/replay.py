@@ -2,7 +2,7 @@
 protocol tests.
 
 ``ReplayTransport`` keeps everything of the production Transport (retry loop, status handling,
-streaming) and only swaps the network for an ``httpx.MockTransport``, so a replay exercises the
+streaming) and only swaps the network for an ``httpx2.MockTransport``, so a replay exercises the
 same path a user's request takes. Where a test must see what really crosses a socket (SigV4
 signatures, the Host header, the credential chain off the event loop), ``loopback`` is a real
 HTTP/1.1 server on 127.0.0.1 instead.
@@ -20,9 +20,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iter
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-import httpx
+import httpx2
 import pytest
 
+from ironspire.http import through
 from ironspire.messages import Accumulator, Message, StreamEvent
 from ironspire.protocols import bedrock_converse
 from ironspire.protocols.base import Backend, ChatRequest, Target
@@ -30,7 +31,7 @@ from ironspire.transport import RetryPolicy, Transport
 from support.recordings import Interaction
 
 T = TypeVar("T")
-Handler = Callable[[httpx.Request], httpx.Response]
+Handler = Callable[[httpx2.Request], httpx2.Response]
 
 # Recorded bodies are stored decoded, so these no longer describe them and must not be replayed.
 _FRAMING = frozenset({"content-encoding", "content-length", "transfer-encoding"})
@@ -45,7 +46,7 @@ class ReplayTransport(Transport):
 
     def __init__(self, handler: Handler, attempts: int = 1, *, retry: RetryPolicy | None = None) -> None:
         super().__init__(retry or RetryPolicy(attempts=attempts, base_delay=0.0, max_delay=0.0),
-                         http=httpx.MockTransport(handler))
+                         http=through(httpx2.MockTransport(handler)))
         self.handler = handler
 
     async def __aenter__(self) -> ReplayTransport:
@@ -72,16 +73,16 @@ class Server:
                  only: Callable[[Interaction], bool] | None = None, keep: Collection[str] | None = None,
                  content_type: str | None = None) -> None:
         self.queue = [i for i in interactions if only is None or only(i)]
-        self.sent: list[httpx.Request] = []
+        self.sent: list[httpx2.Request] = []
         self.chunk = chunk
         self.keep = keep
         self.content_type = content_type
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
         self.sent.append(request)
         rec = self.queue.pop(0)
         content: Any = chunks(rec.body, self.chunk) if self.chunk else rec.body
-        return httpx.Response(rec.status, headers=self.headers(rec), content=content)
+        return httpx2.Response(rec.status, headers=self.headers(rec), content=content)
 
     def headers(self, rec: Interaction) -> dict[str, str]:
         if self.keep is None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 
 from ironspire.catalog.models import Registry, dynamic_model
 from ironspire.catalog.providers import CustomEndpoint, builtin
@@ -117,7 +117,7 @@ def exchanges(realdata: Path, rel: str) -> list[Exchange]:
 def _from_interaction(name: str, item: Interaction) -> Exchange:
     request = item.request_json if isinstance(item.request_json, dict) else None
     headers = {k: v for k, v in item.headers.items() if k in ("content-type", "retry-after", "x-request-id")}
-    host = httpx.URL(item.uri).host
+    host = httpx2.URL(item.uri).host
     return Exchange(name, request, item.status, headers, item.body, item.is_stream,
                     _target(host, request, "recorded-model"))
 

@@ -248,7 +248,7 @@ def test_views_never_import_a_front_end_and_only_front_ends_import_views() -> No
 
 def test_importing_the_views_loads_no_database_keychain_or_http_code() -> None:
     code = ("import sys, ironspire.views, ironspire.errors\n"
-            "print(sorted(m for m in ('sqlalchemy', 'keyring', 'httpx') if m in sys.modules))")
+            "print(sorted(m for m in ('sqlalchemy', 'keyring', 'httpx', 'httpx2', 'aiohttp') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

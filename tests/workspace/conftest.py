@@ -51,7 +51,10 @@ def memory_keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[MemoryKeyri
 
 
 @pytest.fixture
-def open_ws(memory_keyring: Any, tmp_path: Path) -> Callable[..., Workspace]:
+def open_ws(memory_keyring: Any, tmp_path: Path, database_url: str | None) -> Callable[..., Workspace]:
+    """Opens a workspace on the engine of this run of the test (``database_url``: SQLite in the
+    home, or a fresh PostgreSQL database named by IRONSPIRE_DATABASE_URL)."""
+
     def opener(home: Path | None = None) -> Workspace:
         from ironspire.transport import RetryPolicy, Transport
 

@@ -4,9 +4,21 @@ workspace tests that go through the real adapters and transport.
 Each server answers with the text ``"{label}: {n} messages, last: {last user text}"`` so a test
 can see what history reached it, and records every request body it received.
 
+Gemini (``/v1beta/models/M:generateContent`` and ``:streamGenerateContent?alt=sse``) answers
+the same way. Failures: ``status`` fails every request with that HTTP status; ``statuses`` (a
+function of the request's index, from 0) picks each request's status, so a test can script a
+provider that flips between 429 and 200; ``error_code`` goes into the error body's ``code``
+(``insufficient_quota`` makes a 429 a spent quota) and ``retry_after`` into its header.
+
+``mode="cut"`` (OpenAI format, streamed) sends the reply's text and then an in-band 503 error,
+as a provider failing mid-stream does.
+
 ``mode="tools"`` (OpenAI format) answers a request that offers tools and ends on a user turn
 with a call of the first tool (id ``TOOL_CALL_ID``); once the history ends on the tool's result
-it answers in text naming that result. ``hold_after=N`` sends N stream chunks and then waits for
+it answers in text naming that result. ``status`` answers every POST with that
+HTTP error (401 a rejected key, 429 a rate limit with ``retry-after: 30``, or ``retry_after``)
+and ``probe_status`` every GET (the health probes), so health checks see each state.
+``hold_after=N`` sends N stream chunks and then waits for
 ``gate`` to be set, so a test can observe a client in the middle of a stream. In ``"endless"``
 mode ``mid_stream`` is set while the server holds a stream open without its terminator, and
 ``client_gone`` once the client's side of that connection has closed.
@@ -19,7 +31,7 @@ import select
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -51,9 +63,16 @@ def _tool_result_text(messages: list[dict[str, Any]]) -> str | None:
 
 class Server:
     def __init__(self, label: str, mode: str = "ok", *, status: int = 200, drip: float = 0.0,
-                 hold_after: int | None = None) -> None:
+                 hold_after: int | None = None, probe_status: int = 200,
+                 statuses: Callable[[int], int] | None = None, error_code: str | None = None,
+                 retry_after: str = "30") -> None:
         self.label, self.mode, self.status, self.drip = label, mode, status, drip
+        self.probe_status = probe_status
         self.hold_after = hold_after
+        self.statuses, self.error_code, self.retry_after = statuses, error_code, retry_after
+        self.count_lock = threading.Lock()
+        #: (request index, status answered) of every POST, in arrival order
+        self.answered: list[tuple[int, int]] = []
         self.requests: list[dict[str, Any]] = []
         self.release = threading.Event()
         self.gate = threading.Event()
@@ -65,17 +84,28 @@ class Server:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_GET(self) -> None:  # health probes
+            def do_GET(self) -> None:  # health probes (and model listings)
+                if outer.probe_status != 200:
+                    self._error(outer.probe_status)
+                    return
                 self._json(200, {"data": [], "models": [], "version": "0.0.0"})
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
-                outer.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
+                with outer.count_lock:
+                    index = len(outer.requests)
+                    outer.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
+                    status = outer.statuses(index) if outer.statuses is not None else outer.status
+                    outer.answered.append((index, status))
                 if outer.mode == "hang":
                     outer.release.wait(20)
                     return
-                if outer.status != 200:
-                    self._json(outer.status, {"error": {"message": "server exploded", "type": "server_error"}})
+                if status != 200:
+                    self._error(status)
+                    return
+                path = self.path.split("?")[0]
+                if ":generateContent" in path or ":streamGenerateContent" in path:
+                    self._gemini(body, ":streamGenerateContent" in path)
                     return
                 messages = body.get("messages", [])
                 text = f"{outer.label}: {len(messages)} messages, last: {_last_user_text(messages)}"
@@ -94,9 +124,23 @@ class Server:
                 else:
                     self._json(404, {"error": {"message": f"no route {self.path}"}})
 
-            def _json(self, status: int, data: Any) -> None:
+            def _error(self, status: int) -> None:
+                """What providers answer: 401 bad key, 429 throttled (with retry-after), else a failure;
+                ``error_code`` (when given) is the body's type and code."""
+                message = {401: "Incorrect API key provided.", 429: "Rate limit reached; slow down."}.get(
+                    status, "server exploded")
+                kind = outer.error_code or {401: "invalid_request_error", 429: "rate_limit_error"}.get(
+                    status, "server_error")
+                error: dict[str, Any] = {"message": message, "type": kind}
+                if outer.error_code:
+                    error["code"] = outer.error_code
+                self._json(status, {"error": error}, {"retry-after": outer.retry_after} if status == 429 else None)
+
+            def _json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
                 raw = json.dumps(data).encode()
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(raw)))
                 self.end_headers()
@@ -162,17 +206,25 @@ class Server:
                 usage = {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120,
                          "prompt_tokens_details": {"cached_tokens": 40}}
                 if not body.get("stream"):
-                    self._json(200, {"id": "c1", "object": "chat.completion", "model": body.get("model"),
-                                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                                  "finish_reason": "stop"}], "usage": usage})
+                    answer = {"id": "c1", "object": "chat.completion", "model": body.get("model"),
+                              "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                           "finish_reason": "stop"}], "usage": usage}
+                    if outer.mode == "no_usage":  # a server that reports no counts (llama.cpp's, some proxies)
+                        del answer["usage"]
+                    self._json(200, answer)
                     return
                 events: list[dict[str, Any]] = [
                     {"id": "c1", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
                 ]
                 events += [{"id": "c1", "choices": [{"index": 0, "delta": {"content": w}}]} for w in _words(text)]
+                if outer.mode == "cut":  # output, then the provider fails in-band (an overloaded upstream)
+                    events.append({"error": {"message": "upstream overloaded", "code": 503}})
+                    self._stream("text/event-stream", [f"data: {json.dumps(e)}\n\n".encode() for e in events])
+                    return
                 if outer.mode != "endless":
                     events.append({"id": "c1", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-                    events.append({"id": "c1", "choices": [], "usage": usage})
+                    if outer.mode != "no_usage":
+                        events.append({"id": "c1", "choices": [], "usage": usage})
                 chunks = [f"data: {json.dumps(e)}\n\n".encode() for e in events]
                 if outer.mode != "endless":
                     chunks.append(b"data: [DONE]\n\n")
@@ -204,6 +256,28 @@ class Server:
                 self._stream("text/event-stream",
                              [f"event: {n}\ndata: {json.dumps(e)}\n\n".encode() for n, e in events])
 
+            def _gemini(self, body: dict[str, Any], stream: bool) -> None:
+                contents = body.get("contents", [])
+                last = ""
+                for c in reversed(contents):
+                    texts = [p["text"] for p in c.get("parts", []) if "text" in p]
+                    if c.get("role") == "user" and texts:
+                        last = "".join(texts)
+                        break
+                text = f"{outer.label}: {len(contents)} contents, last: {last}"
+                usage = {"promptTokenCount": 70, "candidatesTokenCount": 9, "totalTokenCount": 79}
+                chunk = {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
+                                         "finishReason": "STOP", "index": 0}], "usageMetadata": usage,
+                         "modelVersion": "loopback"}
+                if not stream:
+                    self._json(200, chunk)
+                    return
+                pieces = [{"candidates": [{"content": {"role": "model", "parts": [{"text": w}]}, "index": 0}]}
+                          for w in _words(text)]
+                pieces.append({"candidates": [{"content": {"role": "model", "parts": [{"text": ""}]},
+                                               "finishReason": "STOP", "index": 0}], "usageMetadata": usage})
+                self._stream("text/event-stream", [f"data: {json.dumps(p)}\r\n\r\n".encode() for p in pieces])
+
             def _ollama(self, body: dict[str, Any], text: str) -> None:
                 final = {"model": body.get("model"), "created_at": "2026-11-25T10:00:00Z",
                          "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop",
@@ -217,7 +291,7 @@ class Server:
                     lines.append(final)
                 self._stream("application/x-ndjson", [(json.dumps(x) + "\n").encode() for x in lines])
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Listener(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -235,6 +309,12 @@ class Server:
         self.gate.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class _Listener(ThreadingHTTPServer):
+    """A listen backlog for a fleet: the default (5) resets connections when 100 agents connect at once."""
+
+    request_queue_size = 256
 
 
 def _words(text: str) -> list[str]:

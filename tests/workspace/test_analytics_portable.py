@@ -127,6 +127,7 @@ async def test_export_import_round_trip_without_credentials(ws: Workspace, open_
     assert "messages" not in json.loads(plain.read_text())["agents"][0]
 
 
+@pytest.mark.sqlite_only("a second workspace in another home; PostgreSQL: tests/store/test_copy.py")
 async def test_backup_is_consistent_and_restorable(ws: Workspace, open_ws: Any, tmp_path: Path) -> None:
     canary = _canary_setup(ws)
     copy = ws.backup(tmp_path / "state.db")

@@ -90,6 +90,7 @@ def _scripts_with_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(migrations, "HEAD", NEXT)
 
 
+@pytest.mark.sqlite_only("SQLite migrates itself; PostgreSQL's explicit migrations: tests/store/test_postgres.py")
 def test_migrated_schema_is_the_mapped_schema(ws: Workspace) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
@@ -99,6 +100,7 @@ def test_migrated_schema_is_the_mapped_schema(ws: Workspace) -> None:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
+@pytest.mark.sqlite_only("SQLite migrates itself; PostgreSQL's explicit migrations: tests/store/test_postgres.py")
 def test_a_database_made_by_the_initial_migration_opens(open_ws: Any, tmp_path: Path) -> None:
     home = tmp_path / "old"
     home.mkdir()
@@ -108,6 +110,7 @@ def test_a_database_made_by_the_initial_migration_opens(open_ws: Any, tmp_path: 
         assert ws.default == ("ollama", "llama3")
         veteran = ws.agent("veteran")
         assert veteran.inherits and veteran.system == "Be brief."
+        assert veteran.effort == "high"  # agents from before effort levels get the default
         assert [m.text for m in veteran.history] == ["hello", "hi"]
         assert [r["input_tokens"] for r in ws.analytics.turns()] == [5]
         ws.create_agent("newcomer")
@@ -115,6 +118,7 @@ def test_a_database_made_by_the_initial_migration_opens(open_ws: Any, tmp_path: 
         ws.close()
 
 
+@pytest.mark.sqlite_only("SQLite migrates itself; PostgreSQL's explicit migrations: tests/store/test_postgres.py")
 def test_upgrade_through_a_later_revision_keeps_every_row(
     open_ws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -143,6 +147,7 @@ def test_upgrade_through_a_later_revision_keeps_every_row(
     store.close()
 
 
+@pytest.mark.sqlite_only("SQLite migrates itself; PostgreSQL's explicit migrations: tests/store/test_postgres.py")
 def test_a_database_from_a_newer_ironspire_is_refused_untouched(open_ws: Any, tmp_path: Path) -> None:
     home = tmp_path / "future"
     home.mkdir()

@@ -11,6 +11,7 @@ import pytest
 from ironspire.catalog.providers import BUILTIN_PROVIDERS, CustomEndpoint
 from ironspire.errors import ConfigurationError, ModelNotFound
 from ironspire.workspace import Workspace
+from support.postgres import dump_url
 
 
 def test_provider_ids_are_builtins_in_catalogue_order_then_custom(ws: Workspace) -> None:
@@ -110,8 +111,12 @@ async def test_custom_endpoint_key_goes_to_the_keychain_not_the_database(ws: Wor
     target = ws.target("custom-gateway")
     assert target.model.id == "big-model" and target.secret() == canary
     assert ws.custom_endpoints()[0].has_key
-    db = ws.path.read_bytes() + (ws.path.with_name(ws.path.name + "-wal").read_bytes()
-                                 if ws.path.with_name(ws.path.name + "-wal").exists() else b"")
+    if ws.path is not None:
+        db = ws.path.read_bytes() + (ws.path.with_name(ws.path.name + "-wal").read_bytes()
+                                     if ws.path.with_name(ws.path.name + "-wal").exists() else b"")
+    else:  # PostgreSQL: everything the database holds, as pg_dump writes it out
+        db = dump_url(ws.store.url).encode()
+        assert b"custom-gateway" in db  # the dump does hold the endpoint itself
     assert canary.encode() not in db
 
     reopened = open_ws()
@@ -128,6 +133,7 @@ async def test_custom_endpoint_key_goes_to_the_keychain_not_the_database(ws: Wor
     assert "custom-gateway" not in ws.provider_ids()
 
 
+@pytest.mark.sqlite_only("reads the SQLite file")
 def test_schema_is_migrated_and_head_constant_matches_alembic(ws: Workspace) -> None:
     from ironspire.store import migrations
 

@@ -33,6 +33,7 @@ def test_no_module_outside_the_store_speaks_sql() -> None:
     assert offenders == []
 
 
+@pytest.mark.sqlite_only("about SQLite files")
 def test_the_database_is_chosen_by_url(open_ws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     elsewhere = tmp_path / "db" / "team.db"
     elsewhere.parent.mkdir()
@@ -43,11 +44,15 @@ def test_the_database_is_chosen_by_url(open_ws: Any, tmp_path: Path, monkeypatch
         assert ws.path == elsewhere and not (tmp_path / "home" / "ironspire.db").exists()
     finally:
         ws.close()
-    monkeypatch.setenv("IRONSPIRE_DATABASE_URL", "postgresql://db.example/ironspire")
-    with pytest.raises(ConfigurationError, match="SQLite file only"):
+    monkeypatch.setenv("IRONSPIRE_DATABASE_URL", "mysql://db.example/ironspire")
+    with pytest.raises(ConfigurationError, match=r"uses 'mysql'.*postgresql\+psycopg://"):
+        open_ws(tmp_path / "home")
+    monkeypatch.setenv("IRONSPIRE_DATABASE_URL", "postgresql://nobody@127.0.0.1:9/ironspire")
+    with pytest.raises(ConfigurationError, match=r"cannot reach the workspace database postgresql\+psycopg://"):
         open_ws(tmp_path / "home")
 
 
+@pytest.mark.sqlite_only("about SQLite files")
 def test_revision_0002_carries_the_ledger_over_by_agent_id(open_ws: Any, tmp_path: Path) -> None:
     home = tmp_path / "old"
     home.mkdir()

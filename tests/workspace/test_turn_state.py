@@ -10,7 +10,9 @@ of them is stored and the history does not move.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,7 @@ async def test_a_returned_settings_dict_cannot_change_the_workspace(ws: Workspac
     assert ws.target("openai").base_url == "http://127.0.0.1:9/v1"
 
 
+@pytest.mark.sqlite_only("a second workspace in another home; PostgreSQL: tests/store/test_copy.py")
 async def test_restoring_a_backup_brings_its_provider_state(ws: Workspace, open_ws: Any, tmp_path: Path) -> None:
     ws.set_provider_setting("openai", "base_url", "http://127.0.0.1:9/v1")
     await ws.disable("ollama")
@@ -88,25 +91,53 @@ async def test_a_turn_whose_write_fails_stores_nothing(ws: Workspace, tmp_path: 
         ws.set_provider_setting("ollama", "base_url", srv.url)
         agent = ws.create_agent("x", provider="ollama", model="llama3")
         await agent.send("one")
-        con = sqlite3.connect(ws.path)
         # the ledger row is written after both messages: a failure there must take them back too
-        con.execute("CREATE TRIGGER no_ledger BEFORE INSERT ON usage BEGIN SELECT RAISE(ABORT, 'disk full'); END")
-        con.commit()
-        try:
+        with _failing_ledger(ws, "disk full") as (failure, count):
             with pytest.raises(TurnNotSaved, match="disk full") as failed:  # said clearly, the cause kept
                 await agent.send("two")
-            assert isinstance(failed.value.__cause__, sqlite3.IntegrityError)
+            assert isinstance(failed.value.__cause__, failure)
             assert agent.history[-1].text == "ol: 1 messages, last: one"
-            assert con.execute("SELECT count(*) FROM messages").fetchone()[0] == 2
-            assert con.execute("SELECT count(*) FROM usage").fetchone()[0] == 1
-            con.execute("DROP TRIGGER no_ledger")
-            con.commit()
-        finally:
-            con.close()
+            assert count("messages") == 2
+            assert count("usage") == 1
         reply = await agent.send("three")  # the connection went back to the pool usable
     assert reply.text == "ol: 3 messages, last: three"
     assert [e.message.text for e in agent.transcript()][::2] == ["one", "three"]
     assert [r["outcome"] for r in ws.analytics.turns()] == ["ok", "ok"]
+
+
+@contextlib.contextmanager
+def _failing_ledger(ws: Workspace, message: str) -> Iterator[tuple[type[BaseException], Callable[[str], int]]]:
+    """A trigger that makes every ledger insert fail, on the workspace's own engine, with the
+    error that engine's driver raises; yields it and a row counter over a connection of the test's."""
+    if ws.path is not None:
+        con = sqlite3.connect(ws.path)
+        con.execute(f"CREATE TRIGGER no_ledger BEFORE INSERT ON usage BEGIN SELECT RAISE(ABORT, '{message}'); END")
+        con.commit()
+        try:
+            yield sqlite3.IntegrityError, lambda table: int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+            con.execute("DROP TRIGGER no_ledger")
+            con.commit()
+        finally:
+            con.close()
+        return
+    import psycopg
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DatabaseError
+
+    url = make_url(ws.store.url)
+    with psycopg.connect(host=url.host, port=url.port, user=url.username, dbname=url.database,
+                         autocommit=True) as pg:
+        pg.execute(f"CREATE FUNCTION no_ledger() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                   f"RAISE EXCEPTION '{message}'; END $$")
+        pg.execute("CREATE TRIGGER no_ledger BEFORE INSERT ON usage FOR EACH ROW EXECUTE FUNCTION no_ledger()")
+
+        def count(table: str) -> int:
+            row = pg.execute(f"SELECT count(*) FROM {table}").fetchone()
+            assert row is not None
+            return int(row[0])
+
+        yield DatabaseError, count
+        pg.execute("DROP TRIGGER no_ledger ON usage")
 
 
 def test_turns_of_many_agents_at_once_each_commit_whole(ws: Workspace) -> None:

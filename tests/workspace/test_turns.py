@@ -179,6 +179,8 @@ async def test_isolation_dead_and_hanging_providers_affect_only_their_agents(ws:
     assert ws.agent("dead").history == [] and ws.agent("stuck").history == []
     observed = dict(ws.health.observed)  # type: ignore[attr-defined]
     assert observed["custom-dead"] == "ProviderUnavailable" and observed["openai"] is None
-    con = sqlite3.connect(ws.path)
-    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    con.close()
+    if ws.path is not None:
+        con = sqlite3.connect(ws.path)
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        con.close()
+    assert ws.store.integrity() == "ok"

@@ -1,3 +1,3 @@
-from ironspire.cli.app import main
+from ironspire.cli import main
 
 main()

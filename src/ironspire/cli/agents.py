@@ -5,10 +5,12 @@ from __future__ import annotations
 import typer
 
 from ironspire.cli.output import console, emit_json, safe
+from ironspire.errors import usd
 
 app = typer.Typer(help="Create and configure agents.", no_args_is_help=True)
 
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
+EFFORT_HELP = "How deeply the agent reasons: low, medium or high (default high); used where the model reasons."
 
 
 @app.command("create")
@@ -17,14 +19,16 @@ def create(
     provider: str | None = typer.Option(None, "--provider", "-p", help="Override the default provider."),
     model: str | None = typer.Option(None, "--model", "-m", help="Override the default model."),
     system: str | None = typer.Option(None, "--system", "-s", help="System prompt."),
+    effort: str = typer.Option("high", "--effort", "-e", help=EFFORT_HELP),
 ) -> None:
     """Create an agent (it inherits the default route unless --provider/--model are given)."""
     from ironspire.cli._workspace import workspace
 
     with workspace() as ws:
-        agent = ws.create_agent(name, provider, model, system)
+        agent = ws.create_agent(name, provider, model, system, effort=effort)
         route = agent.route
-    console.print(f"Created {safe(agent.name)} on {safe(route) if route else 'the default route (not set yet)'}.")
+    console.print(f"Created {safe(agent.name)} on {safe(route) if route else 'the default route (not set yet)'}"
+                  f" (effort {agent.effort}).")
 
 
 @app.command("list")
@@ -82,6 +86,15 @@ def show(name: str = typer.Argument(...), as_json: bool = JSON) -> None:
     console.print(f"[bold]{safe(name)}[/]  {safe(route)}  ({how})")
     if view.warning:
         console.print(f"[yellow]warning:[/] {safe(view.warning)}")
+    console.print(f"effort: {view.effort}")
+    chain = view.fallback
+    console.print("fallback: " + (safe(", ".join(chain.routes)) + (" (workspace default)" if chain.inherited else "")
+                                  if chain else "-"))
+    for budget in view.budgets:
+        which = "own" if budget.scope == "agent" else "workspace"
+        unknown = f" + {budget.unknown_turns} turn(s) of unknown cost" if budget.unknown_turns else ""
+        mark = {"ok": "", "warning": "  [yellow](80% reached)[/]", "exceeded": "  [red](used up)[/]"}[budget.level]
+        console.print(f"budget ({which}): {usd(budget.spent)}{unknown} of {usd(budget.usd)} per {budget.period}{mark}")
     console.print(f"system: {safe(view.system or '-')}")
     console.print(f"history: {view.messages} messages" + (f", {view.unanswered} unanswered" if view.unanswered else ""))
 
@@ -93,13 +106,22 @@ def set_agent(
     model: str | None = typer.Option(None, "--model", "-m"),
     system: str | None = typer.Option(None, "--system", "-s", help="New system prompt (\"\" clears it)."),
     inherit: bool = typer.Option(False, "--inherit", help="Drop the override: use the workspace default."),
+    effort: str | None = typer.Option(None, "--effort", "-e", help=EFFORT_HELP),
+    fallback: str | None = typer.Option(
+        None, "--fallback", help="Fallback routes P/M,P/M tried in order when the agent's own fails; "
+        "'none' for none, 'default' for the workspace's chain."),
+    budget: str | None = typer.Option(None, "--budget", help="Spending budget in USD ('none' removes it)."),
+    period: str = typer.Option("month", "--period", help="The budget's period: day or month."),
 ) -> None:
-    """Change an agent's route or system prompt; its history is kept."""
+    """Change an agent's route, system prompt, fallbacks or budget; its history is kept."""
     from ironspire.cli._workspace import workspace
     from ironspire.errors import ConfigurationError
+    from ironspire.workspace.effort import check_effort
 
     if inherit and (provider or model):
         raise ConfigurationError("--inherit drops the override; do not combine it with --provider/--model.")
+    if effort is not None:
+        check_effort(effort)  # refused before anything changes
     with workspace() as ws:
         agent = ws.agent(name)
         if inherit:
@@ -108,8 +130,27 @@ def set_agent(
             agent.switch(provider or agent.own_provider, model if model else (None if provider else agent.own_model))
         if system is not None:
             agent.set_system(system)
+        if effort is not None:
+            agent.set_effort(effort)
+        if fallback is not None:
+            agent.set_fallback(None if fallback == "default" else [] if fallback == "none" else fallback)
+        if budget is not None:
+            agent.set_budget(None if budget == "none" else _amount(budget), period)
         route = agent.route
-    console.print(f"{safe(name)}: {safe(route) if route else 'no route (no default set)'}.")
+        chain = ", ".join(str(r) for r in agent.fallback_chain)
+        own = agent.budget
+    console.print(f"{safe(name)}: {safe(route) if route else 'no route (no default set)'}"
+                  + (f", then {safe(chain)}" if chain else "")
+                  + (f"; budget {usd(own.usd)} per {own.period}" if own else "") + f", effort {agent.effort}.")
+
+
+def _amount(text: str) -> float:
+    from ironspire.errors import ConfigurationError
+
+    try:
+        return float(text.lstrip("$"))
+    except ValueError:
+        raise ConfigurationError(f"--budget takes an amount of USD or 'none', not {text!r}.") from None
 
 
 YES = typer.Option(False, "--yes", "-y", help="Do it without asking.")

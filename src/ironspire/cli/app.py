@@ -14,10 +14,12 @@ from ironspire import __version__
 from ironspire.cli import agents as agents_cli
 from ironspire.cli import analytics as analytics_cli
 from ironspire.cli import chat as chat_cli
+from ironspire.cli import db as db_cli
 from ironspire.cli import default as default_cli
 from ironspire.cli import models as models_cli
 from ironspire.cli import portable as portable_cli
 from ironspire.cli import providers as providers_cli
+from ironspire.cli import serve as serve_cli
 from ironspire.errors import IronspireError
 
 app = typer.Typer(
@@ -31,9 +33,11 @@ app.add_typer(providers_cli.app, name="providers")
 app.add_typer(models_cli.app, name="models")
 app.add_typer(default_cli.app, name="default")
 app.add_typer(agents_cli.app, name="agents")
+app.add_typer(db_cli.app, name="db")
 chat_cli.register(app)
 analytics_cli.register(app)
 portable_cli.register(app)
+serve_cli.register(app)
 
 
 def _version(value: bool) -> None:
@@ -45,8 +49,20 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    database: str | None = typer.Option(
+        None, "--database", metavar="URL",
+        help="The workspace database (default: SQLite in IRONSPIRE_HOME; also IRONSPIRE_DATABASE_URL), "
+        "e.g. postgresql+psycopg://USER@HOST:5432/ironspire.",
+    ),
 ) -> None:
     """Ironspire command line."""
+    if database is not None:
+        import os
+
+        from ironspire.store import engines
+
+        engines.parse(database)  # a malformed URL is refused before any command runs
+        os.environ[engines.ENV] = database  # every command, and every workspace it opens, uses it
 
 
 def main() -> None:

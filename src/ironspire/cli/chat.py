@@ -36,6 +36,16 @@ def _warn(
         typer.echo(f"warning: {inert(warning.rstrip('.'))}; the reply may fail ({inert(fix)}).", err=True)
 
 
+def _budget_warning(ws: Workspace, agent: Agent) -> None:
+    """At 80% of a budget the agent's turns count against, one line before the turn is sent
+    (at 100% the turn itself is refused, with the reset)."""
+    from ironspire.views import agent_budgets, workspace_budget
+
+    for budget in agent_budgets(ws, agent, workspace_budget(ws)):
+        if budget.warning and budget.level == "warning":
+            typer.echo(f"warning: {budget.warning}.", err=True)
+
+
 def _require_text(message: str) -> str:
     """An empty message would still be sent, billed and stored as a turn: refuse it up front;
     so is text that is not valid UTF-8 (argv bytes Python kept as lone surrogates)."""
@@ -76,6 +86,12 @@ async def _stream_reply(agent: Agent, text: str) -> None:
             sys.stdout.flush()
     sys.stdout.write("\n")
     sys.stdout.flush()
+    from ironspire.views import fallback_notice
+
+    history = agent.history
+    notice = fallback_notice(history[-1]) if history else None
+    if notice:  # the agent's own route failed and another answered: say which, once
+        typer.echo(f"note: {notice}.", err=True)
 
 
 def ask(
@@ -100,6 +116,7 @@ def ask(
                 if check and route is not None and ws.is_enabled(route.provider):
                     await ws.health.check([route.provider])
                 _warn(ws, agent, f"switch with `ironspire agents set {agent.name} --provider P --model M`", once=True)
+                _budget_warning(ws, agent)
                 await _stream_reply(agent, message)
             finally:
                 await ws.transport.close()
@@ -204,6 +221,7 @@ def chat(agent_name: str = typer.Argument(..., metavar="AGENT")) -> None:
                         typer.echo(f"now on {agent.route}")
                         continue
                     _warn(ws, agent)  # the monitor may have learned something since the last turn
+                    _budget_warning(ws, agent)
                     runner.run(_stream_reply(agent, text))
                 except KeyboardInterrupt:  # Ctrl-C during a reply stops that reply, not the session
                     typer.echo("")
@@ -248,6 +266,9 @@ def history(
     for e in entries:
         m = e.message
         who = m.role + (f" ({e.produced_by})" if e.produced_by else "")
+        notice = e.fallback_notice
+        if notice:
+            who += f", {notice}"
         mark = "  [yellow](unanswered)[/]" if e.status == "unanswered" else ""
         body = m.text
         for call in m.tool_calls:

@@ -180,3 +180,35 @@ def _table(group: list[ModelView], title: Any, layout: _Layout) -> Table:
 
 def _capabilities(m: ModelView) -> str:
     return " ".join(m.chips) or "text only"
+
+
+@app.command("price")
+def price(
+    provider: str = typer.Argument(..., help="Provider id (openai, bedrock, custom-...)."),
+    model: str = typer.Argument(..., help="Model id as the provider names it."),
+    input_price: float | None = typer.Option(None, "--input", help="USD per million uncached input tokens."),
+    output_price: float | None = typer.Option(None, "--output", help="USD per million output tokens."),
+    cache_read: float = typer.Option(0.0, "--cache-read", help="USD per million cache-read tokens."),
+    cache_write: float = typer.Option(0.0, "--cache-write", help="USD per million cache-write tokens."),
+    clear: bool = typer.Option(False, "--clear", help="Drop your price; the catalogue's applies again."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Show or set the price the ledger costs a model at (a negotiated rate, a custom endpoint).
+
+    Without --input/--output it shows the price in use and where it comes from. A price you set
+    applies from the next request on; past ledger rows keep the price they were costed at.
+    """
+    from ironspire import views
+    from ironspire.cli._workspace import workspace
+
+    with workspace() as ws:
+        if clear:
+            ws.clear_price(provider, model)
+        elif input_price is not None or output_price is not None:
+            ws.set_price(provider, model, input=input_price or 0.0, output=output_price or 0.0,
+                         cache_read=cache_read, cache_write=cache_write)
+        record = views.model_price(ws, provider, model)
+    if as_json:
+        emit_json(record.to_json())
+        return
+    console.print(record.describe())

@@ -3,6 +3,10 @@
 Checks run in parallel, each bounded by a short timeout, so one dead provider delays no other.
 Live traffic reaches ``observe`` through the transport's observer hook and changes the state at
 once; a rate limit carries its reset time and lifts by itself when that passes.
+
+The state outlives the process in a file (``persist``), or, for workers sharing one database,
+on a board every process reads (``share``): there one process probes a provider per interval
+for all of them, and what live traffic showed one worker the others show within a second.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ import contextlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ironspire.catalog.readiness import Readiness, readiness
 from ironspire.errors import (
@@ -37,6 +42,14 @@ if TYPE_CHECKING:
     from ironspire.protocols.base import Backend
 
 log = logging.getLogger(__name__)
+
+
+class HealthBoard(Protocol):
+    """Where processes sharing a database keep provider health (the store implements it)."""
+
+    def health_states(self) -> dict[str, dict[str, Any]]: ...
+    def put_health(self, pid: str, status: dict[str, Any] | None) -> None: ...
+    def claim_probe(self, pid: str, fresh: float) -> bool: ...
 
 
 def target_readiness(target: Target, enabled: bool = True) -> Readiness:
@@ -65,6 +78,12 @@ class HealthMonitor:
         self._state: dict[str, HealthStatus] = {}
         self._task: asyncio.Task[None] | None = None
         self._path: Path | None = None
+        self._board: HealthBoard | None = None
+        self._pulled = -1e9
+        self._refresh = 1.0
+        #: called with (provider, previous state or None, new status) when a provider's state changes
+        #: (the workspace records these for the Analytics panel's Reliability timeline)
+        self.transitions: list[Callable[[str, str | None, HealthStatus], None]] = []
 
     # --- kept between commands --------------------------------------------------------------
 
@@ -76,6 +95,31 @@ class HealthMonitor:
             with contextlib.suppress(KeyError, ValueError, TypeError):
                 self._state.setdefault(pid, HealthStatus.from_dict(data))
 
+    def share(self, board: HealthBoard, *, refresh: float = 1.0) -> None:
+        """Keeps the state on ``board`` instead of a file: every process on the board sees what
+        any of them probed or observed, re-read at most every ``refresh`` seconds."""
+        self._board, self._refresh = board, refresh
+        self._pull(force=True)
+
+    def _pull(self, *, force: bool = False) -> None:
+        if self._board is None:
+            return
+        moment = time.monotonic()
+        if not force and moment - self._pulled < self._refresh:
+            return
+        self._pulled = moment
+        try:
+            records = self._board.health_states()
+        except Exception as exc:  # the database being away must not break a status line
+            log.warning("could not read the shared provider health (%s)", exc)
+            return
+        for pid, data in records.items():
+            with contextlib.suppress(KeyError, ValueError, TypeError):
+                theirs = HealthStatus.from_dict(data)
+                mine = self._state.get(pid)
+                if mine is None or theirs.checked_at > mine.checked_at:
+                    self._state[pid] = theirs
+
     def _read(self) -> dict[str, dict[str, object]]:
         if self._path is None:
             return {}
@@ -86,10 +130,23 @@ class HealthMonitor:
         return data if isinstance(data, dict) else {}
 
     def _set(self, pid: str, status: HealthStatus | None) -> None:
+        previous = self._state.get(pid)
         if status is None:
             self._state.pop(pid, None)
         else:
             self._state[pid] = status
+            if previous is None or previous.state is not status.state:
+                for listener in self.transitions:
+                    try:
+                        listener(pid, None if previous is None else previous.state.value, status)
+                    except Exception as exc:  # a listener (the ledger) must never break a turn's health update
+                        log.warning("health transition of %s not recorded (%s)", pid, exc)
+        if self._board is not None:
+            try:
+                self._board.put_health(pid, None if status is None else status.to_dict())
+            except Exception as exc:
+                log.warning("could not share provider health (%s)", exc)
+            return
         if self._path is None:
             return
         # re-read first: another process (a chat session, a script) may have updated other providers
@@ -110,6 +167,7 @@ class HealthMonitor:
     def status(self, pid: str) -> HealthStatus:
         if not self.is_enabled(pid):
             return HealthStatus(pid, HealthState.DISABLED, detail="disabled in settings")
+        self._pull()
         current = self._state.get(pid)
         if current is None:
             return HealthStatus(pid, HealthState.UNKNOWN, detail="not checked yet")
@@ -124,15 +182,21 @@ class HealthMonitor:
 
     # --- active checks ------------------------------------------------------------------------
 
-    async def check(self, ids: Iterable[str] | None = None) -> dict[str, HealthStatus]:
-        """Probes the given (default: all) providers now, in parallel."""
+    async def check(self, ids: Iterable[str] | None = None, *, fresh: float = 0.0) -> dict[str, HealthStatus]:
+        """Probes the given (default: all) providers now, in parallel.
+
+        ``fresh`` > 0 with a shared board: a provider that some process probed (or is probing)
+        in the last ``fresh`` seconds is not probed again; its shared state is returned.
+        """
         wanted = list(dict.fromkeys(self.provider_ids() if ids is None else ids))
-        results = await asyncio.gather(*(self._check_one(pid) for pid in wanted))
+        results = await asyncio.gather(*(self._check_one(pid, fresh) for pid in wanted))
         return dict(zip(wanted, results, strict=True))
 
-    async def _check_one(self, pid: str) -> HealthStatus:
+    async def _check_one(self, pid: str, fresh: float = 0.0) -> HealthStatus:
         if not self.is_enabled(pid):
             return self.status(pid)
+        if fresh > 0 and self._board is not None and not await asyncio.to_thread(self._board.claim_probe, pid, fresh):
+            return await self._await_shared(pid, fresh)
         try:
             target = self.resolve(pid)
             _protocol(target, self.transport).check_configured(target)  # raises with how to fix it
@@ -141,7 +205,7 @@ class HealthMonitor:
             self._set(pid, result)
             return result
         try:
-            # a hard bound too: DNS or a subprocess can stall outside httpx's own timeouts
+            # a hard bound too: DNS or a subprocess can stall outside the HTTP client's own timeouts
             result = await asyncio.wait_for(probe_for(target, self.transport, self.timeout), self.timeout + 1.0)
         except TimeoutError:
             result = HealthStatus(pid, HealthState.UNREACHABLE, latency_ms=self.timeout * 1000,
@@ -156,6 +220,19 @@ class HealthMonitor:
         if self.is_enabled(pid):  # disabled while the probe ran: keep it disabled
             self._set(pid, result)
         return result
+
+    async def _await_shared(self, pid: str, fresh: float) -> HealthStatus:
+        """Another process probed ``pid`` lately or is probing it now: its result serves us too
+        (waited for as long as a probe may take)."""
+        deadline = time.monotonic() + self.timeout + 1.0
+        while True:
+            await asyncio.to_thread(self._pull, force=True)
+            known = self._state.get(pid)
+            if known is not None and (now() - known.checked_at).total_seconds() < fresh:
+                return self.status(pid)
+            if time.monotonic() > deadline:
+                return self.status(pid)
+            await asyncio.sleep(0.1)
 
     # --- passive updates ----------------------------------------------------------------------
 
@@ -210,7 +287,8 @@ class HealthMonitor:
             try:
                 wanted = list(ids()) if ids is not None else [
                     pid for pid in self.provider_ids() if self.is_enabled(pid) and self.configured(pid)]
-                await self.check([pid for pid in wanted if self.is_enabled(pid)])
+                # on a shared board, a provider another process probed this interval is not probed again
+                await self.check([pid for pid in wanted if self.is_enabled(pid)], fresh=interval * 0.9)
             except Exception:
                 log.exception("periodic health check failed")
             await asyncio.sleep(interval)

@@ -99,7 +99,7 @@ from ironspire.protocols.framing import sse_json
 from ironspire.transport import classify_http_error, error_message, is_context_overflow, parse_retry_after
 
 if TYPE_CHECKING:
-    import httpx
+    from ironspire.http import Response
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 8192
@@ -155,7 +155,7 @@ class AnthropicMessages(HttpProtocol):
             acc.feed(decoder.feed(event))
         return acc.message()
 
-    async def decode_stream(self, response: httpx.Response, target: Target) -> AsyncIterator[StreamEvent]:
+    async def decode_stream(self, response: Response, target: Target) -> AsyncIterator[StreamEvent]:
         decoder = EventDecoder(target)
         async for _name, payload in sse_json(response, target.provider.id):
             for event in decoder.feed(payload):

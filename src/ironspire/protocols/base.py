@@ -25,10 +25,9 @@ from ironspire.wire import Target as Target
 from ironspire.wire import WireRequest as WireRequest
 
 if TYPE_CHECKING:
-    import httpx
-
     from ironspire.catalog.discovery import DiscoveryResult
     from ironspire.catalog.providers import ProviderSpec
+    from ironspire.http import Response
     from ironspire.transport import Transport
 
 ToolChoice: TypeAlias = Literal["auto", "none", "required"]
@@ -194,7 +193,7 @@ class HttpProtocol(Backend):
         """A complete (non-streamed) success response as the assistant Message."""
 
     @abstractmethod
-    def decode_stream(self, response: httpx.Response, target: Target) -> AsyncIterator[StreamEvent]:
+    def decode_stream(self, response: Response, target: Target) -> AsyncIterator[StreamEvent]:
         """Events from a streamed success response; raises ProviderError for in-stream errors."""
 
     @staticmethod
@@ -268,11 +267,10 @@ class HttpProtocol(Backend):
     async def stream(self, request: ChatRequest, target: Target) -> AsyncIterator[StreamEvent]:
         wire = self.encode(request, target, stream=True)
         async with self.transport.stream(wire, target, self) as response:
-            from ironspire.protocols.framing import CappedStream
+            from ironspire.protocols.framing import capped
 
-            response.stream = CappedStream(response.stream, target)
             try:
-                async for event in self.decode_stream(response, target):
+                async for event in self.decode_stream(capped(response, target), target):
                     yield event
             except DECODE_FAULTS as exc:
                 raise malformed(target, exc) from exc

@@ -1,4 +1,4 @@
-"""AWS Bedrock Runtime Converse / ConverseStream, spoken over httpx.
+"""AWS Bedrock Runtime Converse / ConverseStream, spoken over the shared HTTP transport.
 
 Signing (SigV4) and event-stream framing are done by botocore's own code, not rewritten here:
 a signature mismatch is undiagnosable from the server's answer, and the binary framing has
@@ -87,10 +87,10 @@ from ironspire.protocols.common import (
 )
 
 if TYPE_CHECKING:
-    import httpx
     from botocore.credentials import Credentials, ReadOnlyCredentials
 
     from ironspire.catalog.providers import ProviderSpec
+    from ironspire.http import Response
 
 _STOP: dict[str, FinishReason] = {
     "end_turn": "stop",
@@ -475,7 +475,7 @@ class BedrockConverse(HttpProtocol):
         acc.add(_finish(data.get("stopReason"), any(isinstance(b, dict) and "toolUse" in b for b in content)))
         return acc.message()
 
-    async def decode_stream(self, response: httpx.Response, target: Target) -> AsyncIterator[StreamEvent]:
+    async def decode_stream(self, response: Response, target: Target) -> AsyncIterator[StreamEvent]:
         from botocore.eventstream import EventStreamBuffer, ParserError
 
         buffer = EventStreamBuffer()

@@ -1,4 +1,4 @@
-"""Stream framings shared by several protocols: SSE (via httpx-sse) and NDJSON.
+"""Stream framings shared by several protocols: SSE (ironspire.http.sse) and NDJSON.
 
 Both yield already-parsed JSON payloads so decoders deal only in provider semantics. A
 malformed payload becomes a ProviderUnavailable naming the provider rather than a bare
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
-
-import httpx
-from httpx_sse import EventSource
+from typing import TYPE_CHECKING, Any
 
 from ironspire.errors import ProviderUnavailable
+from ironspire.http.sse import events
 from ironspire.wire import Target
+
+if TYPE_CHECKING:
+    from ironspire.http import Response
 
 #: the largest single event (SSE data or NDJSON line); the whole stream is capped in protocols.base
 MAX_EVENT_CHARS = 16 * 1024 * 1024
@@ -31,13 +32,12 @@ class SseJson:
 
     __slots__ = ("done", "provider", "response")
 
-    def __init__(self, response: httpx.Response, provider: str) -> None:
+    def __init__(self, response: Response, provider: str) -> None:
         self.response, self.provider = response, provider
         self.done = False
 
     async def __aiter__(self) -> AsyncIterator[tuple[str, Any]]:
-        source = EventSource(self.response)
-        async for sse in source.aiter_sse():
+        async for sse in events(self.response.aiter_lines()):
             data = sse.data
             if not data:
                 continue
@@ -54,11 +54,11 @@ class SseJson:
             yield sse.event, payload
 
 
-def sse_json(response: httpx.Response, provider: str) -> SseJson:
+def sse_json(response: Response, provider: str) -> SseJson:
     return SseJson(response, provider)
 
 
-async def ndjson(response: httpx.Response, provider: str) -> AsyncIterator[Any]:
+async def ndjson(response: Response, provider: str) -> AsyncIterator[Any]:
     """One JSON value per line; blank lines are skipped, non-JSON lines are an error."""
     async for line in response.aiter_lines():
         if len(line) > MAX_EVENT_CHARS:
@@ -78,21 +78,33 @@ async def ndjson(response: httpx.Response, provider: str) -> AsyncIterator[Any]:
 MAX_STREAM_BYTES = 64 * 1024 * 1024
 
 
-class CappedStream(httpx.AsyncByteStream):
-    """The response's byte stream, ended with a ProviderUnavailable once it passes
-    MAX_STREAM_BYTES, before the line decoders above it buffer any more."""
+def capped(response: Response, target: Target, limit: int | None = None) -> Response:
+    """The response with its body ended by a ProviderUnavailable once it passes MAX_STREAM_BYTES,
+    before the line decoders above it buffer any more."""
+    from ironspire.http import Response as Base
 
-    def __init__(self, inner: Any, target: Target, limit: int | None = None) -> None:
-        self.inner, self.target, self.limit = inner, target, limit or MAX_STREAM_BYTES
+    class Capped(Base):
+        status_code = response.status_code
+        headers = response.headers
+        most = limit or MAX_STREAM_BYTES
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        total = 0
-        async for chunk in self.inner:
-            total += len(chunk)
-            if total > self.limit:
-                raise ProviderUnavailable(self.target.provider.id, f"the response passed {self.limit // 2**20} MiB; "
-                                          "the turn was stopped and nothing was saved", model=self.target.model.id)
-            yield chunk
+        @property
+        def content(self) -> bytes:
+            return response.content
 
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+        async def aread(self) -> bytes:
+            return b"".join([chunk async for chunk in self.aiter_bytes()])
+
+        async def aiter_bytes(self) -> AsyncIterator[bytes]:
+            total = 0
+            async for chunk in response.aiter_bytes():
+                total += len(chunk)
+                if total > self.most:
+                    raise ProviderUnavailable(target.provider.id, f"the response passed {self.most // 2**20} MiB; "
+                                              "the turn was stopped and nothing was saved", model=target.model.id)
+                yield chunk
+
+        async def aclose(self) -> None:
+            await response.aclose()
+
+    return Capped()

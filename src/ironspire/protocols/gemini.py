@@ -22,7 +22,7 @@ as raw request fields. Anything else is another protocol's and is ignored. Promp
 otherwise Gemini's own (implicit caching); its counts arrive as ``cachedContentTokenCount``.
 
 Streams come in two wire forms: ``?alt=sse`` (what we request; CRLF-separated events, handled
-by httpx-sse) and, from proxies or clients that omit ``alt``, one JSON array written
+by the SSE decoder) and, from proxies or clients that omit ``alt``, one JSON array written
 incrementally. Both are decoded, since both occur in real traffic.
 """
 
@@ -77,7 +77,7 @@ from ironspire.protocols.common import (
 from ironspire.protocols.framing import sse_json
 
 if TYPE_CHECKING:
-    import httpx
+    from ironspire.http import Response
 
 #: the user turn put before a history that opens with the model
 LEADING_USER_TEXT = "(continuing an earlier conversation)"
@@ -311,7 +311,7 @@ class Gemini(HttpProtocol):
             acc.feed(state.events(chunk, self))
         return acc.feed(state.close(ended=True)).message()
 
-    async def decode_stream(self, response: httpx.Response, target: Target) -> AsyncIterator[StreamEvent]:
+    async def decode_stream(self, response: Response, target: Target) -> AsyncIterator[StreamEvent]:
         state = _StreamState(target)
         if "event-stream" in response.headers.get("content-type", ""):
             async for _, chunk in sse_json(response, target.provider.id):
@@ -478,7 +478,7 @@ class _StreamState:
         yield Finish(reason, raw)
 
 
-async def _json_array(response: httpx.Response, target: Target) -> AsyncIterator[Any]:
+async def _json_array(response: Response, target: Target) -> AsyncIterator[Any]:
     """Items of a JSON array written incrementally (streamGenerateContent without alt=sse)."""
     decoder = json.JSONDecoder()
     buf = ""

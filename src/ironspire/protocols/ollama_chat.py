@@ -59,10 +59,9 @@ from ironspire.protocols.inline_think import ThinkSplitter
 from ironspire.protocols.ollama_server import DEFAULT_OLLAMA_URL, ollama_base_url
 
 if TYPE_CHECKING:
-    import httpx
-
     from ironspire.catalog.discovery import DiscoveryResult
     from ironspire.catalog.providers import ProviderSpec
+    from ironspire.http import Response
 
 __all__ = ["DEFAULT_OLLAMA_URL", "OllamaChat", "check_context", "estimate_tokens", "ollama_base_url"]
 
@@ -347,7 +346,7 @@ class OllamaChat(HttpProtocol):
         state.require_done("response ended early")
         return acc.message()
 
-    async def decode_stream(self, response: httpx.Response, target: Target) -> AsyncIterator[StreamEvent]:
+    async def decode_stream(self, response: Response, target: Target) -> AsyncIterator[StreamEvent]:
         state = _DecodeState(target)
         async for payload in ndjson(response, target.provider.id):
             for event in state.events(payload):

@@ -46,9 +46,8 @@ from ironspire.protocols.base import ChatRequest, HttpProtocol, ProbeOutcome, Ta
 from ironspire.protocols.framing import sse_json
 
 if TYPE_CHECKING:
-    import httpx
-
     from ironspire.catalog.discovery import DiscoveryResult
+    from ironspire.http import Response
 
 class OpenAIChat(HttpProtocol):
     name = "openai_chat"
@@ -152,7 +151,7 @@ class OpenAIChat(HttpProtocol):
         acc.feed(decoder.end())  # a whole body is a finished turn, with or without a finish_reason
         return acc.message()
 
-    async def decode_stream(self, response: httpx.Response, target: Target) -> AsyncIterator[StreamEvent]:
+    async def decode_stream(self, response: Response, target: Target) -> AsyncIterator[StreamEvent]:
         decoder = ChunkDecoder(think=inline_think.enabled(target, provider_quirks(target).inline_think))
         received = False
         frames = sse_json(response, target.provider.id)

@@ -75,9 +75,8 @@ from ironspire.protocols.common import (
 from ironspire.protocols.framing import sse_json
 
 if TYPE_CHECKING:
-    import httpx
-
     from ironspire.catalog.discovery import DiscoveryResult
+    from ironspire.http import Response
 
 #: ``ChatRequest.options`` keys that are Responses fields; nothing else reaches the wire.
 RESPONSES_OPTIONS = frozenset({
@@ -185,7 +184,7 @@ class OpenAIResponses(HttpProtocol):
         acc.feed(decoder.whole(data))
         return acc.message()
 
-    async def decode_stream(self, response: httpx.Response, target: Target) -> AsyncIterator[StreamEvent]:
+    async def decode_stream(self, response: Response, target: Target) -> AsyncIterator[StreamEvent]:
         decoder = ResponseDecoder(self, target)
         async for name, payload in sse_json(response, target.provider.id):
             if isinstance(payload, dict):

@@ -7,6 +7,7 @@ Secrets never reach the database; the credential store keeps them.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -19,6 +20,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+
+from ironspire.store.types import JSONText, RowId, Timestamp
 
 DB_NAME = "ironspire.db"
 
@@ -70,8 +73,10 @@ agents = Table(
     Column("system", Text, nullable=True),
     Column("provider", String(64), nullable=True),
     Column("model", Text, nullable=True),
-    Column("created_at", Float, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
     Column("deleted_at", Float, nullable=False, server_default="0"),
+    #: how deeply the agent reasons (low / medium / high), applied where its model reasons
+    Column("effort", String(16), nullable=False, server_default="high"),
     UniqueConstraint("name", "deleted_at", name="uq_agents_name_deleted_at"),
 )
 
@@ -79,20 +84,22 @@ agents = Table(
 #: user message whose turn failed: kept so the user can see and resend it, never sent again.
 messages = Table(
     "messages", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", RowId, primary_key=True, autoincrement=True),
     Column("agent_id", Integer, ForeignKey("agents.id", ondelete="CASCADE"), nullable=False),
     Column("role", String(16), nullable=False),
-    Column("body", Text, nullable=False),
+    Column("body", JSONText, nullable=False),
     Column("status", String(16), nullable=False),
-    Column("created_at", Float, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
     Index("ix_messages_agent_id", "agent_id"),
 )
 
-#: The ledger: one row per request, successful or not.
+#: The ledger: one row per request, successful or not. Append-only: figures are aggregated in
+#: SQL, never kept as counters. On PostgreSQL it is partitioned by month on ``at`` (primary key
+#: (id, at), see migration 0001 and store/postgres.py).
 usage = Table(
     "usage", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", Float, nullable=False),
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("at", Timestamp, nullable=False),
     Column("session", String(32), nullable=False),
     Column("agent_id", Integer, ForeignKey("agents.id", name="fk_usage_agent_id_agents"), nullable=False),
     Column("provider", String(64), nullable=False),
@@ -102,17 +109,68 @@ usage = Table(
     Column("cache_read_tokens", Integer, nullable=False),
     Column("cache_write_tokens", Integer, nullable=False),
     Column("reasoning_tokens", Integer, nullable=False),
-    Column("cost_usd", Float, nullable=False),
+    #: billed cost; NULL = unknown (no known price, or unknown counts), never taken for $0
+    Column("cost_usd", Float, nullable=True),
     Column("api_cost_usd", Float, nullable=True),
     Column("latency_s", Float, nullable=False),
     Column("outcome", String(64), nullable=False),
     Column("streamed", Boolean, nullable=False),
-    # Usage.state: "reported", "estimated" or "unknown" (the provider sent no counts, so the zeros
-    # above mean nothing); NULL on rows older than revision 0003
+    #: ``Usage.state``: "reported", "estimated", "unknown"; NULL on rows older than revision 0003 (reported)
     Column("usage_state", String(16), nullable=True),
-    Index("ix_usage_at", "at"),
+    #: the price the row was costed at (``catalog.models.Price`` JSON + "source"); NULL when none was known
+    Column("price", Text, nullable=True),
+    Index("ix_usage_at_cover", *("at", "agent_id", "provider", "model", "outcome", "usage_state", "cost_usd",
+                                 "api_cost_usd", "input_tokens", "output_tokens", "cache_read_tokens",
+                                 "cache_write_tokens", "reasoning_tokens", "latency_s")),
     Index("ix_usage_session", "session"),
-    Index("ix_usage_agent_id", "agent_id"),
+    Index("ix_usage_agent_id_at", "agent_id", "at"),
+    Index("ix_usage_provider_at", "provider", "at"),
+    Index("ix_usage_outcome_at", "outcome", "at"),
+    Index("ix_usage_latency", "provider", "outcome", "latency_s", "at", "agent_id"),
+)
+
+#: The ledger summed per UTC day, agent, route, outcome and usage state: the Analytics panel reads
+#: whole days of a long period here and only the partial days at its edges from ``usage``.
+#: Derived data, brought up to date before each read (``store/ledger.py``); ``usage_daily_detail_state``
+#: holds the last ledger row id summed.
+usage_daily_detail = Table(
+    "usage_daily_detail", metadata,
+    Column("day", Float, primary_key=True),
+    Column("agent_id", Integer, primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("outcome", String(64), primary_key=True),
+    Column("usage_state", String(16), primary_key=True),
+    Column("requests", Integer, nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("cache_read_tokens", Integer, nullable=False),
+    Column("cache_write_tokens", Integer, nullable=False),
+    Column("reasoning_tokens", Integer, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("cost_null", Integer, nullable=False),
+    Column("api_cost_usd", Float, nullable=False),
+    Column("api_null", Integer, nullable=False),
+    Column("latency_sum", Float, nullable=False),
+)
+
+usage_daily_detail_state = Table(
+    "usage_daily_detail_state", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_id", Integer, nullable=False),
+)
+
+#: One row each time a provider's health state changed (the Reliability tab's timeline).
+health_transitions = Table(
+    "health_transitions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("state_from", String(32), nullable=True),
+    Column("state_to", String(32), nullable=False),
+    Column("detail", Text, nullable=True),
+    Index("ix_health_transitions_provider_at", "provider", "at"),
+    Index("ix_health_transitions_at", "at"),
 )
 
 #: One row: the configuration revision. Every configuration write bumps it in its own
@@ -123,10 +181,54 @@ revision = Table(
     Column("config", Integer, nullable=False),
 )
 
+#: The last known health of each provider (``HealthStatus.to_dict()`` as JSON), shared by every
+#: process on the database: one probe serves every worker, and what live traffic showed one
+#: worker the others show too. ``claimed_at`` is when a process last took the turn to probe.
+#: Health is an observation, not configuration: writing it bumps no revision.
+provider_health = Table(
+    "provider_health", metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("status", Text, nullable=True),
+    Column("checked_at", Float, nullable=False),
+    Column("claimed_at", Float, nullable=False),
+)
+
+#: Daily rollups of the ledger (``store/rollups.py``): one row per day (a UTC midnight, Unix
+#: time), agent, provider, model and outcome class (ok or not), written once the day is over by
+#: one INSERT ... SELECT ... GROUP BY; never updated per request. ``latency_s`` sums the rows'
+#: latencies; ``unknown_usage`` counts the answered requests whose provider reported no usage;
+#: ``first_at`` is the day's oldest row of the group.
+usage_daily = Table(
+    "usage_daily", metadata,
+    Column("day", Float, primary_key=True),
+    Column("agent_id", Integer, ForeignKey("agents.id", name="fk_usage_daily_agent_id_agents"), primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("ok", Boolean, primary_key=True),
+    Column("requests", BigInteger, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cache_read_tokens", BigInteger, nullable=False),
+    Column("cache_write_tokens", BigInteger, nullable=False),
+    Column("reasoning_tokens", BigInteger, nullable=False),
+    Column("unknown_usage", BigInteger, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("api_cost_usd", Float, nullable=False),
+    Column("latency_s", Float, nullable=False),
+    Column("first_at", Timestamp, nullable=False),
+)
+
+#: One row: the ledger is rolled up into ``usage_daily`` for every day before ``until``.
+usage_rollup = Table(
+    "usage_rollup", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("until", Float, nullable=False),
+)
+
 USAGE_COLUMNS = (
     "at", "session", "agent_id", "provider", "model", "input_tokens", "output_tokens", "cache_read_tokens",
     "cache_write_tokens", "reasoning_tokens", "cost_usd", "api_cost_usd", "latency_s", "outcome", "streamed",
-    "usage_state",
+    "usage_state", "price",
 )
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 MESSAGE_COLUMNS = ("agent_id", "role", "body", "status", "created_at")

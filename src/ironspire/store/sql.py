@@ -12,6 +12,6 @@ SYNC_CHECK = (
 INSERT_MESSAGE = "INSERT INTO messages (agent_id, role, body, status, created_at) VALUES (?, ?, ?, ?, ?)"
 INSERT_USAGE = (
     "INSERT INTO usage (at, session, agent_id, provider, model, input_tokens, output_tokens, cache_read_tokens, "
-    "cache_write_tokens, reasoning_tokens, cost_usd, api_cost_usd, latency_s, outcome, streamed, usage_state) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "cache_write_tokens, reasoning_tokens, cost_usd, api_cost_usd, latency_s, outcome, streamed, usage_state, "
+    "price) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )

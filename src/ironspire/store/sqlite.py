@@ -42,6 +42,10 @@ def _connect(path: Path) -> sqlite3.Connection:
 class SqliteTurns:
     """The hot path of a turn: the sync check and the one-transaction write."""
 
+    #: the sync check is a local WAL read that never waits for a writer: cheap enough to run on
+    #: the event loop (a server database's is a network round trip, and goes to a thread)
+    inline_check = True
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._reader: sqlite3.Connection | None = None
@@ -57,9 +61,11 @@ class SqliteTurns:
             row = self._reader.execute(sql.SYNC_CHECK, (agent_id,)).fetchone()
         return int(row[0]), row[1]
 
-    def write(self, messages: Sequence[tuple[Any, ...]], usage: tuple[Any, ...]) -> int:
+    def write(self, messages: Sequence[tuple[Any, ...]], usage: tuple[Any, ...],
+              attempts: Sequence[tuple[Any, ...]] = ()) -> int:
         """Messages and the ledger row in ONE transaction: all of them are stored, or none.
-        Returns the id of the last message written."""
+        ``attempts``: ledger rows of the turn's earlier requests (routes that failed before a
+        fallback answered), written first. Returns the id of the last message written."""
         with self._write_lock:
             if self._writer is None:
                 self._writer = _connect(self.path)
@@ -69,6 +75,8 @@ class SqliteTurns:
                 last = 0
                 for row in messages:
                     last = conn.execute(sql.INSERT_MESSAGE, row).lastrowid or last
+                for row in attempts:
+                    conn.execute(sql.INSERT_USAGE, row)
                 conn.execute(sql.INSERT_USAGE, usage)
                 conn.execute("COMMIT")
             except BaseException:

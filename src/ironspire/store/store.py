@@ -17,10 +17,12 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, case, create_engine, delete, event, func, select, update
+from sqlalchemy import Connection, case, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
@@ -28,8 +30,10 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from ironspire.errors import ConfigurationError
 from ironspire.paths import DIR_MODE, private
+from ironspire.store import rollups
 from ironspire.store import sqlite as engine_sqlite
-from ironspire.store.locks import FileLock
+from ironspire.store.engines import ENV
+from ironspire.store.ledger import SUMS, Ledger, UsageFilter, finish, usage_where
 from ironspire.store.schema import (
     DB_NAME,
     TOKEN_COLUMNS,
@@ -37,15 +41,16 @@ from ironspire.store.schema import (
     agents,
     custom_endpoints,
     messages,
+    provider_health,
     provider_settings,
     providers,
     revision,
     settings,
     usage,
+    usage_daily,
 )
 
-#: the environment variable that picks the database (a SQLAlchemy URL); default: SQLite in the home
-URL_ENV = "IRONSPIRE_DATABASE_URL"
+URL_ENV = ENV
 
 
 def default_url(home: Path) -> str:
@@ -59,6 +64,7 @@ class AgentRecord:
     system: str | None
     provider: str | None
     model: str | None
+    effort: str = "high"
 
 
 @dataclass(slots=True)
@@ -75,18 +81,6 @@ class Config:
     @property
     def disabled(self) -> set[str]:
         return {pid for pid, on in self.enabled.items() if not on}
-
-
-@dataclass(frozen=True, slots=True)
-class UsageFilter:
-    """Which ledger rows: ``start`` inclusive, ``end`` exclusive (Unix times), a session, an
-    agent (by name: every agent that ever had it) and a provider; None means any."""
-
-    start: float | None = None
-    end: float | None = None
-    session: str | None = None
-    agent: str | None = None
-    provider: str | None = None
 
 
 RESTORE_HINT = ("Restore it from a backup with `ironspire import BACKUP` (the automatic backups kept before a "
@@ -130,34 +124,37 @@ class Store:
     """Open with ``Store.open(url)``; ``close()`` releases the engine and the turn log."""
 
     def __init__(self, url: str) -> None:
-        parsed = make_url(url)
-        if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
-            raise ConfigurationError(
-                f"unsupported workspace database {parsed.render_as_string(hide_password=True)!r}: this Ironspire "
-                "stores a workspace in a SQLite file only.",
-                hint=f"Unset {URL_ENV} (SQLite under IRONSPIRE_HOME), or give sqlite:////path/to/ironspire.db.",
-            )
-        self.url = url
-        self.path = Path(parsed.database)
-        _check_file(self.path)
-        for own in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
-            if own == self.path or own.exists():  # SQLite gives the WAL and shared memory the database's mode
-                private(own)
-        self.engine: Engine = create_engine(url)
-        event.listen(self.engine, "connect", engine_sqlite.on_connect)
-        from ironspire.store import migrations
+        from ironspire.store import engines
 
-        try:
-            migrations.upgrade(self.engine)
-            missing = engine_sqlite.missing_tables(self.path)
-        except (sqlite3.DatabaseError, DBAPIError) as exc:
-            self.engine.dispose()
-            raise damaged(self.path, f"cannot be read ({getattr(exc, 'orig', None) or exc})") from None
-        if missing:
-            self.engine.dispose()
-            raise damaged(self.path, "lacks the tables " + ", ".join(sorted(missing)))
-        engine_sqlite.marker(self.path).mkdir(mode=DIR_MODE, exist_ok=True)
-        self.turns = engine_sqlite.SqliteTurns(self.path)
+        parsed = engines.parse(url)
+        self.url = url
+        self.postgres = engines.is_postgres(parsed)
+        self.turns: Any
+        if self.postgres:
+            from ironspire.store import postgres
+
+            self.path: Path | None = None
+            self.engine: Engine = engines.open_engine(parsed)
+            self.turns = postgres.PostgresTurns(self.engine)
+            self._locks = postgres.lock_engine(parsed)
+        else:
+            assert parsed.database is not None
+            self.path = Path(parsed.database)
+            _check_file(self.path)
+            for own in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
+                if own == self.path or own.exists():  # SQLite gives the WAL and shared memory the database's mode
+                    private(own)
+            try:
+                self.engine = engines.open_engine(parsed)
+                missing = engine_sqlite.missing_tables(self.path)
+            except (sqlite3.DatabaseError, DBAPIError) as exc:
+                raise damaged(self.path, f"cannot be read ({getattr(exc, 'orig', None) or exc})") from None
+            if missing:
+                self.engine.dispose()
+                raise damaged(self.path, "lacks the tables " + ", ".join(sorted(missing)))
+            engine_sqlite.marker(self.path).mkdir(mode=DIR_MODE, exist_ok=True)
+            self.turns = engine_sqlite.SqliteTurns(self.path)
+        self.ledger = Ledger(self.engine, postgres=self.postgres)
 
     @classmethod
     def open(cls, url: str) -> Store:
@@ -166,10 +163,25 @@ class Store:
     def close(self) -> None:
         self.turns.close()
         self.engine.dispose()
+        if self.postgres:
+            self._locks.dispose()
 
-    def agent_lock(self, agent_id: int) -> FileLock:
-        """The lock that serialises one agent's turns across processes."""
-        return engine_sqlite.agent_lock(self.path, agent_id)
+    def agent_lock(self, agent_id: int) -> Any:
+        """The lock that serialises one agent's turns across processes and hosts: a file lock
+        beside a SQLite database, an advisory lock on PostgreSQL."""
+        if self.postgres:
+            from ironspire.store import postgres
+
+            return postgres.AdvisoryLock(self._locks, agent_id)
+        return engine_sqlite.agent_lock(self._file(), agent_id)
+
+    def _file(self) -> Path:
+        if self.path is None:
+            raise ConfigurationError(
+                "this workspace is on PostgreSQL, which has no database file to copy.",
+                hint="Use `ironspire db copy --from URL --to sqlite:///PATH` for a file copy, or pg_dump.",
+            )
+        return self.path
 
     def schema_revision(self) -> str | None:
         from ironspire.store import migrations
@@ -187,8 +199,10 @@ class Store:
             write.revision = int(conn.execute(update(revision).where(revision.c.id == 1).values(
                 config=revision.c.config + 1).returning(revision.c.config)).scalar_one())
 
-    def _upsert(self, conn: Connection, table: Any, values: Mapping[str, Any], keys: Sequence[str]) -> None:
-        statement = sqlite_insert(table).values(dict(values))
+    def _upsert(self, conn: Connection, table: Any, values: Mapping[str, Any], keys: Sequence[str],
+                insert_only: Mapping[str, Any] | None = None) -> None:
+        statement = (postgres_insert if self.postgres else sqlite_insert)(table).values(
+            {**values, **(insert_only or {})})
         rest = {k: v for k, v in values.items() if k not in keys}
         conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=rest)
                      if rest else statement.on_conflict_do_nothing(index_elements=list(keys)))
@@ -252,7 +266,8 @@ class Store:
 
     @staticmethod
     def _agents(conn: Connection, where: ColumnElement[bool] | None = None) -> list[AgentRecord]:
-        query = select(agents.c.id, agents.c.name, agents.c.system, agents.c.provider, agents.c.model).where(
+        query = select(agents.c.id, agents.c.name, agents.c.system, agents.c.provider, agents.c.model,
+                       agents.c.effort).where(
             agents.c.deleted_at == 0).order_by(agents.c.id)
         if where is not None:
             query = query.where(where)
@@ -267,15 +282,16 @@ class Store:
             found = self._agents(conn, agents.c.name == name)
         return found[0] if found else None
 
-    def create_agent(self, name: str, system: str | None, provider: str | None, model: str | None
-                     ) -> tuple[int, int]:
+    def create_agent(self, name: str, system: str | None, provider: str | None, model: str | None,
+                     effort: str = "high") -> tuple[int, int]:
         """The new agent's id and the revision; a ConfigurationError if a live agent has the name."""
         with self._config_write() as w:
             conn = w.conn
             if self._agents(conn, agents.c.name == name):
                 raise ConfigurationError(f"an agent named {name!r} already exists.")
             result = conn.execute(agents.insert().values(
-                name=name, system=system, provider=provider, model=model, created_at=time.time(), deleted_at=0))
+                name=name, system=system, provider=provider, model=model, created_at=time.time(), deleted_at=0,
+                effort=effort))
             key = result.inserted_primary_key
             assert key is not None
         self.agent_lock(int(key[0])).create()
@@ -361,15 +377,26 @@ class Store:
         """Adds ledger rows that name their agent (``agent``: a name), as a ledger carried over
         from elsewhere does: a name no live agent has is kept under a retired agent of that name."""
         count = 0
+        rows = list(rows)
+        times = [float(r["at"]) for r in rows]
+        if not times:
+            return 0
         with self.engine.begin() as conn:
+            if self.postgres:  # old rows go to their own months' partitions, not the default one
+                from ironspire.store import postgres
+
+                postgres.ensure_partitions(conn, min(times), max(times))
+            rollups.invalidate(conn, min(times))  # days already rolled up are rolled up again
             ids: dict[str, int] = {}
             for row in rows:
                 name = str(row["agent"])
                 if name not in ids:
                     ids[name] = self._ledger_agent(conn, name)
                 values = {c: row.get(c) for c in USAGE_COLUMNS if c != "agent_id"}
-                for c in (*TOKEN_COLUMNS, "cost_usd", "latency_s"):
+                for c in (*TOKEN_COLUMNS, "latency_s"):
                     values[c] = values[c] or 0
+                # an explicit None is an unknown cost and stays one; a row without the field cost 0
+                values["cost_usd"] = row.get("cost_usd", 0.0)
                 values["streamed"] = bool(values["streamed"])
                 conn.execute(usage.insert().values(agent_id=ids[name], **values))
                 count += 1
@@ -389,18 +416,7 @@ class Store:
 
     @staticmethod
     def _usage_where(f: UsageFilter) -> list[ColumnElement[bool]]:
-        where: list[ColumnElement[bool]] = []
-        if f.start is not None:
-            where.append(usage.c.at >= f.start)
-        if f.end is not None:
-            where.append(usage.c.at < f.end)
-        if f.session is not None:
-            where.append(usage.c.session == f.session)
-        if f.agent is not None:
-            where.append(agents.c.name == f.agent)
-        if f.provider is not None:
-            where.append(usage.c.provider == f.provider)
-        return where
+        return usage_where(f)
 
     def usage_rows(self, f: UsageFilter) -> list[dict[str, Any]]:
         """Ledger rows, oldest first, each naming its agent (``agent``)."""
@@ -418,12 +434,13 @@ class Store:
 
     def usage_totals(self, f: UsageFilter, by: str | None = None) -> list[dict[str, Any]]:
         """Sums over the ledger rows, aggregated by the database: one row per group (``by``:
-        agent name, provider, or ``provider/model``), or a single row over everything.
+        agent name, provider, or ``provider/model``), or a single row over everything; whole closed
+        days come from the daily rollup (``store/rollups.py``), on both engines.
 
-        Each row: ``turns`` (successful requests), ``errors``, the token columns, ``cost_usd``,
+        Each row: ``turns`` (successful requests), ``errors``, the token columns, ``cost_usd`` and
         ``api_cost_usd`` (unknown counts 0), ``avg_latency_s`` (successful requests; None when
         none), ``agents`` (distinct agent names), ``first_at`` (the oldest row, None if none) and
-        ``unknown_usage`` (successful requests whose provider reported no usage).
+        ``unknown_usage`` (answered requests whose provider reported no usage).
         """
         ok = case((usage.c.outcome == "ok", 1), else_=0)
         measures = [
@@ -448,8 +465,80 @@ class Store:
             usage.join(agents, agents.c.id == usage.c.agent_id)).where(*self._usage_where(f))
         if group is not None:
             query = query.group_by(group)
+        with self.engine.begin() as conn:
+            # whole closed days come from the daily rollup (store/rollups.py), which knows no
+            # provider groups or outcomes: those filters read the raw rows
+            if f.session is None and f.providers is None and f.outcome is None:
+                until = rollups.refresh(conn, time.time())
+                daily_keys: dict[str, ColumnElement[Any]] = {
+                    "agent": agents.c.name, "provider": usage_daily.c.provider,
+                    "model": usage_daily.c.provider + "/" + usage_daily.c.model,
+                }
+                where_daily: list[ColumnElement[bool]] = []
+                if f.agent is not None:
+                    where_daily.append(agents.c.name == f.agent)
+                if f.provider is not None:
+                    where_daily.append(usage_daily.c.provider == f.provider)
+                where_raw = [w for w in self._usage_where(f)]
+                rolled = rollups.totals_query(where_raw, where_daily,
+                                              (group, daily_keys[by]) if group is not None and by else None,
+                                              f.start, f.end, until)
+                if rolled is not None:
+                    query = rolled
+            out = []
+            for row in conn.execute(query):
+                record = dict(row._mapping)
+                if isinstance(record.get("first_at"), datetime):
+                    record["first_at"] = record["first_at"].timestamp()
+                out.append(record)
+            return out
+
+    def spend(self, start: float, agent_id: int | None = None) -> list[tuple[str, float, int]]:
+        """Per provider since ``start`` (of one agent, or all): the cost charged and how many
+        successful requests have no known cost (no price: ``api_cost_usd`` is NULL), for budgets."""
+        unknown = case(((usage.c.outcome == "ok") & usage.c.api_cost_usd.is_(None), 1), else_=0)
+        query = (select(usage.c.provider, func.coalesce(func.sum(usage.c.cost_usd), 0.0),
+                        func.coalesce(func.sum(unknown), 0))
+                 .where(usage.c.at >= start).group_by(usage.c.provider))
+        if agent_id is not None:
+            query = query.where(usage.c.agent_id == agent_id)
         with self.engine.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            return [(str(p), float(c), int(u)) for p, c, u in conn.execute(query)]
+
+    def ledger_totals(self, f: UsageFilter, by: str | None = None) -> list[dict[str, Any]]:
+        """The Analytics panel's sums (``store/ledger.py``): like ``usage_totals`` but with what is
+        unknown counted apart: ``cost_unknown`` / ``api_cost_unknown`` (successful requests whose
+        cost is unknown), ``usage_unknown`` / ``usage_estimated`` (whose counts are unknown or
+        estimated), plus ``requests`` and ``latency_ok``; ``agents`` and ``first_at`` on the
+        ungrouped row only. Whole days come from ``usage_daily_detail`` on SQLite; PostgreSQL reads
+        the raw rows."""
+        keys = {None: (), "agent": ("agent_id",), "provider": ("provider",), "model": ("provider", "model")}[by]
+        rows = self.ledger.aggregate(f, keys)  # type: ignore[arg-type]
+        names = self.ledger.agent_names()
+        groups: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            if by == "agent":
+                key = names.get(int(r["agent_id"]), str(r["agent_id"]))
+            elif by == "model":
+                key = f"{r['provider']}/{r['model']}"
+            else:
+                key = str(r.get("provider", ""))
+            into = groups.get(key)
+            if into is None:
+                groups[key] = {"key": key, **{s: r[s] for s in SUMS}}
+            else:
+                for s in SUMS:
+                    into[s] += r[s]
+        if by is not None:
+            return [finish(g) for g in groups.values()]
+        total = finish(groups[""]) if groups else finish({"key": "", **dict.fromkeys(SUMS, 0)})
+        with self.engine.connect() as conn:
+            seen = select(usage.c.agent_id).where(*self._usage_where(f)).distinct().scalar_subquery()
+            total["agents"] = int(conn.execute(select(func.count(agents.c.name.distinct()))
+                                               .where(agents.c.id.in_(seen))).scalar_one())
+            first = conn.execute(select(func.min(usage.c.at)).where(*self._usage_where(f))).scalar()
+            total["first_at"] = first.timestamp() if isinstance(first, datetime) else first
+        return [total]
 
     def has_session(self, session: str) -> bool:
         with self.engine.connect() as conn:
@@ -459,6 +548,40 @@ class Store:
         with self.engine.connect() as conn:
             found = conn.execute(select(usage.c.session).order_by(usage.c.at.desc()).limit(1)).scalar()
         return None if found is None else str(found)
+
+    # --- provider health (shared by every process on the database) ----------------------------
+
+    def health_states(self) -> dict[str, dict[str, Any]]:
+        """Every provider's last known health, as ``HealthStatus.to_dict()`` records."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(provider_health.c.provider, provider_health.c.status)
+                                .where(provider_health.c.status.is_not(None)))
+            return {str(pid): json.loads(status) for pid, status in rows}
+
+    def put_health(self, pid: str, status: Mapping[str, Any] | None) -> None:
+        """Records (None: forgets) a provider's health; no configuration revision is bumped."""
+        with self.engine.begin() as conn:
+            if status is None:
+                conn.execute(delete(provider_health).where(provider_health.c.provider == pid))
+                return
+            self._upsert(conn, provider_health, {"provider": pid, "status": json.dumps(dict(status)),
+                                                 "checked_at": time.time()}, ("provider",),
+                         insert_only={"claimed_at": 0.0})
+
+    def claim_probe(self, pid: str, fresh: float) -> bool:
+        """True if this process should probe ``pid`` now: nobody recorded its health, or took the
+        turn to probe it, in the last ``fresh`` seconds. One atomic statement, so of N processes
+        asking at once exactly one is told yes."""
+        now = time.time()
+        stale = now - fresh
+        insert = (postgres_insert if self.postgres else sqlite_insert)(provider_health).values(
+            provider=pid, status=None, checked_at=0.0, claimed_at=now)
+        claim = insert.on_conflict_do_update(
+            index_elements=["provider"], set_={"claimed_at": now},
+            where=(provider_health.c.checked_at < stale) & (provider_health.c.claimed_at < stale),
+        ).returning(provider_health.c.provider)
+        with self.engine.begin() as conn:
+            return conn.execute(claim).first() is not None
 
     # --- backup and restore ------------------------------------------------------------------
 
@@ -470,7 +593,14 @@ class Store:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.exists():
             dest.unlink()
-        engine_sqlite.backup(self.path, private(dest))
+        if self.postgres:  # the same single-file backup, written row by row and checksummed
+            from ironspire.store import copy
+
+            copy.copy(make_url(self.url), make_url(f"sqlite:///{dest}"))
+            engine_sqlite.backup(dest, dest.with_name(dest.name + ".tmp"))  # one file: WAL folded in
+            private(dest.with_name(dest.name + ".tmp")).replace(dest)
+            return dest
+        engine_sqlite.backup(self._file(), private(dest))
         return dest
 
     @staticmethod
@@ -502,6 +632,8 @@ class Store:
             target = path.resolve()
         except OSError:
             return False
+        if self.path is None:  # PostgreSQL: no file of its own to overwrite here
+            return False
         db = self.path.resolve()
         own = {db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", "-journal"))}
         return target in own or engine_sqlite.marker(db) in (target, *target.parents)
@@ -511,9 +643,13 @@ class Store:
         backup is refused and nothing changes."""
         self.check_backup(source)
         before = self.config_revision()
+        if self.postgres:
+            self._restore_into_postgres(source, before)
+            return
+        path = self._file()
         self.turns.close()
         self.engine.dispose()
-        engine_sqlite.restore(self.path, source)
+        engine_sqlite.restore(path, source)
         from ironspire.store import migrations
 
         migrations.upgrade(self.engine)
@@ -522,5 +658,24 @@ class Store:
             conn.execute(update(revision).where(revision.c.id == 1).values(
                 config=func.max(revision.c.config, before) + 1))
 
+    def _restore_into_postgres(self, source: Path, before: int) -> None:
+        """The backup's rows replace this database's in one transaction (the copy checks its
+        checksums before committing); the backup file itself is migrated on a scratch copy only."""
+        import tempfile
+
+        from ironspire.store import copy
+
+        with tempfile.TemporaryDirectory() as scratch:
+            staged = Path(scratch) / "restore.db"
+            engine_sqlite.backup(source, staged)
+            copy.copy(make_url(f"sqlite:///{staged}"), make_url(self.url), replace=True)
+        with self.engine.begin() as conn:
+            conn.execute(update(revision).where(revision.c.id == 1).values(
+                config=func.greatest(revision.c.config, before) + 1))
+
     def integrity(self) -> str:
-        return engine_sqlite.integrity(self.path)
+        if self.postgres:  # the server guards its pages itself; what is checked here is that it answers
+            with self.engine.connect() as conn:
+                conn.execute(select(func.count()).select_from(revision)).scalar_one()
+            return "ok"
+        return engine_sqlite.integrity(self._file())

@@ -9,10 +9,18 @@ health monitor uses too.
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ironspire.views._agents import agent, agents, default_route, health_warning, history
+    from ironspire.views._agents import (
+        agent,
+        agent_budgets,
+        agents,
+        default_route,
+        health_warning,
+        history,
+        workspace_budget,
+    )
     from ironspire.views._errors import error
     from ironspire.views._health import check, health
-    from ironspire.views._models import discover, models
+    from ironspire.views._models import discover, model_price, models
     from ironspire.views._providers import (
         configured_ids,
         credential_store,
@@ -26,14 +34,18 @@ if TYPE_CHECKING:
         AgentAlert,
         AgentView,
         AuthFieldView,
+        BudgetView,
         DefaultRouteView,
         ErrorView,
+        FallbackView,
         HealthView,
         HistoryEntryView,
         KeystoreView,
+        ModelPriceView,
         ModelView,
         PriceView,
         ProviderView,
+        fallback_notice,
     )
 
 # Loaded on first use, so that a command importing one helper (the CLI's number formatting) does
@@ -42,11 +54,17 @@ _WHERE = {
     "AgentAlert": "ironspire.views.records",
     "AgentView": "ironspire.views.records",
     "AuthFieldView": "ironspire.views.records",
+    "BudgetView": "ironspire.views.records",
     "DefaultRouteView": "ironspire.views.records",
     "ErrorView": "ironspire.views.records",
+    "FallbackView": "ironspire.views.records",
+    "fallback_notice": "ironspire.views.records",
+    "agent_budgets": "ironspire.views._agents",
+    "workspace_budget": "ironspire.views._agents",
     "HealthView": "ironspire.views.records",
     "HistoryEntryView": "ironspire.views.records",
     "KeystoreView": "ironspire.views.records",
+    "ModelPriceView": "ironspire.views.records",
     "ModelView": "ironspire.views.records",
     "PriceView": "ironspire.views.records",
     "ProviderView": "ironspire.views.records",
@@ -57,6 +75,7 @@ _WHERE = {
     "credential_store": "ironspire.views._providers",
     "default_route": "ironspire.views._agents",
     "discover": "ironspire.views._models",
+    "model_price": "ironspire.views._models",
     "error": "ironspire.views._errors",
     "health": "ironspire.views._health",
     "health_warning": "ironspire.views._agents",
@@ -85,15 +104,19 @@ __all__ = [
     "AgentAlert",
     "AgentView",
     "AuthFieldView",
+    "BudgetView",
     "DefaultRouteView",
     "ErrorView",
+    "FallbackView",
     "HealthView",
     "HistoryEntryView",
     "KeystoreView",
+    "ModelPriceView",
     "ModelView",
     "PriceView",
     "ProviderView",
     "agent",
+    "agent_budgets",
     "agents",
     "check",
     "configured_ids",
@@ -101,13 +124,16 @@ __all__ = [
     "default_route",
     "discover",
     "error",
+    "fallback_notice",
     "health",
     "health_warning",
     "history",
     "keystore",
+    "model_price",
     "models",
     "provider",
     "provider_readiness",
     "providers",
     "spec_record",
+    "workspace_budget",
 ]

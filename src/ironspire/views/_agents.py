@@ -7,21 +7,31 @@ from typing import TYPE_CHECKING
 
 from ironspire.errors import Remedy, enable_remedy, set_default_remedy
 from ironspire.views._providers import provider as provider_view
-from ironspire.views.records import AgentAlert, AgentView, DefaultRouteView, HistoryEntryView, ProviderView
+from ironspire.views.records import (
+    AgentAlert,
+    AgentView,
+    BudgetView,
+    DefaultRouteView,
+    FallbackView,
+    HistoryEntryView,
+    ProviderView,
+)
 
 if TYPE_CHECKING:
     from ironspire.workspace import Agent, Workspace
+    from ironspire.workspace.budgets import BudgetState
 
 
 def agents(ws: Workspace) -> list[AgentView]:
     cards: dict[str, ProviderView] = {}  # one credential read per provider, however many agents use it
-    return [_view(ws, a, cards) for a in ws.agents()]
+    shared = workspace_budget(ws)  # one ledger query for the workspace budget, however many agents
+    return [_view(ws, a, cards, shared) for a in ws.agents()]
 
 
 def agent(ws: Workspace, name: str, *, detail: bool = False) -> AgentView:
     """One agent; ``detail`` adds its history size (what `agents show` prints)."""
     a = ws.agent(name)
-    view = _view(ws, a, {})
+    view = _view(ws, a, {}, workspace_budget(ws))
     if not detail:
         return view
     from dataclasses import replace
@@ -41,7 +51,24 @@ def history(ws: Workspace, name: str, *, unanswered: bool = False, limit: int | 
 
 def default_route(ws: Workspace) -> DefaultRouteView:
     default = ws.default
-    return DefaultRouteView(*default) if default else DefaultRouteView(None, None)
+    provider, model = default if default else (None, None)
+    return DefaultRouteView(provider, model, tuple(str(r) for r in ws.default_fallback), workspace_budget(ws))
+
+
+def budget_view(state: BudgetState) -> BudgetView:
+    return BudgetView(state.scope, state.name, state.budget.usd, state.budget.period, state.spent,
+                      state.unknown_turns, state.resets_at, state.level, state.warning())
+
+
+def workspace_budget(ws: Workspace) -> BudgetView | None:
+    state = ws.budget_state()
+    return None if state is None else budget_view(state)
+
+
+def agent_budgets(ws: Workspace, a: Agent, shared: BudgetView | None = None) -> tuple[BudgetView, ...]:
+    """The budgets ``a``'s turns count against, its own first (what `ask` warns about at 80%)."""
+    own = ws.budget_state(a)
+    return tuple(b for b in (None if own is None else budget_view(own), shared) if b is not None)
 
 
 def health_warning(ws: Workspace, pid: str | None) -> str | None:
@@ -55,8 +82,9 @@ def health_warning(ws: Workspace, pid: str | None) -> str | None:
     return f"{pid} is {state}" + (f": {status.detail}" if status.detail else "")
 
 
-def _view(ws: Workspace, a: Agent, cards: dict[str, ProviderView]) -> AgentView:
+def _view(ws: Workspace, a: Agent, cards: dict[str, ProviderView], shared: BudgetView | None) -> AgentView:
     route = a.route
+    chain = a.fallback_chain
     pid = route.provider if route else None
     warning = health_warning(ws, pid)
     return AgentView(
@@ -69,6 +97,9 @@ def _view(ws: Workspace, a: Agent, cards: dict[str, ProviderView]) -> AgentView:
         system=a.system,
         warning=warning,
         alert=_alert(ws, a.name, pid, warning, cards),
+        effort=a.effort,
+        fallback=FallbackView(tuple(str(r) for r in chain), a.fallback is None) if chain else None,
+        budgets=agent_budgets(ws, a, shared),
     )
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ironspire.catalog.models import CAPABILITIES, Capability, Registry
 from ironspire.catalog.providers import builtin, is_builtin
 from ironspire.errors import ConfigurationError
-from ironspire.views.records import ModelView
+from ironspire.views.records import ModelPriceView, ModelView
 
 if TYPE_CHECKING:
     from ironspire.catalog.discovery import DiscoveryResult
@@ -101,3 +101,15 @@ def why_empty(provider: str | None, registry_has: bool) -> str:
 
 def _builtin_name(pid: str) -> str:
     return builtin(pid).display_name if is_builtin(pid) else pid
+
+
+def model_price(ws: Workspace, provider: str, model: str) -> ModelPriceView:
+    """The price the ledger costs ``provider/model`` at, and its source."""
+    from ironspire.views.records import PriceView
+
+    found = ws.price(provider, model)
+    if found is None:
+        return ModelPriceView(provider, model, None, "unknown")
+    price, source = found
+    return ModelPriceView(provider, model, PriceView(price.input, price.output, price.cache_read, price.cache_write),
+                          source)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from ironspire.errors import Remedy
 
-if TYPE_CHECKING:  # the health package loads the transport (httpx): only what needs it imports it
+if TYPE_CHECKING:  # the health package loads the transport: only what needs it imports it
     from ironspire.catalog.models import Capability, ModelSpec
     from ironspire.health.status import HealthState, HealthStatus
     from ironspire.messages import Message
@@ -249,6 +249,48 @@ class AgentAlert:
 
 
 @dataclass(frozen=True, slots=True)
+class FallbackView:
+    """The routes a turn tries after the agent's own, in order; ``inherited`` when they are the
+    workspace's default chain (the agent set none of its own)."""
+
+    routes: tuple[str, ...]
+    inherited: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"routes": list(self.routes), "inherited": self.inherited}
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetView:
+    """One spending budget now. ``level`` is "ok", "warning" (80% spent) or "exceeded" (turns
+    under it are refused until ``resets_at``); ``unknown_turns`` are successful turns of unknown
+    cost, counted apart and never as $0."""
+
+    scope: Literal["agent", "workspace"]
+    agent: str | None
+    usd: float
+    period: Literal["day", "month"]
+    spent: float
+    unknown_turns: int
+    resets_at: float
+    level: Literal["ok", "warning", "exceeded"]
+    warning: str | None
+
+    @property
+    def fraction(self) -> float:
+        return self.spent / self.usd
+
+    @property
+    def dot(self) -> Dot:
+        return {"ok": "green", "warning": "yellow", "exceeded": "red"}[self.level]  # type: ignore[return-value]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"scope": self.scope, "agent": self.agent, "usd": self.usd, "period": self.period,
+                "spent": round(self.spent, 6), "fraction": round(self.fraction, 4), "unknown_turns": self.unknown_turns,
+                "resets_at": self.resets_at, "level": self.level, "warning": self.warning}
+
+
+@dataclass(frozen=True, slots=True)
 class AgentView:
     name: str
     provider: str | None
@@ -265,6 +307,17 @@ class AgentView:
     messages: int | None = None
     unanswered: int | None = None
     """History size; only filled for a single agent's view (`agents show`)."""
+    effort: str = "high"
+    """How deeply the agent reasons (low / medium / high), where its model reasons."""
+    fallback: FallbackView | None = None
+    """Where a turn goes when the agent's own route fails (None: nowhere)."""
+    budgets: tuple[BudgetView, ...] = ()
+    """The budgets its turns count against: its own, then the workspace's."""
+
+    @property
+    def budget_warning(self) -> str | None:
+        """The sidebar's and HUD's budget line: the first budget at 80% or more."""
+        return next((b.warning for b in self.budgets if b.warning), None)
 
     @property
     def route_kind(self) -> Literal["default", "own"]:
@@ -278,8 +331,12 @@ class AgentView:
             "inherited": self.inherited,
             "override": None if self.inherited else {"provider": self.own_provider, "model": self.own_model},
             "system": self.system,
+            "effort": self.effort,
             "warning": self.warning,
             "alert": None if self.alert is None else self.alert.to_json(),
+            "fallback": None if self.fallback is None else self.fallback.to_json(),
+            "budgets": [b.to_json() for b in self.budgets],
+            "budget_warning": self.budget_warning,
         }
         if self.messages is not None:
             data["messages"] = self.messages
@@ -292,9 +349,18 @@ class AgentView:
 class DefaultRouteView:
     provider: str | None
     model: str | None
+    fallback: tuple[str, ...] = ()
+    """The workspace's default fallback chain (for agents without their own)."""
+    budget: BudgetView | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"provider": self.provider, "model": self.model}
+        """The route; ``fallback`` and ``budget`` only once the workspace has them."""
+        data: dict[str, Any] = {"provider": self.provider, "model": self.model}
+        if self.fallback:
+            data["fallback"] = list(self.fallback)
+        if self.budget is not None:
+            data["budget"] = self.budget.to_json()
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,10 +382,26 @@ class HistoryEntryView:
         m = self.message
         return f"{m.provider}/{m.model}" if m.role == "assistant" and m.provider else None
 
+    @property
+    def fallback_notice(self) -> str | None:
+        """For a reply a fallback route gave: the one line the chat shows (None otherwise)."""
+        return fallback_notice(self.message)
+
+
     def to_json(self) -> dict[str, Any]:
         import json
 
         return {**json.loads(self.message.to_json()), "status": self.status, "at": self.at}
+
+
+def fallback_notice(message: Message) -> str | None:
+    """``answered by P/M (fallback; P/M: RateLimitError)`` for a reply a fallback gave, else None."""
+    record = message.meta.get("fallback")
+    if not isinstance(record, dict):
+        return None
+    why = "; ".join(f"{a['provider']}/{a['model']}: {a['outcome']}" for a in record.get("attempts", ())
+                    if a.get("outcome") != "ok")
+    return f"answered by {record.get('answered')} (fallback" + (f"; {why}" if why else "") + ")"
 
 
 # --- models ------------------------------------------------------------------------------------
@@ -444,3 +526,34 @@ class ErrorView:
         return {"type": self.type, "message": self.message, "hint": self.hint, "provider": self.provider,
                 "model": self.model, "remedy": None if self.remedy is None else self.remedy.to_json(),
                 **self.extra}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPriceView:
+    """The price a model's requests are costed at: the user's, the catalogue's, or none (unknown:
+    the ledger records an unknown cost, not $0)."""
+
+    provider: str
+    model: str
+    price: PriceView | None
+    source: str
+    """"override", "catalog" or "unknown"."""
+
+    def to_json(self) -> dict[str, Any]:
+        price = None if self.price is None else {"input": self.price.input, "output": self.price.output,
+                                                 "cache_read": self.price.cache_read,
+                                                 "cache_write": self.price.cache_write}
+        return {"provider": self.provider, "model": self.model, "price": price, "source": self.source}
+
+    def describe(self) -> str:
+        from ironspire.views.formatting import list_price
+
+        name = f"{self.provider}/{self.model}"
+        if self.price is None:
+            return (f"{name}: price unknown; its requests are recorded with an unknown cost. "
+                    f"Set one with `ironspire models price {self.provider} {self.model} --input X --output Y`.")
+        p = self.price
+        origin = "your price" if self.source == "override" else "catalogue price"
+        return (f"{name} ({origin}, USD per million tokens): input {list_price(p.input)}, "
+                f"output {list_price(p.output)}, cache read {list_price(p.cache_read)}, "
+                f"cache write {list_price(p.cache_write)}")

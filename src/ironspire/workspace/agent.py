@@ -12,7 +12,11 @@ Turn semantics (what a user can rely on):
 - A process killed mid-turn commits nothing (SQLite's journal rolls the file back to the
   previous turn), so a reopened workspace shows the history as of the last completed turn.
 - Pre-flight failures (context window, capabilities) are raised before any request, and so
-  record nothing at all.
+  record nothing at all; so is a turn refused by a used-up budget (``BudgetExceeded``).
+- With fallback routes (``workspace/fallback.py``) a turn may make several requests: each one
+  gets its own ledger row, written in the turn's one transaction, and the reply's
+  ``meta["fallback"]`` names the route that answered and every route tried or skipped. The
+  agent's own route is never changed by a fallback.
 
 Turns of one agent are serialised (a second ``send`` waits for the first), across processes
 too (the store's per-agent lock); turns of different agents run concurrently and share nothing
@@ -27,13 +31,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ironspire.catalog.models import Price
 from ironspire.catalog.providers import ProviderSpec
-from ironspire.errors import ConfigurationError, TurnNotSaved, enable_remedy, set_default_remedy
+from ironspire.errors import (
+    CapabilityError,
+    ConfigurationError,
+    ContextWindowExceeded,
+    CredentialsMissing,
+    IronspireError,
+    ProviderUnavailable,
+    RateLimitError,
+    TurnNotSaved,
+    enable_remedy,
+    set_default_remedy,
+)
 from ironspire.messages import (
     Accumulator,
     Image,
@@ -48,11 +62,22 @@ from ironspire.messages import (
 )
 from ironspire.protocols.base import ChatRequest, PromptCache, Secrets, Target, Tool
 from ironspire.protocols.common import parse_cache
-from ironspire.workspace import images, offloop, preflight, routing
+from ironspire.workspace import budgets, fallback, images, offloop, preflight, pricing, routing
+from ironspire.workspace.effort import DEFAULT_EFFORT, Effort, check_effort
+from ironspire.workspace.fallback import Attempt, FallbackRoute
 
 if TYPE_CHECKING:
     from ironspire.store.store import Config
     from ironspire.workspace.workspace import Workspace
+
+def effort_applies(target: Target, options: dict[str, Any]) -> bool:
+    """Whether the agent's effort level goes out with this turn: only where the model reasons,
+    and not with a forced tool call, which thinking models reject or skip. A level the caller
+    gives for the turn itself is always sent as given."""
+    if not target.model.reasoning:
+        return False
+    return not (options.get("force_tool") or options.get("tool_choice") == "required")
+
 
 @dataclass(frozen=True, slots=True)
 class Entry:
@@ -61,6 +86,28 @@ class Entry:
     message: Message
     status: str
     at: float
+
+
+@dataclass(slots=True)
+class _Turn:
+    """One turn's state while it walks its routes (own route first, then the fallbacks)."""
+
+    user: Message
+    tools: tuple[Tool, ...]
+    options: dict[str, Any]
+    spec: ProviderSpec | None  # the provider whose secrets were read with the sync check
+    secrets: Secrets | None
+    chain: tuple[FallbackRoute, ...]
+    triggers: frozenset[str]
+    attempts: list[Attempt] = field(default_factory=list)
+    rows: list[tuple[Any, ...]] = field(default_factory=list)  # ledger rows of failed requests
+    error: BaseException | None = None  # the last request's failure
+    skip_error: IronspireError | None = None  # why the first skipped route was skipped
+    primary: str = ""
+
+    def falls_back(self, error: BaseException) -> bool:
+        """Whether the next route may take over after ``error`` (no output reached the caller)."""
+        return bool(self.chain) and isinstance(error, Exception) and fallback.failure_kind(error) in self.triggers
 
 
 class Agent:
@@ -76,9 +123,12 @@ class Agent:
         provider: str | None,
         model: str | None,
         history: list[Message] | None,
+        effort: Effort = DEFAULT_EFFORT,
     ) -> None:
         self.ws, self.id, self.name, self.system = ws, agent_id, name, system
         self.own_provider, self.own_model = provider, model
+        #: how deeply the agent reasons; sent as the request's reasoning level where the model reasons
+        self.effort: Effort = effort
         self._history = history
         #: the id of the agent's last stored message when ``_history`` was read or written
         self._last_id: int | None = None
@@ -149,9 +199,49 @@ class Agent:
             per_agent[str(self.id)] = value
         self.ws.set_setting("agent_prompt_cache", per_agent)
 
+    @property
+    def fallback(self) -> tuple[FallbackRoute, ...] | None:
+        """The agent's own fallback chain; None when it uses the workspace's default chain."""
+        from ironspire.workspace.workspace import AGENT_FALLBACK
+
+        return fallback.from_stored(self.ws._settings.get(AGENT_FALLBACK.format(self.id)))
+
+    @property
+    def fallback_chain(self) -> tuple[FallbackRoute, ...]:
+        """The routes a turn tries after the agent's own, in order (its own chain or the default)."""
+        own = self.fallback
+        return self.ws.default_fallback if own is None else own
+
+    def set_fallback(self, routes: str | Iterable[str | FallbackRoute] | None) -> None:
+        """``"P/M,P/M"`` or a list of routes; ``[]`` or ``""`` for no fallbacks at all, None to
+        use the workspace's default chain. Each route is checked now (a typo fails here)."""
+        from ironspire.workspace.workspace import AGENT_FALLBACK
+
+        chain = None if routes is None else fallback.to_stored(self.ws.check_fallback(routes))
+        self.ws._put(AGENT_FALLBACK.format(self.id), chain)
+
+    @property
+    def budget(self) -> budgets.Budget | None:
+        from ironspire.workspace.workspace import AGENT_BUDGET
+
+        return budgets.from_stored(self.ws._settings.get(AGENT_BUDGET.format(self.id)))
+
+    def set_budget(self, usd: float | None, period: str = "month") -> None:
+        """This agent's spending budget, per ``period`` ("day" or "month"); None removes it."""
+        from ironspire.workspace.workspace import AGENT_BUDGET
+
+        value = None if usd is None else budgets.make_budget(usd, period).to_stored()
+        self.ws._put(AGENT_BUDGET.format(self.id), value)
+
     def set_system(self, system: str | None) -> None:
         self._save(system=system or None)
         self.system = system or None
+
+    def set_effort(self, effort: str) -> None:
+        """Low, medium or high (the default): applied from the next turn, on any provider."""
+        level = check_effort(effort)
+        self._save(effort=level)
+        self.effort = level
 
     def _save(self, **values: Any) -> None:
         self.ws._adopt(self.ws.store.update_agent(self.id, **values))
@@ -212,8 +302,13 @@ class Agent:
         else:
             cache = parse_cache(self.prompt_cache or ws.setting("prompt_cache"))
         options["cache"] = None if cache is None else PromptCache(cache.ttl, cache.key or f"ironspire-agent-{self.id}")
+        tools = tuple(tools)
+        if "reasoning" not in options and effort_applies(target, options):
+            # the agent's effort level, mapped by each protocol onto its own control (thinking
+            # budget or effort, reasoning_effort, thinking level, the CLI's --effort)
+            options["reasoning"] = self.effort
         request = ChatRequest(
-            messages=(*(self._history or ()), user), system=self.system, tools=tuple(tools), max_tokens=max_tokens,
+            messages=(*(self._history or ()), user), system=self.system, tools=tools, max_tokens=max_tokens,
             foreign_reasoning=ws.setting("foreign_reasoning"), **options,
         )
         if any(isinstance(p, Image) for p in user.parts):  # by content and size, before anything is stored
@@ -223,12 +318,12 @@ class Agent:
         )
         return user, request, target
 
-    async def _discover(self) -> None:
+    async def _discover(self, route: routing.Route | None = None) -> None:
         """Lets a provider that lists its models at runtime (Ollama, Groq, Together, Fireworks,
         custom endpoints) fill the registry first, so pre-flight and the ledger use the model's
         real facts (context window, prices) rather than a guess. The workspace caches the listing
         briefly and never raises for a provider that cannot list (the request then fails)."""
-        route = self.route
+        route = route or self.route
         if route is None:
             return
         if route.model is not None:
@@ -275,11 +370,9 @@ class Agent:
         secrets = self.ws.credentials.secrets_for(spec) if spec is not None else None
         return config, history, secrets
 
-    async def _begin(
-        self, content: str | Message, tools: Iterable[Tool], options: dict[str, Any]
-    ) -> tuple[Message, ChatRequest, Target]:
-        """Under the turn lock: brings this process up to date with the store, then builds the
-        request. Database and keychain reads happen in one trip to a worker thread."""
+    async def _begin(self, content: str | Message, tools: Iterable[Tool], options: dict[str, Any]) -> _Turn:
+        """Under the turn lock: brings this process up to date with the store (database and
+        keychain reads in one trip to a worker thread); ``_routes`` then builds the requests."""
         user = Message.user(content) if isinstance(content, str) else content
         if user.role not in ("user", "tool"):
             raise ConfigurationError(f"an agent is sent user or tool messages, not {user.role!r}.")
@@ -288,10 +381,12 @@ class Agent:
         config: Config | None
         history: tuple[list[Message], int | None] | None
         secrets: Secrets | None
-        if spec is not None and (not spec.secret_fields or ws._keychain_free) and self._history is not None:
+        if spec is not None and (not spec.secret_fields or ws._keychain_free) and self._history is not None \
+                and ws.store.turns.inline_check:
             # no keychain to read (the provider has no secret, or secrets come from the
             # environment alone): a WAL read, which never waits for a writer, says whether there
-            # is anything to reload, and only a reload goes to a thread
+            # is anything to reload, and only a reload goes to a thread (on PostgreSQL the check
+            # itself is a round trip, so it always goes to the thread below)
             revision, last = ws.store.turns.check(self.id)
             config, history = None, None
             secrets = ws.credentials.secrets_for(spec) if spec.secret_fields else Secrets({})
@@ -307,41 +402,117 @@ class Agent:
             raise ConfigurationError(f"agent {self.name!r} was deleted.", hint="Create it again to use the name.")
         if history is not None:
             self._history, self._last_id = history
-        await self._discover()
-        route = self._checked_route()
-        now = ws.provider(route.provider)
-        if now is not spec or secrets is None:
-            if not now.secret_fields:
-                secrets = Secrets({})
-            elif ws._keychain_free:
-                secrets = ws.credentials.secrets_for(now)
-            else:
-                secrets = await offloop.run(ws.credentials.secrets_for, now)
-        return self._prepare(user, tools, options, ws.target(route.provider, route.model, secrets=secrets))
+        chain = self.fallback_chain
+        triggers = frozenset(ws.setting("fallback_on") or ())
+        return _Turn(user, tuple(tools), options, spec, secrets, chain, triggers)
+
+    async def _secrets(self, turn: _Turn, spec: ProviderSpec) -> Secrets:
+        if spec is turn.spec and turn.secrets is not None:
+            return turn.secrets
+        if not spec.secret_fields:
+            return Secrets({})
+        if self.ws._keychain_free:
+            return self.ws.credentials.secrets_for(spec)
+        return await offloop.run(self.ws.credentials.secrets_for, spec)
+
+    async def _routes(self, turn: _Turn) -> AsyncGenerator[tuple[ChatRequest, Target]]:
+        """The routes this turn may send to, in order, each prepared (pre-flight passed).
+
+        Without fallbacks this is the agent's route alone and every problem raises as it always
+        did. With fallbacks a route that cannot take the turn (disabled, cooling down, no
+        credentials, fails pre-flight) is skipped with the reason recorded; when every route was
+        skipped or failed, the turn's error is raised here.
+        """
+        ws = self.ws
+        if not turn.chain:
+            await self._discover()
+            route = self._checked_route()
+            secrets = await self._secrets(turn, ws.provider(route.provider))
+            target = ws.target(route.provider, route.model, secrets=secrets)
+            turn.primary = f"{target.provider.id}/{target.model.id}"
+            yield self._prepare(turn.user, turn.tools, dict(turn.options), target)[1:]
+            return
+        primary = self.route
+        if primary is None:
+            self._checked_route()  # raises: no route, with how to set one
+            return
+        routes = [primary, *(routing.Route(r.provider, r.model, False) for r in turn.chain)]
+        with contextlib.suppress(ConfigurationError):
+            turn.primary = f"{primary.provider}/{primary.model or ws._model(primary.provider, None).id}"
+        seen: set[tuple[str, str]] = set()
+        cooldown = float(ws.setting("fallback_cooldown") or fallback.DEFAULT_COOLDOWN)
+        for route in routes:
+            model = route.model or "?"
+            try:
+                skip = None if ws.is_enabled(route.provider) else "disabled"
+                skip = skip or fallback.health_skip(ws.health.status(route.provider), cooldown)
+                if skip is not None:
+                    turn.skip_error = turn.skip_error or self._skip_error(route, skip)
+                    turn.attempts.append(Attempt(route.provider, model, "skipped", skip))
+                    continue
+                await self._discover(route)
+                spec = ws.provider(route.provider)
+                target = ws.target(route.provider, route.model, secrets=await self._secrets(turn, spec))
+                model = target.model.id
+                if (spec.id, model) in seen:
+                    continue
+                seen.add((spec.id, model))
+                turn.primary = turn.primary or f"{spec.id}/{model}"
+                ws.backend(target.provider.protocol).check_configured(target)
+                _, request, target = self._prepare(turn.user, turn.tools, dict(turn.options), target)
+            except (ConfigurationError, CredentialsMissing, CapabilityError, ContextWindowExceeded) as exc:
+                turn.skip_error = turn.skip_error or exc
+                turn.attempts.append(Attempt(route.provider, model, "skipped", str(exc)))
+                continue
+            yield request, target
+        if turn.error is None:  # nothing was sent: the first route's reason (no ledger row, as pre-flight)
+            assert turn.skip_error is not None
+            turn.skip_error.attempts = tuple(turn.attempts)
+            raise turn.skip_error
+
+    def _skip_error(self, route: routing.Route, reason: str) -> IronspireError:
+        status = self.ws.health.status(route.provider)
+        if reason == "disabled":
+            return ConfigurationError(f"agent {self.name!r}: {route.provider} is disabled.",
+                                      remedy=enable_remedy(route.provider, self.name))
+        if str(getattr(status, "state", "")) == "rate_limited":
+            until = getattr(status, "until", None)
+            left = None if until is None else max(until.timestamp() - time.time(), 0.0)
+            return RateLimitError(route.provider, reason, retry_after=left, model=route.model)
+        return ProviderUnavailable(route.provider, reason, model=route.model)
 
     async def send(self, content: str | Message, *, tools: Iterable[Tool] = (), **options: Any) -> Message:
         """One turn, returned whole. ``options`` are ChatRequest fields (temperature, reasoning...)."""
         async with self._turn_lock():
-            user, request, target = await self._begin(content, tools, dict(options))
-            backend = self.ws.backend(target.provider.protocol)
-            started = time.perf_counter()
-            self.running_on = target.provider.id
-            try:
-                try:
+            turn = await self._begin(content, tools, dict(options))
+            limit = float(self.ws.setting("max_turn_seconds"))
+            deadline = time.perf_counter() + limit  # for the whole turn, fallbacks included
+            async with self._budgeted(turn) as spent, contextlib.aclosing(self._routes(turn)) as routes:
+                async for request, target in routes:
+                    backend = self.ws.backend(target.provider.protocol)
+                    started = time.perf_counter()
+                    self.running_on = target.provider.id
                     try:
-                        async with asyncio.timeout(float(self.ws.setting("max_turn_seconds"))):
-                            reply = await backend.complete(request, target)
-                    except TimeoutError:
-                        raise over_cap(target, f"the turn ran past max_turn_seconds "
-                                       f"({self.ws.setting('max_turn_seconds'):g} s)") from None
-                    self._check_size(reply, target)
-                except BaseException as exc:
-                    await self._record_failure(user, target, exc, time.perf_counter() - started, streamed=False)
-                    raise
-                await self._commit(user, reply, target, time.perf_counter() - started, streamed=False)
-                return reply
-            finally:
-                self.running_on = None
+                        try:
+                            async with asyncio.timeout(max(deadline - started, 0.0)):
+                                reply = await backend.complete(request, target)
+                        except TimeoutError:
+                            raise over_cap(target, f"the turn ran past max_turn_seconds ({limit:g} s)") from None
+                        self._check_size(reply, target)
+                    except BaseException as exc:
+                        self._failed(turn, target, exc, time.perf_counter() - started, streamed=False)
+                        if turn.falls_back(exc):
+                            continue
+                        await self._record_failure(turn)
+                        raise
+                    finally:
+                        self.running_on = None
+                    reply = await self._commit(turn, reply, target, time.perf_counter() - started, streamed=False,
+                                               spent=spent)
+                    return reply
+                await self._record_failure(turn)
+                assert turn.error is not None  # _routes raised if no request was made
+                raise turn.error
 
     async def stream(
         self, content: str | Message, *, tools: Iterable[Tool] = (), **options: Any
@@ -349,45 +520,56 @@ class Agent:
         """One turn as events; it is committed when the stream ends normally.
 
         Stopping early (``break``, cancellation) counts as a cancelled turn: nothing is added
-        to the history. The final message is then ``agent.history[-1]``.
+        to the history. The final message is then ``agent.history[-1]``. A fallback route takes
+        over only while no event has reached the caller.
         """
         async with self._turn_lock():
-            user, request, target = await self._begin(content, tools, dict(options))
-            backend = self.ws.backend(target.provider.protocol)
-            acc = Accumulator(target.provider.id, target.model.id)
-            started = time.perf_counter()
-            deadline = started + float(self.ws.setting("max_turn_seconds"))
-            budget = _output_budget(request.max_tokens or target.model.max_output_tokens)
-            produced = 0
-            self.running_on = target.provider.id
-            try:
-                try:
-                    events = backend.stream(request, target)
+            turn = await self._begin(content, tools, dict(options))
+            limit = float(self.ws.setting("max_turn_seconds"))
+            deadline = time.perf_counter() + limit  # for the whole turn, fallbacks included
+            async with self._budgeted(turn) as spent, contextlib.aclosing(self._routes(turn)) as routes:
+                async for request, target in routes:
+                    backend = self.ws.backend(target.provider.protocol)
+                    acc = Accumulator(target.provider.id, target.model.id)
+                    started = time.perf_counter()
+                    self.running_on = target.provider.id
+                    output = False
+                    budget = _output_budget(request.max_tokens or target.model.max_output_tokens)
+                    produced = 0
                     try:
-                        async for event in events:
-                            if isinstance(event, TextDelta | ReasoningDelta):
-                                produced += len(event.text)
-                            elif isinstance(event, ToolCallDelta):
-                                produced += len(event.arguments)
-                            if produced > budget:
-                                raise over_cap(target, f"the reply ran far past max_tokens ({produced} characters)")
-                            if time.perf_counter() > deadline:
-                                raise over_cap(target, f"the turn ran past max_turn_seconds "
-                                               f"({self.ws.setting('max_turn_seconds'):g} s)")
-                            acc.add(event)
-                            yield event
+                        events = backend.stream(request, target)
+                        try:
+                            async for event in events:
+                                if isinstance(event, TextDelta | ReasoningDelta):
+                                    produced += len(event.text)
+                                elif isinstance(event, ToolCallDelta):
+                                    produced += len(event.arguments)
+                                if produced > budget:
+                                    raise over_cap(target, f"the reply ran far past max_tokens ({produced} characters)")
+                                if time.perf_counter() > deadline:
+                                    raise over_cap(target, f"the turn ran past max_turn_seconds ({limit:g} s)")
+                                acc.add(event)
+                                output = True
+                                yield event
+                        finally:
+                            closer = getattr(events, "aclose", None)
+                            if closer is not None:
+                                await closer()
+                        reply = acc.message()
+                        self._check_size(reply, target)
+                    except BaseException as exc:
+                        self._failed(turn, target, exc, time.perf_counter() - started, streamed=True)
+                        if not output and turn.falls_back(exc):
+                            continue
+                        await self._record_failure(turn)
+                        raise
                     finally:
-                        closer = getattr(events, "aclose", None)
-                        if closer is not None:
-                            await closer()
-                    reply = acc.message()
-                    self._check_size(reply, target)
-                except BaseException as exc:
-                    await self._record_failure(user, target, exc, time.perf_counter() - started, streamed=True)
-                    raise
-                await self._commit(user, reply, target, time.perf_counter() - started, streamed=True)
-            finally:
-                self.running_on = None
+                        self.running_on = None
+                    await self._commit(turn, reply, target, time.perf_counter() - started, streamed=True, spent=spent)
+                    return
+                await self._record_failure(turn)
+                assert turn.error is not None  # _routes raised if no request was made
+                raise turn.error
 
     def _check_size(self, reply: Message, target: Target) -> None:
         limit = int(self.ws.setting("max_reply_bytes"))
@@ -396,48 +578,35 @@ class Agent:
         if size > limit:
             raise over_cap(target, f"the reply is larger than max_reply_bytes ({limit} bytes)")
 
-    # --- ledger ----------------------------------------------------------------------------
-
-    def _usage_row(self, target: Target, usage: Usage, meta_cost: Any, latency: float, outcome: str,
-                   streamed: bool) -> tuple[Any, ...]:
-        """The ledger row's values, in ``store.schema.USAGE_COLUMNS`` order."""
-        model = target.model
-        priced = model.price != Price()
-        # unknown counts are no basis for a price: the cost is unknown too, not zero
-        price_cost = model.cost(usage) if priced and usage.state != "unknown" else None
-        if target.provider.billed:
-            cost, api_cost = price_cost or 0.0, price_cost
-        else:
-            cost = 0.0
-            api_cost = float(meta_cost) if isinstance(meta_cost, int | float) else price_cost
-        return (
-            time.time(), self.ws.session_id, self.id, target.provider.id, model.id, usage.input, usage.output,
-            usage.cache_read, usage.cache_write, usage.reasoning, _money(cost), _money(api_cost), _money(latency),
-            outcome, int(streamed), usage.state,
-        )
-
-    async def _commit(self, user: Message, reply: Message, target: Target, latency: float, *,
-                      streamed: bool) -> None:
-        now = time.time()
-        # a provider that sent no usage (a stream without include_usage, a server that omits it)
-        # is recorded as unknown, never as a request that used no tokens
-        usage = clamp_usage(reply.usage)
-        if usage is not reply.usage:
-            reply = replace(reply, usage=usage)
+    @contextlib.asynccontextmanager
+    async def _budgeted(self, turn: _Turn) -> AsyncIterator[list[float | None]]:
+        """Admits the turn under the agent's and the workspace's budgets (refusing it before
+        anything is sent when one is used up) and releases it with what it cost. Without
+        budgets this costs nothing. The yielded list receives the turn's billed cost."""
+        ws = self.ws
+        gates: list[budgets.Gate] = []
+        spent: list[float | None] = [None]
         try:
-            row = self._usage_row(target, usage if usage is not None else Usage.unknown(), reply.meta.get("cost_usd"),
-                                  latency, "ok", streamed)
-            rows = [(self.id, user.role, user.to_json(), "ok", now), (self.id, "assistant", reply.to_json(), "ok", now)]
-            last = await offloop.run(self.ws.store.turns.write, rows, row)
-        except Exception as exc:  # a full disk, a read-only home: the reply must not be lost with it
-            raise TurnNotSaved(self.name, f"{type(exc).__name__}: {exc}", self._recover(user, reply)) from exc
-        if self._history is not None:
-            self._history.extend((user, reply))
-        self._last_id = last
+            for agent in (self, None):
+                budget = ws.budget if agent is None else agent.budget
+                if budget is None:
+                    continue
+                gate = ws.budget_gate("workspace" if agent is None else f"agent:{self.id}")
 
-    async def _record_failure(
-        self, user: Message, target: Target, exc: BaseException, latency: float, *, streamed: bool
-    ) -> None:
+                async def read(agent: Agent | None = agent) -> budgets.BudgetState:
+                    state = await offloop.run(ws.budget_state, agent)
+                    assert state is not None
+                    return state
+
+                await gate.admit(read)
+                gates.append(gate)
+            yield spent
+        finally:
+            for gate in gates:
+                gate.release(spent[0])
+
+    def _failed(self, turn: _Turn, target: Target, exc: BaseException, latency: float, *, streamed: bool) -> None:
+        """Records a request that failed: its ledger row (written with the turn) and its attempt."""
         if isinstance(exc, asyncio.CancelledError | GeneratorExit | KeyboardInterrupt):
             outcome = "cancelled"
         else:
@@ -445,12 +614,73 @@ class Agent:
         # nothing reached us that says what the failed request used (a stream cut after the
         # prompt was read may still be billed), so its counts are unknown
         row = self._usage_row(target, Usage.unknown(), None, latency, outcome, streamed)
-        messages = [(self.id, user.role, user.to_json(), "unanswered", time.time())]
+        turn.rows.append(row)
+        turn.attempts.append(Attempt(target.provider.id, target.model.id, outcome, str(exc), latency, row[10]))
+        turn.error = exc
+        if isinstance(exc, IronspireError) and turn.chain:
+            exc.attempts = tuple(turn.attempts)
+    # --- ledger ----------------------------------------------------------------------------
+
+    def _usage_row(self, target: Target, usage: Usage, meta_cost: Any, latency: float, outcome: str,
+                   streamed: bool) -> tuple[Any, ...]:
+        """The ledger row's values, in ``store.schema.USAGE_COLUMNS`` order. An unknown price or
+        unknown counts give an unknown cost (NULL), never $0; the row keeps the price it used."""
+        model = target.model
+        price = pricing.resolve(self.ws.setting(pricing.SETTING), model)
+        price_cost = pricing.cost(price, usage)
+        if target.provider.billed:
+            cost, api_cost = price_cost, price_cost
+        else:
+            cost = 0.0
+            api_cost = float(meta_cost) if isinstance(meta_cost, int | float) else price_cost
+        return (
+            time.time(), self.ws.session_id, self.id, target.provider.id, model.id, usage.input, usage.output,
+            usage.cache_read, usage.cache_write, usage.reasoning, _money(cost), _money(api_cost), _money(latency),
+            outcome, int(streamed), usage.state, pricing.price_json(price),
+        )
+
+    async def _commit(self, turn: _Turn, reply: Message, target: Target, latency: float, *, streamed: bool,
+                      spent: list[float | None]) -> Message:
+        now = time.time()
+        # a provider that sent no usage (a stream without include_usage, a server that omits it)
+        # is recorded as unknown, never as a request that used no tokens
+        usage = clamp_usage(reply.usage)
+        if usage is not reply.usage:
+            reply = replace(reply, usage=usage)
+        row = self._usage_row(target, usage if usage is not None else Usage.unknown(), reply.meta.get("cost_usd"),
+                              latency, "ok", streamed)
+        if turn.attempts:  # a fallback answered, or routes were skipped: the reply says which and why
+            turn.attempts.append(Attempt(target.provider.id, target.model.id, "ok", "", latency, row[10]))
+            answered = f"{target.provider.id}/{target.model.id}"
+            if answered != turn.primary:
+                reply = replace(reply, meta={**reply.meta, "fallback": {
+                    "primary": turn.primary, "answered": answered, "attempts": [a.to_json() for a in turn.attempts]}})
+        rows = [(self.id, turn.user.role, turn.user.to_json(), "ok", now),
+                (self.id, "assistant", reply.to_json(), "ok", now)]
+        try:
+            last = await offloop.run(self.ws.store.turns.write, rows, row, turn.rows)
+        except Exception as exc:  # a full disk, a read-only home: the reply must not be lost with it
+            raise TurnNotSaved(self.name, f"{type(exc).__name__}: {exc}", self._recover(turn.user, reply)) from exc
+        if self._history is not None:
+            self._history.extend((turn.user, reply))
+        self._last_id = last
+        # one request at an unknown price makes the turn's spend unknown (a budget must not count it as $0)
+        costs = [r[10] for r in (*turn.rows, row)]
+        spent[0] = None if any(c is None for c in costs) else sum(costs)
+        return reply
+
+    async def _record_failure(self, turn: _Turn) -> None:
+        """The turn failed (the caller raises its last request's error): the user's message is kept as
+        unanswered with the ledger rows of every request it made, in one transaction."""
+        exc = turn.error
+        assert exc is not None and turn.rows
+        messages = [(self.id, turn.user.role, turn.user.to_json(), "unanswered", time.time())]
+        rows = turn.rows
         try:
             if isinstance(exc, KeyboardInterrupt):  # the loop itself may be going down: write here
-                last = self.ws.store.turns.write(messages, row)
+                last = self.ws.store.turns.write(messages, rows[-1], rows[:-1])
             else:
-                last = await offloop.run(self.ws.store.turns.write, messages, row)
+                last = await offloop.run(self.ws.store.turns.write, messages, rows[-1], rows[:-1])
         except Exception as store_exc:  # the turn's own error is what the caller must see
             exc.add_note(f"the unanswered message was not saved either ({type(store_exc).__name__}: {store_exc})")
             return

@@ -17,6 +17,7 @@ from ironspire.catalog.providers import CustomEndpoint
 from ironspire.errors import ConfigurationError
 from ironspire.messages import Message
 from ironspire.paths import private_dir, write_private
+from ironspire.workspace.effort import DEFAULT_EFFORT
 
 if TYPE_CHECKING:
     from ironspire.workspace.workspace import Workspace
@@ -35,7 +36,12 @@ def snapshot(ws: Workspace, *, with_conversations: bool = False) -> dict[str, An
     agents = []
     for agent in ws.agents():
         record: dict[str, Any] = {"name": agent.name, "system": agent.system, "provider": agent.own_provider,
-                                  "model": agent.own_model}
+                                  "model": agent.own_model, "effort": agent.effort}
+        own = agent.fallback
+        if own is not None:
+            record["fallback"] = [str(r) for r in own]
+        if agent.budget is not None:
+            record["budget"] = agent.budget.to_stored()
         if with_conversations:
             record["messages"] = [json.loads(m.to_json()) for m in agent.history]
         agents.append(record)
@@ -236,10 +242,16 @@ def _restore_json(ws: Workspace, data: dict[str, Any], *, replace: bool = False)
         try:
             agent = ws.agent(name)
         except ConfigurationError:
-            agent = ws.create_agent(name, record.get("provider"), record.get("model"), record.get("system"))
+            agent = ws.create_agent(name, record.get("provider"), record.get("model"), record.get("system"),
+                                    effort=record.get("effort") or DEFAULT_EFFORT)
         else:
             agent.switch(record.get("provider"), record.get("model"))
             agent.set_system(record.get("system"))
+            agent.set_effort(record.get("effort") or DEFAULT_EFFORT)
+        if "fallback" in record:
+            agent.set_fallback(record["fallback"])
+        if isinstance(record.get("budget"), dict):
+            agent.set_budget(record["budget"]["usd"], record["budget"].get("period", "month"))
         counts["agents"] += 1
         if record.get("messages") is not None and (replace or ws.store.turns.check(agent.id)[1] is None):
             messages = [Message.from_json(json.dumps(m)) for m in record["messages"]]

@@ -22,12 +22,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ironspire.catalog.models import ModelSpec, Registry, dynamic_model
+from ironspire.catalog.models import ModelSpec, Price, Registry, dynamic_model
 from ironspire.catalog.providers import BUILTIN_PROVIDERS, CustomEndpoint, ProviderSpec, builtin, is_builtin
 from ironspire.errors import ConfigurationError
 from ironspire.protocols.base import Backend, Secrets, Target
 from ironspire.store.store import URL_ENV, Config, Store, default_url
-from ironspire.workspace import routing, validation
+from ironspire.workspace import budgets, fallback, routing, validation
+from ironspire.workspace.effort import DEFAULT_EFFORT, check_effort
+from ironspire.workspace.fallback import DEFAULT_COOLDOWN, DEFAULT_TRIGGERS, FallbackRoute
 
 if TYPE_CHECKING:
     from ironspire.analytics import Analytics
@@ -68,7 +70,17 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "agent_prompt_cache": {},
     "max_turn_seconds": 900.0,  # a turn that runs longer is stopped, its history unchanged
     "max_reply_bytes": 16 * 1024 * 1024,  # a reply larger than this (as stored) is refused, not committed
+    # fallback routes (workspace/fallback.py): the chain of agents without their own, which
+    # failures move a turn on, and how long an unreachable provider is passed over
+    "default_fallback": None,
+    "fallback_on": list(DEFAULT_TRIGGERS),
+    "fallback_cooldown": DEFAULT_COOLDOWN,
+    "budget": None,  # the workspace's spending budget (workspace/budgets.py), {"usd", "period"}
+    # the user's prices per model, "provider/model" -> USD per million tokens (workspace/pricing.py)
+    "price_overrides": {},
 }
+#: per-agent values kept in the settings table, keyed by agent id (not workspace settings)
+AGENT_FALLBACK, AGENT_BUDGET = "agent_fallback:{}", "agent_budget:{}"
 SETTING_CHOICES: dict[str, tuple[str, ...]] = {
     "degrade_images": ("error", "omit"),
     "degrade_tools": ("error", "flatten"),
@@ -113,6 +125,7 @@ class Workspace:
         self._custom_specs: dict[str, ProviderSpec] = {}
         self._agents: dict[str, Agent] = {}
         self._backends: dict[str, Backend] = {}
+        self._gates: dict[str, budgets.Gate] = {}
         self._revision = -1  # the configuration revision the state in memory was read at
         #: True once a turn found that secrets come from the environment alone (no keychain or
         #: encrypted file to read): turns then read them on the loop instead of in a thread
@@ -122,8 +135,14 @@ class Workspace:
         self._load()
         self.health = health(self.transport, self.target, provider_ids=self.provider_ids, is_enabled=self.is_enabled)
         self.transport.observers.append(self.health.observe)
+        transitions = getattr(self.health, "transitions", None)
+        if transitions is not None:  # health changes become the Reliability tab's timeline
+            transitions.append(self._record_transition)
+        share = getattr(self.health, "share", None)
         persist = getattr(self.health, "persist", None)
-        if persist is not None:  # the last known health outlives the command (warnings in `agents list`)
+        if self.store.postgres and share is not None:  # workers on one database probe once for all
+            share(self.store)
+        elif persist is not None:  # the last known health outlives the command (warnings in `agents list`)
             persist(home / "health.json")
 
     @classmethod
@@ -202,6 +221,7 @@ class Workspace:
                 del self._agents[name]
             else:
                 agent.system, agent.own_provider, agent.own_model = record.system, record.provider, record.model
+                agent.effort = check_effort(record.effort)
         self._revision = config.revision
 
     def _adopt(self, revision: int) -> None:
@@ -242,7 +262,8 @@ class Workspace:
         return self._settings.get(key)
 
     def settings(self) -> dict[str, Any]:
-        return dict(self._settings)
+        """The workspace settings (per-agent values kept beside them are the agents')."""
+        return {k: v for k, v in self._settings.items() if k in DEFAULT_SETTINGS}
 
     def set_setting(self, key: str, value: Any) -> None:
         self.setting(key)
@@ -272,12 +293,68 @@ class Workspace:
             except (TypeError, ValueError, OverflowError):
                 raise ConfigurationError(f"max_reply_bytes must be a whole number from 1024 to 2**31, not {value!r}.") \
                     from None
-        if key == "health_interval":
+        if key == "fallback_on":
+            value = fallback.check_triggers([value] if isinstance(value, str) else value)
+        if key == "default_fallback":
+            self.set_default_fallback([r if isinstance(r, str) else "/".join(r) for r in value or ()])
+            return
+        if key == "budget":
+            self.set_budget(None if value is None else value["usd"], value.get("period", "month") if value else "month")
+            return
+        if key in ("health_interval", "fallback_cooldown"):
             try:
-                value = validation.seconds(value, "health_interval")
+                value = validation.seconds(value, key)
             except ConfigurationError:
-                raise ConfigurationError(f"health_interval must be a positive number of seconds, not {value!r}.") \
-                    from None
+                raise ConfigurationError(f"{key} must be a positive number of seconds, not {value!r}.") from None
+        if key == "price_overrides":
+            from ironspire.workspace import pricing
+
+            if not isinstance(value, dict):
+                raise ConfigurationError("price_overrides maps provider/model to prices (USD per million tokens).")
+            value = {str(k): {f: getattr(pricing.parse(v), f) for f in pricing.PRICE_FIELDS}
+                     for k, v in value.items()}
+        self._write_setting(key, value)
+
+    # --- prices ----------------------------------------------------------------------------
+
+    def set_price(self, provider: str, model: str, *, input: float = 0.0, output: float = 0.0,
+                  cache_read: float = 0.0, cache_write: float = 0.0) -> Price:
+        """Sets the price (USD per million tokens) the ledger costs ``provider/model`` at from the
+        next request on, over the catalogue's; past rows keep the price they used."""
+        from ironspire.workspace import pricing
+
+        self.provider(provider)
+        if not model.strip():
+            raise ConfigurationError("a price needs a model id.", hint="e.g. `ironspire models price openai gpt-4.1`")
+        price = pricing.parse({"input": input, "output": output, "cache_read": cache_read,
+                               "cache_write": cache_write})
+        overrides = dict(self._settings.get(pricing.SETTING) or {})
+        overrides[pricing.key(provider, model)] = {f: getattr(price, f) for f in pricing.PRICE_FIELDS}
+        self._write_setting(pricing.SETTING, overrides)
+        return price
+
+    def clear_price(self, provider: str, model: str) -> bool:
+        """Drops the user's price for the model (the catalogue's applies again); False if none was set."""
+        from ironspire.workspace import pricing
+
+        overrides = dict(self._settings.get(pricing.SETTING) or {})
+        if overrides.pop(pricing.key(provider, model), None) is None:
+            return False
+        self._write_setting(pricing.SETTING, overrides)
+        return True
+
+    def price(self, provider: str, model: str) -> tuple[Price, str] | None:
+        """The price a request of the model is costed at and its source ("override", "catalog"); None: unknown."""
+        from ironspire.workspace import pricing
+
+        self.provider(provider)
+        own = (self._settings.get(pricing.SETTING) or {}).get(pricing.key(provider, model))
+        if own is not None:
+            return pricing.parse(own), "override"
+        spec = self.registry.find(provider, model)
+        return None if spec is None else pricing.resolve(None, spec)
+
+    def _write_setting(self, key: str, value: Any) -> None:
         revision = self.store.set_settings({key: value})
         self._settings[key] = value
         self._adopt(revision)
@@ -294,6 +371,65 @@ class Workspace:
         revision = self.store.set_settings({"default_provider": provider, "default_model": model})
         self._settings["default_provider"], self._settings["default_model"] = provider, model
         self._adopt(revision)
+
+    # --- fallbacks and budgets ----------------------------------------------------------------
+
+    @property
+    def default_fallback(self) -> tuple[FallbackRoute, ...]:
+        """The fallback chain of every agent that has none of its own."""
+        return fallback.from_stored(self._settings.get("default_fallback")) or ()
+
+    def set_default_fallback(self, routes: str | Iterable[str | FallbackRoute] | None) -> None:
+        """``"P/M,P/M"``, a list of routes, or None / empty to have none; each route is checked now."""
+        self._put("default_fallback", fallback.to_stored(self.check_fallback(routes)) or None)
+
+    def check_fallback(self, routes: str | Iterable[str | FallbackRoute] | None) -> tuple[FallbackRoute, ...]:
+        if routes is None:
+            return ()
+        if isinstance(routes, str):
+            parsed = fallback.parse_routes(routes)
+        else:
+            parsed = tuple(r if isinstance(r, FallbackRoute) else fallback.parse_routes(r)[0] for r in routes)
+        for route in parsed:
+            self.check_route(route.provider, route.model)
+        return tuple(dict.fromkeys(parsed))
+
+    @property
+    def budget(self) -> budgets.Budget | None:
+        return budgets.from_stored(self._settings.get("budget"))
+
+    def set_budget(self, usd: float | None, period: str = "month") -> None:
+        """The workspace's spending budget (None removes it)."""
+        self._put("budget", None if usd is None else budgets.make_budget(usd, period).to_stored())
+
+    def _put(self, key: str, value: Any) -> None:
+        """Stores a value in the settings table (a workspace setting or a per-agent value) and
+        holds it in memory, where turns read it."""
+        revision = self.store.set_settings({key: value})
+        self._settings[key] = value
+        self._adopt(revision)
+
+    def billed(self, pid: str) -> bool:
+        try:
+            return self.provider(pid).billed
+        except ConfigurationError:  # a removed custom endpoint: its rows stay, counted as billed
+            return True
+
+    def budget_state(self, agent: Agent | None = None) -> budgets.BudgetState | None:
+        """The workspace's budget now (or ``agent``'s own), None when there is none."""
+        budget = self.budget if agent is None else agent.budget
+        if budget is None:
+            return None
+        start, _ = budgets.period_bounds(budget.period)
+        rows = self.store.spend(start, None if agent is None else agent.id)
+        return budgets.state("workspace" if agent is None else "agent", None if agent is None else agent.name,
+                             budget, rows, self.billed)
+
+    def budget_gate(self, key: str) -> budgets.Gate:
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = budgets.Gate()
+        return gate
 
     # --- providers -------------------------------------------------------------------------
 
@@ -524,17 +660,20 @@ class Workspace:
             self.registry.get(default[0], model)
 
     def create_agent(
-        self, name: str, provider: str | None = None, model: str | None = None, system: str | None = None
+        self, name: str, provider: str | None = None, model: str | None = None, system: str | None = None,
+        *, effort: str = DEFAULT_EFFORT,
     ) -> Agent:
         """Creates and stores an agent. Without ``provider``/``model`` it inherits the workspace
         default at each request (so ``set_default`` moves it); a route given here is checked now,
-        so a typo fails at creation rather than at the first turn."""
+        so a typo fails at creation rather than at the first turn. ``effort`` (low / medium /
+        high) is how deeply it reasons where its model can."""
         from ironspire.workspace.agent import Agent
 
         name = validation.name(name)
+        level = check_effort(effort)
         self.check_route(provider, model)
-        agent_id, revision = self.store.create_agent(name, system, provider, model)
-        agent = Agent(self, agent_id, name, system, provider, model, history=[])
+        agent_id, revision = self.store.create_agent(name, system, provider, model, effort=level)
+        agent = Agent(self, agent_id, name, system, provider, model, history=[], effort=level)
         self._agents[name] = agent
         self._adopt(revision)
         return agent
@@ -556,7 +695,8 @@ class Workspace:
             hint = (f"Did you mean {', '.join(close)}? " if close else "")
             hint += "Create it with `ironspire agents create NAME`."
             raise ConfigurationError(f"no agent named {name!r}.", hint=hint)
-        agent = Agent(self, row.id, row.name, row.system, row.provider, row.model, history=None)
+        agent = Agent(self, row.id, row.name, row.system, row.provider, row.model, history=None,
+                      effort=check_effort(row.effort))
         self._agents[name] = agent
         return agent
 
@@ -592,6 +732,10 @@ class Workspace:
     def use_backend(self, protocol: str, backend: Backend) -> None:
         """Installs a specific adapter (an embedding application's own, or a test double)."""
         self._backends[protocol] = backend
+
+    def _record_transition(self, pid: str, previous: str | None, status: Any) -> None:
+        self.store.ledger.add_transition(status.checked_at.timestamp(), pid, previous, status.state.value,
+                                         status.detail or None)
 
     @property
     def analytics(self) -> Analytics:

@@ -1,4 +1,5 @@
-"""Schema migrations, applied to head every time a workspace opens.
+"""Schema migrations: applied to head every time a SQLite workspace opens; on PostgreSQL only
+by the explicit ``ironspire db upgrade``, and a process refuses a database at another revision.
 
 Alembic costs a few hundred milliseconds to import, so opening a workspace first reads the
 recorded revision with one query and loads Alembic only when the database is behind (a new
@@ -34,7 +35,7 @@ from sqlalchemy.pool import NullPool
 
 from ironspire.errors import ConfigurationError
 
-HEAD = "0003"
+HEAD = "0007"
 SCRIPTS = Path(__file__).resolve().parent
 
 
@@ -46,24 +47,61 @@ def current_revision(engine: Engine) -> str | None:
         return None if value is None else str(value)
 
 
-def upgrade(engine: Engine) -> None:
-    """Brings the database to head (no-op, and no Alembic import, when it is already there)."""
-    current = current_revision(engine)
-    if current == HEAD:
-        return
-    from alembic import command
+def _known_revisions() -> set[str]:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", str(SCRIPTS))
-    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
-    if current is not None and current not in known:
+    return {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+
+
+def _refuse_newer(current: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"the workspace database is at schema revision {current!r}, which this Ironspire does not know "
+        "(it was written by a newer version); it was left untouched.",
+        hint="Upgrade Ironspire, or point IRONSPIRE_HOME (or the database URL) at another database.",
+    )
+
+
+def check_current(engine: Engine) -> None:
+    """Refuses a shared database whose schema is not this Ironspire's (PostgreSQL: migrating is
+    the explicit `ironspire db upgrade`, never a side effect of one worker starting)."""
+    current = current_revision(engine)
+    if current == HEAD:
+        return
+    if current is None:
         raise ConfigurationError(
-            f"the workspace database is at schema revision {current!r}, which this Ironspire does not know "
-            "(it was written by a newer version); it was left untouched.",
-            hint="Upgrade Ironspire, or point IRONSPIRE_HOME at another directory.",
+            "the workspace database has no Ironspire schema yet (it was never migrated).",
+            hint="Run `ironspire db upgrade` once against it (with the same --database or IRONSPIRE_DATABASE_URL).",
         )
+    if current not in _known_revisions():
+        raise _refuse_newer(current)
+    raise ConfigurationError(
+        f"the workspace database is at schema revision {current!r}; this Ironspire needs {HEAD!r}.",
+        hint="Run `ironspire db upgrade` (stop the other workers first if the change is large).",
+    )
+
+
+def upgrade(engine: Engine) -> None:
+    """Brings the database to head (no-op, and no Alembic import, when it is already there)."""
+    current = current_revision(engine)
+    if current == HEAD:
+        if engine.dialect.name == "postgresql":
+            from ironspire.store import postgres
+
+            postgres.ensure_partitions(engine)
+        return
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPTS))
+    if current is not None and current not in _known_revisions():
+        raise _refuse_newer(current)
+    if engine.dialect.name == "postgresql":
+        _upgrade_postgres(engine, config, command)
+        return
     # Migrations run with foreign keys off, on a connection of their own: Alembic's batch mode
     # rebuilds a SQLite table by copying it and dropping the original, and with foreign keys on
     # that DROP would cascade (dropping `agents` deletes every message). The check before the
@@ -83,6 +121,18 @@ def upgrade(engine: Engine) -> None:
                 )
     finally:
         migrator.dispose()
+
+
+def _upgrade_postgres(engine: Engine, config: Any, command: Any) -> None:
+    """One transaction (PostgreSQL's DDL is transactional: a failed step leaves the old schema),
+    behind an advisory lock so that two `db upgrade`s at once run one after the other."""
+    from ironspire.store import postgres
+
+    with engine.begin() as conn:
+        postgres.lock_for_migration(conn)
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    postgres.ensure_partitions(engine)
 
 
 def _foreign_keys_off(dbapi_connection: Any, _record: Any) -> None:

@@ -26,11 +26,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column("deleted_at", sa.Float(), nullable=False, server_default="0"))
         batch.drop_constraint("uq_agents_name", type_="unique")
         batch.create_unique_constraint("uq_agents_name_deleted_at", ["name", "deleted_at"])
-    op.execute(
-        "INSERT INTO agents (name, system, provider, model, created_at, deleted_at) "
-        "SELECT agent, NULL, NULL, NULL, MIN(at), CASE WHEN MAX(at) > 0 THEN MAX(at) ELSE 1 END FROM usage "
-        "WHERE agent NOT IN (SELECT name FROM agents) GROUP BY agent"
-    )
+    # Only a SQLite workspace can hold ledger rows from before this revision: PostgreSQL
+    # databases start at this Ironspire, and the statement's float/timestamp mix is SQLite's.
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(
+            "INSERT INTO agents (name, system, provider, model, created_at, deleted_at) "
+            "SELECT agent, NULL, NULL, NULL, MIN(at), CASE WHEN MAX(at) > 0 THEN MAX(at) ELSE 1 END FROM usage "
+            "WHERE agent NOT IN (SELECT name FROM agents) GROUP BY agent"
+        )
     with op.batch_alter_table("usage") as batch:
         batch.add_column(sa.Column("agent_id", sa.Integer(), nullable=True))
     op.execute(

@@ -1,7 +1,9 @@
 """The real llama.cpp server (llama-cpp-python) serving SmolLM2-135M-Instruct on 127.0.0.1.
 
-Started once per session. The command line is ``LLAMACPP_COMMAND`` below, so CI can run the same
-thing by hand when a test needs debugging.
+Started once per session, for every test that asks for ``llamacpp_server`` (the integration
+tests, and the browser tests' real local model): the fixture is registered once, in
+tests/conftest.py, so the whole run shares one server. The command line is ``llamacpp_command``
+below, so CI can run the same thing by hand when a test needs debugging.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Iterator
 from importlib.util import find_spec
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 STARTUP_TIMEOUT = 120.0
@@ -67,9 +69,9 @@ def llamacpp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if proc.poll() is not None:
                 pytest.fail(f"llama.cpp server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
             try:
-                if httpx.get(base + "/models", timeout=2.0, trust_env=False).status_code == 200:
+                if httpx2.get(base + "/models", timeout=2.0, trust_env=False).status_code == 200:
                     break
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 pass
             if time.monotonic() > deadline:
                 pytest.fail(f"llama.cpp server not ready after {STARTUP_TIMEOUT:.0f} s:\n{log.read_text()[-3000:]}")

@@ -1,0 +1,169 @@
+"""Which database a workspace uses, and how its engine is made and its schema checked.
+
+SQLite in IRONSPIRE_HOME is the default; a URL (``--database URL`` or IRONSPIRE_DATABASE_URL)
+names another. PostgreSQL is reached through psycopg 3 only: ``postgresql://`` and
+``postgres://`` mean ``postgresql+psycopg://``, any other driver is refused, so that there is
+one tested path. Passwords belong in libpq's own places (``~/.pgpass``, PGPASSWORD) rather than
+in the URL; a URL that carries one is never printed with it.
+
+Migrations stay automatic on SQLite (one user, one file). On PostgreSQL several processes and
+hosts share the schema, so changing it is an explicit step (``ironspire db upgrade``) and a
+process opening a database at another revision refuses it, naming the step that fixes it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError
+
+from ironspire.errors import ConfigurationError
+from ironspire.store.schema import DB_NAME
+
+#: the environment variable that picks the database (a SQLAlchemy URL); default: SQLite in the home
+ENV = "IRONSPIRE_DATABASE_URL"
+_POSTGRES_SCHEMES = {"postgresql", "postgres", "postgresql+psycopg"}
+
+
+def shown(url: URL | str) -> str:
+    """A URL as it may be printed: never with its password."""
+    if isinstance(url, str):
+        try:
+            url = make_url(url)
+        except ArgumentError:
+            return "<unparseable URL>"
+    return url.render_as_string(hide_password=True)
+
+
+def parse(text: str) -> URL:
+    """A database URL the store can use, or a ConfigurationError saying what to write instead."""
+    text = text.strip()
+    if text.startswith("postgres://"):
+        text = "postgresql://" + text[len("postgres://"):]
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise ConfigurationError(
+            f"{shown(text)!r} is not a database URL.",
+            hint="Use postgresql+psycopg://USER@HOST:PORT/DATABASE, or sqlite:///PATH/ironspire.db.",
+        ) from None
+    if url.drivername in _POSTGRES_SCHEMES:
+        url = url.set(drivername="postgresql+psycopg")
+        if not url.database:
+            raise ConfigurationError(
+                f"the database URL {shown(url)!r} names no database.",
+                hint="Add it after the host: postgresql+psycopg://USER@HOST:PORT/ironspire.",
+            )
+        return url
+    if url.drivername == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise ConfigurationError(
+                "an in-memory SQLite database would lose the workspace when the process ends.",
+                hint="Use sqlite:///PATH/ironspire.db, or leave the URL unset for IRONSPIRE_HOME.",
+            )
+        return url
+    raise ConfigurationError(
+        f"the database URL {shown(url)!r} uses {url.drivername!r}, which Ironspire does not support.",
+        hint="Use postgresql+psycopg://... (PostgreSQL through psycopg 3) or sqlite:///PATH.",
+    )
+
+
+def resolve(home: Path, explicit: str | None = None) -> URL:
+    """The URL in force: the explicit one, else IRONSPIRE_DATABASE_URL, else SQLite in ``home``."""
+    text = explicit if explicit is not None else os.environ.get(ENV, "").strip() or None
+    if text is None:
+        return make_url(f"sqlite:///{home / DB_NAME}")
+    return parse(text)
+
+
+def is_postgres(url: URL | Engine) -> bool:
+    return (url.url if isinstance(url, Engine) else url).get_backend_name() == "postgresql"
+
+
+def make_engine(url: URL) -> Engine:
+    """An engine with the settings the store relies on (WAL and foreign keys on SQLite; a small
+    pre-pinged pool and UTC sessions on PostgreSQL)."""
+    if not is_postgres(url):
+        from ironspire.store import sqlite
+
+        assert url.database is not None
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)  # a new file's folder
+        engine = create_engine(url)
+        event.listen(engine, "connect", sqlite.on_connect)
+        return engine
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise ConfigurationError(
+            "the workspace database is PostgreSQL, but psycopg 3 is not installed.",
+            hint="Run `pip install 'ironspire[postgres]'`.",
+        ) from None
+    return create_engine(
+        url, pool_size=5, max_overflow=10, pool_pre_ping=True,
+        connect_args={"options": "-c timezone=UTC", "application_name": "ironspire", "connect_timeout": 10},
+    )
+
+
+def open_engine(url: URL) -> Engine:
+    """An engine on a database whose schema is this Ironspire's: migrated here on SQLite,
+    checked (never changed) on PostgreSQL."""
+    from ironspire.store import migrations
+
+    engine = make_engine(url)
+    try:
+        if is_postgres(url):
+            _check_reachable(engine, url)
+            migrations.check_current(engine)
+        else:
+            migrations.upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def upgrade(url: URL) -> tuple[str | None, str]:
+    """``ironspire db upgrade``: brings the database to this Ironspire's schema.
+
+    Returns (revision before, revision after).
+    """
+    from ironspire.store import migrations
+
+    engine = make_engine(url)
+    try:
+        if is_postgres(url):
+            _check_reachable(engine, url)
+        before = migrations.current_revision(engine)
+        migrations.upgrade(engine)
+        if is_postgres(url):  # the explicit step also pays for rolling up a large ledger's closed days
+            import time
+
+            from ironspire.store import rollups
+
+            with engine.begin() as conn:
+                rollups.refresh(conn, time.time())
+        return before, migrations.HEAD
+    finally:
+        engine.dispose()
+
+
+def upgrade_url(url: str) -> None:
+    upgrade(parse(url))
+
+
+def _check_reachable(engine: Engine, url: URL) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        raise ConfigurationError(
+            f"cannot reach the workspace database {shown(url)}: {reason}",
+            hint="Check that PostgreSQL is running there and the URL's user, host, port and database are right "
+            f"(--database or {ENV}).",
+        ) from None

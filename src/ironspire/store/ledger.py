@@ -1,0 +1,491 @@
+"""The Analytics panel's queries over the ledger, aggregated by the database.
+
+Every tab asks the database for its figures already summed, bucketed or ranked (GROUP BY,
+window functions, LIMIT/OFFSET) and never pulls a period's rows into Python: a 90-day ledger of
+a million requests is read through ``ix_usage_at_cover`` (migration 0005), the index that holds
+every column an aggregate needs. Raw rows leave only page by page (``turns_page``) or as a stream
+(``iter_rows``: the CSV export, in constant memory).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Float, Integer, and_, case, cast, func, or_, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql.expression import ColumnElement
+
+from ironspire.errors import ConfigurationError
+from ironspire.store.schema import (
+    TOKEN_COLUMNS,
+    agents,
+    health_transitions,
+    usage,
+    usage_daily_detail,
+    usage_daily_detail_state,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageFilter:
+    """Which ledger rows: ``start`` inclusive, ``end`` exclusive (Unix times), a session, an
+    agent (by name: every agent that ever had it), a provider, a set of providers (``providers``:
+    ids, or a prefix ending in ``*`` such as ``custom-*``: a provider group) and an outcome
+    (``ok``, ``error`` for every failure, or one outcome such as ``RateLimitError``); None means any."""
+
+    start: float | None = None
+    end: float | None = None
+    session: str | None = None
+    agent: str | None = None
+    provider: str | None = None
+    providers: tuple[str, ...] | None = None
+    outcome: str | None = None
+
+
+def usage_where(f: UsageFilter) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if f.start is not None:
+        where.append(usage.c.at >= f.start)
+    if f.end is not None:
+        where.append(usage.c.at < f.end)
+    if f.session is not None:
+        where.append(usage.c.session == f.session)
+    if f.agent is not None:
+        # through the agents table by id, so the per-agent index serves it
+        where.append(usage.c.agent_id.in_(select(agents.c.id).where(agents.c.name == f.agent)))
+    if f.provider is not None:
+        where.append(usage.c.provider == f.provider)
+    if f.providers is not None:
+        where.append(_provider_in(usage.c.provider, f.providers))
+    if f.outcome is not None:
+        where.append(_outcome_is(usage.c.outcome, f.outcome))
+    return where
+
+
+def _provider_in(column: Any, providers: tuple[str, ...]) -> ColumnElement[bool]:
+    """``column`` is one of ``providers`` (ids, or prefixes ending in ``*``)."""
+    exact = [p for p in providers if not p.endswith("*")]
+    return or_(column.in_(exact), *(column.startswith(p[:-1]) for p in providers if p.endswith("*")))
+
+
+def _outcome_is(column: ColumnElement[str], outcome: str) -> ColumnElement[bool]:
+    """``error`` is every failure; anything else one outcome."""
+    return column != "ok" if outcome == "error" else column == outcome
+
+
+_OK = usage.c.outcome == "ok"
+DAY = 86400.0
+#: up to this many rows a percentile is ranked in memory; past it, by offset along ix_usage_latency
+SORT_IN_MEMORY = 20_000
+#: the sums both sources give, merged by adding (``finish`` derives the rest)
+SUMS = ("requests", "turns", *TOKEN_COLUMNS, "cost_usd", "cost_unknown", "api_cost_usd", "api_cost_unknown",
+        "usage_unknown", "usage_estimated", "latency_ok")
+
+
+def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+#: what a chart needs per bucket: the fewer sums, the faster a week of rows is read
+SERIES_SUMS = ("requests", "turns", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+               "reasoning_tokens", "cost_usd", "cost_unknown", "usage_unknown", "latency_ok")
+
+
+def _only(columns: list[ColumnElement[Any]], names: tuple[str, ...]) -> list[ColumnElement[Any]]:
+    return [c for c in columns if c.name in names]
+
+
+def _raw_sums() -> list[ColumnElement[Any]]:
+    state = func.coalesce(usage.c.usage_state, "reported")
+    return [
+        func.count().label("requests"),
+        _count(_OK).label("turns"),
+        *(func.coalesce(func.sum(usage.c[c]), 0).label(c) for c in TOKEN_COLUMNS),
+        func.coalesce(func.sum(usage.c.cost_usd), 0.0).label("cost_usd"),
+        _count(and_(_OK, usage.c.cost_usd.is_(None))).label("cost_unknown"),
+        func.coalesce(func.sum(usage.c.api_cost_usd), 0.0).label("api_cost_usd"),
+        _count(and_(_OK, usage.c.api_cost_usd.is_(None))).label("api_cost_unknown"),
+        _count(and_(_OK, state == "unknown")).label("usage_unknown"),
+        _count(and_(_OK, state == "estimated")).label("usage_estimated"),
+        func.coalesce(func.sum(case((_OK, usage.c.latency_s), else_=0.0)), 0.0).label("latency_ok"),
+    ]
+
+
+def _daily_sums() -> list[ColumnElement[Any]]:
+    d = usage_daily_detail.c
+    ok = d.outcome == "ok"
+
+    def when(condition: ColumnElement[bool], value: Any) -> ColumnElement[Any]:
+        return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+
+    return [
+        func.coalesce(func.sum(d.requests), 0).label("requests"),
+        when(ok, d.requests).label("turns"),
+        *(func.coalesce(func.sum(d[c]), 0).label(c) for c in TOKEN_COLUMNS),
+        func.coalesce(func.sum(d.cost_usd), 0.0).label("cost_usd"),
+        when(ok, d.cost_null).label("cost_unknown"),
+        func.coalesce(func.sum(d.api_cost_usd), 0.0).label("api_cost_usd"),
+        when(ok, d.api_null).label("api_cost_unknown"),
+        when(and_(ok, d.usage_state == "unknown"), d.requests).label("usage_unknown"),
+        when(and_(ok, d.usage_state == "estimated"), d.requests).label("usage_estimated"),
+        when(ok, d.latency_sum).label("latency_ok"),
+    ]
+
+
+def finish(sums: dict[str, Any]) -> dict[str, Any]:
+    """A group's figures from merged sums: ``errors`` and ``avg_latency_s`` (None without successes)."""
+    out = dict(sums)
+    out["errors"] = int(sums["requests"]) - int(sums["turns"])
+    out["avg_latency_s"] = float(sums["latency_ok"]) / int(sums["turns"]) if sums["turns"] else None
+    return out
+
+
+def add_up(rows: list[dict[str, Any]], key: str, fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Rows summed per ``key`` (the per-agent series read once gives the all-agents one too)."""
+    out: dict[Any, dict[str, Any]] = {}
+    for r in rows:
+        into = out.get(r[key])
+        if into is None:
+            out[r[key]] = {key: r[key], **{f: r[f] for f in fields}}
+        else:
+            for f in fields:
+                into[f] += r[f]
+    return list(out.values())
+
+
+def measures() -> list[ColumnElement[Any]]:
+    """The sums every breakdown reports over raw rows (see ``Store.ledger_totals``)."""
+    return _raw_sums()
+
+
+Key = Literal["agent_id", "provider", "model", "outcome", "bucket"]
+
+
+class Ledger:
+    """The panel's queries (``Store.ledger``).
+
+    Aggregates split the filter's time range at UTC midnights: whole days come from
+    ``usage_daily_detail`` (brought up to date with the ledger first, in one write transaction, so two
+    processes never sum a row twice), the partial days at the edges from ``usage`` itself, and
+    the two are added. A session filter reads ``usage`` only (sessions are not summed by day).
+    """
+
+    def __init__(self, engine: Engine, *, postgres: bool = False) -> None:
+        self.engine = engine
+        self.postgres = postgres
+
+    def _sqlite_only(self, what: str) -> None:
+        """The daily detail sums and time buckets are written in SQLite's dialect (an upsert,
+        float arithmetic on ``at``); on PostgreSQL they refuse clearly instead of failing inside
+        the database (aggregates without time buckets read the raw rows there)."""
+        if self.postgres:
+            raise ConfigurationError(
+                f"the Analytics panel's {what} is not available on PostgreSQL yet (its ledger queries are "
+                "SQLite-only); nothing was read.",
+                hint="Use a SQLite workspace for the Analytics panel, or `ironspire usage` for totals on PostgreSQL.",
+            )
+
+    # --- the daily sums ----------------------------------------------------------------------
+
+    def refresh(self) -> int:
+        """Adds the ledger rows not yet summed to ``usage_daily_detail``; returns how many there were."""
+        self._sqlite_only("daily sums")
+        state = usage_daily_detail_state.c
+        with self.engine.connect() as conn:
+            last, newest = conn.execute(select(state.last_id, select(func.max(usage.c.id)).scalar_subquery())
+                                        .where(state.id == 1)).one()
+        if newest is None or newest <= last:
+            return 0
+        with self.engine.begin() as conn:
+            # the write lock first, then the watermark: a second process waits here and then sees ours
+            conn.execute(update(usage_daily_detail_state).where(state.id == 1).values(last_id=state.last_id))
+            last = int(conn.execute(select(state.last_id).where(state.id == 1)).scalar_one())
+            newest = conn.execute(select(func.max(usage.c.id))).scalar()
+            if newest is None or newest <= last:
+                return 0
+            day = (cast(usage.c.at / DAY, Integer) * DAY)
+            statestr = func.coalesce(usage.c.usage_state, "reported")
+            keys = [day.label("day"), usage.c.agent_id, usage.c.provider, usage.c.model, usage.c.outcome,
+                    statestr.label("usage_state")]
+            values = [
+                func.count(), *(func.sum(usage.c[c]) for c in TOKEN_COLUMNS),
+                func.coalesce(func.sum(usage.c.cost_usd), 0.0), _count(usage.c.cost_usd.is_(None)),
+                func.coalesce(func.sum(usage.c.api_cost_usd), 0.0), _count(usage.c.api_cost_usd.is_(None)),
+                func.sum(usage.c.latency_s),
+            ]
+            names = ["day", "agent_id", "provider", "model", "outcome", "usage_state", "requests", *TOKEN_COLUMNS,
+                     "cost_usd", "cost_null", "api_cost_usd", "api_null", "latency_sum"]
+            source = select(*keys, *values).where(usage.c.id > last, usage.c.id <= newest).group_by(*keys[:6])
+            add = sqlite_insert(usage_daily_detail).from_select(names, source)
+            summed = names[6:]
+            conn.execute(add.on_conflict_do_update(
+                index_elements=names[:6], set_={c: usage_daily_detail.c[c] + add.excluded[c] for c in summed}))
+            conn.execute(update(usage_daily_detail_state).where(state.id == 1).values(last_id=newest))
+            return int(newest) - last
+
+    def aggregate(self, f: UsageFilter, keys: tuple[Key, ...] = (), width: float | None = None,
+                  sums: tuple[str, ...] = SUMS) -> list[dict[str, Any]]:
+        """Sums (``SUMS``, then ``finish``) per group of ``keys`` over the filter; ``bucket``
+        groups by time (``width`` seconds; whole days are read by day only when ``width`` is a
+        multiple of a day)."""
+        if "bucket" in keys:
+            self._sqlite_only("time series")
+        days: tuple[float, float] | None = None
+        if self.postgres:  # no daily detail sums there yet: the raw rows only
+            pass
+        elif f.session is None and f.start is not None and (width is None or width % DAY == 0):
+            first = math.ceil(f.start / DAY) * DAY
+            end = f.end if f.end is not None else time.time() + DAY
+            last = math.floor(end / DAY) * DAY
+            if last > first:
+                days = (first, last)
+        elif f.session is None and f.start is None and f.end is None and (width is None or width % DAY == 0):
+            days = (-math.inf, math.inf)
+        merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            for query in self._queries(f, keys, width, days, sums):
+                for row in conn.execute(query):
+                    m = row._mapping
+                    key = tuple(m[k] for k in keys)
+                    into = merged.get(key)
+                    if into is None:
+                        merged[key] = {**{k: m[k] for k in keys}, **{s: m[s] for s in sums}}
+                    else:
+                        for s_ in sums:
+                            into[s_] += m[s_]
+        return [finish(v) for v in merged.values()]
+
+    def _queries(self, f: UsageFilter, keys: tuple[Key, ...], width: float | None,
+                 days: tuple[float, float] | None, sums: tuple[str, ...]) -> list[Any]:
+        if days is not None:
+            self.refresh()
+        out = []
+        raw_ranges: list[UsageFilter] = []
+        if days is None:
+            raw_ranges.append(f)
+        else:
+            fields = _fields(f)
+            if f.start is not None and f.start < days[0]:
+                raw_ranges.append(UsageFilter(**{**fields, "end": days[0]}))
+            if days[1] != math.inf and (f.end is None or f.end > days[1]):
+                raw_ranges.append(UsageFilter(**{**fields, "start": days[1]}))
+            where = _daily_where(f, days)
+            group = [_daily_key(k, width) for k in keys]
+            out.append(select(*group, *_only(_daily_sums(), sums)).where(*where).group_by(*group))
+        for part in raw_ranges:
+            group = [_raw_key(k, width) for k in keys]
+            out.append(select(*group, *_only(_raw_sums(), sums)).where(*usage_where(part)).group_by(*group))
+        return out
+
+    def series(self, f: UsageFilter, width: float, by: Literal["agent"] | None = None) -> list[dict[str, Any]]:
+        """Sums per time bucket (``bucket``: its start, a multiple of ``width`` seconds), and per
+        agent (``key``: the agent's name) with ``by="agent"``; oldest bucket first."""
+        keys: tuple[Key, ...] = ("bucket", "agent_id") if by == "agent" else ("bucket",)
+        rows = self.aggregate(f, keys, width, SERIES_SUMS)
+        if by == "agent":
+            names = self.agent_names()
+            for r in rows:
+                r["key"] = names.get(int(r["agent_id"]), str(r["agent_id"]))
+        rows.sort(key=lambda r: r["bucket"])
+        return rows
+
+    def stamp(self) -> int:
+        """The newest ledger row's id (0 when empty): it changes with every request recorded."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(usage.c.id), 0))).scalar_one())
+
+    def _conn_rows(self, query: Any) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
+
+    def agent_names(self) -> dict[int, str]:
+        with self.engine.connect() as conn:
+            return {int(i): str(n) for i, n in conn.execute(select(agents.c.id, agents.c.name))}
+
+    def per_agent(self, f: UsageFilter) -> list[dict[str, Any]]:
+        """One row per agent id with a request in the filter: its sums, its latest request's time
+        and provider/model (one index seek per agent)."""
+        rows = self.aggregate(f, ("agent_id",))
+        last_day: dict[int, float] = {}
+        if f.session is None and rows and not self.postgres:
+            self.refresh()
+            d = usage_daily_detail.c
+            for aid, day in self._conn_rows(select(d.agent_id, func.max(d.day)).where(
+                    *_daily_where(f, (-math.inf, math.inf))).group_by(d.agent_id)):
+                last_day[int(aid)] = float(day)
+        with self.engine.connect() as conn:
+            info = {int(i): (n, c, d) for i, n, c, d in conn.execute(
+                select(agents.c.id, agents.c.name, agents.c.created_at, agents.c.deleted_at))}
+            for r in rows:
+                aid = int(r["agent_id"])
+                # the latest request lies in the agent's last summed day (or the filter's edge after it)
+                since = [usage.c.at >= last_day[aid]] if aid in last_day else []
+                latest = conn.execute(
+                    select(usage.c.at, usage.c.provider, usage.c.model)
+                    .where(*usage_where(f), usage.c.agent_id == aid, *since)
+                    .order_by(usage.c.at.desc()).limit(1)).first()
+                if latest is None:  # the filter ends before that day: look through the whole range
+                    latest = conn.execute(
+                        select(usage.c.at, usage.c.provider, usage.c.model)
+                        .where(*usage_where(f), usage.c.agent_id == aid)
+                        .order_by(usage.c.at.desc()).limit(1)).one()
+                name, created, deleted = info[aid]
+                r.update(agent=name, created_at=created, deleted_at=deleted, last_at=latest[0],
+                         last_provider=latest[1], last_model=latest[2])
+        rows.sort(key=lambda r: (r["agent"], r["agent_id"]))
+        return rows
+
+    def by_key(self, f: UsageFilter, by: Literal["provider", "model", "outcome"]) -> list[dict[str, Any]]:
+        """Sums per provider, per ``provider/model`` (with ``provider`` and ``model`` apart) or per outcome."""
+        keys: tuple[Key, ...] = (("provider", "model") if by == "model" else ("provider", "outcome")
+                                 if by == "outcome" else ("provider",))
+        return self.aggregate(f, keys)
+
+    def latency_percentiles(self, f: UsageFilter, quantiles: tuple[float, ...] = (0.5, 0.95)
+                            ) -> dict[str, dict[float, float]]:
+        """Per provider, the latency (s) of successful requests at each quantile: the nearest-rank
+        value (the ceil(q*n)-th smallest), read in latency order from ``ix_usage_latency`` with an
+        offset (from the nearer end), so no period's rows are sorted."""
+        ok = UsageFilter(**{**_fields(f), "outcome": "ok"})
+        counts = {str(r["provider"]): int(r["turns"]) for r in self.aggregate(ok, ("provider",))}
+        out: dict[str, dict[float, float]] = {}
+        with self.engine.connect() as conn:
+            for provider, n in counts.items():
+                if not n:
+                    continue
+                where = [*usage_where(UsageFilter(**{**_fields(ok), "provider": provider}))]
+                if n <= SORT_IN_MEMORY:  # few rows: read them by the filter's own index and rank here
+                    # provider and outcome through `|| ''`, which SQLite cannot match to an index: the
+                    # rows are found by the period's (or session's, or agent's) index, not by walking
+                    # every row of the provider along the latency index
+                    rest = UsageFilter(**{**_fields(ok), "provider": None, "outcome": None})
+                    query = select(usage.c.latency_s).where(
+                        *usage_where(rest), usage.c.provider.concat("") == provider, usage.c.outcome.concat("") == "ok")
+                    values = sorted(float(v) for (v,) in conn.execute(query))
+                    for q in quantiles:
+                        if values:
+                            out.setdefault(provider, {})[q] = values[nearest_rank(q, len(values)) - 1]
+                    continue
+                for q in quantiles:
+                    rank = nearest_rank(q, n)
+                    up = rank <= n - rank + 1
+                    order = usage.c.latency_s.asc() if up else usage.c.latency_s.desc()
+                    offset = rank - 1 if up else n - rank
+                    value = conn.execute(select(usage.c.latency_s).where(*where)
+                                         .order_by(order).limit(1).offset(offset)).scalar()
+                    if value is not None:
+                        out.setdefault(provider, {})[q] = float(value)
+        return out
+
+    def turns_page(self, f: UsageFilter, *, limit: int, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
+        """The matching rows' count and one page of them, newest first."""
+        where = usage_where(f)
+        query = (select(usage.c.id, *_row_columns())
+                 .select_from(usage.join(agents, agents.c.id == usage.c.agent_id)).where(*where)
+                 .order_by(usage.c.at.desc(), usage.c.id.desc()).limit(limit).offset(offset))
+        with self.engine.connect() as conn:
+            page = [dict(row._mapping) for row in conn.execute(query)]
+        total = sum(int(r["requests"]) for r in self.aggregate(f))
+        return total, page
+
+    def iter_rows(self, f: UsageFilter, *, chunk: int = 2000) -> Iterator[dict[str, Any]]:
+        """The matching rows, oldest first, fetched ``chunk`` at a time over one connection: the
+        CSV export of a million rows holds one chunk in memory, never the result."""
+        query = (select(*_row_columns())
+                 .select_from(usage.join(agents, agents.c.id == usage.c.agent_id)).where(*usage_where(f))
+                 .order_by(usage.c.at, usage.c.id))
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=chunk).execute(query)
+            for row in result:
+                yield dict(row._mapping)
+
+    # --- health transitions ----------------------------------------------------------------------
+
+    def add_transition(self, at: float, provider: str, state_from: str | None, state_to: str,
+                       detail: str | None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(health_transitions.insert().values(
+                at=at, provider=provider, state_from=state_from, state_to=state_to, detail=detail))
+
+    def transitions(self, f: UsageFilter) -> list[dict[str, Any]]:
+        """Health changes in the filter's time range and providers (agents and outcomes do not apply), oldest first."""
+        t = health_transitions
+        where: list[ColumnElement[bool]] = []
+        if f.start is not None:
+            where.append(t.c.at >= f.start)
+        if f.end is not None:
+            where.append(t.c.at < f.end)
+        if f.provider is not None:
+            where.append(t.c.provider == f.provider)
+        if f.providers is not None:
+            where.append(_provider_in(t.c.provider, f.providers))
+        query = select(t.c.at, t.c.provider, t.c.state_from, t.c.state_to, t.c.detail).where(*where) \
+            .order_by(t.c.at, t.c.id)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def _ceil_rank(q: float, n: Any) -> ColumnElement[Any]:
+    """``nearest_rank`` in SQL: max(1, ceil(q*n)) with the same floating-point product."""
+    product = q * cast(n, Float)
+    floor = cast(product, Integer)
+    return func.max(1, floor + case((product > floor, 1), else_=0))
+
+
+def nearest_rank(q: float, n: int) -> int:
+    """The 1-based rank of quantile ``q`` among ``n`` sorted values (nearest-rank method)."""
+    import math
+
+    return max(1, math.ceil(q * n))
+
+
+def _fields(f: UsageFilter) -> dict[str, Any]:
+    return {name: getattr(f, name) for name in UsageFilter.__dataclass_fields__}
+
+
+def _row_columns() -> list[Any]:
+    """A raw row: the agent's name, then the ledger's own columns (not its ids)."""
+    return [agents.c.name.label("agent"), *(c for c in usage.c if c.name not in ("id", "agent_id"))]
+
+
+def _raw_key(key: Key, width: float | None) -> Any:
+    """A group key over rows, as an expression (``|| ''``, ``+ 0``): grouping by a bare column
+    lets SQLite walk that column's index for its order and visit every row of the ledger instead
+    of the period's few."""
+    if key == "bucket":
+        assert width is not None
+        return (cast(usage.c.at / width, Integer) * width).label("bucket")
+    if key == "agent_id":
+        return (usage.c.agent_id + 0).label(key)
+    return usage.c[key].concat("").label(key)
+
+
+def _daily_key(key: Key, width: float | None) -> Any:
+    d = usage_daily_detail.c
+    if key == "bucket":
+        assert width is not None
+        return (cast(d.day / width, Integer) * width).label("bucket")
+    return d[key].label(key)
+
+
+def _daily_where(f: UsageFilter, days: tuple[float, float]) -> list[ColumnElement[bool]]:
+    d = usage_daily_detail.c
+    where: list[ColumnElement[bool]] = []
+    if days[0] != -math.inf:
+        where.append(d.day >= days[0])
+    if days[1] != math.inf:
+        where.append(d.day < days[1])
+    if f.agent is not None:
+        where.append(d.agent_id.in_(select(agents.c.id).where(agents.c.name == f.agent)))
+    if f.provider is not None:
+        where.append(d.provider == f.provider)
+    if f.providers is not None:
+        where.append(_provider_in(d.provider, f.providers))
+    if f.outcome is not None:
+        where.append(_outcome_is(d.outcome, f.outcome))
+    return where
