@@ -383,7 +383,7 @@ class Analytics:
         """Writes the raw turns (columns: ``TURN_FIELDS``, see the module docstring), streamed
         from the database: memory stays the same for ten rows or a million."""
         if isinstance(out, Path):
-            with out.open("w", newline="", encoding="utf-8") as fh:
+            with open_private(out, newline="", encoding="utf-8") as fh:
                 return self.turns_csv(fh, period, **filters)
         chunks = 0
         for chunk in self.iter_turns_csv(period, **filters):

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -116,7 +116,7 @@ def test_mutated_recordings_fail_as_provider_errors(realdata: Path, protocol: st
         body = _mutated(answer.body, which, where, value)
 
         async def run() -> None:
-            transport = ReplayTransport(lambda _r: httpx.Response(200, headers=headers, content=body))
+            transport = ReplayTransport(lambda _r: httpx2.Response(200, headers=headers, content=body))
             backend = backend_for(protocol, transport)
             try:
                 if streamed:
@@ -149,7 +149,7 @@ async def test_malformed_chat_completions_chunks_are_provider_errors(chunk: dict
             headers = {"content-type": "text/event-stream"}
         else:
             body, headers = json.dumps(chunk).encode(), {"content-type": "application/json"}
-        transport = ReplayTransport(lambda _r, b=body, h=headers: httpx.Response(200, headers=h, content=b))
+        transport = ReplayTransport(lambda _r, b=body, h=headers: httpx2.Response(200, headers=h, content=b))
         backend = backend_for("openai_chat", transport)
         request = ChatRequest(messages=(Message.user("hi"),))
         with pytest.raises(ProviderError, match=r"^openai"):

@@ -105,6 +105,7 @@ def _no_canary(path: Path, canary: str) -> None:
     assert canary.encode() not in data and b"sk-canary" not in data
 
 
+@pytest.mark.sqlite_only("a second workspace in another home (one shared database would merge into itself)")
 async def test_export_import_round_trip_without_credentials(ws: Workspace, open_ws: Any, tmp_path: Path) -> None:
     canary = _canary_setup(ws)
     out = ws.export(tmp_path / "project.json", with_conversations=True)

@@ -17,6 +17,7 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
+@pytest.mark.sqlite_only("the modes of the SQLite file and its WAL; health and data live in PostgreSQL there")
 async def test_home_and_every_file_written_are_owner_only(open_ws: Any, tmp_path: Path) -> None:
     import os
 
@@ -42,6 +43,7 @@ async def test_home_and_every_file_written_are_owner_only(open_ws: Any, tmp_path
     assert {str(p): oct(_mode(p)) for p in written if _mode(p) != 0o600} == {}
 
 
+@pytest.mark.sqlite_only("the modes of the SQLite file and its WAL; health and data live in PostgreSQL there")
 def test_an_existing_world_readable_home_is_tightened(open_ws: Any, tmp_path: Path) -> None:
     home = tmp_path / "home"
     open_ws(home).close()

@@ -22,6 +22,7 @@ def _with_history(ws: Workspace, name: str, *texts: str) -> None:
     ws.store.replace_history(agent.id, [("user", Message.user(t).to_json()) for t in texts])
 
 
+@pytest.mark.sqlite_only("the SQLite file, its WAL and health.json beside it")
 @pytest.mark.parametrize("target", ["ironspire.db", "ironspire.db-wal", "ironspire.db-shm", "health.json"])
 def test_backup_and_export_refuse_the_files_the_workspace_lives_in(open_ws: Any, tmp_path: Path,
                                                                    target: str) -> None:
@@ -40,6 +41,7 @@ def test_backup_and_export_refuse_the_files_the_workspace_lives_in(open_ws: Any,
     again.close()
 
 
+@pytest.mark.sqlite_only("another workspace's SQLite file")
 def test_backup_refuses_another_live_database(open_ws: Any, tmp_path: Path) -> None:
     ws, other = open_ws(tmp_path / "a"), open_ws(tmp_path / "b")
     _with_history(other, "theirs", "x")
@@ -65,6 +67,7 @@ def test_restore_refuses_a_sqlite_file_that_is_not_an_ironspire_backup(open_ws: 
     ws.close()
 
 
+@pytest.mark.sqlite_only("a second workspace in another home; PostgreSQL: tests/store/test_copy.py")
 def test_restore_says_what_it_replaces_and_keeps_the_replaced_state(open_ws: Any, tmp_path: Path) -> None:
     source = open_ws(tmp_path / "source")
     _with_history(source, "incoming", "a", "b", "c")
@@ -87,6 +90,7 @@ def test_restore_says_what_it_replaces_and_keeps_the_replaced_state(open_ws: Any
     back.close()
 
 
+@pytest.mark.sqlite_only("a lost SQLite file")
 @pytest.mark.parametrize("damage", ["empty", "missing"])
 def test_a_lost_database_is_reported_not_replaced_by_an_empty_workspace(open_ws: Any, tmp_path: Path,
                                                                           damage: str) -> None:
@@ -147,6 +151,7 @@ def test_an_import_merges_and_keeps_existing_history_unless_replace(open_ws: Any
     ws.close()
 
 
+@pytest.mark.sqlite_only("the live SQLite file")
 def test_restore_refuses_the_live_database_itself(open_ws: Any, tmp_path: Path) -> None:
     ws = open_ws(tmp_path / "home")
     with pytest.raises(ConfigurationError, match="own database"):
@@ -193,10 +198,12 @@ async def test_a_restore_under_a_chatting_workspace_never_sends_turns_to_another
     """Issue 17 item 14: the backup gives agent ids the other way round (y has the id x had)."""
     from workspace.loopback import Server, serving
 
-    source = open_ws(tmp_path / "source")
+    source = open_ws(tmp_path / "home")  # the same home (and database) on both engines
     _with_history(source, "y", "y's own words")
     _with_history(source, "x", "x in the backup")
     copy = source.backup(tmp_path / "swapped.db")
+    for name in ("y", "x"):
+        source.delete_agent(name)
     source.close()
     with serving(Server("ol")) as (srv,):
         chatting = open_ws(tmp_path / "home")  # the chat session

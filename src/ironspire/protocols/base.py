@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from ironspire.errors import ConfigurationError, ProviderError
-from ironspire.messages import Message, StreamEvent
+from ironspire.messages import Message, StreamEvent, ToolCallDelta, ToolCallEnd, ToolCallStart
 
 # The wire types live below protocols, transport and credentials; named here too for callers
 # (and the public API) that import them with the adapter contract.
@@ -269,8 +269,15 @@ class HttpProtocol(Backend):
         async with self.transport.stream(wire, target, self) as response:
             from ironspire.protocols.framing import capped
 
+            open_calls: set[int] = set()  # arguments outside a call's start and end are a malformed stream
             try:
                 async for event in self.decode_stream(capped(response, target), target):
+                    if isinstance(event, ToolCallStart):
+                        open_calls.add(event.index)
+                    elif isinstance(event, ToolCallEnd):
+                        open_calls.discard(event.index)
+                    elif isinstance(event, ToolCallDelta) and event.index not in open_calls:
+                        raise ValueError(f"tool-call arguments for index {event.index} outside its start and end")
                     yield event
             except DECODE_FAULTS as exc:
                 raise malformed(target, exc) from exc

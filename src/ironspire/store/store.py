@@ -141,6 +141,7 @@ class Store:
             assert parsed.database is not None
             self.path = Path(parsed.database)
             _check_file(self.path)
+            self.path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)  # a new file's folder
             for own in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
                 if own == self.path or own.exists():  # SQLite gives the WAL and shared memory the database's mode
                     private(own)

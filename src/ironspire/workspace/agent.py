@@ -704,7 +704,7 @@ class Agent:
 
 #: the largest token count stored: no request reads or writes a trillion tokens, and SQLite's
 #: integers end at 2**63 (a provider's 1e20 would fail the commit of a reply already shown)
-MAX_TOKENS = 10**12
+MAX_TOKENS = 2**31 - 1
 
 
 def _count(value: Any) -> int:

@@ -49,12 +49,20 @@ class ProviderEntry(_Strict):
     settings: dict[str, str] = Field(default_factory=dict, max_length=100)
 
 
+class Budget(_Strict):
+    usd: float = Field(ge=0, le=1e9, allow_inf_nan=False)
+    period: str = Field(default="month", max_length=10)
+
+
 class AgentEntry(_Strict):
     name: str
     system: str | None = Field(default=None, max_length=MAX_TEXT)
     provider: str | None = Field(default=None, max_length=200)
     model: str | None = Field(default=None, max_length=500)
     messages: list[dict[str, Any]] | None = Field(default=None, max_length=MAX_MESSAGES)
+    effort: str | None = Field(default=None, max_length=20)
+    fallback: list[str] | None = Field(default=None, max_length=100)
+    budget: Budget | None = None
 
     @field_validator("name")
     @classmethod

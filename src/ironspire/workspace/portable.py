@@ -248,7 +248,7 @@ def _restore_json(ws: Workspace, data: dict[str, Any], *, replace: bool = False)
             agent.switch(record.get("provider"), record.get("model"))
             agent.set_system(record.get("system"))
             agent.set_effort(record.get("effort") or DEFAULT_EFFORT)
-        if "fallback" in record:
+        if record.get("fallback") is not None:
             agent.set_fallback(record["fallback"])
         if isinstance(record.get("budget"), dict):
             agent.set_budget(record["budget"]["usd"], record["budget"].get("period", "month"))
