@@ -39,6 +39,7 @@ from ironspire.errors import (
     RateLimitError,
 )
 from ironspire.http import (
+    BodyTooLarge,
     Client,
     ClientFactory,
     ConnectFailed,
@@ -187,6 +188,9 @@ class Transport:
             return await client.send(request, stream=stream)
         except TimedOut as exc:
             raise ProviderUnavailable(target.provider.id, f"timed out ({exc.kind})", model=target.model.id) from exc
+        except BodyTooLarge as exc:
+            raise ProviderUnavailable(target.provider.id, f"the response passed {exc.limit // 2**20} MiB ({exc}); "
+                                      "reading stopped there and nothing was saved", model=target.model.id) from exc
         except HttpFailure as exc:
             raise ProviderUnavailable(target.provider.id, f"cannot connect to {origin(wire.url)} ({exc.kind})",
                                       model=target.model.id) from exc
@@ -206,6 +210,9 @@ class Transport:
             try:
                 response = await self._attempt(client, request, wire, target, stream=stream)
             except ProviderUnavailable as exc:
+                if isinstance(exc.__cause__, BodyTooLarge):  # the same server would send it again
+                    self._notify(target, exc, started)
+                    raise
                 error = exc
             else:
                 if response.status_code < 400:

@@ -193,3 +193,59 @@ def test_the_history_command_pages_by_default(isolated_env: Any) -> None:
     assert [e["parts"][0]["text"] for e in shown] == [str(i) for i in range(70, 120)]
     assert len(json.loads(runner.invoke(app, ["history", "long", "--json", "--limit", "5"]).output)) == 5
     assert len(json.loads(runner.invoke(app, ["history", "long", "--json", "--all"]).output)) == 120
+
+
+@asynccontextmanager
+async def answering(head: bytes, body: Callable[[asyncio.StreamWriter], Any]) -> AsyncIterator[tuple[str, list[int]]]:
+    """A server on 127.0.0.1 answering every request with ``head`` then what ``body`` writes;
+    yields its URL and a list that counts the requests it received."""
+    seen: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in request.split(b"\r\n")
+                       if line.lower().startswith(b"content-length")), 0)
+        await reader.readexactly(length)
+        seen.append(1)
+        writer.write(head)
+        try:
+            await body(writer)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1", seen
+    finally:
+        server.close()
+
+
+async def endless_json(writer: asyncio.StreamWriter) -> None:
+    writer.write(b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "')
+    while True:
+        writer.write(b"y" * 65536)
+        await writer.drain()
+
+
+@pytest.mark.parametrize("head", [
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n",  # no length: read to the end
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 99999999999\r\n\r\n",  # declared huge
+], ids=["unbounded", "declared"])
+@pytest.mark.parametrize("client", ["aiohttp", "httpx2"])
+async def test_a_non_streamed_body_is_capped_while_it_is_read(ws: Workspace, monkeypatch: pytest.MonkeyPatch,
+                                                              head: bytes, client: str) -> None:
+    """An endless (or declared-endless) non-streamed answer is stopped at MAX_BODY_BYTES, not read
+    whole into memory; the turn fails cleanly, is not retried, and the history is as before."""
+    from ironspire import http
+
+    monkeypatch.setattr(http, "MAX_BODY_BYTES", 2 * 2**20)
+    monkeypatch.setenv(http.CLIENT_ENV, client)
+    async with answering(head, endless_json) as (url, seen):
+        agent = await _agent(ws, url)
+        with pytest.raises(ProviderUnavailable, match="passed 2 MiB"):
+            await agent.send("go")
+        assert seen == [1]  # the same server would send it again: no retry
+    assert [m.text for m in agent.history] == ["before"]
+    assert [(e.message.text, e.status) for e in agent.transcript()] == [("before", "ok"), ("go", "unanswered")]

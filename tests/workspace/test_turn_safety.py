@@ -38,7 +38,7 @@ async def test_absurd_token_counts_are_clamped_and_the_turn_is_kept(ws: Workspac
     assert 0 <= row["input_tokens"] <= MAX_TOKENS and row["outcome"] == "ok"
 
 
-@pytest.mark.sqlite_only("SQLITE_FULL from the file itself; the PostgreSQL commit failure: tests/workspace/test_turn_state.py")
+@pytest.mark.sqlite_only("SQLITE_FULL from the file; PostgreSQL commit failures: tests/workspace/test_turn_state.py")
 async def test_a_failed_commit_says_so_and_keeps_the_reply(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     from ironspire.store import sqlite as engine_sqlite
 

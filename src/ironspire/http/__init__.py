@@ -71,6 +71,36 @@ class ConnectionLost(HttpFailure):
     """The connection broke after it was made: reset, closed early, a malformed response."""
 
 
+class BodyTooLarge(HttpFailure):
+    """A body read whole passed ``MAX_BODY_BYTES`` (declared by Content-Length, or counted while
+    it arrived): reading stopped there, so a hostile server cannot fill memory. Never retried."""
+
+    def __init__(self, limit: int, detail: str = "") -> None:
+        super().__init__("BodyTooLarge", detail)
+        self.limit = limit
+
+
+#: the most bytes a response body read whole (``aread``) may have; streams are capped by their
+#: own decoders (protocols.framing). Read at each call, so a test can lower it.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+async def read_capped(chunks: AsyncIterator[bytes], declared: str | None) -> bytes:
+    """The body from ``chunks``, refused before reading when its Content-Length is over the cap
+    and stopped as soon as the bytes received pass it."""
+    limit = MAX_BODY_BYTES
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit, f"Content-Length {int(declared)}")
+    parts: list[bytes] = []
+    total = 0
+    async for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise BodyTooLarge(limit, f"more than {total} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 # --- the vocabulary --------------------------------------------------------------------------
 
 

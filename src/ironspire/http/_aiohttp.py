@@ -22,6 +22,7 @@ import aiohttp
 from yarl import URL
 
 from ironspire.http import (
+    BodyTooLarge,
     ConnectFailed,
     ConnectionLost,
     ConnectTimedOut,
@@ -31,6 +32,7 @@ from ironspire.http import (
     Response,
     TimedOut,
     Timeouts,
+    read_capped,
     tls_context,
 )
 
@@ -74,7 +76,10 @@ class _Response(Response):
     async def aread(self) -> bytes:
         if self._body is None:
             try:
-                self._body = await self._raw.read()
+                self._body = await read_capped(self._raw.content.iter_any(), self._raw.headers.get("Content-Length"))
+            except BodyTooLarge:
+                self._raw.close()  # the rest is never read: the connection is dropped, not pooled
+                raise
             except (TimeoutError, aiohttp.ClientError) as exc:
                 self._raw.close()
                 raise _failure(exc) from exc

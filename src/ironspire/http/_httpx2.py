@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 import httpx2
 
 from ironspire.http import (
+    BodyTooLarge,
     ClientFactory,
     ConnectFailed,
     ConnectionLost,
@@ -22,6 +23,7 @@ from ironspire.http import (
     Response,
     TimedOut,
     Timeouts,
+    read_capped,
     tls_context,
 )
 
@@ -44,22 +46,30 @@ def _failure(exc: httpx2.TransportError) -> HttpFailure:
 
 
 class _Response(Response):
-    __slots__ = ("_raw", "headers", "status_code")
+    __slots__ = ("_body", "_raw", "headers", "status_code")
 
     def __init__(self, raw: httpx2.Response) -> None:
         self._raw = raw
         self.status_code = raw.status_code
         self.headers: Mapping[str, str] = raw.headers
+        self._body: bytes | None = None
 
     @property
     def content(self) -> bytes:
-        return self._raw.content
+        if self._body is None:
+            raise RuntimeError("the body has not been read (await aread() first)")
+        return self._body
 
     async def aread(self) -> bytes:
-        try:
-            return await self._raw.aread()
-        except httpx2.TransportError as exc:
-            raise _failure(exc) from exc
+        if self._body is None:
+            try:
+                self._body = await read_capped(self._raw.aiter_bytes(), self._raw.headers.get("content-length"))
+            except BodyTooLarge:
+                await self._raw.aclose()
+                raise
+            except httpx2.TransportError as exc:
+                raise _failure(exc) from exc
+        return self._body
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         try:
@@ -89,10 +99,16 @@ class Httpx2Client:
         timeout = self._client.timeout if request.timeouts is None else _timeout(request.timeouts)
         built = self._client.build_request(request.method, request.url, headers=request.headers,
                                            content=request.content, timeout=timeout)
-        try:
-            return _Response(await self._client.send(built, stream=stream))
+        try:  # always streamed: a body read whole is read by aread, under the cap
+            response = _Response(await self._client.send(built, stream=True))
         except httpx2.TransportError as exc:
             raise _failure(exc) from exc
+        if not stream:
+            try:
+                await response.aread()
+            finally:
+                await response._raw.aclose()
+        return response
 
     async def aclose(self) -> None:
         await self._client.aclose()
