@@ -9,6 +9,7 @@ providers) are there once discovered; the refresh asks those providers again.
 from __future__ import annotations
 
 import asyncio
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +61,9 @@ def _form_context(ws: Any, agent: Any | None, form: dict[str, str] | None = None
         route = INHERIT if agent is None or agent.inherits else f"{agent.own_provider}|{agent.own_model}"
         form = {"name": agent.name if agent else "", "system": (agent.system or "") if agent else "",
                 "route": route, "effort": agent.effort if agent else DEFAULT_EFFORT, **_fallback_fields(agent)}
+    elif "name" in form:  # a refused name is shown back without its control characters (the error names them)
+        form = {**form, "name": "".join(c if c == " " or unicodedata.category(c)[0] not in ("C", "Z") else "\ufffd"
+                                        for c in form["name"])}
     return {"agent": agent, "form": form, "error": error, "groups": model_groups(ws), "inherit": INHERIT,
             "efforts": EFFORT_LABELS, "default": records.default(ws)}
 
