@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ironspire.errors import IronspireError
-from ironspire.web import api, pages_agents, pages_analytics, pages_chat, pages_providers
+from ironspire.web import api, pages_agents, pages_analytics, pages_chat, pages_manage, pages_providers
 from ironspire.web.security import Secrets, SecurityMiddleware, allowed_hosts
 from ironspire.web.state import HERE, Web, back, wants_json, web
 
@@ -51,6 +51,7 @@ def create_app(ws: Workspace, *, host: str = "127.0.0.1", port: int = 8780, secr
         Route("/", lambda r: back("/agents", 302)),
         *pages_providers.routes(),
         *pages_agents.routes(),
+        *pages_manage.routes(),
         *pages_chat.routes(),
         *pages_analytics.routes(),
         *api.routes(),
