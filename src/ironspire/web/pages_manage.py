@@ -43,6 +43,7 @@ async def _manage(request: Request, action: str) -> Response:
                                  "hint": "Send the same request with confirm=yes to do it."}, status_code=409)
         return w.render(request, "confirm.html", tab="chat", agent=agent, question=question, action=action,
                         count=count if action == "drop" else None)
+    done: dict[str, int | str]
     if action == "drop":
         done = {"dropped": agent.drop_last(count)}
     elif action == "reset":
