@@ -96,8 +96,8 @@ def set_url_and_key(driver: Any, server: Serving, pid: str, url: str, key: str) 
 
 
 def test_keys_are_added_and_dots_turn_green_red_yellow(page: Any, server: Serving, fakes: dict[str, Server]) -> None:
-    for pid, fake, key in (("mistral", fakes["ok"], "mistral-browser-key-0001"),
-                           ("deepseek", fakes["refused"], "deepseek-browser-key-0002"),
+    for pid, fake, key in (("mistral", fakes["ok"], "ms-browser-key-0001"),
+                           ("deepseek", fakes["refused"], "ds-browser-key-0002"),
                            ("xai", fakes["throttled"], "xai-browser-key-0003")):
         set_url_and_key(page, server, pid, fake.url + "/v1", key)
         assert key not in page.page_source  # write-only: never shown again
