@@ -8,6 +8,7 @@ a switch mid-conversation, disable / warning / reassign, Stop, and the context b
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,13 +86,29 @@ def open_providers(driver: Any, server: Serving) -> None:
     wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "body[data-ready='1'][data-page='providers']"))
 
 
+def typed(driver: Any, selector: str, text: str) -> None:
+    """Types into a field of a page that live updates may re-render: a field replaced while
+    Chromium held it is found again and typed into afresh (not an answer of the app's)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    for attempt in range(3):
+        try:
+            box = driver.find_element(By.CSS_SELECTOR, selector)
+            box.clear()
+            box.send_keys(text)
+            return
+        except (StaleElementReferenceException, WebDriverException) as exc:
+            replaced = isinstance(exc, StaleElementReferenceException) or "does not belong to the document" in str(exc)
+            if attempt == 2 or not replaced:
+                raise
+            time.sleep(0.2)
+
+
 def set_url_and_key(driver: Any, server: Serving, pid: str, url: str, key: str) -> None:
     open_providers(driver, server)
-    box = driver.find_element(By.CSS_SELECTOR, f'[data-base-url="{pid}"]')
-    box.clear()
-    box.send_keys(url)
+    typed(driver, f'[data-base-url="{pid}"]', url)
     click_through(driver, f'[data-save-url="{pid}"]')
-    driver.find_element(By.CSS_SELECTOR, f'[data-secret-input="{pid}:api_key"]').send_keys(key)
+    typed(driver, f'[data-secret-input="{pid}:api_key"]', key)
     click_through(driver, f'[data-save="{pid}:api_key"]')
 
 
@@ -179,7 +196,13 @@ def send(page: Any, text: str) -> None:
 
 
 def last_reply(page: Any) -> Any:
-    return page.find_elements(By.CSS_SELECTOR, "#transcript .msg.assistant")[-1]
+    """The newest reply; none yet is "not found", which a wait keeps waiting through."""
+    from selenium.common.exceptions import NoSuchElementException
+
+    replies = page.find_elements(By.CSS_SELECTOR, "#transcript .msg.assistant")
+    if not replies:
+        raise NoSuchElementException("no reply in the transcript yet")
+    return replies[-1]
 
 
 def test_a_streamed_reply_arrives_in_the_page(page: Any, server: Serving) -> None:
