@@ -73,11 +73,31 @@ def dot(driver: Any, pid: str) -> str:
     return str(element.get_attribute("class"))
 
 
+def replaced(old: Any) -> Any:
+    """Like ``staleness_of``, but Chromium also reports an element of a document already replaced
+    as "does not belong to the document" (an inspector error rather than a stale reference):
+    that too means the new page is there."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    def gone(_: Any) -> bool:
+        try:
+            old.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    return gone
+
+
 def click_through(driver: Any, selector: str) -> None:
     """Clicks something that loads a new page, and waits for that page (not the old one) to be ready."""
     old = driver.find_element(By.TAG_NAME, "body")
     driver.find_element(By.CSS_SELECTOR, selector).click()
-    wait(driver, ec.staleness_of(old))
+    wait(driver, replaced(old))
     wait(driver, lambda d: d.find_element(By.CSS_SELECTOR, "body[data-ready='1']"))
 
 
@@ -154,22 +174,16 @@ def test_dots_follow_live_traffic_without_a_reload(page: Any, server: Serving, f
 
 def test_a_custom_endpoint_is_added_and_checked_at_once(page: Any, server: Serving, llamacpp_server: str) -> None:
     open_providers(page, server)
-    form = page.find_element(By.ID, "custom-form")
-    form.find_element(By.NAME, "name").send_keys("local llama")
-    form.find_element(By.NAME, "base_url").send_keys("not a url")
-    form.find_element(By.NAME, "model_id").send_keys("smollm2")
+    typed(page, '#custom-form [name="name"]', "local llama")
+    typed(page, '#custom-form [name="base_url"]', "not a url")
+    typed(page, '#custom-form [name="model_id"]', "smollm2")
     click_through(page, "#custom-save")
     error = wait(page, ec.presence_of_element_located((By.ID, "custom-error")))
     assert "not a valid URL" in error.text
     assert not page.find_elements(By.ID, "card-custom-local-llama")  # nothing saved
-    form = page.find_element(By.ID, "custom-form")
-    url = form.find_element(By.NAME, "base_url")
-    url.clear()
-    url.send_keys(llamacpp_server)
-    window = form.find_element(By.NAME, "context_window")
-    window.clear()
-    window.send_keys("2048")
-    form.find_element(By.NAME, "display_name").send_keys("SmolLM2 (local)")
+    typed(page, '#custom-form [name="base_url"]', llamacpp_server)
+    typed(page, '#custom-form [name="context_window"]', "2048")
+    typed(page, '#custom-form [name="display_name"]', "SmolLM2 (local)")
     click_through(page, "#custom-save")
     wait(page, lambda d: d.find_elements(By.ID, "card-custom-local-llama"))
     wait(page, lambda d: "green" in dot(d, "custom-local-llama"))  # checked as it was saved
@@ -327,6 +341,6 @@ def test_a_fallback_answer_is_named_under_the_reply_and_in_the_hud(page: Any, se
     assert page.find_element(By.CSS_SELECTOR, '[data-hud="route"]').text == "xai/grok-4.3"  # its own route kept
     old = page.find_element(By.TAG_NAME, "body")
     page.refresh()  # the notice is part of the stored reply, not only of the live page
-    wait(page, ec.staleness_of(old))
+    wait(page, replaced(old))
     wait(page, lambda d: d.find_element(By.CSS_SELECTOR, "body[data-ready='1']"))
     assert last_reply(page).find_element(By.CSS_SELECTOR, "[data-fallback]").text == notice
