@@ -142,14 +142,25 @@ class Response(ABC):
 
     status_code: int
     headers: Mapping[str, str]  # names case-insensitive
+    _body: bytes | None  # set by ``aread``; each client's subclass starts it at None
 
     @property
-    @abstractmethod
     def content(self) -> bytes:
         """The whole body; only after ``aread``."""
+        if self._body is None:
+            raise RuntimeError("the body has not been read (await aread() first)")
+        return self._body
+
+    async def aread(self) -> bytes:
+        """The whole body, read once and within ``MAX_BODY_BYTES``."""
+        if self._body is None:
+            self._body = await self._read_whole()
+        return self._body
 
     @abstractmethod
-    async def aread(self) -> bytes: ...
+    async def _read_whole(self) -> bytes:
+        """The client's side of ``aread``: ``read_capped`` over its chunks, dropping the
+        connection when the read fails or passes the cap."""
 
     def json(self) -> Any:
         """The body parsed as JSON (only after ``aread``; a ValueError when it is not JSON)."""

@@ -67,23 +67,15 @@ class _Response(Response):
         self.headers: Mapping[str, str] = raw.headers
         self._body: bytes | None = None
 
-    @property
-    def content(self) -> bytes:
-        if self._body is None:
-            raise RuntimeError("the body has not been read (await aread() first)")
-        return self._body
-
-    async def aread(self) -> bytes:
-        if self._body is None:
-            try:
-                self._body = await read_capped(self._raw.content.iter_any(), self._raw.headers.get("Content-Length"))
-            except BodyTooLarge:
-                self._raw.close()  # the rest is never read: the connection is dropped, not pooled
-                raise
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                self._raw.close()
-                raise _failure(exc) from exc
-        return self._body
+    async def _read_whole(self) -> bytes:
+        try:
+            return await read_capped(self._raw.content.iter_any(), self._raw.headers.get("Content-Length"))
+        except BodyTooLarge:
+            self._raw.close()  # the rest is never read: the connection is dropped, not pooled
+            raise
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            self._raw.close()
+            raise _failure(exc) from exc
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         try:

@@ -54,22 +54,14 @@ class _Response(Response):
         self.headers: Mapping[str, str] = raw.headers
         self._body: bytes | None = None
 
-    @property
-    def content(self) -> bytes:
-        if self._body is None:
-            raise RuntimeError("the body has not been read (await aread() first)")
-        return self._body
-
-    async def aread(self) -> bytes:
-        if self._body is None:
-            try:
-                self._body = await read_capped(self._raw.aiter_bytes(), self._raw.headers.get("content-length"))
-            except BodyTooLarge:
-                await self._raw.aclose()
-                raise
-            except httpx2.TransportError as exc:
-                raise _failure(exc) from exc
-        return self._body
+    async def _read_whole(self) -> bytes:
+        try:
+            return await read_capped(self._raw.aiter_bytes(), self._raw.headers.get("content-length"))
+        except BodyTooLarge:
+            await self._raw.aclose()
+            raise
+        except httpx2.TransportError as exc:
+            raise _failure(exc) from exc
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         try:

@@ -87,12 +87,9 @@ def capped(response: Response, target: Target, limit: int | None = None) -> Resp
         status_code = response.status_code
         headers = response.headers
         most = limit or MAX_STREAM_BYTES
+        _body: bytes | None = None
 
-        @property
-        def content(self) -> bytes:
-            return response.content
-
-        async def aread(self) -> bytes:
+        async def _read_whole(self) -> bytes:
             return b"".join([chunk async for chunk in self.aiter_bytes()])
 
         async def aiter_bytes(self) -> AsyncIterator[bytes]:
