@@ -21,30 +21,59 @@ class Event:
     retry: int | None = None
 
 
+class Decoder:
+    """The event-stream rules over raw reads: ``feed`` takes bytes as they arrive (a line or an
+    event may be split anywhere) and returns the events they completed. Synchronous, so a
+    decoder above it loops over a read's events instead of awaiting a generator per line."""
+
+    __slots__ = ("_data", "_id", "_lines", "_name", "_retry")
+
+    def __init__(self) -> None:
+        from ironspire.http import LineDecoder
+
+        self._lines = LineDecoder()
+        self._data: list[str] = []
+        self._name = ""
+        self._id = ""
+        self._retry: int | None = None
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        return self.lines(self._lines.feed(chunk))
+
+    def lines(self, lines: list[str]) -> list[Event]:
+        """The events that ``lines`` (without their endings) complete."""
+        out: list[Event] = []
+        for line in lines:
+            if not line:
+                if self._data:
+                    out.append(Event(self._name or "message", "\n".join(self._data), self._id, self._retry))
+                self._data, self._name, self._retry = [], "", None
+                continue
+            if line[0] == ":":
+                continue
+            field, colon, value = line.partition(":")
+            if colon and value[:1] == " ":
+                value = value[1:]
+            if field == "data":
+                self._data.append(value)
+            elif field == "event":
+                self._name = value
+            elif field == "id":
+                if "\0" not in value:
+                    self._id = value
+            elif field == "retry" and value.isdigit():
+                self._retry = int(value)
+        return out
+
+    def flush(self) -> list[Event]:
+        """At the end of the stream: the last line without its ending is read, and an event still
+        pending (its closing blank line never came) is dropped, as the rules say."""
+        return self.lines(self._lines.flush())
+
+
 async def events(lines: AsyncIterable[str]) -> AsyncIterator[Event]:
     """The events of an event stream given as lines without their endings (Response.aiter_lines)."""
-    data: list[str] = []
-    name = ""
-    last_id = ""
-    retry: int | None = None
+    decoder = Decoder()
     async for line in lines:
-        if not line:
-            if data:
-                yield Event(name or "message", "\n".join(data), last_id, retry)
-            data, name, retry = [], "", None
-            continue
-        if line[0] == ":":
-            continue
-        field, colon, value = line.partition(":")
-        if colon and value[:1] == " ":
-            value = value[1:]
-        if field == "data":
-            data.append(value)
-        elif field == "event":
-            name = value
-        elif field == "id":
-            if "\0" not in value:
-                last_id = value
-        elif field == "retry" and value.isdigit():
-            retry = int(value)
-    # at the end of the stream a pending event without its blank line is dropped, as the rules say
+        for event in decoder.lines([line]):
+            yield event
