@@ -85,7 +85,7 @@ class Capped(Response):
     before the decoders above it buffer any more. One class for every stream (a class built per
     stream cost ~20 µs of CPU each time)."""
 
-    __slots__ = ("_inner", "_target", "most", "status_code", "headers")
+    __slots__ = ("_inner", "_target", "headers", "most", "status_code")
 
     def __init__(self, response: Response, target: Target, limit: int | None = None) -> None:
         self._inner, self._target = response, target
