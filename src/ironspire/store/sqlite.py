@@ -67,23 +67,52 @@ class SqliteTurns:
         ``attempts``: ledger rows of the turn's earlier requests (routes that failed before a
         fallback answered), written first. Returns the id of the last message written."""
         with self._write_lock:
-            if self._writer is None:
-                self._writer = _connect(self.path)
-            conn = self._writer
+            conn = self._connection()
             conn.execute("BEGIN")
             try:
-                last = 0
-                for row in messages:
-                    last = conn.execute(sql.INSERT_MESSAGE, row).lastrowid or last
-                for row in attempts:
-                    conn.execute(sql.INSERT_USAGE, row)
-                conn.execute(sql.INSERT_USAGE, usage)
+                last = _insert(conn, messages, usage, attempts)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
         return last
+
+    def write_many(self, turns: Sequence[tuple[Any, ...]]) -> list[tuple[int | None, BaseException | None]]:
+        """Several turns' ``write`` arguments in one transaction (group commit): each turn's rows
+        inside a savepoint, so a turn that cannot be stored is undone alone and gets its error,
+        while the others commit. A failed commit fails them all, and stores none."""
+        if len(turns) == 1:
+            try:
+                return [(self.write(*turns[0]), None)]
+            except Exception as exc:
+                return [(None, exc)]
+        outcomes: list[tuple[int | None, BaseException | None]] = []
+        with self._write_lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")  # wait for another process's writer once, not per turn
+                for args in turns:
+                    conn.execute("SAVEPOINT turn")
+                    try:
+                        last = _insert(conn, *args)
+                    except Exception as exc:
+                        conn.execute("ROLLBACK TO turn")
+                        outcomes.append((None, exc))
+                    else:
+                        outcomes.append((last, None))
+                    conn.execute("RELEASE turn")
+                conn.execute("COMMIT")
+            except Exception as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                return [(None, exc)] * len(turns)
+        return outcomes
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._writer is None:
+            self._writer = _connect(self.path)
+        return self._writer
 
     def close(self) -> None:
         with self._read_lock:
@@ -94,6 +123,17 @@ class SqliteTurns:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
+
+
+def _insert(conn: sqlite3.Connection, messages: Sequence[tuple[Any, ...]], usage: tuple[Any, ...],
+            attempts: Sequence[tuple[Any, ...]] = ()) -> int:
+    last = 0
+    for row in messages:
+        last = conn.execute(sql.INSERT_MESSAGE, row).lastrowid or last
+    for row in attempts:
+        conn.execute(sql.INSERT_USAGE, row)
+    conn.execute(sql.INSERT_USAGE, usage)
+    return last
 
 
 def agent_lock(path: Path, agent_id: int) -> FileLock:

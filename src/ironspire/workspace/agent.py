@@ -62,7 +62,7 @@ from ironspire.messages import (
 )
 from ironspire.protocols.base import ChatRequest, PromptCache, Secrets, Target, Tool
 from ironspire.protocols.common import parse_cache
-from ironspire.workspace import budgets, fallback, images, offloop, preflight, pricing, routing
+from ironspire.workspace import budgets, commits, fallback, images, offloop, preflight, pricing, routing
 from ironspire.workspace.effort import DEFAULT_EFFORT, Effort, check_effort
 from ironspire.workspace.fallback import Attempt, FallbackRoute
 
@@ -658,7 +658,7 @@ class Agent:
         rows = [(self.id, turn.user.role, turn.user.to_json(), "ok", now),
                 (self.id, "assistant", reply.to_json(), "ok", now)]
         try:
-            last = await offloop.run(self.ws.store.turns.write, rows, row, turn.rows)
+            last = await commits.store_turn(self.ws.store.turns, rows, row, turn.rows)
         except Exception as exc:  # a full disk, a read-only home: the reply must not be lost with it
             raise TurnNotSaved(self.name, f"{type(exc).__name__}: {exc}", self._recover(turn.user, reply)) from exc
         if self._history is not None:
@@ -680,7 +680,7 @@ class Agent:
             if isinstance(exc, KeyboardInterrupt):  # the loop itself may be going down: write here
                 last = self.ws.store.turns.write(messages, rows[-1], rows[:-1])
             else:
-                last = await offloop.run(self.ws.store.turns.write, messages, rows[-1], rows[:-1])
+                last = await commits.store_turn(self.ws.store.turns, messages, rows[-1], rows[:-1])
         except Exception as store_exc:  # the turn's own error is what the caller must see
             exc.add_note(f"the unanswered message was not saved either ({type(store_exc).__name__}: {store_exc})")
             return

@@ -84,9 +84,14 @@ async def run(fn: Callable[..., T], *args: Any) -> T:
     _ensure_workers()
     job = _Job(fn, args, asyncio.get_running_loop())
     _jobs.put(job)
+    result: T = await _outcome(job)
+    return result
+
+
+async def _outcome(job: _Job) -> Any:
+    """The job's result; a cancelled caller still waits for a job that was queued to end."""
     try:
-        result: T = await job.future
-        return result
+        return await job.future
     except asyncio.CancelledError:
         while not job.finished:
             if job.after is None or job.after.done():
@@ -94,3 +99,69 @@ async def run(fn: Callable[..., T], *args: Any) -> T:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(job.after)
         raise
+
+
+def _finish_all(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+    for job, result, error in outcomes:
+        _finish(job, result, error)
+
+
+class Batched:
+    """Jobs that one call does better together: a thread of its own takes everything queued
+    while it was busy and hands it to ``many`` at once, which returns one ``(result, error)``
+    per job, in order.
+
+    This is group commit for the turn log: with many turns ending at once, one transaction (one
+    WAL append, one wake-up of the thread and of each loop) stores them all, instead of one
+    each. A lone turn is a batch of one, costing what ``run`` does. Jobs queued before a
+    caller is cancelled still run, and the caller waits for them, as with ``run``.
+    """
+
+    #: the most jobs in one call (a transaction stays short for the turns queued behind it)
+    MOST = 256
+    #: seconds without work after which the thread ends (the next job starts another)
+    IDLE = 1.0
+
+    def __init__(self, many: Callable[[list[tuple[Any, ...]]], list[tuple[Any, BaseException | None]]],
+                 name: str) -> None:
+        self._many, self._name = many, name
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    async def run(self, *args: Any) -> Any:
+        job = _Job(self._many, args, asyncio.get_running_loop())
+        with self._lock:  # against the thread deciding, at the same moment, that it is idle
+            if self._pid != os.getpid():  # none running, or a forked child (which has none of the parent's)
+                self._jobs = queue.SimpleQueue()
+                threading.Thread(target=self._work, args=(self._jobs,), name=self._name, daemon=True).start()
+                self._pid = os.getpid()
+            self._jobs.put(job)
+        return await _outcome(job)
+
+    def _work(self, jobs: queue.SimpleQueue[_Job]) -> None:
+        while True:
+            try:
+                first = jobs.get(timeout=self.IDLE)
+            except queue.Empty:
+                with self._lock:
+                    if jobs.empty():  # nothing came: end, so a closed store's thread does not linger
+                        self._pid = 0
+                        return
+                continue
+            batch = [first]
+            while len(batch) < self.MOST:
+                try:
+                    batch.append(jobs.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                outcomes = self._many([job.args for job in batch])
+            except BaseException as exc:  # handed to every caller, never lost in the thread
+                outcomes = [(None, exc)] * len(batch)
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any, BaseException | None]]] = {}
+            for job, (result, error) in zip(batch, outcomes, strict=True):
+                by_loop.setdefault(job.loop, []).append((job, result, error))
+            for loop, done in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                    loop.call_soon_threadsafe(_finish_all, done)
