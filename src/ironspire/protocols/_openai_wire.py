@@ -9,7 +9,7 @@ the same events, so a completed turn and a streamed turn cannot disagree about w
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ironspire.catalog.quirks import ChatCompletionsModelQuirks, ChatCompletionsQuirks, quirks_of
@@ -351,30 +351,33 @@ class ChunkDecoder:
         self._think = ThinkSplitter() if think else None
         self.finished = False
 
-    def _reasoning(self, delta: Mapping[str, Any]) -> Iterator[StreamEvent]:
+    # Each chunk's events are collected in one list (``out``) rather than through a generator
+    # per part: a stream decodes tens of chunks per second per agent, and a fleet thousands.
+
+    def _reasoning(self, delta: Mapping[str, Any], out: list[StreamEvent]) -> None:
         for key in ("reasoning_content", "reasoning"):
             value = delta.get(key)
             if isinstance(value, str) and value:
-                yield ReasoningDelta(value)
+                out.append(ReasoningDelta(value))
                 return
 
-    def _answer(self, text: str) -> Iterator[StreamEvent]:
+    def _answer(self, text: str, out: list[StreamEvent]) -> None:
         if self._think is None:
-            yield TextDelta(text)
+            out.append(TextDelta(text))
         else:
-            yield from self._think.feed(text)
+            out.extend(self._think.feed(text))
 
-    def _content(self, content: Any) -> Iterator[StreamEvent]:
+    def _content(self, content: Any, out: list[StreamEvent]) -> None:
         if isinstance(content, str):
             if content:
-                yield from self._answer(content)
+                self._answer(content, out)
             return
         for chunk in content if isinstance(content, list) else ():
             if not isinstance(chunk, dict):
                 continue
             kind = chunk.get("type")
             if kind == "text" and chunk.get("text"):
-                yield from self._answer(chunk["text"])
+                self._answer(chunk["text"], out)
             elif kind == "thinking":  # Mistral (Magistral): thinking chunks inside content
                 inner = chunk.get("thinking")
                 pieces = [inner] if isinstance(inner, str) else [
@@ -382,9 +385,9 @@ class ChunkDecoder:
                 ]
                 text = "".join(pieces)
                 if text:
-                    yield ReasoningDelta(text)
+                    out.append(ReasoningDelta(text))
 
-    def _tool_calls(self, calls: Any, seed: str) -> Iterator[StreamEvent]:
+    def _tool_calls(self, calls: Any, seed: str, out: list[StreamEvent]) -> None:
         for tc in calls if isinstance(calls, list) else ():
             fn = tc.get("function") or {}
             # Keyed by index; servers that omit it are keyed by id, and calls with neither are
@@ -396,22 +399,23 @@ class ChunkDecoder:
             if idx is None:
                 idx = self._calls[key] = len(self._calls)
                 self._open.add(idx)
-                yield ToolCallStart(idx, tc.get("id") or new_tool_id(f"{seed}:{idx}"), fn.get("name") or "")
+                out.append(ToolCallStart(idx, tc.get("id") or new_tool_id(f"{seed}:{idx}"), fn.get("name") or ""))
             args = fn.get("arguments")
             if isinstance(args, dict | list):
                 args = json.dumps(args)
             if isinstance(args, str) and args:
-                yield ToolCallDelta(idx, args)
+                out.append(ToolCallDelta(idx, args))
 
-    def close(self) -> Iterator[StreamEvent]:
+    def close(self) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
         if self._think is not None:
-            yield from self._think.close()
-        for idx in sorted(self._open):
-            yield ToolCallEnd(idx)
+            out.extend(self._think.close())
+        out.extend(ToolCallEnd(idx) for idx in sorted(self._open))
         self._open.clear()
+        return out
 
-    def events(self, chunk: Mapping[str, Any]) -> Iterator[StreamEvent]:
-        seed = str(chunk.get("id") or "")
+    def events(self, chunk: Mapping[str, Any]) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
         choices = chunk.get("choices") or ()
         if not isinstance(choices, list | tuple):
             raise ValueError(f"choices is {type(choices).__name__}, not a list")
@@ -419,22 +423,25 @@ class ChunkDecoder:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or choice.get("message") or {}
-            yield from self._reasoning(delta)
-            yield from self._content(delta.get("content"))
+            self._reasoning(delta, out)
+            self._content(delta.get("content"), out)
             refusal = delta.get("refusal")
             if isinstance(refusal, str) and refusal:
-                yield TextDelta(refusal)
-            yield from self._tool_calls(delta.get("tool_calls"), seed)
+                out.append(TextDelta(refusal))
+            calls = delta.get("tool_calls")
+            if calls:
+                self._tool_calls(calls, str(chunk.get("id") or ""), out)
             raw = choice.get("finish_reason")
             if raw:
-                yield from self.close()
+                out.extend(self.close())
                 self.finished = True
-                yield Finish(finish_reason(str(raw)), str(raw))
+                out.append(Finish(finish_reason(str(raw)), str(raw)))
         usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
         if isinstance(usage, dict):
-            yield UsageEvent(usage_from(usage))
+            out.append(UsageEvent(usage_from(usage)))
+        return out
 
-    def end(self) -> Iterator[StreamEvent]:
+    def end(self) -> list[StreamEvent]:
         """The stream's end marker (``[DONE]``, or a whole response body) arrived.
 
         Some servers (OpenRouter relaying Kimi K2) finish with usage and ``[DONE]`` but never a
@@ -442,10 +449,11 @@ class ChunkDecoder:
         tool_calls when calls were made, else stop.
         """
         already = self.finished
-        yield from self.close()
+        out = self.close()
         if not already:
             self.finished = True
-            yield Finish("tool_calls" if self._calls else "stop")
+            out.append(Finish("tool_calls" if self._calls else "stop"))
+        return out
 
 
 def in_band_status(err: Any) -> int:
