@@ -32,7 +32,7 @@ async def test_turns_ending_together_are_each_stored_whole(ws: Workspace, open_w
         def counted(args: list[tuple[Any, ...]]) -> list[tuple[Any, BaseException | None]]:
             if not batches:
                 deadline = time.monotonic() + 20
-                while time.monotonic() < deadline and commits._writers[turns]._jobs.qsize() < AGENTS - 1:
+                while time.monotonic() < deadline and commits._writers[turns]._jobs.qsize() + len(args) < AGENTS:
                     time.sleep(0.01)
             batches.append(len(args))
             return many(args)
@@ -47,7 +47,7 @@ async def test_turns_ending_together_are_each_stored_whole(ws: Workspace, open_w
         second = await agents[3].send("again")  # the history stored in the batch is the one sent next
     assert second.text == "oa: 3 messages, last: again"
     if many is not None:
-        assert batches[:2] == [1, AGENTS - 1] and sum(batches) == AGENTS + 1
+        assert sum(batches[:-1]) == AGENTS and len(batches) <= 3 and batches[-1] == 1  # 24 turns in 1 or 2 commits
     again = open_ws()
     for i in range(AGENTS):
         history = again.agent(f"a{i}").history

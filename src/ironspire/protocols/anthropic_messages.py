@@ -569,7 +569,7 @@ class EventDecoder:
     def feed(self, event: Mapping[str, Any]) -> list[StreamEvent]:
         kind = event.get("type")
         if kind == "content_block_delta":
-            return list(self._delta(event.get("index", 0), event.get("delta") or {}))
+            return self._delta(event.get("index", 0), event.get("delta") or {})
         if kind == "content_block_start":
             return list(self._start(event.get("index", 0), event.get("content_block") or {}))
         if kind == "content_block_stop":
@@ -610,19 +610,21 @@ class EventDecoder:
                 yield ToolCallDelta(index, json.dumps(block["input"]))
         # server_tool_use and server tool results run on Anthropic's side: nothing to replay.
 
-    def _delta(self, index: int, delta: Mapping[str, Any]) -> Iterator[StreamEvent]:
+    def _delta(self, index: int, delta: Mapping[str, Any]) -> list[StreamEvent]:
+        # a list, not a generator: this runs for every chunk of every stream
         kind = delta.get("type")
         if kind == "text_delta":
-            if delta.get("text"):
-                yield TextDelta(delta["text"])
-        elif kind == "input_json_delta":
+            text = delta.get("text")
+            return [TextDelta(text)] if text else []
+        if kind == "input_json_delta":
             if self._blocks.get(index) == "tool_use" and delta.get("partial_json"):
-                yield ToolCallDelta(index, delta["partial_json"])
+                return [ToolCallDelta(index, delta["partial_json"])]
         elif kind == "thinking_delta":
             if delta.get("thinking"):
-                yield ReasoningDelta(delta["thinking"])
+                return [ReasoningDelta(delta["thinking"])]
         elif kind == "signature_delta" and delta.get("signature"):
-            yield ReasoningDelta(signature=delta["signature"])
+            return [ReasoningDelta(signature=delta["signature"])]
+        return []
 
     def _merge_usage(self, raw: Any) -> list[StreamEvent]:
         if not isinstance(raw, Mapping):
