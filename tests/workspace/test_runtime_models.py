@@ -76,6 +76,25 @@ async def test_groq_agent_gets_the_listed_window_not_the_guess(ws: Workspace) ->
         131072, 32768, "discovered", True)
 
 
+async def test_a_turn_to_a_listing_provider_reads_the_keychain_once(ws: Workspace,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The listing and the request use the key the turn read once (a second keychain read was a
+    trip to a thread on every turn), and a cached listing is not installed again."""
+    routes = {"/openai/v1/models": Reply(200, GROQ_MODELS), "/openai/v1/chat/completions": chat_reply()}
+    async with StubServer(routes) as server:
+        on_groq(ws, server)
+        agent = ws.create_agent("reader", provider="groq", model="llama-3.3-70b-versatile")
+        await agent.send("First.")
+        reads: list[tuple[str, str]] = []
+        installs: list[str] = []
+        get = ws.credentials.get
+        monkeypatch.setattr(ws.credentials, "get", lambda pid, field: (reads.append((pid, field)), get(pid, field))[1])
+        monkeypatch.setattr(discovery, "install", lambda registry, result: installs.append(result.provider))
+        await agent.send("Second.")
+    assert reads == [("groq", "api_key")] and installs == []
+    assert [s.headers["authorization"] for s in server.seen] == [f"Bearer {KEY}"] * 3
+
+
 async def test_groq_history_beyond_the_listed_window_is_refused_before_sending(ws: Workspace) -> None:
     routes = {"/openai/v1/models": Reply(200, GROQ_MODELS), "/openai/v1/chat/completions": chat_reply()}
     async with StubServer(routes) as server:

@@ -318,7 +318,7 @@ class Agent:
         )
         return user, request, target
 
-    async def _discover(self, route: routing.Route | None = None) -> None:
+    async def _discover(self, route: routing.Route | None = None, turn: _Turn | None = None) -> None:
         """Lets a provider that lists its models at runtime (Ollama, Groq, Together, Fireworks,
         custom endpoints) fill the registry first, so pre-flight and the ledger use the model's
         real facts (context window, prices) rather than a guess. The workspace caches the listing
@@ -330,7 +330,10 @@ class Agent:
             known = self.ws.registry.find(route.provider, route.model)
             if known is not None and known.source == "configured":
                 return  # the user's own facts win over any listing: nothing to ask
-        await self.ws.discover_models(route.provider)
+        # the key the turn already read for this provider, if it did (no keychain trip per turn)
+        secrets = turn.secrets if turn is not None and turn.spec is not None and turn.spec.id == route.provider \
+            else None
+        await self.ws.discover_models(route.provider, secrets=secrets)
 
     @contextlib.asynccontextmanager
     async def _turn_lock(self) -> AsyncIterator[None]:
@@ -425,7 +428,7 @@ class Agent:
         """
         ws = self.ws
         if not turn.chain:
-            await self._discover()
+            await self._discover(turn=turn)
             route = self._checked_route()
             secrets = await self._secrets(turn, ws.provider(route.provider))
             target = ws.target(route.provider, route.model, secrets=secrets)
@@ -450,7 +453,7 @@ class Agent:
                     turn.skip_error = turn.skip_error or self._skip_error(route, skip)
                     turn.attempts.append(Attempt(route.provider, model, "skipped", skip))
                     continue
-                await self._discover(route)
+                await self._discover(route, turn)
                 spec = ws.provider(route.provider)
                 target = ws.target(route.provider, route.model, secrets=await self._secrets(turn, spec))
                 model = target.model.id

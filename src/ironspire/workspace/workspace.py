@@ -123,6 +123,7 @@ class Workspace:
         self._provider_settings: dict[str, dict[str, str]] = {}
         self._custom: dict[str, CustomEndpoint] = {}
         self._custom_specs: dict[str, ProviderSpec] = {}
+        self._installed: dict[str, Any] = {}  # the models of the listing last put in the registry, per provider
         self._agents: dict[str, Agent] = {}
         self._backends: dict[str, Backend] = {}
         self._gates: dict[str, budgets.Gate] = {}
@@ -208,7 +209,7 @@ class Workspace:
             custom[endpoint.provider_id] = endpoint
         for pid, old in self._custom.items():
             if custom.get(pid) != old:
-                self.registry.clear_runtime(pid)
+                self._clear_runtime(pid)
         self._custom = custom
         self._custom_specs = {}
         for endpoint in custom.values():
@@ -468,13 +469,18 @@ class Workspace:
         self._set_enabled(pid, False)
         await self._forget(pid)
 
+    def _clear_runtime(self, pid: str) -> None:
+        """Drops the models discovered for ``pid`` from the registry (a listing installs again)."""
+        self.registry.clear_runtime(pid)
+        self._installed.pop(pid, None)
+
     async def _forget(self, pid: str) -> None:
         """Closes the pool and drops cached health and discovered models (registry and cache)."""
         from ironspire.catalog.discovery import CACHE
 
         await self.transport.close(pid)
         self.health.reset(pid)
-        self.registry.clear_runtime(pid)
+        self._clear_runtime(pid)
         CACHE.forget(pid)
 
     def _set_enabled(self, pid: str, enabled: bool) -> None:
@@ -519,7 +525,8 @@ class Workspace:
         self._adopt(revision)
 
     async def discover_models(
-        self, pid: str, *, refresh: bool = False, connect_timeout: float | None = None
+        self, pid: str, *, refresh: bool = False, connect_timeout: float | None = None,
+        secrets: Secrets | None = None,
     ) -> DiscoveryResult | None:
         """Asks a provider that lists its models at runtime (``ProviderSpec.lists_models``: Ollama,
         Groq, Together, Fireworks, custom endpoints) what it serves now, at the base URL and with
@@ -529,6 +536,8 @@ class Workspace:
         is down, refuses or cannot be read: the result carries the message instead, and a turn
         then fails at its request with the transport's own error. None for a provider that does
         not list its models or is disabled. An unknown provider id is a ConfigurationError.
+        ``secrets``: the provider's credentials as a turn already read them (no second keychain
+        read, which costs a trip to a thread on every turn to a listing provider).
         """
         spec = self.provider(pid)
         if not spec.lists_models or not self.is_enabled(pid):
@@ -539,16 +548,22 @@ class Workspace:
         url = spec.base_url
         try:
             url = routing.base_url(spec, routing.setting_values(spec, self.provider_settings(pid)))
-            key = (await asyncio.to_thread(self.credentials.get, pid, "api_key")  # a keychain read: off the loop
-                   if any(f.name == "api_key" for f in spec.auth) else None)
+            if not any(f.name == "api_key" for f in spec.auth):
+                key = None
+            elif secrets is not None:
+                key = secrets.get("api_key")
+            else:
+                key = await asyncio.to_thread(self.credentials.get, pid, "api_key")  # a keychain read: off the loop
             result = await discover(spec, url, key, transport=self.transport, refresh=refresh,
                                     connect_timeout=connect_timeout or DEFAULT_CONNECT_TIMEOUT)
         except Exception as exc:  # a locked keychain, a malformed URL: listing is best effort
             from ironspire.errors import redact
 
             return DiscoveryResult(pid, url, error=redact(f"{pid}: could not list models ({exc})"))
-        if result.ok:
+        # a cached answer (a copy sharing the listing's models) is in the registry already
+        if result.ok and self._installed.get(pid) is not result.models:
             install(self.registry, result)
+            self._installed[pid] = result.models
         return result
 
     def target(self, pid: str, model_id: str | None = None, *, secrets: Secrets | None = None) -> Target:
@@ -604,7 +619,7 @@ class Workspace:
         stored = replace(endpoint, base_url=endpoint.base_url.rstrip("/"), has_key=has_key)
         self._custom[pid] = stored
         self._custom_specs.pop(pid, None)
-        self.registry.clear_runtime(pid)
+        self._clear_runtime(pid)
         self._register_custom_model(stored)
         self._adopt(revision)
         return stored.spec()
@@ -635,7 +650,7 @@ class Workspace:
         self._provider_settings.pop(pid, None)
         self._disabled.discard(pid)
         self.credentials.remove(pid, "api_key")
-        self.registry.clear_runtime(pid)
+        self._clear_runtime(pid)
         self.health.reset(pid)
         self._adopt(revision)
 
