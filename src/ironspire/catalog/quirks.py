@@ -51,10 +51,18 @@ class Quirks:
 NO_QUIRKS = Quirks()
 
 
+_DEFAULTS: dict[type[Quirks], Quirks] = {}
+
+
 def quirks_of(quirks: Quirks, cls: type[Q]) -> Q:
     """``quirks`` as ``cls`` when it is one; else ``cls``'s defaults (a spec of another protocol,
-    or one that declared none)."""
-    return quirks if isinstance(quirks, cls) else cls()
+    or one that declared none), made once: adapters ask several times per request."""
+    if isinstance(quirks, cls):
+        return quirks
+    default = _DEFAULTS.get(cls)
+    if default is None:
+        default = _DEFAULTS[cls] = cls()
+    return default  # type: ignore[return-value]  # stored under its own class
 
 
 # --- Chat Completions (openai_chat) ----------------------------------------------------------
