@@ -140,3 +140,70 @@ def test_kill_9_while_turns_are_being_committed(open_ws: Any, tmp_path: Path) ->
     assert [e.message.role for e in entries[1::2]] == ["assistant"] * turns
     assert len(reopened.analytics.turns()) == turns  # one ledger row per committed turn, no more
     reopened.close()
+
+
+FLEET = textwrap.dedent(
+    """
+    import asyncio, sys
+    from ironspire.workspace import Workspace
+
+    async def run(agent):
+        n = 0
+        while True:
+            n += 1
+            async for _ in agent.stream(f"{agent.name} turn {n}"):
+                pass
+            print(agent.name, n, flush=True)
+
+    async def main():
+        ws = Workspace.open(sys.argv[1])
+        await asyncio.gather(*(run(ws.agent(f"a{i}")) for i in range(int(sys.argv[2]))))
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_kill_9_while_a_fleet_commits_together(open_ws: Any, tmp_path: Path) -> None:
+    """Turns ending together share one transaction (group commit): a kill inside it loses the
+    whole batch, none of which had returned, and leaves every agent's turns whole."""
+    home, agents = tmp_path / "ws", 12
+    ws: Workspace = open_ws(home)
+    with serving(Server("ol")) as (ok,):
+        ws.set_provider_setting("ollama", "base_url", ok.url)
+        for i in range(agents):
+            ws.create_agent(f"a{i}", provider="ollama", model="llama3")
+        ws.close()
+        child = subprocess.Popen([sys.executable, "-c", FLEET, str(home), str(agents)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+        done: dict[str, int] = {}
+        try:
+            assert child.stdout is not None
+            while len(done) < agents or min(done.values()) < 3:  # every agent has committed a few turns
+                line = child.stdout.readline().split()
+                assert line, child.stderr.read() if child.stderr else ""
+                done[line[0]] = int(line[1])
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(10)
+        finally:
+            if child.poll() is None:
+                child.kill()
+            for stream in (child.stdout, child.stderr):
+                if stream is not None:
+                    stream.close()
+    con = sqlite3.connect(home / "ironspire.db")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+    con.close()
+    reopened: Workspace = open_ws(home)
+    total = 0
+    for i in range(agents):
+        name = f"a{i}"
+        entries = reopened.agent(name).transcript()
+        turns = len(entries) // 2
+        assert len(entries) == 2 * turns and turns >= done[name]  # whole turns, every reported one kept
+        assert [e.message.text for e in entries[::2]] == [f"{name} turn {n}" for n in range(1, turns + 1)]
+        assert [e.message.role for e in entries[1::2]] == ["assistant"] * turns
+        total += turns
+    assert len(reopened.analytics.turns()) == total  # one ledger row per committed turn, no more
+    reopened.close()
