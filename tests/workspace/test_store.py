@@ -26,6 +26,31 @@ def test_the_turn_paths_sql_is_what_the_core_statements_compile_to() -> None:
                         "insert_usage": sql.INSERT_USAGE}
 
 
+def test_the_reads_sql_is_what_the_core_statements_compile_to() -> None:
+    from ironspire.store.schema import custom_endpoints
+
+    compiled = statements.compiled_reads(sqlite.dialect(paramstyle="named"))
+    assert compiled == {name: getattr(sql, name.upper()) for name in statements.READS}
+    assert tuple(c.name for c in custom_endpoints.c) == sql.CUSTOM_ENDPOINT_COLUMNS
+    assert tuple(c.name for c in custom_endpoints.c if c.type.python_type is bool) == sql.CUSTOM_ENDPOINT_FLAGS
+
+
+@pytest.mark.parametrize("url", ["sqlite:///ironspire.db", "sqlite:////abs/dir/ironspire.db", " sqlite:///a b/c.db ",
+                                 "sqlite:///~/x.db", "sqlite:///C:\\Users\\x.db"])
+def test_a_plain_sqlite_url_is_read_as_sqlalchemy_reads_it(url: str) -> None:
+    from ironspire.store import engines
+
+    assert engines.sqlite_path(url) == Path(str(engines.parse(url).database))
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///x.db?mode=ro", "sqlite:///a%20b.db",
+                                 "sqlite+pysqlite:///x.db", "postgresql://u@h/db"])
+def test_other_urls_are_left_to_sqlalchemy(url: str) -> None:
+    from ironspire.store import engines
+
+    assert engines.sqlite_path(url) is None
+
+
 def test_no_module_outside_the_store_speaks_sql() -> None:
     database = re.compile(r"^\s*(import|from)\s+(sqlite3|sqlalchemy|alembic)\b|raw_connection|exec_driver_sql", re.M)
     offenders = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py")

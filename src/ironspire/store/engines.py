@@ -15,21 +15,37 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from typing import TYPE_CHECKING
 
 from ironspire.errors import ConfigurationError
-from ironspire.store.schema import DB_NAME
+from ironspire.store.sqlite import DB_NAME
+
+if TYPE_CHECKING:  # SQLAlchemy loads with the first engine: an up-to-date SQLite workspace never needs one
+    from sqlalchemy.engine import URL, Engine
 
 #: the environment variable that picks the database (a SQLAlchemy URL); default: SQLite in the home
 ENV = "IRONSPIRE_DATABASE_URL"
 _POSTGRES_SCHEMES = {"postgresql", "postgres", "postgresql+psycopg"}
 
 
+def sqlite_path(text: str) -> Path | None:
+    """The file of a plain ``sqlite:///PATH`` URL, read without SQLAlchemy (what ``parse`` makes
+    of it: ``tests/workspace/test_store.py`` compares the two); None for any other URL, which
+    ``parse`` reads."""
+    text = text.strip()
+    if not text.startswith("sqlite:///"):
+        return None
+    database = text[len("sqlite:///"):]
+    if not database or database == ":memory:" or any(c in database for c in "?#%@"):
+        return None
+    return Path(database)
+
+
 def shown(url: URL | str) -> str:
     """A URL as it may be printed: never with its password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     if isinstance(url, str):
         try:
             url = make_url(url)
@@ -40,6 +56,9 @@ def shown(url: URL | str) -> str:
 
 def parse(text: str) -> URL:
     """A database URL the store can use, or a ConfigurationError saying what to write instead."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     text = text.strip()
     if text.startswith("postgres://"):
         text = "postgresql://" + text[len("postgres://"):]
@@ -73,6 +92,8 @@ def parse(text: str) -> URL:
 
 def resolve(home: Path, explicit: str | None = None) -> URL:
     """The URL in force: the explicit one, else IRONSPIRE_DATABASE_URL, else SQLite in ``home``."""
+    from sqlalchemy.engine import make_url
+
     text = explicit if explicit is not None else os.environ.get(ENV, "").strip() or None
     if text is None:
         return make_url(f"sqlite:///{home / DB_NAME}")
@@ -80,12 +101,16 @@ def resolve(home: Path, explicit: str | None = None) -> URL:
 
 
 def is_postgres(url: URL | Engine) -> bool:
+    from sqlalchemy.engine import Engine
+
     return (url.url if isinstance(url, Engine) else url).get_backend_name() == "postgresql"
 
 
 def make_engine(url: URL) -> Engine:
     """An engine with the settings the store relies on (WAL and foreign keys on SQLite; a small
     pre-pinged pool and UTC sessions on PostgreSQL)."""
+    from sqlalchemy import create_engine, event
+
     if not is_postgres(url):
         from ironspire.store import sqlite
 

@@ -21,9 +21,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from ironspire.store.sqlite import DB_NAME  # noqa: F401  (re-exported: the file name's former home)
 from ironspire.store.types import JSONText, RowId, Timestamp
-
-DB_NAME = "ironspire.db"
 
 metadata = MetaData()
 

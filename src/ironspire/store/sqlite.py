@@ -1,23 +1,28 @@
-"""What is particular to SQLite: pragmas, the turn log on the standard library's sqlite3, agent
-locks as files, and backup / restore with SQLite's online backup API.
+"""What is particular to SQLite: pragmas, the turn log and the turn path's reads on the standard
+library's sqlite3, agent locks as files, and backup / restore with SQLite's online backup API.
 
-The turn path (``SqliteTurns``) imports only ``sqlite3`` and the precompiled SQL of
-``store/sql.py``. It keeps two connections of its own (checks, writes), each used by one thread
-at a time, so a turn pays no pool checkout and a check never queues behind a write. WAL keeps
-readers (the CLI's ``history``, a server's pages) from blocking a turn being committed, and lets
-a process killed mid-write leave the file consistent.
+The turn path (``SqliteTurns``, ``SqliteReads``, ``schema_state``) imports only ``sqlite3`` and
+the precompiled SQL of ``store/sql.py``: opening an up-to-date workspace and running a turn load
+neither SQLAlchemy nor Alembic. ``SqliteTurns`` keeps two connections of its own (checks,
+writes), each used by one thread at a time, so a turn pays no pool checkout and a check never
+queues behind a write. WAL keeps readers (the CLI's ``history``, a server's pages) from blocking
+a turn being committed, and lets a process killed mid-write leave the file consistent.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ironspire.store import sql
 from ironspire.store.locks import FileLock
+
+#: the workspace database's file name in IRONSPIRE_HOME
+DB_NAME = "ironspire.db"
 
 PRAGMAS = ("PRAGMA journal_mode=WAL", "PRAGMA foreign_keys=ON", "PRAGMA synchronous=NORMAL",
            "PRAGMA busy_timeout=10000")
@@ -134,6 +139,76 @@ def _insert(conn: sqlite3.Connection, messages: Sequence[tuple[Any, ...]], usage
         conn.execute(sql.INSERT_USAGE, row)
     conn.execute(sql.INSERT_USAGE, usage)
     return last
+
+
+class SqliteReads:
+    """The reads of opening a workspace and preparing a turn (configuration, agents, history,
+    spend) as ``store/sql.py``'s text over sqlite3, and the health transitions a check records.
+
+    Connections are kept in a small pool, one per thread that reads at the same time, so a long
+    history read in a server's thread never holds up another page (nor the turn's own check,
+    which has its connection in ``SqliteTurns``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = _connect(self.path)
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:  # a failed statement inside snapshot(): never pooled mid-transaction
+                conn.execute("ROLLBACK")
+            with self._lock:
+                self._idle.append(conn)
+
+    def rows(self, statement: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        with self._connection() as conn:
+            return conn.execute(statement, params or {}).fetchall()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every statement run on the connection sees the same state."""
+        with self._connection() as conn:
+            conn.execute("BEGIN")
+            yield conn
+            conn.execute("COMMIT")
+
+    def write(self, statement: str, params: Mapping[str, Any]) -> None:
+        """One statement in its own transaction (autocommit)."""
+        with self._connection() as conn:
+            conn.execute(statement, params)
+
+    def close(self) -> None:
+        """Closes the idle connections; a connection in use goes back to the pool when its read ends."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+def schema_state(path: Path) -> tuple[set[str], str | None]:
+    """The tables of the database at ``path`` and its Alembic revision (None: never migrated),
+    read with sqlite3 so that an up-to-date workspace opens without SQLAlchemy or Alembic; a
+    missing file has neither. sqlite3.DatabaseError if the file is damaged."""
+    if not path.exists():
+        return set(), None
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        names = {str(row[0]) for row in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        revision = None
+        if "alembic_version" in names:
+            row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+            revision = None if row is None or row[0] is None else str(row[0])
+    finally:
+        con.close()
+    return names, revision
 
 
 def agent_lock(path: Path, agent_id: int) -> FileLock:

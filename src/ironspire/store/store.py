@@ -5,52 +5,53 @@
 configuration revision, so another process sees with one cheap read (``turns.check``) that what
 it holds is stale and reloads it (``load_config``). The turn path (``turns``: the check and the
 one-transaction write) and the agent locks are the engine's own; everything else is SQLAlchemy
-Core, the same for every engine. Only SQLite is implemented; a server database (issue #18) adds
-its hooks (pool, advisory locks, backup) beside ``store/sqlite.py``.
+Core, the same for every engine (PostgreSQL's hooks are in ``store/postgres.py``).
+
+On SQLite, opening an up-to-date database and what a turn reads (the configuration, the agent,
+its history, the spend a budget counts) run on the standard library's sqlite3 with the text
+``store/sql.py`` holds, generated from the Core definitions in ``store/statements.py``:
+SQLAlchemy (and Alembic, only for a migration) loads with the first statement that needs it,
+through ``Store.engine``. PostgreSQL runs the same definitions through SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import Connection, case, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.expression import ColumnElement
+from typing import TYPE_CHECKING, Any
 
 from ironspire.errors import ConfigurationError
 from ironspire.paths import DIR_MODE, private
-from ironspire.store import rollups
+from ironspire.store import migrations, sql
 from ironspire.store import sqlite as engine_sqlite
 from ironspire.store.engines import ENV
-from ironspire.store.ledger import SUMS, Ledger, UsageFilter, finish, usage_where
-from ironspire.store.schema import (
-    DB_NAME,
-    TOKEN_COLUMNS,
-    USAGE_COLUMNS,
-    agents,
-    custom_endpoints,
-    messages,
-    provider_health,
-    provider_settings,
-    providers,
-    revision,
-    settings,
-    usage,
-    usage_daily,
-)
+from ironspire.store.sqlite import DB_NAME
+
+if TYPE_CHECKING:  # each loads where it is first needed: opening SQLite and a turn need none of them
+    from sqlalchemy import Connection
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.sql.expression import ColumnElement
+
+    from ironspire.store.ledger import Ledger, UsageFilter
 
 URL_ENV = ENV
+
+
+def __getattr__(name: str) -> Any:
+    """``UsageFilter``, importable from here as before, without loading the ledger's queries
+    (and SQLAlchemy) with the store."""
+    if name == "UsageFilter":
+        from ironspire.store.ledger import UsageFilter
+
+        return UsageFilter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def default_url(home: Path) -> str:
@@ -126,44 +127,98 @@ class Store:
     def __init__(self, url: str) -> None:
         from ironspire.store import engines
 
-        parsed = engines.parse(url)
         self.url = url
-        self.postgres = engines.is_postgres(parsed)
         self.turns: Any
-        if self.postgres:
+        self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()
+        self._ledger: Ledger | None = None
+        #: SQLite: the configuration, agent and history reads on sqlite3 (None on PostgreSQL)
+        self._reads: engine_sqlite.SqliteReads | None = None
+        path = engines.sqlite_path(url)  # a plain SQLite URL is read without SQLAlchemy
+        parsed = engines.parse(url) if path is None else None
+        self.postgres = parsed is not None and engines.is_postgres(parsed)
+        if parsed is not None and self.postgres:
             from ironspire.store import postgres
 
             self.path: Path | None = None
-            self.engine: Engine = engines.open_engine(parsed)
-            self.turns = postgres.PostgresTurns(self.engine)
+            self._engine = engines.open_engine(parsed)
+            self.turns = postgres.PostgresTurns(self._engine)
             self._locks = postgres.lock_engine(parsed)
-        else:
-            assert parsed.database is not None
-            self.path = Path(parsed.database)
-            _check_file(self.path)
-            self.path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)  # a new file's folder
-            for own in (self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))):
-                if own == self.path or own.exists():  # SQLite gives the WAL and shared memory the database's mode
-                    private(own)
-            try:
-                self.engine = engines.open_engine(parsed)
-                missing = engine_sqlite.missing_tables(self.path)
-            except (sqlite3.DatabaseError, DBAPIError) as exc:
-                raise damaged(self.path, f"cannot be read ({getattr(exc, 'orig', None) or exc})") from None
-            if missing:
-                self.engine.dispose()
-                raise damaged(self.path, "lacks the tables " + ", ".join(sorted(missing)))
-            engine_sqlite.marker(self.path).mkdir(mode=DIR_MODE, exist_ok=True)
-            self.turns = engine_sqlite.SqliteTurns(self.path)
-        self.ledger = Ledger(self.engine, postgres=self.postgres)
+            return
+        if path is None:
+            assert parsed is not None and parsed.database is not None
+            path = Path(parsed.database)
+        self.path = path
+        _check_file(path)
+        path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)  # a new file's folder
+        for own in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+            if own == path or own.exists():  # SQLite gives the WAL and shared memory the database's mode
+                private(own)
+        try:
+            tables, current = engine_sqlite.schema_state(path)
+            if current != migrations.HEAD:  # behind (or new): SQLAlchemy and Alembic migrate it
+                self._engine = self._migrated(parsed or engines.parse(url))
+                tables, _ = engine_sqlite.schema_state(path)
+        except sqlite3.DatabaseError as exc:
+            raise damaged(path, f"cannot be read ({exc})") from None
+        missing = engine_sqlite.TABLES - tables
+        if missing:
+            self.close()
+            raise damaged(path, "lacks the tables " + ", ".join(sorted(missing)))
+        engine_sqlite.marker(path).mkdir(mode=DIR_MODE, exist_ok=True)
+        self.turns = engine_sqlite.SqliteTurns(path)
+        self._reads = engine_sqlite.SqliteReads(path)
+
+    @staticmethod
+    def _migrated(parsed: Any) -> Engine:
+        """The engine on a SQLite database migrated to head; a file the driver cannot read is
+        the driver's own error (sqlite3.DatabaseError), as the fast path meets it."""
+        from sqlalchemy.exc import DBAPIError
+
+        from ironspire.store import engines
+
+        try:
+            return engines.open_engine(parsed)
+        except DBAPIError as exc:
+            if isinstance(exc.orig, sqlite3.DatabaseError):
+                raise exc.orig from None
+            raise
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine: on SQLite made by the first statement that is not a turn's
+        (a configuration write, the Analytics panel, a backup), with the same pragmas."""
+        engine = self._engine
+        if engine is None:
+            with self._engine_lock:
+                engine = self._engine
+                if engine is None:
+                    from ironspire.store import engines
+
+                    engine = self._engine = engines.make_engine(engines.parse(self.url))
+        return engine
+
+    @property
+    def ledger(self) -> Ledger:
+        """The Analytics panel's queries (``store/ledger.py``), loaded with the first of them."""
+        if self._ledger is None:
+            from ironspire.store.ledger import Ledger
+
+            self._ledger = Ledger(self.engine, postgres=self.postgres)
+        return self._ledger
 
     @classmethod
     def open(cls, url: str) -> Store:
         return cls(url)
 
     def close(self) -> None:
-        self.turns.close()
-        self.engine.dispose()
+        turns = getattr(self, "turns", None)
+        if turns is not None:
+            turns.close()
+        if self._reads is not None:
+            self._reads.close()
+        if self._engine is not None:
+            self._engine.dispose()
         if self.postgres:
             self._locks.dispose()
 
@@ -185,8 +240,6 @@ class Store:
         return self.path
 
     def schema_revision(self) -> str | None:
-        from ironspire.store import migrations
-
         return migrations.current_revision(self.engine)
 
     # --- configuration -----------------------------------------------------------------------
@@ -194,6 +247,10 @@ class Store:
     @contextmanager
     def _config_write(self) -> Iterator[_Write]:
         """One transaction for a configuration write and its revision bump (``write.revision``)."""
+        from sqlalchemy import update
+
+        from ironspire.store.schema import revision
+
         with self.engine.begin() as conn:
             write = _Write(conn)
             yield write
@@ -202,30 +259,64 @@ class Store:
 
     def _upsert(self, conn: Connection, table: Any, values: Mapping[str, Any], keys: Sequence[str],
                 insert_only: Mapping[str, Any] | None = None) -> None:
-        statement = (postgres_insert if self.postgres else sqlite_insert)(table).values(
-            {**values, **(insert_only or {})})
+        statement = self._insert(table).values({**values, **(insert_only or {})})
         rest = {k: v for k, v in values.items() if k not in keys}
         conn.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=rest)
                      if rest else statement.on_conflict_do_nothing(index_elements=list(keys)))
 
-    def config_revision(self) -> int:
+    def _insert(self, table: Any) -> Any:
+        """The engine's INSERT with ON CONFLICT (an upsert)."""
+        if self.postgres:
+            from sqlalchemy.dialects.postgresql import insert as postgres_insert
+
+            return postgres_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+
+    def _rows(self, name: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """The rows of the read ``statements.READS[name]``: its text from ``store/sql.py`` on
+        sqlite3 (SQLite), or the Core statement through SQLAlchemy."""
+        if self._reads is not None:
+            return self._reads.rows(getattr(sql, name.upper()), params)
+        from ironspire.store import statements
+
         with self.engine.connect() as conn:
-            return int(conn.execute(select(revision.c.config).where(revision.c.id == 1)).scalar_one())
+            return list(conn.execute(statements.READS[name](), dict(params or {})))
+
+    def config_revision(self) -> int:
+        return int(self._rows("config_revision")[0][0])
 
     def load_config(self) -> Config:
-        with self.engine.begin() as conn:  # one read transaction: a consistent snapshot
-            config = Config(int(conn.execute(select(revision.c.config).where(revision.c.id == 1)).scalar_one()))
-            for key, value in conn.execute(select(settings.c.key, settings.c.value)):
-                config.settings[key] = json.loads(value)
-            for pid, enabled in conn.execute(select(providers.c.id, providers.c.enabled)):
-                config.enabled[pid] = bool(enabled)
-            for pid, name, value in conn.execute(select(provider_settings)):
-                config.provider_settings.setdefault(pid, {})[name] = value
-            config.custom_endpoints = [dict(row._mapping) for row in conn.execute(select(custom_endpoints))]
-            config.agents = self._agents(conn)
+        if self._reads is None:
+            from ironspire.store import statements
+
+            with self.engine.begin() as conn:  # one read transaction: a consistent snapshot
+                return self._config(lambda name: list(conn.execute(statements.READS[name]())))
+        with self._reads.snapshot() as con:
+            return self._config(lambda name: con.execute(getattr(sql, name.upper())).fetchall())
+
+    @staticmethod
+    def _config(read: Any) -> Config:
+        """The configuration from ``read(name)``: the rows of each read, inside one snapshot."""
+        config = Config(int(read("config_revision")[0][0]))
+        for key, value in read("settings"):
+            config.settings[key] = json.loads(value)
+        for pid, enabled in read("providers"):
+            config.enabled[pid] = bool(enabled)
+        for pid, name, value in read("provider_settings"):
+            config.provider_settings.setdefault(pid, {})[name] = value
+        for row in read("custom_endpoints"):
+            endpoint = dict(zip(sql.CUSTOM_ENDPOINT_COLUMNS, row, strict=True))
+            for flag in sql.CUSTOM_ENDPOINT_FLAGS:
+                endpoint[flag] = bool(endpoint[flag])
+            config.custom_endpoints.append(endpoint)
+        config.agents = [AgentRecord(*row) for row in read("agents")]
         return config
 
     def set_settings(self, values: Mapping[str, Any]) -> int:
+        from ironspire.store.schema import settings
+
         with self._config_write() as w:
             conn = w.conn
             for key, value in values.items():
@@ -233,12 +324,18 @@ class Store:
         return w.revision
 
     def set_enabled(self, pid: str, enabled: bool) -> int:
+        from ironspire.store.schema import providers
+
         with self._config_write() as w:
             conn = w.conn
             self._upsert(conn, providers, {"id": pid, "enabled": enabled}, ("id",))
         return w.revision
 
     def set_provider_setting(self, pid: str, name: str, value: str | None) -> int:
+        from sqlalchemy import delete
+
+        from ironspire.store.schema import provider_settings
+
         with self._config_write() as w:
             conn = w.conn
             if value:
@@ -250,12 +347,18 @@ class Store:
         return w.revision
 
     def put_custom_endpoint(self, values: Mapping[str, Any]) -> int:
+        from ironspire.store.schema import custom_endpoints
+
         with self._config_write() as w:
             conn = w.conn
             self._upsert(conn, custom_endpoints, values, ("provider_id",))
         return w.revision
 
     def remove_custom_endpoint(self, pid: str) -> int:
+        from sqlalchemy import delete
+
+        from ironspire.store.schema import custom_endpoints, provider_settings, providers
+
         with self._config_write() as w:
             conn = w.conn
             conn.execute(delete(custom_endpoints).where(custom_endpoints.c.provider_id == pid))
@@ -267,25 +370,25 @@ class Store:
 
     @staticmethod
     def _agents(conn: Connection, where: ColumnElement[bool] | None = None) -> list[AgentRecord]:
-        query = select(agents.c.id, agents.c.name, agents.c.system, agents.c.provider, agents.c.model,
-                       agents.c.effort).where(
-            agents.c.deleted_at == 0).order_by(agents.c.id)
+        from ironspire.store import statements
+
+        query = statements.agent_rows()
         if where is not None:
             query = query.where(where)
         return [AgentRecord(*row) for row in conn.execute(query)]
 
     def agent_records(self) -> list[AgentRecord]:
-        with self.engine.connect() as conn:
-            return self._agents(conn)
+        return [AgentRecord(*row) for row in self._rows("agents")]
 
     def agent_record(self, name: str) -> AgentRecord | None:
-        with self.engine.connect() as conn:
-            found = self._agents(conn, agents.c.name == name)
-        return found[0] if found else None
+        found = self._rows("agent_by_name", {"name": name})
+        return AgentRecord(*found[0]) if found else None
 
     def create_agent(self, name: str, system: str | None, provider: str | None, model: str | None,
                      effort: str = "high") -> tuple[int, int]:
         """The new agent's id and the revision; a ConfigurationError if a live agent has the name."""
+        from ironspire.store.schema import agents
+
         with self._config_write() as w:
             conn = w.conn
             if self._agents(conn, agents.c.name == name):
@@ -299,6 +402,10 @@ class Store:
         return int(key[0]), w.revision
 
     def update_agent(self, agent_id: int, **values: Any) -> int:
+        from sqlalchemy import update
+
+        from ironspire.store.schema import agents
+
         with self._config_write() as w:
             conn = w.conn
             conn.execute(update(agents).where(agents.c.id == agent_id).values(**values))
@@ -306,6 +413,10 @@ class Store:
 
     def delete_agent(self, agent_id: int) -> int:
         """Deletes the agent's history; its row stays, retired, so the ledger keeps its name."""
+        from sqlalchemy import delete, update
+
+        from ironspire.store.schema import agents, messages
+
         with self._config_write() as w:
             conn = w.conn
             conn.execute(delete(messages).where(messages.c.agent_id == agent_id))
@@ -320,27 +431,21 @@ class Store:
         """(id, body, status, created_at) of the agent's stored messages, oldest first: all of them,
         or the newest ``limit`` (a page read from the index, not the whole history); ``unanswered``
         False leaves out the messages of failed turns."""
-        query = select(messages.c.id, messages.c.body, messages.c.status, messages.c.created_at).where(
-            messages.c.agent_id == agent_id)
-        if not unanswered:
-            query = query.where(messages.c.status == "ok")
-        if limit is not None:
-            query = query.order_by(messages.c.id.desc()).limit(limit)
-        else:
-            query = query.order_by(messages.c.id)
-        with self.engine.connect() as conn:
-            rows = [(int(i), str(b), str(s), float(t)) for i, b, s, t in conn.execute(query)]
+        name = "transcript" + ("" if unanswered else "_ok") + ("" if limit is None else "_newest")
+        params: dict[str, Any] = {"agent_id": agent_id} if limit is None else {"agent_id": agent_id, "limit": limit}
+        rows = [(int(i), str(b), str(s), float(t)) for i, b, s, t in self._rows(name, params)]
         return rows[::-1] if limit is not None else rows
 
     def message_counts(self, agent_id: int) -> dict[str, int]:
         """How many stored messages the agent has, by status ("ok", "unanswered"): one aggregate."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(messages.c.status, func.count()).where(messages.c.agent_id == agent_id)
-                                .group_by(messages.c.status))
-            return {str(status): int(n) for status, n in rows}
+        return {str(status): int(n) for status, n in self._rows("message_counts", {"agent_id": agent_id})}
 
     def replace_history(self, agent_id: int, entries: Iterable[tuple[str, str]]) -> None:
         """Replaces the agent's stored messages with ``(role, body)`` entries, as completed history."""
+        from sqlalchemy import delete
+
+        from ironspire.store.schema import messages
+
         now = time.time()
         with self.engine.begin() as conn:
             conn.execute(delete(messages).where(messages.c.agent_id == agent_id))
@@ -351,6 +456,10 @@ class Store:
 
     def drop_messages(self, agent_id: int, count: int | None = None) -> int:
         """Deletes the agent's ``count`` newest stored messages (all of them for None); how many went."""
+        from sqlalchemy import delete, select
+
+        from ironspire.store.schema import messages
+
         with self.engine.begin() as conn:
             newest = select(messages.c.id).where(messages.c.agent_id == agent_id).order_by(messages.c.id.desc())
             if count is not None:
@@ -362,11 +471,19 @@ class Store:
 
     def counts_for(self, agent_id: int) -> int:
         """How many messages the agent has stored (a count, not a read of the history)."""
+        from sqlalchemy import func, select
+
+        from ironspire.store.schema import messages
+
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(messages)
                                     .where(messages.c.agent_id == agent_id)).scalar_one())
 
     def counts(self) -> dict[str, int]:
+        from sqlalchemy import func, select
+
+        from ironspire.store.schema import agents, messages
+
         with self.engine.connect() as conn:
             return {"agents": int(conn.execute(select(func.count()).select_from(agents)
                                                .where(agents.c.deleted_at == 0)).scalar_one()),
@@ -377,6 +494,9 @@ class Store:
     def insert_usage(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Adds ledger rows that name their agent (``agent``: a name), as a ledger carried over
         from elsewhere does: a name no live agent has is kept under a retired agent of that name."""
+        from ironspire.store import rollups
+        from ironspire.store.schema import TOKEN_COLUMNS, USAGE_COLUMNS, usage
+
         count = 0
         rows = list(rows)
         times = [float(r["at"]) for r in rows]
@@ -405,6 +525,10 @@ class Store:
 
     @staticmethod
     def _ledger_agent(conn: Connection, name: str) -> int:
+        from sqlalchemy import select
+
+        from ironspire.store.schema import agents
+
         found = conn.execute(select(agents.c.id).where(agents.c.name == name)
                              .order_by(agents.c.deleted_at).limit(1)).scalar()
         if found is not None:
@@ -417,10 +541,16 @@ class Store:
 
     @staticmethod
     def _usage_where(f: UsageFilter) -> list[ColumnElement[bool]]:
+        from ironspire.store.ledger import usage_where
+
         return usage_where(f)
 
     def usage_rows(self, f: UsageFilter) -> list[dict[str, Any]]:
         """Ledger rows, oldest first, each naming its agent (``agent``)."""
+        from sqlalchemy import select
+
+        from ironspire.store.schema import agents, usage
+
         columns = [c for c in usage.c if c.name not in ("id", "agent_id")]
         query = (select(agents.c.name.label("agent"), *columns)
                  .select_from(usage.join(agents, agents.c.id == usage.c.agent_id))
@@ -443,6 +573,11 @@ class Store:
         none), ``agents`` (distinct agent names), ``first_at`` (the oldest row, None if none) and
         ``unknown_usage`` (answered requests whose provider reported no usage).
         """
+        from sqlalchemy import case, func, select
+
+        from ironspire.store import rollups
+        from ironspire.store.schema import TOKEN_COLUMNS, agents, usage, usage_daily
+
         ok = case((usage.c.outcome == "ok", 1), else_=0)
         measures = [
             func.coalesce(func.sum(ok), 0).label("turns"),
@@ -497,14 +632,9 @@ class Store:
     def spend(self, start: float, agent_id: int | None = None) -> list[tuple[str, float, int]]:
         """Per provider since ``start`` (of one agent, or all): the cost charged and how many
         successful requests have no known cost (no price: ``api_cost_usd`` is NULL), for budgets."""
-        unknown = case(((usage.c.outcome == "ok") & usage.c.api_cost_usd.is_(None), 1), else_=0)
-        query = (select(usage.c.provider, func.coalesce(func.sum(usage.c.cost_usd), 0.0),
-                        func.coalesce(func.sum(unknown), 0))
-                 .where(usage.c.at >= start).group_by(usage.c.provider))
-        if agent_id is not None:
-            query = query.where(usage.c.agent_id == agent_id)
-        with self.engine.connect() as conn:
-            return [(str(p), float(c), int(u)) for p, c, u in conn.execute(query)]
+        rows = (self._rows("spend", {"start": start}) if agent_id is None
+                else self._rows("spend_agent", {"start": start, "agent_id": agent_id}))
+        return [(str(p), float(c), int(u)) for p, c, u in rows]
 
     def ledger_totals(self, f: UsageFilter, by: str | None = None) -> list[dict[str, Any]]:
         """The Analytics panel's sums (``store/ledger.py``): like ``usage_totals`` but with what is
@@ -513,6 +643,11 @@ class Store:
         estimated), plus ``requests`` and ``latency_ok``; ``agents`` and ``first_at`` on the
         ungrouped row only. Whole days come from ``usage_daily_detail`` on SQLite; PostgreSQL reads
         the raw rows."""
+        from sqlalchemy import func, select
+
+        from ironspire.store.ledger import SUMS, finish
+        from ironspire.store.schema import agents, usage
+
         keys = {None: (), "agent": ("agent_id",), "provider": ("provider",), "model": ("provider", "model")}[by]
         rows = self.ledger.aggregate(f, keys)  # type: ignore[arg-type]
         names = self.ledger.agent_names()
@@ -542,18 +677,40 @@ class Store:
         return [total]
 
     def has_session(self, session: str) -> bool:
+        from sqlalchemy import select
+
+        from ironspire.store.schema import usage
+
         with self.engine.connect() as conn:
             return conn.execute(select(usage.c.id).where(usage.c.session == session).limit(1)).scalar() is not None
 
     def latest_session(self) -> str | None:
+        from sqlalchemy import select
+
+        from ironspire.store.schema import usage
+
         with self.engine.connect() as conn:
             found = conn.execute(select(usage.c.session).order_by(usage.c.at.desc()).limit(1)).scalar()
         return None if found is None else str(found)
 
     # --- provider health (shared by every process on the database) ----------------------------
 
+    def add_transition(self, at: float, provider: str, state_from: str | None, state_to: str,
+                       detail: str | None) -> None:
+        """A provider's health changed (the Reliability tab's timeline): written as a check
+        finds it, so on SQLite through sqlite3 like the turn it precedes."""
+        if self._reads is None:
+            self.ledger.add_transition(at, provider, state_from, state_to, detail)
+            return
+        self._reads.write(sql.INSERT_TRANSITION, {"at": at, "provider": provider, "state_from": state_from,
+                                                  "state_to": state_to, "detail": detail})
+
     def health_states(self) -> dict[str, dict[str, Any]]:
         """Every provider's last known health, as ``HealthStatus.to_dict()`` records."""
+        from sqlalchemy import select
+
+        from ironspire.store.schema import provider_health
+
         with self.engine.connect() as conn:
             rows = conn.execute(select(provider_health.c.provider, provider_health.c.status)
                                 .where(provider_health.c.status.is_not(None)))
@@ -561,6 +718,10 @@ class Store:
 
     def put_health(self, pid: str, status: Mapping[str, Any] | None) -> None:
         """Records (None: forgets) a provider's health; no configuration revision is bumped."""
+        from sqlalchemy import delete
+
+        from ironspire.store.schema import provider_health
+
         with self.engine.begin() as conn:
             if status is None:
                 conn.execute(delete(provider_health).where(provider_health.c.provider == pid))
@@ -573,9 +734,11 @@ class Store:
         """True if this process should probe ``pid`` now: nobody recorded its health, or took the
         turn to probe it, in the last ``fresh`` seconds. One atomic statement, so of N processes
         asking at once exactly one is told yes."""
+        from ironspire.store.schema import provider_health
+
         now = time.time()
         stale = now - fresh
-        insert = (postgres_insert if self.postgres else sqlite_insert)(provider_health).values(
+        insert = self._insert(provider_health).values(
             provider=pid, status=None, checked_at=0.0, claimed_at=now)
         claim = insert.on_conflict_do_update(
             index_elements=["provider"], set_={"claimed_at": now},
@@ -595,6 +758,8 @@ class Store:
         if dest.exists():
             dest.unlink()
         if self.postgres:  # the same single-file backup, written row by row and checksummed
+            from sqlalchemy.engine import make_url
+
             from ironspire.store import copy
 
             copy.copy(make_url(self.url), make_url(f"sqlite:///{dest}"))
@@ -647,12 +812,16 @@ class Store:
         if self.postgres:
             self._restore_into_postgres(source, before)
             return
+        from sqlalchemy import func, update
+
+        from ironspire.store.schema import revision
+
         path = self._file()
         self.turns.close()
+        if self._reads is not None:
+            self._reads.close()
         self.engine.dispose()
         engine_sqlite.restore(path, source)
-        from ironspire.store import migrations
-
         migrations.upgrade(self.engine)
         # past every revision any process has seen, so each one reloads at its next turn
         with self.engine.begin() as conn:
@@ -664,7 +833,11 @@ class Store:
         checksums before committing); the backup file itself is migrated on a scratch copy only."""
         import tempfile
 
+        from sqlalchemy import func, update
+        from sqlalchemy.engine import make_url
+
         from ironspire.store import copy
+        from ironspire.store.schema import revision
 
         with tempfile.TemporaryDirectory() as scratch:
             staged = Path(scratch) / "restore.db"
@@ -676,6 +849,10 @@ class Store:
 
     def integrity(self) -> str:
         if self.postgres:  # the server guards its pages itself; what is checked here is that it answers
+            from sqlalchemy import func, select
+
+            from ironspire.store.schema import revision
+
             with self.engine.connect() as conn:
                 conn.execute(select(func.count()).select_from(revision)).scalar_one()
             return "ok"

@@ -749,8 +749,8 @@ class Workspace:
         self._backends[protocol] = backend
 
     def _record_transition(self, pid: str, previous: str | None, status: Any) -> None:
-        self.store.ledger.add_transition(status.checked_at.timestamp(), pid, previous, status.state.value,
-                                         status.detail or None)
+        self.store.add_transition(status.checked_at.timestamp(), pid, previous, status.state.value,
+                                  status.detail or None)
 
     @property
     def analytics(self) -> Analytics:

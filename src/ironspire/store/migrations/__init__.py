@@ -27,19 +27,20 @@ Adding a migration (there is no alembic.ini: the workspace hands Alembic its con
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.pool import NullPool
+from typing import TYPE_CHECKING, Any
 
 from ironspire.errors import ConfigurationError
+
+if TYPE_CHECKING:  # ``HEAD`` is read on every SQLite open, which needs no SQLAlchemy (store/sqlite.py)
+    from sqlalchemy.engine import Engine
 
 HEAD = "0007"
 SCRIPTS = Path(__file__).resolve().parent
 
 
 def current_revision(engine: Engine) -> str | None:
+    from sqlalchemy import inspect, text
+
     with engine.connect() as conn:
         if not inspect(conn).has_table("alembic_version"):
             return None
@@ -94,6 +95,8 @@ def upgrade(engine: Engine) -> None:
         return
     from alembic import command
     from alembic.config import Config
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.pool import NullPool
 
     config = Config()
     config.set_main_option("script_location", str(SCRIPTS))
