@@ -53,7 +53,6 @@ def _prepared(home: Path, server: Server) -> None:
         ws.close()
 
 
-@pytest.mark.sqlite_only("the SQLite store's own fast path")
 def test_a_turn_on_an_up_to_date_sqlite_workspace_loads_no_sqlalchemy(tmp_path: Path) -> None:
     home = tmp_path / "home"
     with serving(Server("lb")) as (server,):
@@ -75,9 +74,11 @@ def test_a_turn_on_an_up_to_date_sqlite_workspace_loads_no_sqlalchemy(tmp_path: 
         ws.close()
 
 
-def test_ironspire_ask_loads_no_sqlalchemy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("database", [False, True], ids=["default", "--database"])
+def test_ironspire_ask_loads_no_sqlalchemy(tmp_path: Path, database: bool) -> None:
     home = tmp_path / "home"
-    code = ("import atexit, sys; sys.argv = ['ironspire', 'ask', 'a', 'hello']; "
+    argv = ["--database", f"sqlite:///{home / 'ironspire.db'}"] if database else []
+    code = (f"import atexit, sys; sys.argv = ['ironspire', *{argv!r}, 'ask', 'a', 'hello']; "
             "atexit.register(lambda: print(sorted({m.split('.')[0] for m in sys.modules} & "
             f"set({HEAVY!r})), file=sys.stderr)); "
             "from ironspire.cli import main; main()")
@@ -90,7 +91,6 @@ def test_ironspire_ask_loads_no_sqlalchemy(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines()[-1] == "[]"
 
 
-@pytest.mark.sqlite_only("the SQLite store's own fast path")
 def test_a_database_behind_head_is_migrated_with_alembic_on_open(tmp_path: Path) -> None:
     """The fast path reads the revision only: a database at an older revision is still migrated."""
     from workspace.test_migrations import _initial_database

@@ -61,7 +61,8 @@ def _root(
 
         from ironspire.store import engines
 
-        engines.parse(database)  # a malformed URL is refused before any command runs
+        if engines.sqlite_path(database) is None:  # a plain SQLite URL needs no SQLAlchemy to check
+            engines.parse(database)  # a malformed URL is refused before any command runs
         os.environ[engines.ENV] = database  # every command, and every workspace it opens, uses it
 
 

@@ -1,19 +1,46 @@
-"""Shared output helpers: JSON for machines, Rich tables for people."""
+"""Shared output helpers: JSON for machines, Rich tables for people.
+
+Rich loads with the first thing printed through it: ``ironspire ask`` streams its reply as plain
+text and never needs it.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING, Any
 
 from ironspire.views.formatting import tokens, usd
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 __all__ = ["console", "emit_json", "inert", "safe", "tokens", "usd"]
 
-console = Console(highlight=False)
+
+class _Console:
+    """The one Rich console of the commands (``Console(highlight=False)``), made at first use."""
+
+    def __init__(self) -> None:
+        self._console: Console | None = None
+
+    @property
+    def rich(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(highlight=False)
+        return self._console
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        self.rich.print(*objects, **kwargs)
+
+    @property
+    def width(self) -> int:
+        return self.rich.width
+
+
+console = _Console()
 
 
 def emit_json(data: Any) -> None:
@@ -34,4 +61,6 @@ def inert(value: object) -> str:
 def safe(value: object) -> str:
     """``inert`` and with Rich markup escaped: for a name or provider text inside a string that
     Rich renders as markup (``[/]`` would otherwise crash the whole listing)."""
+    from rich.markup import escape
+
     return escape(inert(value))

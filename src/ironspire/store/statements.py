@@ -14,6 +14,7 @@ Constants are ``literal_column`` so that the only parameters are the named ones 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from typing import Any, cast
 
 from sqlalchemy import Executable, Integer, Select, bindparam, case, func, insert, literal_column, select
@@ -144,6 +145,12 @@ READS: dict[str, Callable[[], Executable]] = {
     "spend_agent": lambda: spend(per_agent=True),
     "insert_transition": insert_transition,
 }
+
+
+@cache
+def read(name: str) -> Executable:
+    """``READS[name]``, built once (SQLAlchemy caches its compiled form by the statement's shape)."""
+    return READS[name]()
 
 
 def compiled_reads(dialect: Dialect) -> dict[str, str]:

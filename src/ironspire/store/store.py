@@ -282,7 +282,7 @@ class Store:
         from ironspire.store import statements
 
         with self.engine.connect() as conn:
-            return list(conn.execute(statements.READS[name](), dict(params or {})))
+            return list(conn.execute(statements.read(name), dict(params or {})))
 
     def config_revision(self) -> int:
         return int(self._rows("config_revision")[0][0])
@@ -292,7 +292,7 @@ class Store:
             from ironspire.store import statements
 
             with self.engine.begin() as conn:  # one read transaction: a consistent snapshot
-                return self._config(lambda name: list(conn.execute(statements.READS[name]())))
+                return self._config(lambda name: list(conn.execute(statements.read(name))))
         with self._reads.snapshot() as con:
             return self._config(lambda name: con.execute(getattr(sql, name.upper())).fetchall())
 

@@ -2,7 +2,8 @@
 by the explicit ``ironspire db upgrade``, and a process refuses a database at another revision.
 
 Alembic costs a few hundred milliseconds to import, so opening a workspace first reads the
-recorded revision with one query and loads Alembic only when the database is behind (a new
+recorded revision with one query (on SQLite with sqlite3, ``store/sqlite.schema_state``, so
+SQLAlchemy does not load either) and loads Alembic only when the database is behind (a new
 file, or a newer Ironspire). ``HEAD`` must name the newest revision; a test checks it against
 Alembic's own view of the scripts so the fast path cannot drift. A database stamped with a
 revision these scripts do not know (written by a newer Ironspire) is refused, untouched.
