@@ -20,7 +20,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -297,7 +297,7 @@ class Store:
             return self._config(lambda name: con.execute(getattr(sql, name.upper())).fetchall())
 
     @staticmethod
-    def _config(read: Any) -> Config:
+    def _config(read: Callable[[str], Sequence[Any]]) -> Config:
         """The configuration from ``read(name)``: the rows of each read, inside one snapshot."""
         config = Config(int(read("config_revision")[0][0]))
         for key, value in read("settings"):
