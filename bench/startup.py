@@ -189,9 +189,14 @@ async def turn():
     finally:
         await ws.aclose()
 reply = asyncio.run(turn())
-import json
-print(json.dumps({{"seconds": time.perf_counter() - t0, "text": reply.text}}))
+import json, sys
+loaded = sorted({{m.split(".")[0] for m in sys.modules}} & {heavy!r})
+print(json.dumps({{"seconds": time.perf_counter() - t0, "text": reply.text, "loaded": loaded}}))
 """
+
+#: the large packages whose presence after a turn the notes report (``loaded`` in the results:
+#: what the library script's last turn had imported, measured, not assumed)
+HEAVY = ("sqlalchemy", "alembic", "pydantic", "aiohttp", "httpx", "httpx2", "keyring", "typer", "click", "rich")
 
 
 def _first_byte(argv: list[str], env: dict[str, str]) -> tuple[float, bytes, int]:
@@ -239,7 +244,8 @@ def command_times(python: str, runs: int, base_url: str, text: str, prompt: str,
             elif i:
                 ask.append(secs)
             t0 = time.perf_counter()
-            proc = subprocess.run([python, "-c", _ONE_TURN.format(home=home, agent=f"lib-{i}", prompt=prompt)],
+            proc = subprocess.run([python, "-c", _ONE_TURN.format(home=home, agent=f"lib-{i}", prompt=prompt,
+                                                                  heavy=set(HEAVY))],
                                   capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
             wall = time.perf_counter() - t0
             result = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
@@ -248,6 +254,7 @@ def command_times(python: str, runs: int, base_url: str, text: str, prompt: str,
             elif i:
                 turn.append(wall)
                 turn_inside.append(result["seconds"])
+                out["one turn loads"] = result["loaded"]
             if done.returncode == 0 and i:
                 version.append(v)
     for name, samples in (("ironspire --version (to exit)", version),
