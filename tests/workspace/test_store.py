@@ -111,3 +111,61 @@ def test_revision_0002_carries_the_ledger_over_by_agent_id(open_ws: Any, tmp_pat
     con.close()
     assert [name for _, name in rows] == ["veteran", "gone", "gone"] and rows[1][0] == rows[2][0] != rows[0][0]
     assert "agent" not in columns and "agent_id" in columns
+
+
+def test_every_read_of_opening_and_a_turn_answers_alike_on_both_engines(open_ws: Any) -> None:
+    """The reads SQLite runs as text on sqlite3 and PostgreSQL as Core (``statements.READS``):
+    the same rows, the same Python types."""
+    from ironspire.catalog.providers import CustomEndpoint
+    from ironspire.messages import Message
+    from ironspire.store.ledger import UsageFilter
+    from ironspire.store.schema import USAGE_COLUMNS
+
+    ws = open_ws()
+    try:
+        spec = ws.add_custom_endpoint(CustomEndpoint("loop", "http://127.0.0.1:9/v1", "m1", tools=True))
+        first = ws.create_agent("first", spec.id, "m1", system="Be brief.")
+        ws.create_agent("second", None, None)
+        ws.set_budget(5.0)
+        store = ws.store
+
+        def usage(at: float, cost: float | None, outcome: str) -> tuple[Any, ...]:
+            values = {c: 0 for c in USAGE_COLUMNS} | {
+                "at": at, "session": "s", "agent_id": first.id, "provider": spec.id, "model": "m1", "cost_usd": cost,
+                "api_cost_usd": None, "latency_s": 0.5, "outcome": outcome, "streamed": False,
+                "usage_state": "reported", "price": None}
+            return tuple(values[c] for c in USAGE_COLUMNS)
+
+        store.turns.write([(first.id, "user", Message.user("q1").to_json(), "ok", 10.0),
+                           (first.id, "assistant", Message.assistant("r1").to_json(), "ok", 10.5)],
+                          usage(10.0, 0.25, "ok"))
+        store.turns.write([(first.id, "user", Message.user("q2").to_json(), "unanswered", 20.0)],
+                          usage(20.0, None, "RateLimitError"))
+        store.add_transition(30.0, spec.id, None, "reachable", None)
+
+        config = store.load_config()
+        assert config.revision == store.config_revision()
+        assert config.settings["budget"]["usd"] == 5.0
+        assert [(r["provider_id"], r["tools"], r["vision"], r["has_key"]) for r in config.custom_endpoints] == [
+            (spec.id, True, False, False)]
+        assert [(a.name, a.system, a.provider, a.model, a.effort) for a in config.agents] == [
+            ("first", "Be brief.", spec.id, "m1", "high"), ("second", None, None, None, "high")]
+        assert store.agent_records() == config.agents
+        assert store.agent_record("second") == config.agents[1] and store.agent_record("nobody") is None
+
+        everything = store.transcript(first.id)
+        assert [(Message.from_json(b).text, s, t) for _, b, s, t in everything] == [
+            ("q1", "ok", 10.0), ("r1", "ok", 10.5), ("q2", "unanswered", 20.0)]
+        assert all(type(i) is int and type(t) is float for i, _, _, t in everything)
+        assert store.transcript(first.id, unanswered=False) == everything[:2]
+        assert store.transcript(first.id, limit=2) == everything[1:]
+        assert store.transcript(first.id, limit=1, unanswered=False) == everything[1:2]
+        assert store.message_counts(first.id) == {"ok": 2, "unanswered": 1}
+
+        assert store.spend(0.0) == [(spec.id, 0.25, 1)]  # the successful request has no API price
+        assert store.spend(15.0, first.id) == [(spec.id, 0.0, 0)]
+        assert store.spend(0.0, first.id + 100) == []
+        assert [(t["provider"], t["state_to"]) for t in store.ledger.transitions(UsageFilter())] == [
+            (spec.id, "reachable")]
+    finally:
+        ws.close()
