@@ -11,12 +11,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from ironspire.catalog.providers import CustomEndpoint
 from ironspire.workspace import Workspace
 from workspace.loopback import Server, serving
+
+if TYPE_CHECKING:
+    from ironspire.store.ledger import UsageFilter
 
 HEAVY = ("sqlalchemy", "alembic")
 
@@ -107,7 +111,7 @@ def test_a_database_behind_head_is_migrated_with_alembic_on_open(tmp_path: Path)
     assert done.stdout.split() == [migrations.HEAD, "True"]
 
 
-def _everything() -> object:
+def _everything() -> UsageFilter:
     from ironspire.store.ledger import UsageFilter
 
     return UsageFilter()
