@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
 import aiohttp
@@ -58,6 +59,12 @@ def _failure(exc: BaseException) -> HttpFailure:
     return ConnectionLost(type(exc).__name__, detail)
 
 
+def _tls(url: str) -> ssl.SSLContext | bool:
+    """The process's one TLS context for an https URL (made at the first); True (aiohttp's own
+    verified default, used only if a plain-HTTP request is redirected to https) otherwise."""
+    return tls_context() if url[:6].lower() == "https:" else True
+
+
 class _Response(Response):
     __slots__ = ("_body", "_raw", "headers", "status_code")
 
@@ -94,8 +101,10 @@ class AiohttpClient:
     def __init__(self, limits: Limits, timeouts: Timeouts) -> None:
         self._loop = asyncio.get_running_loop()
         # every connection the pool may open is also kept alive: aiohttp has no smaller keep-alive count
+        # the TLS context is given per https request (``_tls``): building it reads the CA bundle
+        # (~20 ms), which a pool that only ever speaks plain HTTP (a local model) never needs
         connector = aiohttp.TCPConnector(limit=limits.max_connections, limit_per_host=limits.max_connections,
-                                         keepalive_timeout=limits.keepalive_expiry, ssl=tls_context())
+                                         keepalive_timeout=limits.keepalive_expiry)
         self._timeout = _timeout(timeouts)
         self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout, trust_env=False,
                                               auto_decompress=True, raise_for_status=False)
@@ -120,8 +129,8 @@ class AiohttpClient:
         try:
             # encoded=True: the URL goes out byte for byte as built (a SigV4 signature covers its path)
             raw = await self._session.request(request.method, URL(request.url, encoded=True),
-                                              headers=dict(request.headers),
-                                              data=request.content, allow_redirects=True, timeout=timeout)
+                                              headers=dict(request.headers), data=request.content,
+                                              allow_redirects=True, timeout=timeout, ssl=_tls(request.url))
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _failure(exc) from exc
         response = _Response(raw)
