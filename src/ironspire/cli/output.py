@@ -7,6 +7,7 @@ text and never needs it.
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -23,13 +24,18 @@ class _Console:
 
     def __init__(self) -> None:
         self._console: Console | None = None
+        self._size: tuple[str | None, str | None] = (None, None)
 
     @property
     def rich(self) -> Console:
-        if self._console is None:
+        # Rich fixes the width at construction when COLUMNS is set; a console made at the first
+        # print would keep that width for every later command of the process (a test runner's
+        # invocations), so it is made again when COLUMNS or LINES changed
+        size = (os.environ.get("COLUMNS"), os.environ.get("LINES"))
+        if self._console is None or size != self._size:
             from rich.console import Console
 
-            self._console = Console(highlight=False)
+            self._console, self._size = Console(highlight=False), size
         return self._console
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
