@@ -6,8 +6,6 @@ its commands so that `ironspire --help` and `--version` start quickly.
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from ironspire import __version__
@@ -20,7 +18,6 @@ from ironspire.cli import models as models_cli
 from ironspire.cli import portable as portable_cli
 from ironspire.cli import providers as providers_cli
 from ironspire.cli import serve as serve_cli
-from ironspire.errors import IronspireError
 
 app = typer.Typer(
     name="ironspire",
@@ -68,36 +65,7 @@ def _root(
 
 def main() -> None:
     """Runs the CLI, turning Ironspire's own errors into a clear message and exit code 1."""
-    try:
+    from ironspire.cli.failures import reported
+
+    with reported():
         app()
-    except IronspireError as exc:
-        _fail(exc)
-    except Exception as exc:
-        damaged = _damaged_database(exc)
-        if damaged is None:
-            raise
-        _fail(damaged)
-
-
-def _fail(exc: IronspireError) -> None:
-    from rich.console import Console
-
-    from ironspire.cli.output import safe
-
-    Console(stderr=True).print(f"[bold red]error:[/] {safe(exc)}", markup=True, highlight=False)
-    sys.exit(1)
-
-
-def _damaged_database(exc: Exception) -> IronspireError | None:
-    """A database that went bad under a command (a corrupt page found by a query) is reported
-    naming the file, like one found damaged at open, instead of as a driver traceback."""
-    import os
-    from pathlib import Path
-
-    if "sqlalchemy" not in sys.modules and "sqlite3" not in sys.modules:
-        return None
-    from ironspire.paths import home
-    from ironspire.store.store import URL_ENV, default_url, explain
-
-    url = os.environ.get(URL_ENV) or default_url(home())
-    return explain(exc, Path(url.split(":///", 1)[-1]))

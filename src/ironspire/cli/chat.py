@@ -8,11 +8,15 @@ from typing import TYPE_CHECKING, cast
 
 import typer
 
+from ironspire.cli import turn
 from ironspire.cli.output import console, emit_json, inert, safe
+from ironspire.cli.turn import budget_warning as _budget_warning
+from ironspire.cli.turn import stream_reply as _stream_reply
+from ironspire.cli.turn import text_problem
+from ironspire.cli.turn import warn_health as _warn
 
 if TYPE_CHECKING:
     from ironspire.health import HealthMonitor
-    from ironspire.workspace import Agent, Workspace
 
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
 
@@ -20,42 +24,10 @@ JSON = typer.Option(False, "--json", help="Machine-readable output.")
 CHAT_COMMANDS = "/switch PROVIDER [MODEL], /inherit, /exit"
 
 
-def _warn(
-    ws: Workspace, agent: Agent, fix: str = "switch with `/switch PROVIDER MODEL`", *, once: bool = False
-) -> None:
-    """``once``: for a single request, where a provider without credentials fails at once with
-    the same explanation, so warning first would only say it twice."""
-    from ironspire.health import HealthState
-    from ironspire.views import health_warning
-
-    route = agent.route
-    if once and route is not None and ws.health.status(route.provider).state is HealthState.NOT_CONFIGURED:
-        return
-    warning = health_warning(ws, route.provider if route else None)
-    if warning:
-        typer.echo(f"warning: {inert(warning.rstrip('.'))}; the reply may fail ({inert(fix)}).", err=True)
-
-
-def _budget_warning(ws: Workspace, agent: Agent) -> None:
-    """At 80% of a budget the agent's turns count against, one line before the turn is sent
-    (at 100% the turn itself is refused, with the reset)."""
-    from ironspire.views import agent_budgets, workspace_budget
-
-    for budget in agent_budgets(ws, agent, workspace_budget(ws)):
-        if budget.warning and budget.level == "warning":
-            typer.echo(f"warning: {budget.warning}.", err=True)
-
-
 def _require_text(message: str) -> str:
-    """An empty message would still be sent, billed and stored as a turn: refuse it up front;
-    so is text that is not valid UTF-8 (argv bytes Python kept as lone surrogates)."""
-    if not message.strip():
-        raise typer.BadParameter("the message is empty.", param_hint="'MESSAGE'")
-    try:
-        message.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise typer.BadParameter(f"the message is not valid UTF-8 (byte {exc.start}); "
-                                 "convert it first, e.g. with iconv.", param_hint="'MESSAGE'") from None
+    problem = text_problem(message)
+    if problem is not None:
+        raise typer.BadParameter(problem, param_hint="'MESSAGE'")
     return message
 
 
@@ -68,70 +40,16 @@ def _read_stdin() -> str:
                                  "convert it first, e.g. with iconv.", param_hint="'MESSAGE'") from None
 
 
-async def _stream_reply(agent: Agent, text: str) -> None:
-    from ironspire.messages import ReasoningDelta, TextDelta
-
-    thinking = False
-    async for event in agent.stream(text):
-        if isinstance(event, ReasoningDelta) and event.text:
-            if not thinking:
-                typer.echo("[thinking] ", nl=False, err=True)
-                thinking = True
-            typer.echo(event.text, nl=False, err=True)
-        elif isinstance(event, TextDelta):
-            if thinking:
-                typer.echo("", err=True)
-                thinking = False
-            sys.stdout.write(event.text)
-            sys.stdout.flush()
-    sys.stdout.write("\n")
-    sys.stdout.flush()
-    from ironspire.views import fallback_notice
-
-    history = agent.history
-    notice = fallback_notice(history[-1]) if history else None
-    if notice:  # the agent's own route failed and another answered: say which, once
-        typer.echo(f"note: {notice}.", err=True)
-
-
 def ask(
     agent_name: str = typer.Argument(..., metavar="AGENT"),
     message: str = typer.Argument(..., help="The message (\"-\" reads it from stdin)."),
     check: bool = typer.Option(True, "--check/--no-check", help="Probe the provider first and warn if unhealthy."),
 ) -> None:
     """Send one message to an agent and stream the reply to stdout."""
-    import asyncio
-
-    from ironspire.cli._workspace import workspace
-
     if message == "-":
         message = _read_stdin().rstrip("\r\n")  # the newline that ends piped input is not part of it
     _require_text(message)
-    with workspace() as ws:
-        agent = ws.agent(agent_name)
-
-        async def run() -> None:
-            try:
-                route = agent.route
-                if check and route is not None and ws.is_enabled(route.provider):
-                    await ws.health.check([route.provider])
-                _warn(ws, agent, f"switch with `ironspire agents set {agent.name} --provider P --model M`", once=True)
-                _budget_warning(ws, agent)
-                await _stream_reply(agent, message)
-            finally:
-                await ws.transport.close()
-
-        try:
-            asyncio.run(run())
-        except KeyboardInterrupt:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
-            typer.echo(
-                "interrupted: no reply was saved (a message already sent is kept as unanswered; "
-                f"see `ironspire history {agent.name} --all`).",
-                err=True,
-            )
-            raise typer.Exit(130) from None
+    turn.ask(agent_name, message, check=check)
 
 
 async def _read_line() -> str:
