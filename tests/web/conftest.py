@@ -32,7 +32,7 @@ class Browser:
     async def post(self, path: str, data: dict[str, Any] | None = None, *, json_answer: bool = False,
                    **kw: Any) -> httpx.Response:
         form = {"csrf_token": self.secrets.csrf, **(data or {})}
-        headers = {"accept": "application/json"} if json_answer else {}
+        headers = {**({"accept": "application/json"} if json_answer else {}), **kw.pop("headers", {})}
         return await self.client.post(path, data=form, headers=headers, **kw)
 
     async def api(self, path: str) -> Any:

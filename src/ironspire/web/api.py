@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from ironspire.web import records
 from ironspire.web.state import web
+from ironspire.web.urls import AgentRoute
 
 
 async def providers(request: Request) -> Response:
@@ -72,9 +73,9 @@ def routes() -> list[BaseRoute]:
         Route("/api/providers", providers),
         Route("/api/health", health),
         Route("/api/default", default),
-        Route("/api/agents", agents),
-        Route("/api/agents/{name}", agent),
-        Route("/api/agents/{name}/history", history),
-        Route("/api/agents/{name}/hud", hud),
+        AgentRoute("/api/agents", agents),
+        AgentRoute("/api/agents/{name}", agent),
+        AgentRoute("/api/agents/{name}/history", history),
+        AgentRoute("/api/agents/{name}/hud", hud),
         Route("/api/models", models),
     ]

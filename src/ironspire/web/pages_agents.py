@@ -15,12 +15,13 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from ironspire.errors import ConfigurationError, IronspireError
 from ironspire.web import records
 from ironspire.web.security import form_of
 from ironspire.web.state import back, wants_json, web
+from ironspire.web.urls import AgentRoute, agent_path, local_path
 from ironspire.workspace.effort import DEFAULT_EFFORT, EFFORT_LABELS, check_effort
 
 INHERIT = "__default__"
@@ -129,7 +130,7 @@ async def create_agent(request: Request) -> Response:
                         **_form_context(w.ws, None, form, str(exc)))
     if wants_json(request):
         return JSONResponse(records.agent(w.ws, agent).to_json(), status_code=201)
-    return back(f"/agents/{agent.name}")
+    return back(agent_path(agent.name))
 
 
 async def configure_page(request: Request) -> Response:
@@ -162,7 +163,7 @@ async def configure(request: Request) -> Response:
         spending.apply(agent)
     if wants_json(request):
         return JSONResponse(records.agent(w.ws, agent).to_json())
-    return back(f"/agents/{agent.name}")
+    return back(agent_path(agent.name))
 
 
 async def reassign(request: Request) -> Response:
@@ -182,7 +183,7 @@ async def reassign(request: Request) -> Response:
     agent.switch(provider, model)
     if wants_json(request):
         return JSONResponse(records.agent(w.ws, agent).to_json())
-    return back(request.headers.get("x-return-to") or f"/agents/{agent.name}")
+    return back(local_path(request.headers.get("x-return-to"), agent_path(agent.name)))
 
 
 async def refresh_models(request: Request) -> Response:
@@ -191,16 +192,16 @@ async def refresh_models(request: Request) -> Response:
     ws = w.ws
     pids = [pid for pid in ws.provider_ids() if ws.is_enabled(pid) and ws.provider(pid).lists_models]
     await asyncio.gather(*(ws.discover_models(pid, refresh=True, connect_timeout=2.0) for pid in pids))
-    target = form_of(request.scope).get("return_to", "/agents/new")
+    target = local_path(form_of(request.scope).get("return_to"), "/agents/new")
     return back(target if target.startswith("/agents") else "/agents/new")
 
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/agents/new", new_agent),
-        Route("/agents/models/refresh", refresh_models, methods=["POST"]),
-        Route("/agents", create_agent, methods=["POST"]),
-        Route("/agents/{name}/configure", configure_page),
-        Route("/agents/{name}/configure", configure, methods=["POST"]),
-        Route("/agents/{name}/reassign", reassign, methods=["POST"]),
+        AgentRoute("/agents/new", new_agent),
+        AgentRoute("/agents/models/refresh", refresh_models, methods=["POST"]),
+        AgentRoute("/agents", create_agent, methods=["POST"]),
+        AgentRoute("/agents/{name}/configure", configure_page),
+        AgentRoute("/agents/{name}/configure", configure, methods=["POST"]),
+        AgentRoute("/agents/{name}/reassign", reassign, methods=["POST"]),
     ]

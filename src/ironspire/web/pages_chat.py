@@ -34,6 +34,7 @@ from ironspire.web.pages_agents import model_groups, parse_route
 from ironspire.web.remedies import error_record
 from ironspire.web.security import form_of
 from ironspire.web.state import back, wants_json, web
+from ironspire.web.urls import AgentRoute, agent_path
 
 SSE_HEADERS = {"cache-control": "no-store", "x-accel-buffering": "no"}
 
@@ -74,7 +75,7 @@ async def agents_index(request: Request) -> Response:
     w = web(request)
     agents = w.ws.agents()
     if agents:
-        return back(f"/agents/{agents[0].name}", 302)
+        return back(agent_path(agents[0].name), 302)
     return w.render(request, "no_agents.html", tab="chat")
 
 
@@ -99,7 +100,7 @@ async def switch(request: Request) -> Response:
     agent.switch(provider, model)
     if wants_json(request):
         return JSONResponse({"agent": records.agent(w.ws, agent).to_json(), "hud": records.hud(w.ws, agent)})
-    return back(f"/agents/{agent.name}")
+    return back(agent_path(agent.name))
 
 
 async def start_turn(request: Request) -> Response:
@@ -160,10 +161,10 @@ async def health_events(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/agents", agents_index),
-        Route("/agents/{name}", chat_page),
-        Route("/agents/{name}/switch", switch, methods=["POST"]),
-        Route("/agents/{name}/turns", start_turn, methods=["POST"]),
+        AgentRoute("/agents", agents_index),
+        AgentRoute("/agents/{name}", chat_page),
+        AgentRoute("/agents/{name}/switch", switch, methods=["POST"]),
+        AgentRoute("/agents/{name}/turns", start_turn, methods=["POST"]),
         Route("/turns/{turn}/events", turn_events),
         Route("/turns/{turn}/stop", stop_turn, methods=["POST"]),
         Route("/events/health", health_events),

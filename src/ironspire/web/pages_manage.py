@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from ironspire.errors import ConfigurationError
 from ironspire.web.security import form_of
 from ironspire.web.state import back, wants_json, web
+from ironspire.web.urls import AgentRoute, agent_path
 
 
 def _count(text: str) -> int:
@@ -53,7 +54,7 @@ async def _manage(request: Request, action: str) -> Response:
         done = {"deleted": agent.name}
     if wants_json(request):
         return JSONResponse(done)
-    return back("/" if action == "delete" else f"/agents/{agent.name}")
+    return back("/" if action == "delete" else agent_path(agent.name))
 
 
 async def drop_last(request: Request) -> Response:
@@ -70,7 +71,7 @@ async def delete(request: Request) -> Response:
 
 def routes() -> list[BaseRoute]:
     return [
-        Route("/agents/{name}/drop-last", drop_last, methods=["POST"]),
-        Route("/agents/{name}/reset", reset, methods=["POST"]),
-        Route("/agents/{name}/delete", delete, methods=["POST"]),
+        AgentRoute("/agents/{name}/drop-last", drop_last, methods=["POST"]),
+        AgentRoute("/agents/{name}/reset", reset, methods=["POST"]),
+        AgentRoute("/agents/{name}/delete", delete, methods=["POST"]),
     ]

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from ironspire import views
 from ironspire.errors import IronspireError, Remedy, redact
+from ironspire.web.urls import agent_path
 
 PAGE = "/settings/providers"
 
@@ -32,11 +33,11 @@ def button(remedy: Remedy | None, agent: str | None = None) -> dict[str, Any] | 
     if action == "switch_agent" and who:
         fields = {"route": f"{pid}|{a['model']}"} if pid and a.get("model") and a.get("from") != pid else {}
         return {"label": "Move the agent to a healthy provider", "method": "post",
-                "url": f"/agents/{quote(str(who))}/reassign", "fields": fields}
+                "url": agent_path(str(who), "reassign"), "fields": fields}
     if action == "set_default":
         return {"label": "Choose the default", "method": "get", "url": f"{PAGE}#default-picker", "fields": {}}
     if action in ("choose_model", "shorten_history") and who:
-        return {"label": "Choose another model", "method": "get", "url": f"/agents/{quote(str(who))}/configure",
+        return {"label": "Choose another model", "method": "get", "url": agent_path(str(who), "configure"),
                 "fields": {}}
     if action == "retry":
         return {"label": "Retry", "method": "retry", "url": "", "fields": {}}

@@ -31,6 +31,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ironspire.web.urls import local_path, sent_path
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_FORM_BYTES = 1_000_000
 CSP = (
@@ -130,7 +132,8 @@ class SecurityMiddleware:
                 await _plain(send, 401, "That token is not this launch's. Open the URL `ironspire serve` printed.")
                 return
             rest = urlencode([(k, v) for k, vs in query.items() if k != "token" for v in vs], doseq=True)
-            location = scope.get("path", "/") + (f"?{rest}" if rest else "")
+            # the path as sent (``/agents/ops%2Feast`` stays that), and only ever a path here
+            location = local_path(sent_path(scope), "/") + (f"?{rest}" if rest else "")
             cookie = (f"{self.cookie_name}={self.secrets.token}; HttpOnly; SameSite=Strict; Path=/")
             await _redirect(send, location, cookie)
             return

@@ -21,6 +21,7 @@ from ironspire.web import records
 from ironspire.web.live import HealthFeed, Turns
 from ironspire.web.remedies import button
 from ironspire.web.security import Secrets
+from ironspire.web.urls import agent_path
 
 if TYPE_CHECKING:
     from ironspire.workspace import Workspace
@@ -56,6 +57,7 @@ class Web:
                                trim_blocks=True, lstrip_blocks=True)
         self.env.filters["utc"] = utc
         self.env.filters["tokens"] = tokens
+        self.env.filters["agent_url"] = agent_path
         self.env.globals["tabs"] = TABS
         self.env.globals["button"] = button
 
