@@ -1,6 +1,9 @@
 // Ironspire's pages work as plain forms; this module adds what needs a script: live status dots
 // (server-sent events), checks without a reload, and streamed chat replies with Stop.
 // Everything from the server is inserted with textContent, never as HTML.
+// No agent URL is built here: names may hold any printable character, so every one comes from
+// the server already encoded (form actions, links, a turn's own URLs; see web/urls.py). A new
+// one built in this file must encode the name as one segment: encodeURIComponent(name).
 
 const csrf = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
 
