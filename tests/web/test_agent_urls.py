@@ -256,10 +256,13 @@ async def test_reassign_follows_x_return_to_only_to_a_path_here(web: Browser, ta
     assert web.ws.agent("ops/east").own_provider == "openai"
 
 
-@pytest.mark.parametrize(("target", "fallback"), [("//evil.example", "/"), ("/\\evil.example", "/"),
-                                                  ("/agents", "/agents"), ("", "/"), (None, "/x")])
-def test_local_path_keeps_only_paths_on_this_server(target: str | None, fallback: str) -> None:
-    assert local_path(target, fallback if target != "/agents" else "/") == fallback
+@pytest.mark.parametrize(("target", "expected"), [
+    ("/agents", "/agents"), ("/agents/a%2Fb/configure?x=1", "/agents/a%2Fb/configure?x=1"),
+    ("//evil.example", "/home"), ("/\\evil.example", "/home"), ("/\n/evil.example", "/home"),
+    ("http://127.0.0.1:8780/agents", "/home"), ("", "/home"), (None, "/home"),
+])
+def test_local_path_keeps_only_paths_on_this_server(target: str | None, expected: str) -> None:
+    assert local_path(target, "/home") == expected
 
 
 async def test_the_token_redirect_keeps_the_path_as_sent_and_only_local(web: Browser) -> None:
