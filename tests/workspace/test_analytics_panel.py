@@ -33,7 +33,6 @@ def test_bucket_widths_keep_every_period_within_120_buckets() -> None:
         [60.0, 300.0, 900.0, 3 * 3600.0, 86400.0, 86400.0]
 
 
-@pytest.mark.sqlite_only("Ledger.series (time buckets) is SQLite-only; PostgreSQL raises ConfigurationError")
 def test_spend_over_time_is_stacked_by_agent_in_the_rows_buckets(ledger: Workspace) -> None:
     s = ledger.analytics.series("24h", now=NOW)
     assert s["width"] == 900.0 and s["start"] == NOW - 24 * H and s["end"] == NOW
@@ -53,7 +52,6 @@ def test_spend_over_time_is_stacked_by_agent_in_the_rows_buckets(ledger: Workspa
     assert (sum(t["input"]), sum(t["output"]), sum(t["cache_read"])) == (1500 + 2000 + 400 + 100, 430, 4900)
 
 
-@pytest.mark.sqlite_only("Ledger.series (time buckets) is SQLite-only; PostgreSQL raises ConfigurationError")
 def test_an_empty_period_has_every_bucket_and_no_agents(ws: Workspace) -> None:
     s = ws.analytics.series("1h", now=NOW)
     assert s["spend"] == {} and len(s["buckets"]) == 61 and sum(s["tokens"]["input"]) == 0
@@ -274,9 +272,73 @@ def test_percentiles_by_index_offset_equal_the_ones_ranked_in_memory(ledger: Wor
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from ironspire.store import ledger as store_ledger
 
-    in_memory = ledger.analytics.reliability("all", now=NOW)
+    everyone_in_memory = ledger.analytics.reliability("all", now=NOW)
+    in_memory = ledger.analytics.reliability("all", agent="writer", now=NOW)
     monkeypatch.setattr(store_ledger, "SORT_IN_MEMORY", 0)  # what a big ledger does
-    by_offset = ledger.analytics.reliability("all", now=NOW)
+    by_offset = ledger.analytics.reliability("all", agent="writer", now=NOW)
     assert [(r["provider"], r["p50_s"], r["p95_s"]) for r in by_offset["providers"]] == \
         [(r["provider"], r["p50_s"], r["p95_s"]) for r in in_memory["providers"]]
-    assert {r["provider"]: (r["p50_s"], r["p95_s"]) for r in by_offset["providers"]}["openai"] == (2.5, 3.0)
+    # writer's ok latencies: openai 2.0 and 2.5; claude-api 1.5
+    assert {r["provider"]: (r["p50_s"], r["p95_s"]) for r in by_offset["providers"]} == \
+        {"openai": (2.0, 2.5), "claude-api": (1.5, 1.5)}
+    everyone = ledger.analytics.reliability("all", now=NOW)  # through the latency buckets
+    assert [(r["provider"], r["p50_s"], r["p95_s"]) for r in everyone["providers"]] == \
+        [(r["provider"], r["p50_s"], r["p95_s"]) for r in everyone_in_memory["providers"]]
+    assert {r["provider"]: (r["p50_s"], r["p95_s"]) for r in everyone["providers"]}["openai"] == (2.5, 3.0)
+
+
+def test_percentiles_through_the_latency_buckets_are_exact(ws: Workspace) -> None:
+    """The buckets only find where a rank lies; the value is read from the rows, so every
+    quantile equals the nearest-rank value of the sorted latencies, for every period and group,
+    with ties, values on bucket bounds, and rows added after the sums were made."""
+    import math
+    import random
+
+    from ironspire.store import latency
+
+    rng = random.Random(11)
+    ties = [latency.bounds(b)[0] for b in (40, 41, 120)]  # values exactly on bucket bounds
+
+    def rows(n: int) -> list[dict[str, Any]]:
+        return [dict(at=NOW - rng.random() * 40 * D, session="s", agent=rng.choice(("a", "b")),
+                     provider=rng.choice(("openai", "claude-api", "custom-x")), model="m", input_tokens=1,
+                     output_tokens=1, cache_read_tokens=0, cache_write_tokens=0, reasoning_tokens=0, cost_usd=0.0,
+                     api_cost_usd=None, outcome=rng.choice(("ok", "ok", "ok", "RateLimitError")), streamed=False,
+                     latency_s=rng.choice((rng.lognormvariate(0, 1.5), rng.choice(ties), 0.0, 5000.0)),
+                     usage_state="reported") for _ in range(n)]
+
+    def check() -> None:
+        every = ws.analytics.turns("all")
+        for period in ("24h", "7d", "30d", "all", "2026-05-20..2026-06-01"):
+            w = ws.analytics.window(period, now=NOW)
+            for group in (None, "claude", "custom"):
+                got = {r["provider"]: (r["p50_s"], r["p95_s"])
+                       for r in ws.analytics.reliability(period, group=group, now=NOW)["providers"]}
+                for provider in {r["provider"] for r in every}:
+                    values = sorted(r["latency_s"] for r in every if r["provider"] == provider
+                                    and r["outcome"] == "ok" and (w.start is None or r["at"] >= w.start)
+                                    and (w.end is None or r["at"] < w.end))
+                    if not values or (group == "claude" and provider != "claude-api") or \
+                            (group == "custom" and provider != "custom-x"):
+                        continue
+                    want = tuple(values[max(1, math.ceil(q * len(values))) - 1] for q in (0.5, 0.95))
+                    assert got[provider] == want, (period, group, provider)
+
+    ws.store.insert_usage(rows(400))
+    check()
+    ws.store.insert_usage(rows(150))  # after the sums were made: they catch up
+    check()
+
+
+def test_latency_buckets_hold_exactly_the_values_between_their_bounds() -> None:
+    import random
+
+    from ironspire.store import latency
+
+    rng = random.Random(5)
+    values = [0.0, -1.0, 2.0 ** latency.E_MIN, 2.0 ** latency.E_MAX, 1e12, 1.0, 1.0625, 1.0624999999999998]
+    values += [rng.lognormvariate(0, 4) for _ in range(20000)]
+    for x in values:
+        low, high = latency.bounds(latency.bucket(x))
+        assert (low is None or low <= x) and (high is None or x < high), x
+    assert latency.bucket(1.0625) == latency.bucket(1.0) + 1  # a bound belongs to the bucket above it

@@ -15,12 +15,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Float, Integer, and_, case, cast, func, or_, select, update
+from sqlalchemy import Connection, Float, Integer, Select, Table, and_, case, cast, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.expression import ColumnElement
 
-from ironspire.errors import ConfigurationError
+from ironspire.store import latency
+from ironspire.store.rollups import day_of
 from ironspire.store.schema import (
     TOKEN_COLUMNS,
     agents,
@@ -28,6 +30,7 @@ from ironspire.store.schema import (
     usage,
     usage_daily_detail,
     usage_daily_detail_state,
+    usage_daily_latency,
 )
 
 
@@ -173,28 +176,19 @@ class Ledger:
     ``usage_daily_detail`` (brought up to date with the ledger first, in one write transaction, so two
     processes never sum a row twice), the partial days at the edges from ``usage`` itself, and
     the two are added. A session filter reads ``usage`` only (sessions are not summed by day).
+    The same queries run on SQLite and PostgreSQL (only the day and bucket arithmetic on ``at``,
+    a float there and a timestamptz here, and the upsert's dialect differ).
     """
 
     def __init__(self, engine: Engine, *, postgres: bool = False) -> None:
         self.engine = engine
         self.postgres = postgres
 
-    def _sqlite_only(self, what: str) -> None:
-        """The daily detail sums and time buckets are written in SQLite's dialect (an upsert,
-        float arithmetic on ``at``); on PostgreSQL they refuse clearly instead of failing inside
-        the database (aggregates without time buckets read the raw rows there)."""
-        if self.postgres:
-            raise ConfigurationError(
-                f"the Analytics panel's {what} is not available on PostgreSQL yet (its ledger queries are "
-                "SQLite-only); nothing was read.",
-                hint="Use a SQLite workspace for the Analytics panel, or `ironspire usage` for totals on PostgreSQL.",
-            )
-
     # --- the daily sums ----------------------------------------------------------------------
 
     def refresh(self) -> int:
-        """Adds the ledger rows not yet summed to ``usage_daily_detail``; returns how many there were."""
-        self._sqlite_only("daily sums")
+        """Adds the ledger rows not yet summed to ``usage_daily_detail`` and their latencies to
+        ``usage_daily_latency``; returns how many there were."""
         state = usage_daily_detail_state.c
         with self.engine.connect() as conn:
             last, newest = conn.execute(select(state.last_id, select(func.max(usage.c.id)).scalar_subquery())
@@ -208,7 +202,8 @@ class Ledger:
             newest = conn.execute(select(func.max(usage.c.id))).scalar()
             if newest is None or newest <= last:
                 return 0
-            day = (cast(usage.c.at / DAY, Integer) * DAY)
+            day = day_of(self.postgres)
+            new = (usage.c.id > last, usage.c.id <= newest)
             statestr = func.coalesce(usage.c.usage_state, "reported")
             keys = [day.label("day"), usage.c.agent_id, usage.c.provider, usage.c.model, usage.c.outcome,
                     statestr.label("usage_state")]
@@ -220,35 +215,29 @@ class Ledger:
             ]
             names = ["day", "agent_id", "provider", "model", "outcome", "usage_state", "requests", *TOKEN_COLUMNS,
                      "cost_usd", "cost_null", "api_cost_usd", "api_null", "latency_sum"]
-            source = select(*keys, *values).where(usage.c.id > last, usage.c.id <= newest).group_by(*keys[:6])
-            add = sqlite_insert(usage_daily_detail).from_select(names, source)
-            summed = names[6:]
-            conn.execute(add.on_conflict_do_update(
-                index_elements=names[:6], set_={c: usage_daily_detail.c[c] + add.excluded[c] for c in summed}))
+            self._add(conn, usage_daily_detail, names, 6, select(*keys, *values).where(*new).group_by(*keys))
+            slot = latency.bucket_sql(usage.c.latency_s, self.postgres)
+            keys = [day.label("day"), usage.c.provider, slot.label("bucket")]
+            self._add(conn, usage_daily_latency, ["day", "provider", "bucket", "requests"], 3,
+                      select(*keys, func.count()).where(*new, _OK).group_by(*keys))
             conn.execute(update(usage_daily_detail_state).where(state.id == 1).values(last_id=newest))
             return int(newest) - last
+
+    def _add(self, conn: Connection, table: Table, names: list[str], keys: int, source: Select[Any]) -> None:
+        """INSERT ... SELECT that adds onto the rows already there (an upsert; both engines have one)."""
+        insert = pg_insert if self.postgres else sqlite_insert
+        add = insert(table).from_select(names, source)
+        conn.execute(add.on_conflict_do_update(index_elements=names[:keys],
+                                               set_={c: table.c[c] + add.excluded[c] for c in names[keys:]}))
 
     def aggregate(self, f: UsageFilter, keys: tuple[Key, ...] = (), width: float | None = None,
                   sums: tuple[str, ...] = SUMS) -> list[dict[str, Any]]:
         """Sums (``SUMS``, then ``finish``) per group of ``keys`` over the filter; ``bucket``
         groups by time (``width`` seconds; whole days are read by day only when ``width`` is a
         multiple of a day)."""
-        if "bucket" in keys:
-            self._sqlite_only("time series")
-        days: tuple[float, float] | None = None
-        if self.postgres:  # no daily detail sums there yet: the raw rows only
-            pass
-        elif f.session is None and f.start is not None and (width is None or width % DAY == 0):
-            first = math.ceil(f.start / DAY) * DAY
-            end = f.end if f.end is not None else time.time() + DAY
-            last = math.floor(end / DAY) * DAY
-            if last > first:
-                days = (first, last)
-        elif f.session is None and f.start is None and f.end is None and (width is None or width % DAY == 0):
-            days = (-math.inf, math.inf)
         merged: dict[tuple[Any, ...], dict[str, Any]] = {}
         with self.engine.connect() as conn:
-            for query in self._queries(f, keys, width, days, sums):
+            for query in self._queries(f, keys, width, sums):
                 for row in conn.execute(query):
                     m = row._mapping
                     key = tuple(m[k] for k in keys)
@@ -260,25 +249,40 @@ class Ledger:
                             into[s_] += m[s_]
         return [finish(v) for v in merged.values()]
 
-    def _queries(self, f: UsageFilter, keys: tuple[Key, ...], width: float | None,
-                 days: tuple[float, float] | None, sums: tuple[str, ...]) -> list[Any]:
-        if days is not None:
-            self.refresh()
-        out = []
-        raw_ranges: list[UsageFilter] = []
+    def _split(self, f: UsageFilter, width: float | None = None) -> tuple[tuple[float, float] | None,
+                                                                           list[UsageFilter]]:
+        """The filter's whole UTC days (None: none, or a session, or buckets that are not whole
+        days), brought up to date in the daily sums, and the rest of its range as raw filters."""
+        days: tuple[float, float] | None = None
+        if f.session is None and (width is None or width % DAY == 0):
+            first = math.ceil(f.start / DAY) * DAY if f.start is not None else -math.inf
+            if f.end is not None:
+                last = math.floor(f.end / DAY) * DAY
+            else:
+                last = math.floor((time.time() + DAY) / DAY) * DAY if f.start is not None else math.inf
+            if last > first:
+                days = (first, last)
         if days is None:
-            raw_ranges.append(f)
-        else:
-            fields = _fields(f)
-            if f.start is not None and f.start < days[0]:
-                raw_ranges.append(UsageFilter(**{**fields, "end": days[0]}))
-            if days[1] != math.inf and (f.end is None or f.end > days[1]):
-                raw_ranges.append(UsageFilter(**{**fields, "start": days[1]}))
+            return None, [f]
+        self.refresh()
+        fields = _fields(f)
+        raw: list[UsageFilter] = []
+        if f.start is not None and f.start < days[0]:
+            raw.append(UsageFilter(**{**fields, "end": days[0]}))
+        if days[1] != math.inf and (f.end is None or f.end > days[1]):
+            raw.append(UsageFilter(**{**fields, "start": days[1]}))
+        return days, raw
+
+    def _queries(self, f: UsageFilter, keys: tuple[Key, ...], width: float | None,
+                 sums: tuple[str, ...]) -> list[Any]:
+        days, raw_ranges = self._split(f, width)
+        out = []
+        if days is not None:
             where = _daily_where(f, days)
-            group = [_daily_key(k, width) for k in keys]
+            group = [_daily_key(k, width, self.postgres) for k in keys]
             out.append(select(*group, *_only(_daily_sums(), sums)).where(*where).group_by(*group))
         for part in raw_ranges:
-            group = [_raw_key(k, width) for k in keys]
+            group = [_raw_key(k, width, self.postgres) for k in keys]
             out.append(select(*group, *_only(_raw_sums(), sums)).where(*usage_where(part)).group_by(*group))
         return out
 
@@ -312,7 +316,7 @@ class Ledger:
         and provider/model (one index seek per agent)."""
         rows = self.aggregate(f, ("agent_id",))
         last_day: dict[int, float] = {}
-        if f.session is None and rows and not self.postgres:
+        if f.session is None and rows:
             self.refresh()
             d = usage_daily_detail.c
             for aid, day in self._conn_rows(select(d.agent_id, func.max(d.day)).where(
@@ -349,8 +353,65 @@ class Ledger:
     def latency_percentiles(self, f: UsageFilter, quantiles: tuple[float, ...] = (0.5, 0.95)
                             ) -> dict[str, dict[float, float]]:
         """Per provider, the latency (s) of successful requests at each quantile: the nearest-rank
-        value (the ceil(q*n)-th smallest), read in latency order from ``ix_usage_latency`` with an
-        offset (from the nearer end), so no period's rows are sorted."""
+        value (the ceil(q*n)-th smallest), exact. Without an agent or session filter the latency
+        buckets (``store/latency.py``) find the bucket holding that rank and one walk of its slice
+        of ``ix_usage_latency`` reads the value; an agent's or a session's few rows are ranked
+        by their own index (``_percentiles_by_offset``)."""
+        if f.agent is not None or f.session is not None:
+            return self._percentiles_by_offset(f, quantiles)
+        ok = UsageFilter(**{**_fields(f), "outcome": "ok"})
+        days, raw_ranges = self._split(ok)
+        queries: list[Any] = []
+        if days is not None:
+            d = usage_daily_latency.c
+            where = [d.day >= days[0]] if days[0] != -math.inf else []
+            where += [d.day < days[1]] if days[1] != math.inf else []
+            if f.provider is not None:
+                where.append(d.provider == f.provider)
+            if f.providers is not None:
+                where.append(_provider_in(d.provider, f.providers))
+            queries.append(select(d.provider, d.bucket, func.sum(d.requests)).where(*where)
+                           .group_by(d.provider, d.bucket))
+        slot = latency.bucket_sql(usage.c.latency_s, self.postgres).label("bucket")
+        for part in raw_ranges:
+            # by the time index (provider and outcome through `|| ''`): a day's edge, not every
+            # row of a provider along the latency index
+            rest = UsageFilter(start=part.start, end=part.end)
+            where = [*usage_where(rest), usage.c.outcome.concat("") == "ok"]
+            if f.provider is not None:
+                where.append(usage.c.provider.concat("") == f.provider)
+            if f.providers is not None:
+                where.append(_provider_in(usage.c.provider.concat(""), f.providers))
+            queries.append(select(usage.c.provider, slot, func.count()).where(*where)
+                           .group_by(usage.c.provider, slot))
+        counts: dict[str, dict[int, int]] = {}
+        out: dict[str, dict[float, float]] = {}
+        with self.engine.connect() as conn:
+            for query in queries:
+                for provider, b, n in conn.execute(query):
+                    into = counts.setdefault(str(provider), {})
+                    into[int(b)] = into.get(int(b), 0) + int(n)
+            for provider, buckets in counts.items():
+                n = sum(buckets.values())
+                for q in quantiles:
+                    rank, below = nearest_rank(q, n), 0
+                    for b in sorted(buckets):
+                        if below + buckets[b] >= rank:
+                            break
+                        below += buckets[b]
+                    low, high = latency.bounds(b)
+                    where = [*usage_where(UsageFilter(start=f.start, end=f.end, provider=provider, outcome="ok"))]
+                    where += [usage.c.latency_s >= low] if low is not None else []
+                    where += [usage.c.latency_s < high] if high is not None else []
+                    value = conn.execute(select(usage.c.latency_s).where(*where).order_by(usage.c.latency_s)
+                                         .limit(1).offset(rank - below - 1)).scalar()
+                    if value is not None:
+                        out.setdefault(provider, {})[q] = float(value)
+        return out
+
+    def _percentiles_by_offset(self, f: UsageFilter, quantiles: tuple[float, ...]) -> dict[str, dict[float, float]]:
+        """Nearest-rank percentiles read in latency order from ``ix_usage_latency`` with an
+        offset (from the nearer end), or, for a few rows, ranked in memory."""
         ok = UsageFilter(**{**_fields(f), "outcome": "ok"})
         counts = {str(r["provider"]): int(r["turns"]) for r in self.aggregate(ok, ("provider",))}
         out: dict[str, dict[float, float]] = {}
@@ -453,22 +514,29 @@ def _row_columns() -> list[Any]:
     return [agents.c.name.label("agent"), *(c for c in usage.c if c.name not in ("id", "agent_id"))]
 
 
-def _raw_key(key: Key, width: float | None) -> Any:
+def _raw_key(key: Key, width: float | None, postgres: bool = False) -> Any:
     """A group key over rows, as an expression (``|| ''``, ``+ 0``): grouping by a bare column
     lets SQLite walk that column's index for its order and visit every row of the ledger instead
     of the period's few."""
     if key == "bucket":
         assert width is not None
+        if postgres:  # ``at`` is a timestamptz there, and an integer cast rounds
+            return cast(func.floor(cast(func.extract("epoch", usage.c.at), Float) / width) * width, Float
+                        ).label("bucket")
         return (cast(usage.c.at / width, Integer) * width).label("bucket")
     if key == "agent_id":
         return (usage.c.agent_id + 0).label(key)
     return usage.c[key].concat("").label(key)
 
 
-def _daily_key(key: Key, width: float | None) -> Any:
+def _daily_key(key: Key, width: float | None, postgres: bool = False) -> Any:
     d = usage_daily_detail.c
     if key == "bucket":
         assert width is not None
+        if width == DAY:  # the bare column: grouping follows the key's order, no sort
+            return d.day.label("bucket")
+        if postgres:
+            return (cast(func.floor(d.day / width), Integer) * width).label("bucket")
         return (cast(d.day / width, Integer) * width).label("bucket")
     return d[key].label(key)
 

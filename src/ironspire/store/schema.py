@@ -159,6 +159,19 @@ usage_daily_detail_state = Table(
     Column("last_id", Integer, nullable=False),
 )
 
+#: Successful requests counted per UTC day, provider and latency bucket (``store/latency.py``):
+#: the Reliability tab finds the bucket that holds a percentile's rank here and reads the exact
+#: value from that bucket's slice of ``ix_usage_latency``. Kept with ``usage_daily_detail`` (same
+#: watermark, same transaction); clustered on its key on SQLite.
+usage_daily_latency = Table(
+    "usage_daily_latency", metadata,
+    Column("day", Float, primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    Column("bucket", Integer, primary_key=True),
+    Column("requests", Integer, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 #: One row each time a provider's health state changed (the Reliability tab's timeline).
 health_transitions = Table(
     "health_transitions", metadata,
