@@ -342,3 +342,29 @@ def test_latency_buckets_hold_exactly_the_values_between_their_bounds() -> None:
         low, high = latency.bounds(latency.bucket(x))
         assert (low is None or low <= x) and (high is None or x < high), x
     assert latency.bucket(1.0625) == latency.bucket(1.0) + 1  # a bound belongs to the bucket above it
+
+
+def test_a_groups_turns_are_its_rows_newest_first_page_by_page(ws: Workspace) -> None:
+    """A provider group's page merges one newest-first walk per provider: every page must hold
+    exactly the group's rows in the order of the whole ledger (ties on time by row id)."""
+    import random
+
+    rng = random.Random(3)
+    times = [NOW - rng.random() * 20 * D for _ in range(120)] + [NOW - 5 * H] * 6  # some at the same instant
+    ws.store.insert_usage([dict(
+        at=at, session="s", agent=rng.choice(("a", "b")), provider=rng.choice(("claude-api", "claude-sdk", "custom-x",
+                                                                                "custom-y", "openai")),
+        model="m", input_tokens=i, output_tokens=0, cache_read_tokens=0, cache_write_tokens=0, reasoning_tokens=0,
+        cost_usd=0.0, api_cost_usd=None, latency_s=0.1, outcome=rng.choice(("ok", "ok", "RateLimitError")),
+        streamed=False, usage_state="reported") for i, at in enumerate(times)])
+    every = ws.analytics.turns_page("all", per_page=500, now=NOW)["rows"]
+    assert [r["at"] for r in every] == sorted((r["at"] for r in every), reverse=True)
+    for group, members in (("claude", ("claude-api", "claude-sdk")), ("custom", ("custom-x", "custom-y"))):
+        for outcome in (None, "error"):
+            want = [r["id"] for r in every if r["provider"] in members and (outcome is None or r["outcome"] != "ok")]
+            got: list[int] = []
+            for page in range(1, 6):
+                found = ws.analytics.turns_page("30d", group=group, outcome=outcome, page=page, per_page=10, now=NOW)
+                assert found["total"] == len(want)
+                got += [r["id"] for r in found["rows"]]
+            assert got == want[:50], (group, outcome)

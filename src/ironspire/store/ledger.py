@@ -15,7 +15,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Float, Integer, Select, Table, and_, case, cast, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Float,
+    Integer,
+    Select,
+    Table,
+    and_,
+    case,
+    cast,
+    func,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -444,15 +458,48 @@ class Ledger:
         return out
 
     def turns_page(self, f: UsageFilter, *, limit: int, offset: int = 0) -> tuple[int, list[dict[str, Any]]]:
-        """The matching rows' count and one page of them, newest first."""
-        where = usage_where(f)
-        query = (select(usage.c.id, *_row_columns())
-                 .select_from(usage.join(agents, agents.c.id == usage.c.agent_id)).where(*where)
-                 .order_by(usage.c.at.desc(), usage.c.id.desc()).limit(limit).offset(offset))
-        with self.engine.connect() as conn:
-            page = [dict(row._mapping) for row in conn.execute(query)]
+        """The matching rows' count and one page of them, newest first.
+
+        A provider group is read as one arm per provider, merged (UNION ALL ... ORDER BY): each
+        arm walks ``ix_usage_provider_at`` backwards, already in the page's order, so the page
+        costs its offset plus its length; one IN list over that index would sort the whole
+        period's rows of the group for every page."""
         total = sum(int(r["requests"]) for r in self.aggregate(f))
+
+        def page_of(where: list[ColumnElement[bool]]) -> Select[Any]:
+            return (select(usage.c.id.label("id"), *_row_columns())  # labelled: a compound orders by name
+                    .select_from(usage.join(agents, agents.c.id == usage.c.agent_id)).where(*where))
+
+        query: Any
+        if f.providers is None:
+            query = page_of(usage_where(f)).order_by(usage.c.at.desc(), usage.c.id.desc())
+        else:
+            rest = usage_where(UsageFilter(**{**_fields(f), "providers": None}))
+            arms = [page_of([*rest, usage.c.provider == p]) for p in self._providers_of(f.providers)]
+            if not arms:
+                return total, []
+            if len(arms) == 1:
+                query = arms[0].order_by(usage.c.at.desc(), usage.c.id.desc())
+            else:
+                merged = union_all(*arms)
+                query = merged.order_by(merged.selected_columns.at.desc(), merged.selected_columns.id.desc())
+        with self.engine.connect() as conn:
+            page = [dict(row._mapping) for row in conn.execute(query.limit(limit).offset(offset))]
         return total, page
+
+    def _providers_of(self, providers: tuple[str, ...]) -> list[str]:
+        """A group's provider ids: its exact ids, and for a prefix (``custom-*``) every provider
+        of the ledger that has it (from the daily sums, which hold every row once refreshed)."""
+        exact = [p for p in providers if not p.endswith("*")]
+        prefixes = [p[:-1] for p in providers if p.endswith("*")]
+        if not prefixes:
+            return exact
+        self.refresh()
+        d = usage_daily_detail.c
+        with self.engine.connect() as conn:
+            found = [str(p) for (p,) in conn.execute(
+                select(d.provider).where(or_(*(d.provider.startswith(p) for p in prefixes))).distinct())]
+        return sorted({*exact, *found})
 
     def iter_rows(self, f: UsageFilter, *, chunk: int = 2000) -> Iterator[dict[str, Any]]:
         """The matching rows, oldest first, fetched ``chunk`` at a time over one connection: the
