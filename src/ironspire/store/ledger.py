@@ -27,6 +27,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    union,
     union_all,
     update,
 )
@@ -114,7 +115,9 @@ SERIES_SUMS = ("requests", "turns", "input_tokens", "output_tokens", "cache_read
 
 
 def _only(columns: list[ColumnElement[Any]], names: tuple[str, ...]) -> list[ColumnElement[Any]]:
-    return [c for c in columns if c.name in names]
+    """The columns named ``names``, in that order (every query of one aggregate lines up)."""
+    by_name = {c.name: c for c in columns}
+    return [by_name[n] for n in names]
 
 
 def _raw_sums() -> list[ColumnElement[Any]]:
@@ -155,24 +158,14 @@ def _daily_sums() -> list[ColumnElement[Any]]:
 
 
 def finish(sums: dict[str, Any]) -> dict[str, Any]:
-    """A group's figures from merged sums: ``errors`` and ``avg_latency_s`` (None without successes)."""
+    """A group's figures from merged sums: ``errors`` and ``avg_latency_s`` (None without
+    successes), when the sums they derive from were asked for."""
     out = dict(sums)
-    out["errors"] = int(sums["requests"]) - int(sums["turns"])
-    out["avg_latency_s"] = float(sums["latency_ok"]) / int(sums["turns"]) if sums["turns"] else None
+    if "requests" in sums and "turns" in sums:
+        out["errors"] = int(sums["requests"]) - int(sums["turns"])
+    if "latency_ok" in sums and "turns" in sums:
+        out["avg_latency_s"] = float(sums["latency_ok"]) / int(sums["turns"]) if sums["turns"] else None
     return out
-
-
-def add_up(rows: list[dict[str, Any]], key: str, fields: tuple[str, ...]) -> list[dict[str, Any]]:
-    """Rows summed per ``key`` (the per-agent series read once gives the all-agents one too)."""
-    out: dict[Any, dict[str, Any]] = {}
-    for r in rows:
-        into = out.get(r[key])
-        if into is None:
-            out[r[key]] = {key: r[key], **{f: r[f] for f in fields}}
-        else:
-            for f in fields:
-                into[f] += r[f]
-    return list(out.values())
 
 
 def measures() -> list[ColumnElement[Any]]:
@@ -249,19 +242,27 @@ class Ledger:
         """Sums (``SUMS``, then ``finish``) per group of ``keys`` over the filter; ``bucket``
         groups by time (``width`` seconds; whole days are read by day only when ``width`` is a
         multiple of a day)."""
-        merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+        names = (*keys, *sums)
+        return [finish(dict(zip(names, v, strict=True))) for v in self._merged(f, keys, width, sums).values()]
+
+    def _merged(self, f: UsageFilter, keys: tuple[Key, ...], width: float | None,
+                sums: tuple[str, ...]) -> dict[tuple[Any, ...], list[Any]]:
+        """Per group, the row of keys then sums (in the order of ``sums``), added up over the
+        daily sums and the raw edges. Tuples, not mappings: a 90-day chart merges tens of
+        thousands of rows, and a mapping per row would cost more than the query."""
+        merged: dict[tuple[Any, ...], list[Any]] = {}
+        n = len(keys)
         with self.engine.connect() as conn:
             for query in self._queries(f, keys, width, sums):
                 for row in conn.execute(query):
-                    m = row._mapping
-                    key = tuple(m[k] for k in keys)
+                    key = tuple(row[:n])
                     into = merged.get(key)
                     if into is None:
-                        merged[key] = {**{k: m[k] for k in keys}, **{s: m[s] for s in sums}}
+                        merged[key] = list(row)
                     else:
-                        for s_ in sums:
-                            into[s_] += m[s_]
-        return [finish(v) for v in merged.values()]
+                        for i in range(n, n + len(sums)):
+                            into[i] += row[i]
+        return merged
 
     def _split(self, f: UsageFilter, width: float | None = None) -> tuple[tuple[float, float] | None,
                                                                            list[UsageFilter]]:
@@ -300,17 +301,40 @@ class Ledger:
             out.append(select(*group, *_only(_raw_sums(), sums)).where(*usage_where(part)).group_by(*group))
         return out
 
-    def series(self, f: UsageFilter, width: float, by: Literal["agent"] | None = None) -> list[dict[str, Any]]:
-        """Sums per time bucket (``bucket``: its start, a multiple of ``width`` seconds), and per
-        agent (``key``: the agent's name) with ``by="agent"``; oldest bucket first."""
+    def agent_count(self, f: UsageFilter) -> int:
+        """How many agents (by name: a recreated agent is one) made a request in the filter: the
+        agent ids of its whole days from the daily sums, of its edges from the rows."""
+        days, raw_ranges = self._split(f)
+        parts: list[Select[Any]] = []
+        if days is not None:
+            parts.append(select(usage_daily_detail.c.agent_id.label("agent_id")).where(*_daily_where(f, days)))
+        parts += [select(usage.c.agent_id.label("agent_id")).where(*usage_where(part)) for part in raw_ranges]
+        seen = union(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+        query = select(func.count(agents.c.name.distinct())).where(agents.c.id.in_(select(seen.c.agent_id)))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def series(self, f: UsageFilter, width: float, by: Literal["agent"] | None = None,
+               sums: tuple[str, ...] = SERIES_SUMS) -> list[dict[str, Any]]:
+        """Sums (``sums``: some of ``SERIES_SUMS``) per time bucket (``bucket``: its start, a
+        multiple of ``width`` seconds), and per agent (``key``: the agent's name) with
+        ``by="agent"``; oldest bucket first. The fewer the sums, the faster: a chart asks per
+        agent only for what it stacks by agent."""
         keys: tuple[Key, ...] = ("bucket", "agent_id") if by == "agent" else ("bucket",)
-        rows = self.aggregate(f, keys, width, SERIES_SUMS)
+        rows = self.aggregate(f, keys, width, sums)
         if by == "agent":
             names = self.agent_names()
             for r in rows:
                 r["key"] = names.get(int(r["agent_id"]), str(r["agent_id"]))
         rows.sort(key=lambda r: r["bucket"])
         return rows
+
+    def stacked(self, f: UsageFilter, width: float, column: str = "cost_usd") -> list[tuple[float, str, Any]]:
+        """One sum (``column``, of ``SERIES_SUMS``) per time bucket and agent, as (bucket, agent
+        name, value): what a chart stacks by agent, without a record per cell."""
+        names = self.agent_names()
+        return [(float(v[0]), names.get(int(v[1]), str(v[1])), v[2])
+                for v in self._merged(f, ("bucket", "agent_id"), width, (column,)).values()]
 
     def stamp(self) -> int:
         """The newest ledger row's id (0 when empty): it changes with every request recorded."""
