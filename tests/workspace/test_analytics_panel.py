@@ -368,3 +368,37 @@ def test_a_groups_turns_are_its_rows_newest_first_page_by_page(ws: Workspace) ->
                 assert found["total"] == len(want)
                 got += [r["id"] for r in found["rows"]]
             assert got == want[:50], (group, outcome)
+
+
+def test_fleets_latest_request_per_agent_is_the_newest_matching_row(ws: Workspace) -> None:
+    """The latest request comes from each agent's last day in the daily sums, all agents in one
+    statement: for every period, group and range edge it must be the newest row that matches."""
+    import random
+
+    rng = random.Random(9)
+    names = [f"a{i}" for i in range(7)]
+    rows = [dict(at=NOW - rng.random() * 30 * D, session="s", agent=rng.choice(names),
+                 provider=rng.choice(("claude-api", "openai", "custom-x")), model=rng.choice(("m1", "m2")),
+                 input_tokens=1, output_tokens=0, cache_read_tokens=0, cache_write_tokens=0, reasoning_tokens=0,
+                 cost_usd=0.0, api_cost_usd=None, latency_s=0.1, outcome="ok", streamed=False,
+                 usage_state="reported") for _ in range(300)]
+    # a6's last day holds rows on both sides of a custom range's end (the edge fallback)
+    end = datetime(2026, 6, 10, 12, 0, tzinfo=UTC).timestamp()
+    rows += [{**rows[0], "agent": "a6", "at": end - 60, "provider": "openai"},
+             {**rows[0], "agent": "a6", "at": end + 60, "provider": "claude-api"}]
+    ws.store.insert_usage(rows)
+    every = ws.analytics.turns("all")
+    for period in ("7d", "30d", "2026-05-25T00:00..2026-06-10T12:00", "2026-06-01..2026-06-10"):
+        w = ws.analytics.window(period, now=NOW)
+        for group, members in ((None, None), ("claude", ("claude-api",)), ("custom", ("custom-x",))):
+            got = {r["agent"]: (r["last_at"], r["provider"], r["model"])
+                   for r in ws.analytics.fleet(period, group=group, now=NOW)}
+            mine = [r for r in every if (w.start is None or r["at"] >= w.start)
+                    and (w.end is None or r["at"] < w.end) and (members is None or r["provider"] in members)]
+            want = {}
+            for r in mine:  # oldest first: the last one written per agent is its newest
+                want[r["agent"]] = (r["at"], r["provider"], r["model"])
+            assert got == want, (period, group)
+    (one,) = ws.analytics.fleet("30d", agent="a6", now=NOW)
+    newest = max((r for r in every if r["agent"] == "a6"), key=lambda r: r["at"])
+    assert (one["last_at"], one["provider"]) == (newest["at"], newest["provider"])

@@ -351,34 +351,45 @@ class Ledger:
 
     def per_agent(self, f: UsageFilter) -> list[dict[str, Any]]:
         """One row per agent id with a request in the filter: its sums, its latest request's time
-        and provider/model (one index seek per agent)."""
+        and provider/model. The daily sums name each agent's last day with a matching request,
+        so its latest is one short walk of ``ix_usage_agent_id_at`` over that day: one
+        statement for every agent (a correlated subquery per agent), not a round trip each."""
         rows = self.aggregate(f, ("agent_id",))
-        last_day: dict[int, float] = {}
+        latest: dict[int, tuple[Any, ...]] = {}
+
+        def newest(*where: ColumnElement[bool]) -> Select[Any]:
+            return (select(usage.c.id).where(*usage_where(f), *where)
+                    .order_by(usage.c.at.desc(), usage.c.id.desc()).limit(1))
+
         if f.session is None and rows:
             self.refresh()
             d = usage_daily_detail.c
-            for aid, day in self._conn_rows(select(d.agent_id, func.max(d.day)).where(
-                    *_daily_where(f, (-math.inf, math.inf))).group_by(d.agent_id)):
-                last_day[int(aid)] = float(day)
+            # the days that overlap the filter: its edge days too
+            overlap = (math.floor(f.start / DAY) * DAY if f.start is not None else -math.inf,
+                       f.end if f.end is not None else math.inf)
+            last = (select(d.agent_id.label("agent_id"), func.max(d.day).label("day"))
+                    .where(*_daily_where(f, overlap)).group_by(d.agent_id).subquery("last"))
+            pick = newest(usage.c.agent_id == last.c.agent_id, usage.c.at >= _as_time(last.c.day, self.postgres),
+                          usage.c.at < _as_time(last.c.day + DAY, self.postgres)).correlate(last).scalar_subquery()
+            found = usage.alias("found")
+            query = select(found.c.agent_id, found.c.at, found.c.provider, found.c.model).where(
+                found.c.id.in_(select(pick).select_from(last)))
+            latest = {int(aid): (at, p, m) for aid, at, p, m in self._conn_rows(query)}
         with self.engine.connect() as conn:
-            info = {int(i): (n, c, d) for i, n, c, d in conn.execute(
-                select(agents.c.id, agents.c.name, agents.c.created_at, agents.c.deleted_at))}
             for r in rows:
                 aid = int(r["agent_id"])
-                # the latest request lies in the agent's last summed day (or the filter's edge after it)
-                since = [usage.c.at >= last_day[aid]] if aid in last_day else []
-                latest = conn.execute(
-                    select(usage.c.at, usage.c.provider, usage.c.model)
-                    .where(*usage_where(f), usage.c.agent_id == aid, *since)
-                    .order_by(usage.c.at.desc()).limit(1)).first()
-                if latest is None:  # the filter ends before that day: look through the whole range
-                    latest = conn.execute(
-                        select(usage.c.at, usage.c.provider, usage.c.model)
-                        .where(*usage_where(f), usage.c.agent_id == aid)
-                        .order_by(usage.c.at.desc()).limit(1)).one()
-                name, created, deleted = info[aid]
-                r.update(agent=name, created_at=created, deleted_at=deleted, last_at=latest[0],
-                         last_provider=latest[1], last_model=latest[2])
+                if aid not in latest:  # that day's matching rows lie past the filter's edge: the whole range
+                    row = conn.execute(select(usage.c.at, usage.c.provider, usage.c.model).where(
+                        usage.c.id == newest(usage.c.agent_id == aid).scalar_subquery())).one()
+                    latest[aid] = tuple(row)
+            info = {int(i): (n, c, d) for i, n, c, d in conn.execute(
+                select(agents.c.id, agents.c.name, agents.c.created_at, agents.c.deleted_at))}
+        for r in rows:
+            aid = int(r["agent_id"])
+            name, created, deleted = info[aid]
+            at, provider, model = latest[aid]
+            r.update(agent=name, created_at=created, deleted_at=deleted, last_at=at, last_provider=provider,
+                     last_model=model)
         rows.sort(key=lambda r: (r["agent"], r["agent_id"]))
         return rows
 
@@ -610,6 +621,11 @@ def _daily_key(key: Key, width: float | None, postgres: bool = False) -> Any:
             return (cast(func.floor(d.day / width), Integer) * width).label("bucket")
         return (cast(d.day / width, Integer) * width).label("bucket")
     return d[key].label(key)
+
+
+def _as_time(seconds: ColumnElement[Any], postgres: bool) -> ColumnElement[Any]:
+    """A Unix time from SQL as a value of ``usage.at``: itself on SQLite, a timestamptz on PostgreSQL."""
+    return func.to_timestamp(seconds) if postgres else seconds
 
 
 def _daily_where(f: UsageFilter, days: tuple[float, float]) -> list[ColumnElement[bool]]:
