@@ -46,6 +46,7 @@ from ironspire.store.schema import (
     usage_daily_detail,
     usage_daily_detail_state,
     usage_daily_latency,
+    usage_daily_route,
 )
 
 
@@ -136,8 +137,8 @@ def _raw_sums() -> list[ColumnElement[Any]]:
     ]
 
 
-def _daily_sums() -> list[ColumnElement[Any]]:
-    d = usage_daily_detail.c
+def _daily_sums(table: Table) -> list[ColumnElement[Any]]:
+    d = table.c
     ok = d.outcome == "ok"
 
     def when(condition: ColumnElement[bool], value: Any) -> ColumnElement[Any]:
@@ -180,9 +181,10 @@ class Ledger:
     """The panel's queries (``Store.ledger``).
 
     Aggregates split the filter's time range at UTC midnights: whole days come from
-    ``usage_daily_detail`` (brought up to date with the ledger first, in one write transaction, so two
-    processes never sum a row twice), the partial days at the edges from ``usage`` itself, and
-    the two are added. A session filter reads ``usage`` only (sessions are not summed by day).
+    ``usage_daily_detail``, or ``usage_daily_route`` when no agent is asked for (brought up to
+    date with the ledger first, in one write transaction, so two processes never sum a row
+    twice), the partial days at the edges from ``usage`` itself, and the two are added. A
+    session filter reads ``usage`` only (sessions are not summed by day).
     The same queries run on SQLite and PostgreSQL (only the day and bucket arithmetic on ``at``,
     a float there and a timestamptz here, and the upsert's dialect differ).
     """
@@ -194,8 +196,8 @@ class Ledger:
     # --- the daily sums ----------------------------------------------------------------------
 
     def refresh(self) -> int:
-        """Adds the ledger rows not yet summed to ``usage_daily_detail`` and their latencies to
-        ``usage_daily_latency``; returns how many there were."""
+        """Adds the ledger rows not yet summed to ``usage_daily_detail`` and ``usage_daily_route``
+        and their latencies to ``usage_daily_latency``; returns how many there were."""
         state = usage_daily_detail_state.c
         with self.engine.connect() as conn:
             last, newest = conn.execute(select(state.last_id, select(func.max(usage.c.id)).scalar_subquery())
@@ -223,6 +225,9 @@ class Ledger:
             names = ["day", "agent_id", "provider", "model", "outcome", "usage_state", "requests", *TOKEN_COLUMNS,
                      "cost_usd", "cost_null", "api_cost_usd", "api_null", "latency_sum"]
             self._add(conn, usage_daily_detail, names, 6, select(*keys, *values).where(*new).group_by(*keys))
+            route = [k for k in keys if k.name != "agent_id"]
+            self._add(conn, usage_daily_route, [n for n in names if n != "agent_id"], 5,
+                      select(*route, *values).where(*new).group_by(*route))
             slot = latency.bucket_sql(usage.c.latency_s, self.postgres)
             keys = [day.label("day"), usage.c.provider, slot.label("bucket")]
             self._add(conn, usage_daily_latency, ["day", "provider", "bucket", "requests"], 3,
@@ -293,9 +298,11 @@ class Ledger:
         days, raw_ranges = self._split(f, width)
         out = []
         if days is not None:
-            where = _daily_where(f, days)
-            group = [_daily_key(k, width, self.postgres) for k in keys]
-            out.append(select(*group, *_only(_daily_sums(), sums)).where(*where).group_by(*group))
+            # every agent, grouped by no agent: the sums without the agent column (fewer rows)
+            table = usage_daily_route if f.agent is None and "agent_id" not in keys else usage_daily_detail
+            where = _daily_where(f, days, table)
+            group = [_daily_key(k, width, self.postgres, table) for k in keys]
+            out.append(select(*group, *_only(_daily_sums(table), sums)).where(*where).group_by(*group))
         for part in raw_ranges:
             group = [_raw_key(k, width, self.postgres) for k in keys]
             out.append(select(*group, *_only(_raw_sums(), sums)).where(*usage_where(part)).group_by(*group))
@@ -530,7 +537,7 @@ class Ledger:
         if not prefixes:
             return exact
         self.refresh()
-        d = usage_daily_detail.c
+        d = usage_daily_route.c
         with self.engine.connect() as conn:
             found = [str(p) for (p,) in conn.execute(
                 select(d.provider).where(or_(*(d.provider.startswith(p) for p in prefixes))).distinct())]
@@ -611,8 +618,8 @@ def _raw_key(key: Key, width: float | None, postgres: bool = False) -> Any:
     return usage.c[key].concat("").label(key)
 
 
-def _daily_key(key: Key, width: float | None, postgres: bool = False) -> Any:
-    d = usage_daily_detail.c
+def _daily_key(key: Key, width: float | None, postgres: bool = False, table: Table = usage_daily_detail) -> Any:
+    d = table.c
     if key == "bucket":
         assert width is not None
         if width == DAY:  # the bare column: grouping follows the key's order, no sort
@@ -628,8 +635,11 @@ def _as_time(seconds: ColumnElement[Any], postgres: bool) -> ColumnElement[Any]:
     return func.to_timestamp(seconds) if postgres else seconds
 
 
-def _daily_where(f: UsageFilter, days: tuple[float, float]) -> list[ColumnElement[bool]]:
-    d = usage_daily_detail.c
+def _daily_where(f: UsageFilter, days: tuple[float, float],
+                 table: Table = usage_daily_detail) -> list[ColumnElement[bool]]:
+    """The daily rows of ``f`` over ``days`` in ``table`` (``usage_daily_route`` has no agent:
+    only for a filter without one)."""
+    d = table.c
     where: list[ColumnElement[bool]] = []
     if days[0] != -math.inf:
         where.append(d.day >= days[0])

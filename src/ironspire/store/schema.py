@@ -159,6 +159,31 @@ usage_daily_detail_state = Table(
     Column("last_id", Integer, nullable=False),
 )
 
+#: ``usage_daily_detail`` without the agent: the ledger summed per UTC day, route, outcome and
+#: usage state, a few hundred rows a day whatever the fleet's size, for the views of every agent
+#: (totals, breakdowns by provider, model or outcome, a chart's per-bucket sums). Kept with
+#: ``usage_daily_detail`` (same watermark, same transaction); clustered on its key on SQLite.
+usage_daily_route = Table(
+    "usage_daily_route", metadata,
+    Column("day", Float, primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("outcome", String(64), primary_key=True),
+    Column("usage_state", String(16), primary_key=True),
+    Column("requests", Integer, nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("cache_read_tokens", Integer, nullable=False),
+    Column("cache_write_tokens", Integer, nullable=False),
+    Column("reasoning_tokens", Integer, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("cost_null", Integer, nullable=False),
+    Column("api_cost_usd", Float, nullable=False),
+    Column("api_null", Integer, nullable=False),
+    Column("latency_sum", Float, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 #: Successful requests counted per UTC day, provider and latency bucket (``store/latency.py``):
 #: the Reliability tab finds the bucket that holds a percentile's rank here and reads the exact
 #: value from that bucket's slice of ``ix_usage_latency``. Kept with ``usage_daily_detail`` (same

@@ -1,0 +1,59 @@
+"""Latency buckets for the Reliability tab's exact percentiles (see store/latency.py), and the
+daily sums without the agent for the views of every agent.
+
+Revision ID: 0008
+Revises: 0007
+
+- ``usage_daily_latency``: successful requests per UTC day, provider and latency bucket,
+  derived from the ledger like ``usage_daily_detail`` and kept under its watermark.
+- ``usage_daily_route``: ``usage_daily_detail`` without the agent column (per UTC day, route,
+  outcome and usage state), for totals and breakdowns over every agent.
+- The derived daily sums are emptied (watermark back to 0): the next Analytics read sums the
+  ledger again into all three tables in one transaction, so they never disagree about which rows
+  they hold. The ledger itself is untouched.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "usage_daily_latency",
+        sa.Column("day", sa.Float(), primary_key=True),
+        sa.Column("provider", sa.String(64), primary_key=True),
+        sa.Column("bucket", sa.Integer(), primary_key=True),
+        sa.Column("requests", sa.Integer(), nullable=False),
+        sqlite_with_rowid=False,
+    )
+    op.create_table(
+        "usage_daily_route",
+        sa.Column("day", sa.Float(), primary_key=True),
+        sa.Column("provider", sa.String(64), primary_key=True),
+        sa.Column("model", sa.Text(), primary_key=True),
+        sa.Column("outcome", sa.String(64), primary_key=True),
+        sa.Column("usage_state", sa.String(16), primary_key=True),
+        *(sa.Column(c, sa.Integer(), nullable=False) for c in (
+            "requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+            "reasoning_tokens")),
+        sa.Column("cost_usd", sa.Float(), nullable=False),
+        sa.Column("cost_null", sa.Integer(), nullable=False),
+        sa.Column("api_cost_usd", sa.Float(), nullable=False),
+        sa.Column("api_null", sa.Integer(), nullable=False),
+        sa.Column("latency_sum", sa.Float(), nullable=False),
+        sqlite_with_rowid=False,
+    )
+    op.execute("DELETE FROM usage_daily_detail")
+    op.execute("UPDATE usage_daily_detail_state SET last_id = 0")
+
+
+def downgrade() -> None:
+    op.drop_table("usage_daily_route")
+    op.drop_table("usage_daily_latency")
