@@ -471,23 +471,25 @@ class Ledger:
         ok = UsageFilter(**{**_fields(f), "outcome": "ok"})
         counts = {str(r["provider"]): int(r["turns"]) for r in self.aggregate(ok, ("provider",))}
         out: dict[str, dict[float, float]] = {}
+        few = [p for p, n in counts.items() if 0 < n <= SORT_IN_MEMORY]
         with self.engine.connect() as conn:
+            if few:  # few rows: read them all at once by the filter's own index and rank them here
+                # provider and outcome through `|| ''`, which SQLite cannot match to an index: the
+                # rows are found by the period's (or session's, or agent's) index, not by walking
+                # every row of the provider along the latency index
+                rest = UsageFilter(**{**_fields(ok), "provider": None, "outcome": None})
+                query = select(usage.c.provider, usage.c.latency_s).where(
+                    *usage_where(rest), usage.c.provider.concat("").in_(few), usage.c.outcome.concat("") == "ok")
+                values: dict[str, list[float]] = {}
+                for provider, v in conn.execute(query):
+                    values.setdefault(str(provider), []).append(float(v))
+                for provider, found in values.items():
+                    found.sort()
+                    out[provider] = {q: found[nearest_rank(q, len(found)) - 1] for q in quantiles}
             for provider, n in counts.items():
-                if not n:
+                if n <= SORT_IN_MEMORY:
                     continue
                 where = [*usage_where(UsageFilter(**{**_fields(ok), "provider": provider}))]
-                if n <= SORT_IN_MEMORY:  # few rows: read them by the filter's own index and rank here
-                    # provider and outcome through `|| ''`, which SQLite cannot match to an index: the
-                    # rows are found by the period's (or session's, or agent's) index, not by walking
-                    # every row of the provider along the latency index
-                    rest = UsageFilter(**{**_fields(ok), "provider": None, "outcome": None})
-                    query = select(usage.c.latency_s).where(
-                        *usage_where(rest), usage.c.provider.concat("") == provider, usage.c.outcome.concat("") == "ok")
-                    values = sorted(float(v) for (v,) in conn.execute(query))
-                    for q in quantiles:
-                        if values:
-                            out.setdefault(provider, {})[q] = values[nearest_rank(q, len(values)) - 1]
-                    continue
                 for q in quantiles:
                     rank = nearest_rank(q, n)
                     up = rank <= n - rank + 1
