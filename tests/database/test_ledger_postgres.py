@@ -53,3 +53,45 @@ def test_time_series_daily_sums_and_percentiles_on_postgresql(pg_url: str) -> No
             {"openai": {0.5: 1.0, 0.95: 2.0}}  # ada: rows 1, 3 and 5 (0.75, 2.0, 1.0)
     finally:
         store.close()
+
+
+def test_a_row_committed_after_a_later_id_is_still_summed(pg_url: str) -> None:
+    """PostgreSQL hands ids out before commit: a turn still in flight can hold a smaller id than a
+    row already committed. The daily sums wait for it instead of moving their watermark past it."""
+    import threading
+
+    from sqlalchemy import insert, select
+
+    from ironspire.store.schema import agents, usage
+
+    engines.upgrade_url(pg_url)
+    store = Store.open(pg_url)
+    other = engines.make_engine(engines.parse(pg_url))  # a second client: the turn in flight
+    try:
+        def row(agent_id: int, age: float) -> dict[str, object]:
+            return {"at": NOW - age, "session": "s", "agent_id": agent_id, "provider": "openai", "model": "m",
+                    "input_tokens": 100, "output_tokens": 1, "cache_read_tokens": 0, "cache_write_tokens": 0,
+                    "reasoning_tokens": 0, "cost_usd": 1.0, "api_cost_usd": None, "latency_s": 0.5, "outcome": "ok",
+                    "streamed": False, "usage_state": "reported"}
+
+        store.insert_usage([{**row(0, 3 * D), "agent": "ada"}])
+        with other.connect() as c:
+            (aid,) = c.execute(select(agents.c.id).where(agents.c.name == "ada")).one()
+        store.ledger.refresh()
+        slow = other.connect()
+        pending = slow.begin()
+        slow.execute(insert(usage).values(row(aid, 2 * D)))  # takes the smaller id, not committed yet
+        store.insert_usage([{**row(0, 2 * D), "agent": "ada"}])  # a larger id, committed
+        done = threading.Event()
+        worker = threading.Thread(target=lambda: (store.ledger.refresh(), done.set()))
+        worker.start()
+        assert not done.wait(1.0)  # the sums wait for the turn in flight
+        pending.commit()
+        slow.close()
+        worker.join(10)
+        assert done.is_set()
+        (got,) = store.ledger_totals(UsageFilter(start=NOW - 4 * D, end=NOW - D))  # whole days: the daily sums
+        assert (got["turns"], got["input_tokens"]) == (3, 300)
+    finally:
+        other.dispose()
+        store.close()

@@ -268,6 +268,26 @@ def test_daily_sums_agree_with_the_rows_as_the_ledger_grows(ws: Workspace) -> No
     check()
 
 
+def test_daily_sums_made_a_few_rows_at_a_time_are_the_same(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first summing of a large ledger goes in chunks of row ids (short write transactions):
+    the sums must not depend on where the chunks fall."""
+    from ironspire.store import ledger as store_ledger
+
+    _fill(ws)
+    ws.store.insert_usage([dict(at=NOW - 2 * D - 60 * i, session="s", agent="coder", provider="openai", model="m",
+                                input_tokens=i, output_tokens=1, cache_read_tokens=0, cache_write_tokens=0,
+                                reasoning_tokens=0, cost_usd=0.5, api_cost_usd=None, latency_s=0.25 * i,
+                                outcome="ok" if i % 4 else "RateLimitError", streamed=False) for i in range(40)])
+    monkeypatch.setattr(store_ledger, "REFRESH_CHUNK", 7)
+    assert ws.store.ledger.refresh() == 49
+    for period in ("7d", "90d", "all"):
+        (chunked,) = ws.store.ledger_totals(ws.analytics._filter(ws.analytics.window(period, now=NOW), None, None))
+        (plain,) = ws.store.usage_totals(ws.analytics._filter(ws.analytics.window(period, now=NOW), None, None))
+        assert (chunked["turns"], chunked["errors"], chunked["input_tokens"]) == \
+            (plain["turns"], plain["errors"], plain["input_tokens"]), period
+        assert chunked["cost_usd"] == pytest.approx(plain["cost_usd"]), period
+
+
 def test_percentiles_by_index_offset_equal_the_ones_ranked_in_memory(ledger: Workspace,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from ironspire.store import ledger as store_ledger

@@ -27,6 +27,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     union,
     union_all,
     update,
@@ -43,6 +44,7 @@ from ironspire.store.schema import (
     agents,
     health_transitions,
     usage,
+    usage_daily_agent,
     usage_daily_detail,
     usage_daily_detail_state,
     usage_daily_latency,
@@ -99,6 +101,8 @@ def _outcome_is(column: ColumnElement[str], outcome: str) -> ColumnElement[bool]
 
 _OK = usage.c.outcome == "ok"
 DAY = 86400.0
+#: ledger row ids the daily sums take in per transaction
+REFRESH_CHUNK = 200_000
 #: up to this many rows a percentile is ranked in memory; past it, by offset along ix_usage_latency
 SORT_IN_MEMORY = 20_000
 #: the sums both sources give, merged by adding (``finish`` derives the rest)
@@ -139,6 +143,8 @@ def _raw_sums() -> list[ColumnElement[Any]]:
 
 def _daily_sums(table: Table) -> list[ColumnElement[Any]]:
     d = table.c
+    if table is usage_daily_agent:  # the successful requests' sums are columns of their own there
+        return [func.coalesce(func.sum(d[name]), 0).label(name) for name in SUMS]
     ok = d.outcome == "ok"
 
     def when(condition: ColumnElement[bool], value: Any) -> ColumnElement[Any]:
@@ -181,7 +187,7 @@ class Ledger:
     """The panel's queries (``Store.ledger``).
 
     Aggregates split the filter's time range at UTC midnights: whole days come from
-    ``usage_daily_detail``, or ``usage_daily_route`` when no agent is asked for (brought up to
+    the smallest of the daily sums that holds what is asked (``_daily_table``; brought up to
     date with the ledger first, in one write transaction, so two processes never sum a row
     twice), the partial days at the edges from ``usage`` itself, and the two are added. A
     session filter reads ``usage`` only (sessions are not summed by day).
@@ -196,21 +202,39 @@ class Ledger:
     # --- the daily sums ----------------------------------------------------------------------
 
     def refresh(self) -> int:
-        """Adds the ledger rows not yet summed to ``usage_daily_detail`` and ``usage_daily_route``
-        and their latencies to ``usage_daily_latency``; returns how many there were."""
+        """Adds the ledger rows not yet summed to ``usage_daily_detail``, ``usage_daily_route`` and
+        ``usage_daily_agent``, and their latencies to ``usage_daily_latency``; returns how many
+        there were. ``REFRESH_CHUNK`` row ids per transaction, so that summing a large ledger for
+        the first time never holds the ledger's writers up for long."""
         state = usage_daily_detail_state.c
         with self.engine.connect() as conn:
             last, newest = conn.execute(select(state.last_id, select(func.max(usage.c.id)).scalar_subquery())
                                         .where(state.id == 1)).one()
         if newest is None or newest <= last:
             return 0
+        total = 0
+        while True:
+            done, more = self._refresh_chunk()
+            total += done
+            if not more:
+                return total
+
+    def _refresh_chunk(self) -> tuple[int, bool]:
+        """Sums the next ``REFRESH_CHUNK`` row ids; returns how many and whether rows are left."""
+        state = usage_daily_detail_state.c
         with self.engine.begin() as conn:
             # the write lock first, then the watermark: a second process waits here and then sees ours
             conn.execute(update(usage_daily_detail_state).where(state.id == 1).values(last_id=state.last_id))
+            if self.postgres:
+                # ids come from a sequence: a transaction still in flight may hold a smaller id than
+                # one already committed, and a watermark past it would never sum its row. SHARE mode
+                # waits for every transaction that wrote to the ledger (readers go on).
+                conn.execute(text("LOCK TABLE usage IN SHARE MODE"))
             last = int(conn.execute(select(state.last_id).where(state.id == 1)).scalar_one())
-            newest = conn.execute(select(func.max(usage.c.id))).scalar()
-            if newest is None or newest <= last:
-                return 0
+            top = conn.execute(select(func.max(usage.c.id))).scalar()
+            if top is None or top <= last:
+                return 0, False
+            newest = min(int(top), last + REFRESH_CHUNK)
             day = day_of(self.postgres)
             new = (usage.c.id > last, usage.c.id <= newest)
             statestr = func.coalesce(usage.c.usage_state, "reported")
@@ -228,12 +252,15 @@ class Ledger:
             route = [k for k in keys if k.name != "agent_id"]
             self._add(conn, usage_daily_route, [n for n in names if n != "agent_id"], 5,
                       select(*route, *values).where(*new).group_by(*route))
+            by_agent = keys[:3]  # day, agent, provider
+            self._add(conn, usage_daily_agent, ["day", "agent_id", "provider", *SUMS], 3,
+                      select(*by_agent, *_raw_sums()).where(*new).group_by(*by_agent))
             slot = latency.bucket_sql(usage.c.latency_s, self.postgres)
             keys = [day.label("day"), usage.c.provider, slot.label("bucket")]
             self._add(conn, usage_daily_latency, ["day", "provider", "bucket", "requests"], 3,
                       select(*keys, func.count()).where(*new, _OK).group_by(*keys))
             conn.execute(update(usage_daily_detail_state).where(state.id == 1).values(last_id=newest))
-            return int(newest) - last
+            return newest - last, newest < int(top)
 
     def _add(self, conn: Connection, table: Table, names: list[str], keys: int, source: Select[Any]) -> None:
         """INSERT ... SELECT that adds onto the rows already there (an upsert; both engines have one)."""
@@ -298,8 +325,7 @@ class Ledger:
         days, raw_ranges = self._split(f, width)
         out = []
         if days is not None:
-            # every agent, grouped by no agent: the sums without the agent column (fewer rows)
-            table = usage_daily_route if f.agent is None and "agent_id" not in keys else usage_daily_detail
+            table = _daily_table(f, keys)
             where = _daily_where(f, days, table)
             group = [_daily_key(k, width, self.postgres, table) for k in keys]
             out.append(select(*group, *_only(_daily_sums(table), sums)).where(*where).group_by(*group))
@@ -314,7 +340,8 @@ class Ledger:
         days, raw_ranges = self._split(f)
         parts: list[Select[Any]] = []
         if days is not None:
-            parts.append(select(usage_daily_detail.c.agent_id.label("agent_id")).where(*_daily_where(f, days)))
+            table = _daily_table(f, ("agent_id",))
+            parts.append(select(table.c.agent_id.label("agent_id")).where(*_daily_where(f, days, table)))
         parts += [select(usage.c.agent_id.label("agent_id")).where(*usage_where(part)) for part in raw_ranges]
         seen = union(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
         query = select(func.count(agents.c.name.distinct())).where(agents.c.id.in_(select(seen.c.agent_id)))
@@ -370,12 +397,13 @@ class Ledger:
 
         if f.session is None and rows:
             self.refresh()
-            d = usage_daily_detail.c
+            table = _daily_table(f, ("agent_id",))
+            d = table.c
             # the days that overlap the filter: its edge days too
             overlap = (math.floor(f.start / DAY) * DAY if f.start is not None else -math.inf,
                        f.end if f.end is not None else math.inf)
             last = (select(d.agent_id.label("agent_id"), func.max(d.day).label("day"))
-                    .where(*_daily_where(f, overlap)).group_by(d.agent_id).subquery("last"))
+                    .where(*_daily_where(f, overlap, table)).group_by(d.agent_id).subquery("last"))
             pick = newest(usage.c.agent_id == last.c.agent_id, usage.c.at >= _as_time(last.c.day, self.postgres),
                           usage.c.at < _as_time(last.c.day + DAY, self.postgres)).correlate(last).scalar_subquery()
             found = usage.alias("found")
@@ -630,6 +658,17 @@ def _daily_key(key: Key, width: float | None, postgres: bool = False, table: Tab
             return (cast(func.floor(d.day / width), Integer) * width).label("bucket")
         return (cast(d.day / width, Integer) * width).label("bucket")
     return d[key].label(key)
+
+
+def _daily_table(f: UsageFilter, keys: tuple[Key, ...]) -> Table:
+    """The smallest daily sums that hold the filter's and the keys' columns: without the agent
+    (a few hundred rows a day) when neither names one; per agent and provider (one row per agent
+    and day) when no model or outcome is asked for; else the full detail."""
+    if f.agent is None and "agent_id" not in keys:
+        return usage_daily_route
+    if f.outcome is None and set(keys) <= {"agent_id", "provider", "bucket"}:
+        return usage_daily_agent
+    return usage_daily_detail
 
 
 def _as_time(seconds: ColumnElement[Any], postgres: bool) -> ColumnElement[Any]:

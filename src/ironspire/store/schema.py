@@ -184,6 +184,26 @@ usage_daily_route = Table(
     sqlite_with_rowid=False,
 )
 
+#: The ledger summed per UTC day, agent and provider, with the successful requests' sums already
+#: apart (``turns``, ``cost_unknown``, ``latency_ok``, ... as ``store.ledger.SUMS``): the Fleet
+#: grid and a chart stacked by agent read a row per agent and day here, no outcome to sort out.
+#: Kept with ``usage_daily_detail`` (same watermark, same transaction); clustered on SQLite.
+usage_daily_agent = Table(
+    "usage_daily_agent", metadata,
+    Column("day", Float, primary_key=True),
+    Column("agent_id", Integer, primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    *(Column(name, Integer, nullable=False) for name in (
+        "requests", "turns", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+        "reasoning_tokens")),
+    Column("cost_usd", Float, nullable=False),
+    Column("cost_unknown", Integer, nullable=False),
+    Column("api_cost_usd", Float, nullable=False),
+    *(Column(name, Integer, nullable=False) for name in ("api_cost_unknown", "usage_unknown", "usage_estimated")),
+    Column("latency_ok", Float, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 #: Successful requests counted per UTC day, provider and latency bucket (``store/latency.py``):
 #: the Reliability tab finds the bucket that holds a percentile's rank here and reads the exact
 #: value from that bucket's slice of ``ix_usage_latency``. Kept with ``usage_daily_detail`` (same

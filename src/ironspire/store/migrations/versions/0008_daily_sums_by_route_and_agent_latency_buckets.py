@@ -1,5 +1,5 @@
-"""Latency buckets for the Reliability tab's exact percentiles (see store/latency.py), and the
-daily sums without the agent for the views of every agent.
+"""Per-day sums by route and by agent for the Analytics views, and latency buckets for the
+Reliability tab's exact percentiles (see store/latency.py).
 
 Revision ID: 0008
 Revises: 0007
@@ -8,8 +8,10 @@ Revises: 0007
   derived from the ledger like ``usage_daily_detail`` and kept under its watermark.
 - ``usage_daily_route``: ``usage_daily_detail`` without the agent column (per UTC day, route,
   outcome and usage state), for totals and breakdowns over every agent.
+- ``usage_daily_agent``: per UTC day, agent and provider, the successful requests' sums apart,
+  for the Fleet grid and the charts stacked by agent.
 - The derived daily sums are emptied (watermark back to 0): the next Analytics read sums the
-  ledger again into all three tables in one transaction, so they never disagree about which rows
+  ledger again into all four tables in one transaction, so they never disagree about which rows
   they hold. The ledger itself is untouched.
 """
 
@@ -50,10 +52,26 @@ def upgrade() -> None:
         sa.Column("latency_sum", sa.Float(), nullable=False),
         sqlite_with_rowid=False,
     )
+    op.create_table(
+        "usage_daily_agent",
+        sa.Column("day", sa.Float(), primary_key=True),
+        sa.Column("agent_id", sa.Integer(), primary_key=True),
+        sa.Column("provider", sa.String(64), primary_key=True),
+        *(sa.Column(c, sa.Integer(), nullable=False) for c in (
+            "requests", "turns", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+            "reasoning_tokens")),
+        sa.Column("cost_usd", sa.Float(), nullable=False),
+        sa.Column("cost_unknown", sa.Integer(), nullable=False),
+        sa.Column("api_cost_usd", sa.Float(), nullable=False),
+        *(sa.Column(c, sa.Integer(), nullable=False) for c in ("api_cost_unknown", "usage_unknown", "usage_estimated")),
+        sa.Column("latency_ok", sa.Float(), nullable=False),
+        sqlite_with_rowid=False,
+    )
     op.execute("DELETE FROM usage_daily_detail")
     op.execute("UPDATE usage_daily_detail_state SET last_id = 0")
 
 
 def downgrade() -> None:
+    op.drop_table("usage_daily_agent")
     op.drop_table("usage_daily_route")
     op.drop_table("usage_daily_latency")
