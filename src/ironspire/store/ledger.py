@@ -256,8 +256,8 @@ class Ledger:
             self._add(conn, usage_daily_agent, ["day", "agent_id", "provider", *SUMS], 3,
                       select(*by_agent, *_raw_sums()).where(*new).group_by(*by_agent))
             slot = latency.bucket_sql(usage.c.latency_s, self.postgres)
-            keys = [day.label("day"), usage.c.provider, slot.label("bucket")]
-            self._add(conn, usage_daily_latency, ["day", "provider", "bucket", "requests"], 3,
+            keys = [usage.c.provider, slot.label("bucket"), day.label("day")]
+            self._add(conn, usage_daily_latency, ["provider", "bucket", "day", "requests"], 3,
                       select(*keys, func.count()).where(*new, _OK).group_by(*keys))
             conn.execute(update(usage_daily_detail_state).where(state.id == 1).values(last_id=newest))
             return newest - last, newest < int(top)

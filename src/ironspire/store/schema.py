@@ -207,12 +207,13 @@ usage_daily_agent = Table(
 #: Successful requests counted per UTC day, provider and latency bucket (``store/latency.py``):
 #: the Reliability tab finds the bucket that holds a percentile's rank here and reads the exact
 #: value from that bucket's slice of ``ix_usage_latency``. Kept with ``usage_daily_detail`` (same
-#: watermark, same transaction); clustered on its key on SQLite.
+#: watermark, same transaction); clustered on its key on SQLite, in the order the tab sums it
+#: (provider, bucket), so a 90-day histogram needs no sort.
 usage_daily_latency = Table(
     "usage_daily_latency", metadata,
-    Column("day", Float, primary_key=True),
     Column("provider", String(64), primary_key=True),
     Column("bucket", Integer, primary_key=True),
+    Column("day", Float, primary_key=True),
     Column("requests", Integer, nullable=False),
     sqlite_with_rowid=False,
 )

@@ -29,9 +29,9 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "usage_daily_latency",
-        sa.Column("day", sa.Float(), primary_key=True),
         sa.Column("provider", sa.String(64), primary_key=True),
         sa.Column("bucket", sa.Integer(), primary_key=True),
+        sa.Column("day", sa.Float(), primary_key=True),
         sa.Column("requests", sa.Integer(), nullable=False),
         sqlite_with_rowid=False,
     )
