@@ -128,6 +128,21 @@ usage = Table(
     Index("ix_usage_latency", "provider", "outcome", "latency_s", "at", "agent_id"),
 )
 
+def _route_sums() -> list[Column[object]]:
+    """The sums of ``usage_daily_detail`` and ``usage_daily_route`` (fresh columns for each table):
+    every request counted, the NULL costs counted apart."""
+    return [
+        *(Column(name, Integer, nullable=False) for name in (
+            "requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+            "reasoning_tokens")),
+        Column("cost_usd", Float, nullable=False),
+        Column("cost_null", Integer, nullable=False),
+        Column("api_cost_usd", Float, nullable=False),
+        Column("api_null", Integer, nullable=False),
+        Column("latency_sum", Float, nullable=False),
+    ]
+
+
 #: The ledger summed per UTC day, agent, route, outcome and usage state: the Analytics panel reads
 #: whole days of a long period here and only the partial days at its edges from ``usage``.
 #: Derived data, brought up to date before each read (``store/ledger.py``); ``usage_daily_detail_state``
@@ -140,17 +155,7 @@ usage_daily_detail = Table(
     Column("model", Text, primary_key=True),
     Column("outcome", String(64), primary_key=True),
     Column("usage_state", String(16), primary_key=True),
-    Column("requests", Integer, nullable=False),
-    Column("input_tokens", Integer, nullable=False),
-    Column("output_tokens", Integer, nullable=False),
-    Column("cache_read_tokens", Integer, nullable=False),
-    Column("cache_write_tokens", Integer, nullable=False),
-    Column("reasoning_tokens", Integer, nullable=False),
-    Column("cost_usd", Float, nullable=False),
-    Column("cost_null", Integer, nullable=False),
-    Column("api_cost_usd", Float, nullable=False),
-    Column("api_null", Integer, nullable=False),
-    Column("latency_sum", Float, nullable=False),
+    *_route_sums(),
 )
 
 usage_daily_detail_state = Table(
@@ -170,17 +175,7 @@ usage_daily_route = Table(
     Column("model", Text, primary_key=True),
     Column("outcome", String(64), primary_key=True),
     Column("usage_state", String(16), primary_key=True),
-    Column("requests", Integer, nullable=False),
-    Column("input_tokens", Integer, nullable=False),
-    Column("output_tokens", Integer, nullable=False),
-    Column("cache_read_tokens", Integer, nullable=False),
-    Column("cache_write_tokens", Integer, nullable=False),
-    Column("reasoning_tokens", Integer, nullable=False),
-    Column("cost_usd", Float, nullable=False),
-    Column("cost_null", Integer, nullable=False),
-    Column("api_cost_usd", Float, nullable=False),
-    Column("api_null", Integer, nullable=False),
-    Column("latency_sum", Float, nullable=False),
+    *_route_sums(),
     sqlite_with_rowid=False,
 )
 

@@ -26,47 +26,37 @@ branch_labels = None
 depends_on = None
 
 
+#: the value columns of the two new sums tables (integers, unless named here as floats)
+ROUTE_SUMS = ("requests", *(f"{t}_tokens" for t in ("input", "output", "cache_read", "cache_write", "reasoning")),
+              "cost_usd", "cost_null", "api_cost_usd", "api_null", "latency_sum")
+AGENT_SUMS = ("requests", "turns", *(f"{t}_tokens" for t in ("input", "output", "cache_read", "cache_write",
+                                                             "reasoning")),
+              "cost_usd", "cost_unknown", "api_cost_usd", "api_cost_unknown", "usage_unknown", "usage_estimated",
+              "latency_ok")
+FLOATS = {"cost_usd", "api_cost_usd", "latency_sum", "latency_ok"}
+
+
+def _sums_table(name: str, keys: list[sa.Column[object]], sums: tuple[str, ...]) -> None:
+    """A derived sums table: its key columns, then one NOT NULL column per sum; clustered on its
+    key on SQLite."""
+    op.create_table(
+        name, *keys,
+        *(sa.Column(c, sa.Float() if c in FLOATS else sa.Integer(), nullable=False) for c in sums),
+        sqlite_with_rowid=False,
+    )
+
+
 def upgrade() -> None:
-    op.create_table(
-        "usage_daily_latency",
-        sa.Column("provider", sa.String(64), primary_key=True),
-        sa.Column("bucket", sa.Integer(), primary_key=True),
-        sa.Column("day", sa.Float(), primary_key=True),
-        sa.Column("requests", sa.Integer(), nullable=False),
-        sqlite_with_rowid=False,
-    )
-    op.create_table(
-        "usage_daily_route",
-        sa.Column("day", sa.Float(), primary_key=True),
-        sa.Column("provider", sa.String(64), primary_key=True),
-        sa.Column("model", sa.Text(), primary_key=True),
-        sa.Column("outcome", sa.String(64), primary_key=True),
-        sa.Column("usage_state", sa.String(16), primary_key=True),
-        *(sa.Column(c, sa.Integer(), nullable=False) for c in (
-            "requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-            "reasoning_tokens")),
-        sa.Column("cost_usd", sa.Float(), nullable=False),
-        sa.Column("cost_null", sa.Integer(), nullable=False),
-        sa.Column("api_cost_usd", sa.Float(), nullable=False),
-        sa.Column("api_null", sa.Integer(), nullable=False),
-        sa.Column("latency_sum", sa.Float(), nullable=False),
-        sqlite_with_rowid=False,
-    )
-    op.create_table(
-        "usage_daily_agent",
-        sa.Column("day", sa.Float(), primary_key=True),
-        sa.Column("agent_id", sa.Integer(), primary_key=True),
-        sa.Column("provider", sa.String(64), primary_key=True),
-        *(sa.Column(c, sa.Integer(), nullable=False) for c in (
-            "requests", "turns", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-            "reasoning_tokens")),
-        sa.Column("cost_usd", sa.Float(), nullable=False),
-        sa.Column("cost_unknown", sa.Integer(), nullable=False),
-        sa.Column("api_cost_usd", sa.Float(), nullable=False),
-        *(sa.Column(c, sa.Integer(), nullable=False) for c in ("api_cost_unknown", "usage_unknown", "usage_estimated")),
-        sa.Column("latency_ok", sa.Float(), nullable=False),
-        sqlite_with_rowid=False,
-    )
+    _sums_table("usage_daily_latency", [
+        sa.Column("provider", sa.String(64), primary_key=True), sa.Column("bucket", sa.Integer(), primary_key=True),
+        sa.Column("day", sa.Float(), primary_key=True)], ("requests",))
+    _sums_table("usage_daily_route", [
+        sa.Column("day", sa.Float(), primary_key=True), sa.Column("provider", sa.String(64), primary_key=True),
+        sa.Column("model", sa.Text(), primary_key=True), sa.Column("outcome", sa.String(64), primary_key=True),
+        sa.Column("usage_state", sa.String(16), primary_key=True)], ROUTE_SUMS)
+    _sums_table("usage_daily_agent", [
+        sa.Column("day", sa.Float(), primary_key=True), sa.Column("agent_id", sa.Integer(), primary_key=True),
+        sa.Column("provider", sa.String(64), primary_key=True)], AGENT_SUMS)
     op.execute("DELETE FROM usage_daily_detail")
     op.execute("UPDATE usage_daily_detail_state SET last_id = 0")
 
