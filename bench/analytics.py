@@ -200,13 +200,19 @@ def main() -> None:
         write_doc(table)
 
 
+#: where the section's hand-written explanation starts: kept when the figures are rewritten
+HAND_WRITTEN = "\nHow the panel stays fast"
+
+
 def write_doc(table: str) -> None:
     head = "## Analytics panel: every tab, every period, 1M-request ledger (`python bench/analytics.py`)"
     text = DOC.read_text()
     if head in text:
         before, _, rest = text.partition(head)
         nxt = rest.find("\n## ")
-        text = before + head + "\n\n" + table + "\n" + (rest[nxt:] if nxt >= 0 else "")
+        section, after = (rest[:nxt], rest[nxt:]) if nxt >= 0 else (rest, "")
+        kept = section[section.find(HAND_WRITTEN):] if HAND_WRITTEN in section else ""
+        text = before + head + "\n\n" + table + "\n" + kept + after
     else:
         marker = "\n## Analysis (hand-written"
         before, _, rest = text.partition(marker)

@@ -422,3 +422,47 @@ def test_fleets_latest_request_per_agent_is_the_newest_matching_row(ws: Workspac
     (one,) = ws.analytics.fleet("30d", agent="a6", now=NOW)
     newest = max((r for r in every if r["agent"] == "a6"), key=lambda r: r["at"])
     assert (one["last_at"], one["provider"]) == (newest["at"], newest["provider"])
+
+
+def test_charts_in_hourly_buckets_equal_the_rows_bucketed_by_hand(ws: Workspace) -> None:
+    """A week's chart (3-hour buckets) and a few days' (hourly) read whole hours from the hourly
+    sums and the partial hours at the edges from the rows: each bucket, per agent and in total,
+    must equal the rows that fall in it, also after rows are added."""
+    import random
+
+    rng = random.Random(21)
+
+    def rows(n: int) -> list[dict[str, Any]]:
+        return [dict(at=NOW - rng.random() * 9 * D, session="s", agent=rng.choice(("a", "b", "c")),
+                     provider=rng.choice(("openai", "claude-api", "custom-x")), model="m",
+                     input_tokens=rng.randint(0, 999), output_tokens=rng.randint(0, 99), cache_read_tokens=0,
+                     cache_write_tokens=rng.randint(0, 9), reasoning_tokens=0, cost_usd=rng.choice((None, 0.25, 0.5)),
+                     api_cost_usd=None, latency_s=0.1, outcome=rng.choice(("ok", "ok", "RateLimitError")),
+                     streamed=False, usage_state=rng.choice(("reported", "unknown"))) for _ in range(n)]
+
+    def check() -> None:
+        every = ws.analytics.turns("all")
+        for period, group in (("7d", None), ("7d", "claude"), ("2026-06-11T10:30..2026-06-14T07:15", None)):
+            s = ws.analytics.series(period, group=group, now=NOW)
+            assert s["width"] in (3600.0, 10800.0), period
+            members = {"claude": ("claude-api",)}.get(group or "")
+            mine = [r for r in every if s["start"] <= r["at"] < (s["end"] if ".." in period else NOW + 1)
+                    and (members is None or r["provider"] in members)]
+            at = {b: i for i, b in enumerate(s["buckets"])}
+            spend: dict[str, list[float]] = {}
+            tokens = [0] * len(s["buckets"])
+            unknown = [0] * len(s["buckets"])
+            for r in mine:
+                i = at[r["at"] // s["width"] * s["width"]]
+                spend.setdefault(r["agent"], [0.0] * len(s["buckets"]))[i] += r["cost_usd"] or 0.0
+                tokens[i] += r["input_tokens"] + r["cache_write_tokens"]
+                unknown[i] += r["outcome"] == "ok" and r["usage_state"] == "unknown"
+            assert s["spend"].keys() == spend.keys(), period
+            for agent, values in spend.items():
+                assert s["spend"][agent] == pytest.approx(values), (period, agent)
+            assert (s["tokens"]["input"], s["usage_unknown"]) == (tokens, unknown), (period, group)
+
+    ws.store.insert_usage(rows(400))
+    check()
+    ws.store.insert_usage(rows(100))  # after the sums were made: they catch up
+    check()

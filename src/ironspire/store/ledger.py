@@ -49,6 +49,8 @@ from ironspire.store.schema import (
     usage_daily_detail_state,
     usage_daily_latency,
     usage_daily_route,
+    usage_hourly_agent,
+    usage_hourly_route,
 )
 
 
@@ -101,6 +103,7 @@ def _outcome_is(column: ColumnElement[str], outcome: str) -> ColumnElement[bool]
 
 _OK = usage.c.outcome == "ok"
 DAY = 86400.0
+HOUR = 3600.0
 #: ledger row ids the daily sums take in per transaction
 REFRESH_CHUNK = 200_000
 #: up to this many rows a percentile is ranked in memory; past it, by offset along ix_usage_latency
@@ -143,7 +146,7 @@ def _raw_sums() -> list[ColumnElement[Any]]:
 
 def _daily_sums(table: Table) -> list[ColumnElement[Any]]:
     d = table.c
-    if table is usage_daily_agent:  # the successful requests' sums are columns of their own there
+    if "turns" in d:  # the successful requests' sums are columns of their own there
         return [func.coalesce(func.sum(d[name]), 0).label(name) for name in SUMS]
     ok = d.outcome == "ok"
 
@@ -202,10 +205,11 @@ class Ledger:
     # --- the daily sums ----------------------------------------------------------------------
 
     def refresh(self) -> int:
-        """Adds the ledger rows not yet summed to ``usage_daily_detail``, ``usage_daily_route`` and
-        ``usage_daily_agent``, and their latencies to ``usage_daily_latency``; returns how many
-        there were. ``REFRESH_CHUNK`` row ids per transaction, so that summing a large ledger for
-        the first time never holds the ledger's writers up for long."""
+        """Adds the ledger rows not yet summed to ``usage_daily_detail``, ``usage_daily_route``,
+        ``usage_daily_agent``, ``usage_hourly_agent`` and ``usage_hourly_route``, and their
+        latencies to ``usage_daily_latency``; returns how many there were. ``REFRESH_CHUNK`` row
+        ids per transaction, so that summing a large ledger for the first time never holds the
+        ledger's writers up for long."""
         state = usage_daily_detail_state.c
         with self.engine.connect() as conn:
             last, newest = conn.execute(select(state.last_id, select(func.max(usage.c.id)).scalar_subquery())
@@ -255,6 +259,11 @@ class Ledger:
             by_agent = keys[:3]  # day, agent, provider
             self._add(conn, usage_daily_agent, ["day", "agent_id", "provider", *SUMS], 3,
                       select(*by_agent, *_raw_sums()).where(*new).group_by(*by_agent))
+            hour = _floor_at(HOUR, self.postgres).label("hour")
+            for table, group in ((usage_hourly_agent, [hour, usage.c.agent_id, usage.c.provider]),
+                                 (usage_hourly_route, [hour, usage.c.provider])):
+                self._add(conn, table, [*(g.name for g in group), *SUMS], len(group),
+                          select(*group, *_raw_sums()).where(*new).group_by(*group))
             slot = latency.bucket_sql(usage.c.latency_s, self.postgres)
             keys = [usage.c.provider, slot.label("bucket"), day.label("day")]
             self._add(conn, usage_daily_latency, ["provider", "bucket", "day", "requests"], 3,
@@ -296,17 +305,18 @@ class Ledger:
                             into[i] += row[i]
         return merged
 
-    def _split(self, f: UsageFilter, width: float | None = None) -> tuple[tuple[float, float] | None,
-                                                                           list[UsageFilter]]:
-        """The filter's whole UTC days (None: none, or a session, or buckets that are not whole
-        days), brought up to date in the daily sums, and the rest of its range as raw filters."""
+    def _split(self, f: UsageFilter, width: float | None = None, grain: float = DAY
+               ) -> tuple[tuple[float, float] | None, list[UsageFilter]]:
+        """The filter's whole UTC days (``grain``: or hours; None: none, or a session, or buckets
+        that are not whole ones), brought up to date in the sums, and the rest of its range as
+        raw filters."""
         days: tuple[float, float] | None = None
-        if f.session is None and (width is None or width % DAY == 0):
-            first = math.ceil(f.start / DAY) * DAY if f.start is not None else -math.inf
+        if f.session is None and (width is None or width % grain == 0):
+            first = math.ceil(f.start / grain) * grain if f.start is not None else -math.inf
             if f.end is not None:
-                last = math.floor(f.end / DAY) * DAY
+                last = math.floor(f.end / grain) * grain
             else:
-                last = math.floor((time.time() + DAY) / DAY) * DAY if f.start is not None else math.inf
+                last = math.floor((time.time() + grain) / grain) * grain if f.start is not None else math.inf
             if last > first:
                 days = (first, last)
         if days is None:
@@ -322,10 +332,13 @@ class Ledger:
 
     def _queries(self, f: UsageFilter, keys: tuple[Key, ...], width: float | None,
                  sums: tuple[str, ...]) -> list[Any]:
-        days, raw_ranges = self._split(f, width)
+        table: Table | None = _daily_table(f, keys)
+        grain = DAY
+        if width is not None and width % DAY and not width % HOUR:  # hourly buckets: the hourly sums, if they fit
+            table, grain = _hourly_table(f, keys), HOUR
+        days, raw_ranges = self._split(f, width, grain) if table is not None else (None, [f])
         out = []
-        if days is not None:
-            table = _daily_table(f, keys)
+        if days is not None and table is not None:
             where = _daily_where(f, days, table)
             group = [_daily_key(k, width, self.postgres, table) for k in keys]
             out.append(select(*group, *_only(_daily_sums(table), sums)).where(*where).group_by(*group))
@@ -652,12 +665,25 @@ def _daily_key(key: Key, width: float | None, postgres: bool = False, table: Tab
     d = table.c
     if key == "bucket":
         assert width is not None
-        if width == DAY:  # the bare column: grouping follows the key's order, no sort
-            return d.day.label("bucket")
+        start = _start_of(table)
+        if width == (HOUR if start.name == "hour" else DAY):  # the bare column: grouping in key order, no sort
+            return start.label("bucket")
         if postgres:
-            return (cast(func.floor(d.day / width), Integer) * width).label("bucket")
-        return (cast(d.day / width, Integer) * width).label("bucket")
+            return (cast(func.floor(start / width), Integer) * width).label("bucket")
+        return (cast(start / width, Integer) * width).label("bucket")
     return d[key].label(key)
+
+
+def _start_of(table: Table) -> Any:
+    """The time column of a sums table: its day's or its hour's start (Unix time)."""
+    return table.c.hour if "hour" in table.c else table.c.day
+
+
+def _floor_at(width: float, postgres: bool) -> ColumnElement[Any]:
+    """The start of the ``width``-second slot of a ledger row (a day, an hour), in the engine's own SQL."""
+    if postgres:
+        return cast(func.floor(cast(func.extract("epoch", usage.c.at), Float) / width) * width, Float)
+    return cast(cast(usage.c.at / width, Integer) * width, Float)  # times are positive: truncation is floor
 
 
 def _daily_table(f: UsageFilter, keys: tuple[Key, ...]) -> Table:
@@ -671,6 +697,14 @@ def _daily_table(f: UsageFilter, keys: tuple[Key, ...]) -> Table:
     return usage_daily_detail
 
 
+def _hourly_table(f: UsageFilter, keys: tuple[Key, ...]) -> Table | None:
+    """The hourly sums that hold the filter's and the keys' columns, or None (read the rows):
+    they know agents and providers, not models or outcomes."""
+    if f.outcome is not None or not set(keys) <= {"agent_id", "provider", "bucket"}:
+        return None
+    return usage_hourly_route if f.agent is None and "agent_id" not in keys else usage_hourly_agent
+
+
 def _as_time(seconds: ColumnElement[Any], postgres: bool) -> ColumnElement[Any]:
     """A Unix time from SQL as a value of ``usage.at``: itself on SQLite, a timestamptz on PostgreSQL."""
     return func.to_timestamp(seconds) if postgres else seconds
@@ -680,12 +714,12 @@ def _daily_where(f: UsageFilter, days: tuple[float, float],
                  table: Table = usage_daily_detail) -> list[ColumnElement[bool]]:
     """The daily rows of ``f`` over ``days`` in ``table`` (``usage_daily_route`` has no agent:
     only for a filter without one)."""
-    d = table.c
+    d, start = table.c, _start_of(table)
     where: list[ColumnElement[bool]] = []
     if days[0] != -math.inf:
-        where.append(d.day >= days[0])
+        where.append(start >= days[0])
     if days[1] != math.inf:
-        where.append(d.day < days[1])
+        where.append(start < days[1])
     if f.agent is not None:
         where.append(d.agent_id.in_(select(agents.c.id).where(agents.c.name == f.agent)))
     if f.provider is not None:

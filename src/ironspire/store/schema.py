@@ -179,6 +179,20 @@ usage_daily_route = Table(
     sqlite_with_rowid=False,
 )
 
+def _outcome_sums() -> list[Column[object]]:
+    """The sums of ``store.ledger.SUMS``, the successful requests' apart (fresh columns per table)."""
+    return [
+        *(Column(name, Integer, nullable=False) for name in (
+            "requests", "turns", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+            "reasoning_tokens")),
+        Column("cost_usd", Float, nullable=False),
+        Column("cost_unknown", Integer, nullable=False),
+        Column("api_cost_usd", Float, nullable=False),
+        *(Column(name, Integer, nullable=False) for name in ("api_cost_unknown", "usage_unknown", "usage_estimated")),
+        Column("latency_ok", Float, nullable=False),
+    ]
+
+
 #: The ledger summed per UTC day, agent and provider, with the successful requests' sums already
 #: apart (``turns``, ``cost_unknown``, ``latency_ok``, ... as ``store.ledger.SUMS``): the Fleet
 #: grid and a chart stacked by agent read a row per agent and day here, no outcome to sort out.
@@ -188,14 +202,25 @@ usage_daily_agent = Table(
     Column("day", Float, primary_key=True),
     Column("agent_id", Integer, primary_key=True),
     Column("provider", String(64), primary_key=True),
-    *(Column(name, Integer, nullable=False) for name in (
-        "requests", "turns", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-        "reasoning_tokens")),
-    Column("cost_usd", Float, nullable=False),
-    Column("cost_unknown", Integer, nullable=False),
-    Column("api_cost_usd", Float, nullable=False),
-    *(Column(name, Integer, nullable=False) for name in ("api_cost_unknown", "usage_unknown", "usage_estimated")),
-    Column("latency_ok", Float, nullable=False),
+    *_outcome_sums(),
+    sqlite_with_rowid=False,
+)
+
+#: The same per hour (``hour``: its start, Unix time), per agent and provider and per provider
+#: alone: a chart of a week or two in hourly or 3-hour buckets reads these instead of every row.
+usage_hourly_agent = Table(
+    "usage_hourly_agent", metadata,
+    Column("hour", Float, primary_key=True),
+    Column("agent_id", Integer, primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    *_outcome_sums(),
+    sqlite_with_rowid=False,
+)
+usage_hourly_route = Table(
+    "usage_hourly_route", metadata,
+    Column("hour", Float, primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    *_outcome_sums(),
     sqlite_with_rowid=False,
 )
 

@@ -1,5 +1,5 @@
-"""Per-day sums by route and by agent for the Analytics views, and latency buckets for the
-Reliability tab's exact percentiles (see store/latency.py).
+"""Per-day (and per-hour) sums by route and by agent for the Analytics views, and latency buckets
+for the Reliability tab's exact percentiles (see store/latency.py).
 
 Revision ID: 0008
 Revises: 0007
@@ -9,9 +9,11 @@ Revises: 0007
 - ``usage_daily_route``: ``usage_daily_detail`` without the agent column (per UTC day, route,
   outcome and usage state), for totals and breakdowns over every agent.
 - ``usage_daily_agent``: per UTC day, agent and provider, the successful requests' sums apart,
-  for the Fleet grid and the charts stacked by agent.
+  for the Fleet grid and the charts stacked by agent; ``usage_hourly_agent`` and
+  ``usage_hourly_route`` the same per hour (per agent and provider, per provider), for charts in
+  hourly or 3-hour buckets.
 - The derived daily sums are emptied (watermark back to 0): the next Analytics read sums the
-  ledger again into all four tables in one transaction, so they never disagree about which rows
+  ledger again into all of them in one transaction, so they never disagree about which rows
   they hold. The ledger itself is untouched.
 """
 
@@ -57,11 +59,19 @@ def upgrade() -> None:
     _sums_table("usage_daily_agent", [
         sa.Column("day", sa.Float(), primary_key=True), sa.Column("agent_id", sa.Integer(), primary_key=True),
         sa.Column("provider", sa.String(64), primary_key=True)], AGENT_SUMS)
+    _sums_table("usage_hourly_agent", [
+        sa.Column("hour", sa.Float(), primary_key=True), sa.Column("agent_id", sa.Integer(), primary_key=True),
+        sa.Column("provider", sa.String(64), primary_key=True)], AGENT_SUMS)
+    _sums_table("usage_hourly_route", [
+        sa.Column("hour", sa.Float(), primary_key=True), sa.Column("provider", sa.String(64), primary_key=True)],
+        AGENT_SUMS)
     op.execute("DELETE FROM usage_daily_detail")
     op.execute("UPDATE usage_daily_detail_state SET last_id = 0")
 
 
 def downgrade() -> None:
+    op.drop_table("usage_hourly_route")
+    op.drop_table("usage_hourly_agent")
     op.drop_table("usage_daily_agent")
     op.drop_table("usage_daily_route")
     op.drop_table("usage_daily_latency")
