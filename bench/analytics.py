@@ -178,7 +178,8 @@ def main() -> None:
         f"Ledger: {args.rows:,} requests over 90 days, {args.agents} agents, 15 providers, "
         f"{made['bytes'] / 2**20:.0f} MB of SQLite"
         + (f" (generated in {made['seconds']:.0f} s)" if made["seconds"] else "") + ". "
-        f"The daily sums (``usage_daily_detail``, ``usage_daily_route``, ``usage_daily_latency``) of rows never "
+        "The derived sums (per day ``usage_daily_detail``, ``usage_daily_route``, ``usage_daily_agent``, per hour "
+        "``usage_hourly_agent``, ``usage_hourly_route``, latency buckets ``usage_daily_latency``) of rows never "
         f"summed: {made['refresh_rows']:,} rows in {made['refresh_s']:.1f} s, once, on the first read. "
         f"Server time per tab (median of {args.repeat} after a warm-up, ms), the analytics calls a page and its JSON "
         f"twin make; custom = {custom}. Slowest cell: {worst:.0f} ms.",
