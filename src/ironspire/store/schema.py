@@ -128,19 +128,19 @@ usage = Table(
     Index("ix_usage_latency", "provider", "outcome", "latency_s", "at", "agent_id"),
 )
 
-def _route_sums() -> list[Column[object]]:
-    """The sums of ``usage_daily_detail`` and ``usage_daily_route`` (fresh columns for each table):
-    every request counted, the NULL costs counted apart."""
-    return [
-        *(Column(name, Integer, nullable=False) for name in (
-            "requests", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-            "reasoning_tokens")),
-        Column("cost_usd", Float, nullable=False),
-        Column("cost_null", Integer, nullable=False),
-        Column("api_cost_usd", Float, nullable=False),
-        Column("api_null", Integer, nullable=False),
-        Column("latency_sum", Float, nullable=False),
-    ]
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+#: the value columns of the derived sums tables: every request counted with its NULL costs apart
+#: (``usage_daily_detail``, ``usage_daily_route``), or the successful requests' sums apart as
+#: ``store.ledger.SUMS`` (``usage_daily_agent`` and the hourly sums); floats where named here
+ROUTE_SUMS = ("requests", *TOKEN_COLUMNS, "cost_usd", "cost_null", "api_cost_usd", "api_null", "latency_sum")
+OUTCOME_SUMS = ("requests", "turns", *TOKEN_COLUMNS, "cost_usd", "cost_unknown", "api_cost_usd", "api_cost_unknown",
+                "usage_unknown", "usage_estimated", "latency_ok")
+_FLOAT_SUMS = {"cost_usd", "api_cost_usd", "latency_sum", "latency_ok"}
+
+
+def _sums(names: tuple[str, ...]) -> list[Column[object]]:
+    """Fresh NOT NULL columns named ``names`` (a Column belongs to one table)."""
+    return [Column(n, Float if n in _FLOAT_SUMS else Integer, nullable=False) for n in names]
 
 
 #: The ledger summed per UTC day, agent, route, outcome and usage state: the Analytics panel reads
@@ -155,7 +155,7 @@ usage_daily_detail = Table(
     Column("model", Text, primary_key=True),
     Column("outcome", String(64), primary_key=True),
     Column("usage_state", String(16), primary_key=True),
-    *_route_sums(),
+    *_sums(ROUTE_SUMS),
 )
 
 usage_daily_detail_state = Table(
@@ -175,23 +175,9 @@ usage_daily_route = Table(
     Column("model", Text, primary_key=True),
     Column("outcome", String(64), primary_key=True),
     Column("usage_state", String(16), primary_key=True),
-    *_route_sums(),
+    *_sums(ROUTE_SUMS),
     sqlite_with_rowid=False,
 )
-
-def _outcome_sums() -> list[Column[object]]:
-    """The sums of ``store.ledger.SUMS``, the successful requests' apart (fresh columns per table)."""
-    return [
-        *(Column(name, Integer, nullable=False) for name in (
-            "requests", "turns", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-            "reasoning_tokens")),
-        Column("cost_usd", Float, nullable=False),
-        Column("cost_unknown", Integer, nullable=False),
-        Column("api_cost_usd", Float, nullable=False),
-        *(Column(name, Integer, nullable=False) for name in ("api_cost_unknown", "usage_unknown", "usage_estimated")),
-        Column("latency_ok", Float, nullable=False),
-    ]
-
 
 #: The ledger summed per UTC day, agent and provider, with the successful requests' sums already
 #: apart (``turns``, ``cost_unknown``, ``latency_ok``, ... as ``store.ledger.SUMS``): the Fleet
@@ -202,7 +188,7 @@ usage_daily_agent = Table(
     Column("day", Float, primary_key=True),
     Column("agent_id", Integer, primary_key=True),
     Column("provider", String(64), primary_key=True),
-    *_outcome_sums(),
+    *_sums(OUTCOME_SUMS),
     sqlite_with_rowid=False,
 )
 
@@ -213,14 +199,14 @@ usage_hourly_agent = Table(
     Column("hour", Float, primary_key=True),
     Column("agent_id", Integer, primary_key=True),
     Column("provider", String(64), primary_key=True),
-    *_outcome_sums(),
+    *_sums(OUTCOME_SUMS),
     sqlite_with_rowid=False,
 )
 usage_hourly_route = Table(
     "usage_hourly_route", metadata,
     Column("hour", Float, primary_key=True),
     Column("provider", String(64), primary_key=True),
-    *_outcome_sums(),
+    *_sums(OUTCOME_SUMS),
     sqlite_with_rowid=False,
 )
 
@@ -308,5 +294,4 @@ USAGE_COLUMNS = (
     "cache_write_tokens", "reasoning_tokens", "cost_usd", "api_cost_usd", "latency_s", "outcome", "streamed",
     "usage_state", "price",
 )
-TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 MESSAGE_COLUMNS = ("agent_id", "role", "body", "status", "created_at")
