@@ -296,24 +296,24 @@ class Analytics:
         first = int(start // width) * width
         buckets = [first + i * width for i in range(int((end - first) // width) + 1)]
         index = {b: i for i, b in enumerate(buckets)}
-        from ironspire.store.ledger import SERIES_SUMS, add_up
-
         spend: dict[str, list[float]] = {}
-        unknown_cost = [0] * len(buckets)
-        by_agent = self.store.ledger.series(f, width, by="agent")
-        for row in by_agent:
-            i = index.get(float(row["bucket"]))
+        # per agent only the spend it is stacked by; the rest per bucket, summed by the database
+        for bucket, name, cost in self.store.ledger.stacked(f, width, "cost_usd"):
+            i = index.get(bucket)
             if i is None:
                 continue
-            spend.setdefault(str(row["key"]), [0.0] * len(buckets))[i] += round(float(row["cost_usd"]), 10)
-            unknown_cost[i] += int(row["cost_unknown"])
+            spend.setdefault(name, [0.0] * len(buckets))[i] += round(float(cost), 10)
         names = ("input", "output", "cache_read", "reasoning")
         tokens = {n: [0] * len(buckets) for n in names}
         unknown_usage = [0] * len(buckets)
-        for row in add_up(by_agent, "bucket", SERIES_SUMS):
+        unknown_cost = [0] * len(buckets)
+        per_bucket = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens",
+                      "usage_unknown", "cost_unknown")
+        for row in self.store.ledger.series(f, width, sums=per_bucket):
             i = index.get(float(row["bucket"]))
             if i is None:
                 continue
+            unknown_cost[i] = int(row["cost_unknown"])
             tokens["input"][i] = int(row["input_tokens"]) + int(row["cache_write_tokens"])
             tokens["output"][i] = int(row["output_tokens"])
             tokens["cache_read"][i] = int(row["cache_read_tokens"])

@@ -33,7 +33,6 @@ def test_bucket_widths_keep_every_period_within_120_buckets() -> None:
         [60.0, 300.0, 900.0, 3 * 3600.0, 86400.0, 86400.0]
 
 
-@pytest.mark.sqlite_only("Ledger.series (time buckets) is SQLite-only; PostgreSQL raises ConfigurationError")
 def test_spend_over_time_is_stacked_by_agent_in_the_rows_buckets(ledger: Workspace) -> None:
     s = ledger.analytics.series("24h", now=NOW)
     assert s["width"] == 900.0 and s["start"] == NOW - 24 * H and s["end"] == NOW
@@ -53,7 +52,6 @@ def test_spend_over_time_is_stacked_by_agent_in_the_rows_buckets(ledger: Workspa
     assert (sum(t["input"]), sum(t["output"]), sum(t["cache_read"])) == (1500 + 2000 + 400 + 100, 430, 4900)
 
 
-@pytest.mark.sqlite_only("Ledger.series (time buckets) is SQLite-only; PostgreSQL raises ConfigurationError")
 def test_an_empty_period_has_every_bucket_and_no_agents(ws: Workspace) -> None:
     s = ws.analytics.series("1h", now=NOW)
     assert s["spend"] == {} and len(s["buckets"]) == 61 and sum(s["tokens"]["input"]) == 0
@@ -270,13 +268,201 @@ def test_daily_sums_agree_with_the_rows_as_the_ledger_grows(ws: Workspace) -> No
     check()
 
 
+def test_daily_sums_made_a_few_rows_at_a_time_are_the_same(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first summing of a large ledger goes in chunks of row ids (short write transactions):
+    the sums must not depend on where the chunks fall."""
+    from ironspire.store import ledger as store_ledger
+
+    _fill(ws)
+    ws.store.insert_usage([dict(at=NOW - 2 * D - 60 * i, session="s", agent="coder", provider="openai", model="m",
+                                input_tokens=i, output_tokens=1, cache_read_tokens=0, cache_write_tokens=0,
+                                reasoning_tokens=0, cost_usd=0.5, api_cost_usd=None, latency_s=0.25 * i,
+                                outcome="ok" if i % 4 else "RateLimitError", streamed=False) for i in range(40)])
+    monkeypatch.setattr(store_ledger, "REFRESH_CHUNK", 7)
+    assert ws.store.ledger.refresh() == 49
+    for period in ("7d", "90d", "all"):
+        (chunked,) = ws.store.ledger_totals(ws.analytics._filter(ws.analytics.window(period, now=NOW), None, None))
+        (plain,) = ws.store.usage_totals(ws.analytics._filter(ws.analytics.window(period, now=NOW), None, None))
+        assert (chunked["turns"], chunked["errors"], chunked["input_tokens"]) == \
+            (plain["turns"], plain["errors"], plain["input_tokens"]), period
+        assert chunked["cost_usd"] == pytest.approx(plain["cost_usd"]), period
+
+
 def test_percentiles_by_index_offset_equal_the_ones_ranked_in_memory(ledger: Workspace,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from ironspire.store import ledger as store_ledger
 
-    in_memory = ledger.analytics.reliability("all", now=NOW)
+    everyone_in_memory = ledger.analytics.reliability("all", now=NOW)
+    in_memory = ledger.analytics.reliability("all", agent="writer", now=NOW)
     monkeypatch.setattr(store_ledger, "SORT_IN_MEMORY", 0)  # what a big ledger does
-    by_offset = ledger.analytics.reliability("all", now=NOW)
+    by_offset = ledger.analytics.reliability("all", agent="writer", now=NOW)
     assert [(r["provider"], r["p50_s"], r["p95_s"]) for r in by_offset["providers"]] == \
         [(r["provider"], r["p50_s"], r["p95_s"]) for r in in_memory["providers"]]
-    assert {r["provider"]: (r["p50_s"], r["p95_s"]) for r in by_offset["providers"]}["openai"] == (2.5, 3.0)
+    # writer's ok latencies: openai 2.0 and 2.5; claude-api 1.5
+    assert {r["provider"]: (r["p50_s"], r["p95_s"]) for r in by_offset["providers"]} == \
+        {"openai": (2.0, 2.5), "claude-api": (1.5, 1.5)}
+    everyone = ledger.analytics.reliability("all", now=NOW)  # through the latency buckets
+    assert [(r["provider"], r["p50_s"], r["p95_s"]) for r in everyone["providers"]] == \
+        [(r["provider"], r["p50_s"], r["p95_s"]) for r in everyone_in_memory["providers"]]
+    assert {r["provider"]: (r["p50_s"], r["p95_s"]) for r in everyone["providers"]}["openai"] == (2.5, 3.0)
+
+
+def test_percentiles_through_the_latency_buckets_are_exact(ws: Workspace) -> None:
+    """The buckets only find where a rank lies; the value is read from the rows, so every
+    quantile equals the nearest-rank value of the sorted latencies, for every period and group,
+    with ties, values on bucket bounds, and rows added after the sums were made."""
+    import math
+    import random
+
+    from ironspire.store import latency
+
+    rng = random.Random(11)
+    ties = [latency.bounds(b)[0] for b in (40, 41, 120)]  # values exactly on bucket bounds
+
+    def rows(n: int) -> list[dict[str, Any]]:
+        return [dict(at=NOW - rng.random() * 40 * D, session="s", agent=rng.choice(("a", "b")),
+                     provider=rng.choice(("openai", "claude-api", "custom-x")), model="m", input_tokens=1,
+                     output_tokens=1, cache_read_tokens=0, cache_write_tokens=0, reasoning_tokens=0, cost_usd=0.0,
+                     api_cost_usd=None, outcome=rng.choice(("ok", "ok", "ok", "RateLimitError")), streamed=False,
+                     latency_s=rng.choice((rng.lognormvariate(0, 1.5), rng.choice(ties), 0.0, 5000.0)),
+                     usage_state="reported") for _ in range(n)]
+
+    def check() -> None:
+        every = ws.analytics.turns("all")
+        for period in ("24h", "7d", "30d", "all", "2026-05-20..2026-06-01"):
+            w = ws.analytics.window(period, now=NOW)
+            for group in (None, "claude", "custom"):
+                got = {r["provider"]: (r["p50_s"], r["p95_s"])
+                       for r in ws.analytics.reliability(period, group=group, now=NOW)["providers"]}
+                for provider in {r["provider"] for r in every}:
+                    values = sorted(r["latency_s"] for r in every if r["provider"] == provider
+                                    and r["outcome"] == "ok" and (w.start is None or r["at"] >= w.start)
+                                    and (w.end is None or r["at"] < w.end))
+                    if not values or (group == "claude" and provider != "claude-api") or \
+                            (group == "custom" and provider != "custom-x"):
+                        continue
+                    want = tuple(values[max(1, math.ceil(q * len(values))) - 1] for q in (0.5, 0.95))
+                    assert got[provider] == want, (period, group, provider)
+
+    ws.store.insert_usage(rows(400))
+    check()
+    ws.store.insert_usage(rows(150))  # after the sums were made: they catch up
+    check()
+
+
+def test_latency_buckets_hold_exactly_the_values_between_their_bounds() -> None:
+    import random
+
+    from ironspire.store import latency
+
+    rng = random.Random(5)
+    values = [0.0, -1.0, 2.0 ** latency.E_MIN, 2.0 ** latency.E_MAX, 1e12, 1.0, 1.0625, 1.0624999999999998]
+    values += [rng.lognormvariate(0, 4) for _ in range(20000)]
+    for x in values:
+        low, high = latency.bounds(latency.bucket(x))
+        assert (low is None or low <= x) and (high is None or x < high), x
+    assert latency.bucket(1.0625) == latency.bucket(1.0) + 1  # a bound belongs to the bucket above it
+
+
+def test_a_groups_turns_are_its_rows_newest_first_page_by_page(ws: Workspace) -> None:
+    """A provider group's page merges one newest-first walk per provider: every page must hold
+    exactly the group's rows in the order of the whole ledger (ties on time by row id)."""
+    import random
+
+    rng = random.Random(3)
+    times = [NOW - rng.random() * 20 * D for _ in range(120)] + [NOW - 5 * H] * 6  # some at the same instant
+    ws.store.insert_usage([dict(
+        at=at, session="s", agent=rng.choice(("a", "b")), provider=rng.choice(("claude-api", "claude-sdk", "custom-x",
+                                                                                "custom-y", "openai")),
+        model="m", input_tokens=i, output_tokens=0, cache_read_tokens=0, cache_write_tokens=0, reasoning_tokens=0,
+        cost_usd=0.0, api_cost_usd=None, latency_s=0.1, outcome=rng.choice(("ok", "ok", "RateLimitError")),
+        streamed=False, usage_state="reported") for i, at in enumerate(times)])
+    every = ws.analytics.turns_page("all", per_page=500, now=NOW)["rows"]
+    assert [r["at"] for r in every] == sorted((r["at"] for r in every), reverse=True)
+    for group, members in (("claude", ("claude-api", "claude-sdk")), ("custom", ("custom-x", "custom-y"))):
+        for outcome in (None, "error"):
+            want = [r["id"] for r in every if r["provider"] in members and (outcome is None or r["outcome"] != "ok")]
+            got: list[int] = []
+            for page in range(1, 6):
+                found = ws.analytics.turns_page("30d", group=group, outcome=outcome, page=page, per_page=10, now=NOW)
+                assert found["total"] == len(want)
+                got += [r["id"] for r in found["rows"]]
+            assert got == want[:50], (group, outcome)
+
+
+def test_fleets_latest_request_per_agent_is_the_newest_matching_row(ws: Workspace) -> None:
+    """The latest request comes from each agent's last day in the daily sums, all agents in one
+    statement: for every period, group and range edge it must be the newest row that matches."""
+    import random
+
+    rng = random.Random(9)
+    names = [f"a{i}" for i in range(7)]
+    rows = [dict(at=NOW - rng.random() * 30 * D, session="s", agent=rng.choice(names),
+                 provider=rng.choice(("claude-api", "openai", "custom-x")), model=rng.choice(("m1", "m2")),
+                 input_tokens=1, output_tokens=0, cache_read_tokens=0, cache_write_tokens=0, reasoning_tokens=0,
+                 cost_usd=0.0, api_cost_usd=None, latency_s=0.1, outcome="ok", streamed=False,
+                 usage_state="reported") for _ in range(300)]
+    # a6's last day holds rows on both sides of a custom range's end (the edge fallback)
+    end = datetime(2026, 6, 10, 12, 0, tzinfo=UTC).timestamp()
+    rows += [{**rows[0], "agent": "a6", "at": end - 60, "provider": "openai"},
+             {**rows[0], "agent": "a6", "at": end + 60, "provider": "claude-api"}]
+    ws.store.insert_usage(rows)
+    every = ws.analytics.turns("all")
+    for period in ("7d", "30d", "2026-05-25T00:00..2026-06-10T12:00", "2026-06-01..2026-06-10"):
+        w = ws.analytics.window(period, now=NOW)
+        for group, members in ((None, None), ("claude", ("claude-api",)), ("custom", ("custom-x",))):
+            got = {r["agent"]: (r["last_at"], r["provider"], r["model"])
+                   for r in ws.analytics.fleet(period, group=group, now=NOW)}
+            mine = [r for r in every if (w.start is None or r["at"] >= w.start)
+                    and (w.end is None or r["at"] < w.end) and (members is None or r["provider"] in members)]
+            want = {}
+            for r in mine:  # oldest first: the last one written per agent is its newest
+                want[r["agent"]] = (r["at"], r["provider"], r["model"])
+            assert got == want, (period, group)
+    (one,) = ws.analytics.fleet("30d", agent="a6", now=NOW)
+    newest = max((r for r in every if r["agent"] == "a6"), key=lambda r: r["at"])
+    assert (one["last_at"], one["provider"]) == (newest["at"], newest["provider"])
+
+
+def test_charts_in_hourly_buckets_equal_the_rows_bucketed_by_hand(ws: Workspace) -> None:
+    """A week's chart (3-hour buckets) and a few days' (hourly) read whole hours from the hourly
+    sums and the partial hours at the edges from the rows: each bucket, per agent and in total,
+    must equal the rows that fall in it, also after rows are added."""
+    import random
+
+    rng = random.Random(21)
+
+    def rows(n: int) -> list[dict[str, Any]]:
+        return [dict(at=NOW - rng.random() * 9 * D, session="s", agent=rng.choice(("a", "b", "c")),
+                     provider=rng.choice(("openai", "claude-api", "custom-x")), model="m",
+                     input_tokens=rng.randint(0, 999), output_tokens=rng.randint(0, 99), cache_read_tokens=0,
+                     cache_write_tokens=rng.randint(0, 9), reasoning_tokens=0, cost_usd=rng.choice((None, 0.25, 0.5)),
+                     api_cost_usd=None, latency_s=0.1, outcome=rng.choice(("ok", "ok", "RateLimitError")),
+                     streamed=False, usage_state=rng.choice(("reported", "unknown"))) for _ in range(n)]
+
+    def check() -> None:
+        every = ws.analytics.turns("all")
+        for period, group in (("7d", None), ("7d", "claude"), ("2026-06-11T10:30..2026-06-14T07:15", None)):
+            s = ws.analytics.series(period, group=group, now=NOW)
+            assert s["width"] in (3600.0, 10800.0), period
+            members = {"claude": ("claude-api",)}.get(group or "")
+            mine = [r for r in every if s["start"] <= r["at"] < (s["end"] if ".." in period else NOW + 1)
+                    and (members is None or r["provider"] in members)]
+            at = {b: i for i, b in enumerate(s["buckets"])}
+            spend: dict[str, list[float]] = {}
+            tokens = [0] * len(s["buckets"])
+            unknown = [0] * len(s["buckets"])
+            for r in mine:
+                i = at[r["at"] // s["width"] * s["width"]]
+                spend.setdefault(r["agent"], [0.0] * len(s["buckets"]))[i] += r["cost_usd"] or 0.0
+                tokens[i] += r["input_tokens"] + r["cache_write_tokens"]
+                unknown[i] += r["outcome"] == "ok" and r["usage_state"] == "unknown"
+            assert s["spend"].keys() == spend.keys(), period
+            for agent, values in spend.items():
+                assert s["spend"][agent] == pytest.approx(values), (period, agent)
+            assert (s["tokens"]["input"], s["usage_unknown"]) == (tokens, unknown), (period, group)
+
+    ws.store.insert_usage(rows(400))
+    check()
+    ws.store.insert_usage(rows(100))  # after the sums were made: they catch up
+    check()

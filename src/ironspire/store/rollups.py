@@ -51,9 +51,9 @@ def ceil_day(t: float) -> float:
     return math.ceil(t / DAY) * DAY
 
 
-def _day_of(conn: Connection) -> ColumnElement[Any]:
+def day_of(postgres: bool) -> ColumnElement[Any]:
     """The UTC midnight (Unix time) of a ledger row, in the engine's own SQL."""
-    if conn.dialect.name == "postgresql":
+    if postgres:
         return cast(func.floor(cast(func.extract("epoch", usage.c.at), Float) / DAY) * DAY, Float)
     return cast(cast(usage.c.at / DAY, Integer) * DAY, Float)  # times are positive: truncation is floor
 
@@ -85,7 +85,7 @@ def refresh(conn: Connection, now: float) -> float:
         start = floor_day(float(first)) if first is not None else target
     ok = usage.c.outcome == "ok"
     unknown = case((ok & (usage.c.usage_state == "unknown"), 1), else_=0)
-    day = _day_of(conn)
+    day = day_of(conn.dialect.name == "postgresql")
     rows = (
         select(
             day.label("day"), usage.c.agent_id, usage.c.provider, usage.c.model, ok.label("ok"),

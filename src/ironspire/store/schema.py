@@ -128,6 +128,21 @@ usage = Table(
     Index("ix_usage_latency", "provider", "outcome", "latency_s", "at", "agent_id"),
 )
 
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+#: the value columns of the derived sums tables: every request counted with its NULL costs apart
+#: (``usage_daily_detail``, ``usage_daily_route``), or the successful requests' sums apart as
+#: ``store.ledger.SUMS`` (``usage_daily_agent`` and the hourly sums); floats where named here
+ROUTE_SUMS = ("requests", *TOKEN_COLUMNS, "cost_usd", "cost_null", "api_cost_usd", "api_null", "latency_sum")
+OUTCOME_SUMS = ("requests", "turns", *TOKEN_COLUMNS, "cost_usd", "cost_unknown", "api_cost_usd", "api_cost_unknown",
+                "usage_unknown", "usage_estimated", "latency_ok")
+_FLOAT_SUMS = {"cost_usd", "api_cost_usd", "latency_sum", "latency_ok"}
+
+
+def _sums(names: tuple[str, ...]) -> list[Column[object]]:
+    """Fresh NOT NULL columns named ``names`` (a Column belongs to one table)."""
+    return [Column(n, Float if n in _FLOAT_SUMS else Integer, nullable=False) for n in names]
+
+
 #: The ledger summed per UTC day, agent, route, outcome and usage state: the Analytics panel reads
 #: whole days of a long period here and only the partial days at its edges from ``usage``.
 #: Derived data, brought up to date before each read (``store/ledger.py``); ``usage_daily_detail_state``
@@ -140,23 +155,73 @@ usage_daily_detail = Table(
     Column("model", Text, primary_key=True),
     Column("outcome", String(64), primary_key=True),
     Column("usage_state", String(16), primary_key=True),
-    Column("requests", Integer, nullable=False),
-    Column("input_tokens", Integer, nullable=False),
-    Column("output_tokens", Integer, nullable=False),
-    Column("cache_read_tokens", Integer, nullable=False),
-    Column("cache_write_tokens", Integer, nullable=False),
-    Column("reasoning_tokens", Integer, nullable=False),
-    Column("cost_usd", Float, nullable=False),
-    Column("cost_null", Integer, nullable=False),
-    Column("api_cost_usd", Float, nullable=False),
-    Column("api_null", Integer, nullable=False),
-    Column("latency_sum", Float, nullable=False),
+    *_sums(ROUTE_SUMS),
 )
 
 usage_daily_detail_state = Table(
     "usage_daily_detail_state", metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("last_id", Integer, nullable=False),
+)
+
+#: ``usage_daily_detail`` without the agent: the ledger summed per UTC day, route, outcome and
+#: usage state, a few hundred rows a day whatever the fleet's size, for the views of every agent
+#: (totals, breakdowns by provider, model or outcome, a chart's per-bucket sums). Kept with
+#: ``usage_daily_detail`` (same watermark, same transaction); clustered on its key on SQLite.
+usage_daily_route = Table(
+    "usage_daily_route", metadata,
+    Column("day", Float, primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    Column("model", Text, primary_key=True),
+    Column("outcome", String(64), primary_key=True),
+    Column("usage_state", String(16), primary_key=True),
+    *_sums(ROUTE_SUMS),
+    sqlite_with_rowid=False,
+)
+
+#: The ledger summed per UTC day, agent and provider, with the successful requests' sums already
+#: apart (``turns``, ``cost_unknown``, ``latency_ok``, ... as ``store.ledger.SUMS``): the Fleet
+#: grid and a chart stacked by agent read a row per agent and day here, no outcome to sort out.
+#: Kept with ``usage_daily_detail`` (same watermark, same transaction); clustered on SQLite.
+usage_daily_agent = Table(
+    "usage_daily_agent", metadata,
+    Column("day", Float, primary_key=True),
+    Column("agent_id", Integer, primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    *_sums(OUTCOME_SUMS),
+    sqlite_with_rowid=False,
+)
+
+#: The same per hour (``hour``: its start, Unix time), per agent and provider and per provider
+#: alone: a chart of a week or two in hourly or 3-hour buckets reads these instead of every row.
+usage_hourly_agent = Table(
+    "usage_hourly_agent", metadata,
+    Column("hour", Float, primary_key=True),
+    Column("agent_id", Integer, primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    *_sums(OUTCOME_SUMS),
+    sqlite_with_rowid=False,
+)
+usage_hourly_route = Table(
+    "usage_hourly_route", metadata,
+    Column("hour", Float, primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    *_sums(OUTCOME_SUMS),
+    sqlite_with_rowid=False,
+)
+
+#: Successful requests counted per UTC day, provider and latency bucket (``store/latency.py``):
+#: the Reliability tab finds the bucket that holds a percentile's rank here and reads the exact
+#: value from that bucket's slice of ``ix_usage_latency``. Kept with ``usage_daily_detail`` (same
+#: watermark, same transaction); clustered on its key on SQLite, in the order the tab sums it
+#: (provider, bucket), so a 90-day histogram needs no sort.
+usage_daily_latency = Table(
+    "usage_daily_latency", metadata,
+    Column("provider", String(64), primary_key=True),
+    Column("bucket", Integer, primary_key=True),
+    Column("day", Float, primary_key=True),
+    Column("requests", Integer, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 #: One row each time a provider's health state changed (the Reliability tab's timeline).
@@ -229,5 +294,4 @@ USAGE_COLUMNS = (
     "cache_write_tokens", "reasoning_tokens", "cost_usd", "api_cost_usd", "latency_s", "outcome", "streamed",
     "usage_state", "price",
 )
-TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 MESSAGE_COLUMNS = ("agent_id", "role", "body", "status", "created_at")

@@ -641,12 +641,11 @@ class Store:
         unknown counted apart: ``cost_unknown`` / ``api_cost_unknown`` (successful requests whose
         cost is unknown), ``usage_unknown`` / ``usage_estimated`` (whose counts are unknown or
         estimated), plus ``requests`` and ``latency_ok``; ``agents`` and ``first_at`` on the
-        ungrouped row only. Whole days come from ``usage_daily_detail`` on SQLite; PostgreSQL reads
-        the raw rows."""
+        ungrouped row only. Whole days come from ``usage_daily_detail`` (on both engines)."""
         from sqlalchemy import func, select
 
         from ironspire.store.ledger import SUMS, finish
-        from ironspire.store.schema import agents, usage
+        from ironspire.store.schema import usage
 
         keys = {None: (), "agent": ("agent_id",), "provider": ("provider",), "model": ("provider", "model")}[by]
         rows = self.ledger.aggregate(f, keys)  # type: ignore[arg-type]
@@ -669,11 +668,9 @@ class Store:
             return [finish(g) for g in groups.values()]
         total = finish(groups[""]) if groups else finish({"key": "", **dict.fromkeys(SUMS, 0)})
         with self.engine.connect() as conn:
-            seen = select(usage.c.agent_id).where(*self._usage_where(f)).distinct().scalar_subquery()
-            total["agents"] = int(conn.execute(select(func.count(agents.c.name.distinct()))
-                                               .where(agents.c.id.in_(seen))).scalar_one())
             first = conn.execute(select(func.min(usage.c.at)).where(*self._usage_where(f))).scalar()
             total["first_at"] = first.timestamp() if isinstance(first, datetime) else first
+        total["agents"] = self.ledger.agent_count(f)
         return [total]
 
     def has_session(self, session: str) -> bool:
