@@ -313,7 +313,35 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+ANALYSIS = "## Analysis (hand-written"
+
+
+def _sections(text: str) -> list[tuple[str, str]]:
+    """(heading line, whole section) for each ``## `` section, the text before the first as ("", ...)."""
+    parts = ("\n" + text).split("\n## ")
+    out = [("", parts[0].lstrip("\n"))]
+    for part in parts[1:]:
+        out.append(("## " + part.split("\n", 1)[0], "## " + part))
+    return out
+
+
+def keep_others(old: str, new: str) -> str:
+    """``new`` with the sections of ``old`` that this report does not write (the ones
+    ``bench/analytics.py`` and ``bench/history_scale.py`` put in the same file) kept, before the
+    hand-written analysis, so re-running the request benchmark never drops their figures."""
+    own = {heading for heading, _ in _sections(new)}
+    kept = [body.rstrip("\n") + "\n" for heading, body in _sections(old)[1:]
+            if heading not in own and not heading.startswith(ANALYSIS)]
+    if not kept:
+        return new
+    before, marker, rest = new.partition("\n" + ANALYSIS)
+    return before.rstrip("\n") + "\n\n" + "\n".join(kept) + marker + rest if marker else new + "\n" + "\n".join(kept)
+
+
 def write_markdown(results: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(markdown(results))
+    text = markdown(results)
+    if path.exists():
+        text = keep_others(path.read_text(), text)
+    path.write_text(text)
     print(f"wrote {path}", file=sys.stderr)

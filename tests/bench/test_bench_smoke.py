@@ -65,3 +65,21 @@ def test_whole_command_figures_come_from_checked_replies() -> None:
                                       payloads.OPENAI_MODEL)
     assert not wrong["ironspire ask (to the reply's first byte)"]["available"]
     assert wrong["errors"]
+
+
+def test_rewriting_the_doc_keeps_the_sections_other_scripts_wrote() -> None:
+    """`bench/run.py` regenerates its tables; the Analytics and history sections that
+    bench/analytics.py and bench/history_scale.py wrote into the same file stay, before the
+    hand-written analysis, and a section it writes itself is replaced, not doubled."""
+    sys.path.insert(0, str(REPO))
+    try:
+        from bench.report import keep_others
+    finally:
+        sys.path.remove(str(REPO))
+    old = ("# Benchmarks\n\nold header\n\n## Targets\n\nold targets\n\n## Analytics panel\n\n| a | 1 |\n\n"
+           "## One agent's history\n\nfigures\n\n## Analysis (hand-written; kept in bench/notes.md)\n\nold notes\n")
+    new = "# Benchmarks\n\nnew header\n\n## Targets\n\nnew targets\n\n## Analysis (hand-written; kept)\n\nnew notes\n"
+    out = keep_others(old, new)
+    assert out.count("## Targets") == 1 and "new targets" in out and "old targets" not in out
+    assert out.index("## Analytics panel\n\n| a | 1 |") < out.index("## One agent's history") < out.index("## Analysis")
+    assert "old notes" not in out and out.endswith("new notes\n")
