@@ -9,14 +9,16 @@ kills a child that is committing turns back to back, so the kill can land inside
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ironspire.workspace import Workspace
 from workspace.loopback import Server, serving
@@ -86,6 +88,35 @@ def test_kill_9_during_a_streamed_turn(open_ws: Any, tmp_path: Path) -> None:
     asyncio.run(reopened.aclose())
 
 
+def _kill_9_when(argv: list[str], ready: Callable[[IO[str]], None]) -> None:
+    """Runs ``argv``, waits for ``ready`` (reading the child's stdout) to return, then kills the
+    child with SIGKILL and waits for it."""
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    try:
+        assert child.stdout is not None and child.stderr is not None
+        try:
+            ready(child.stdout)
+        except AssertionError as exc:  # the child stopped talking: show why, if it ended
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(5)
+            raise AssertionError(child.stderr.read() if child.poll() is not None else str(exc)) from None
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        for stream in (child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def _intact(home: Path) -> None:
+    con = sqlite3.connect(home / "ironspire.db")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert con.execute("PRAGMA foreign_key_check").fetchall() == []
+    con.close()
+
+
 BURST = textwrap.dedent(
     """
     import asyncio, sys
@@ -113,24 +144,13 @@ def test_kill_9_while_turns_are_being_committed(open_ws: Any, tmp_path: Path) ->
         ws.set_provider_setting("ollama", "base_url", ok.url)
         ws.create_agent("busy", provider="ollama", model="llama3")
         ws.close()
-        child = subprocess.Popen([sys.executable, "-c", BURST, str(home)], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-        try:
-            assert child.stdout is not None
+
+        def eight_turns(out: IO[str]) -> None:
             for _ in range(8):
-                assert child.stdout.readline().strip(), child.stderr.read() if child.stderr else ""
-            os.kill(child.pid, signal.SIGKILL)  # somewhere in turn 9's stream or commit
-            child.wait(10)
-        finally:
-            if child.poll() is None:
-                child.kill()
-            for stream in (child.stdout, child.stderr):
-                if stream is not None:
-                    stream.close()
-    con = sqlite3.connect(home / "ironspire.db")
-    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert con.execute("PRAGMA foreign_key_check").fetchall() == []
-    con.close()
+                assert out.readline().strip()
+
+        _kill_9_when([sys.executable, "-c", BURST, str(home)], eight_turns)  # somewhere in turn 9's stream or commit
+    _intact(home)
     reopened: Workspace = open_ws(home)
     entries = reopened.agent("busy").transcript()
     turns = len(entries) // 2
@@ -174,27 +194,16 @@ def test_kill_9_while_a_fleet_commits_together(open_ws: Any, tmp_path: Path) -> 
         for i in range(agents):
             ws.create_agent(f"a{i}", provider="ollama", model="llama3")
         ws.close()
-        child = subprocess.Popen([sys.executable, "-c", FLEET, str(home), str(agents)], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True, env=dict(os.environ))
         done: dict[str, int] = {}
-        try:
-            assert child.stdout is not None
+
+        def a_few_turns_each(out: IO[str]) -> None:
             while len(done) < agents or min(done.values()) < 3:  # every agent has committed a few turns
-                line = child.stdout.readline().split()
-                assert line, child.stderr.read() if child.stderr else ""
+                line = out.readline().split()
+                assert line
                 done[line[0]] = int(line[1])
-            os.kill(child.pid, signal.SIGKILL)
-            child.wait(10)
-        finally:
-            if child.poll() is None:
-                child.kill()
-            for stream in (child.stdout, child.stderr):
-                if stream is not None:
-                    stream.close()
-    con = sqlite3.connect(home / "ironspire.db")
-    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    assert con.execute("PRAGMA foreign_key_check").fetchall() == []
-    con.close()
+
+        _kill_9_when([sys.executable, "-c", FLEET, str(home), str(agents)], a_few_turns_each)
+    _intact(home)
     reopened: Workspace = open_ws(home)
     total = 0
     for i in range(agents):
