@@ -52,27 +52,15 @@ def test_kill_9_during_a_streamed_turn(open_ws: Any, tmp_path: Path) -> None:
         asyncio.run(agent.send("first"))
         asyncio.run(ws.aclose())
 
-        child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(home), forever.url],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
-        )
-        try:
-            assert child.stdout is not None
-            line = child.stdout.readline()
-            assert line.strip() == "STREAMING", child.stderr.read() if child.stderr else ""
+        def streaming(out: IO[str]) -> None:
+            assert out.readline().strip() == "STREAMING"
             assert forever.mid_stream.wait(5), "the server is not holding the stream open"
             assert not forever.client_gone.is_set()
-            os.kill(child.pid, signal.SIGKILL)
-            child.wait(10)
-            assert forever.client_gone.wait(5), "the server never saw the killed client go"
-            assert len(forever.requests) == 1
-        finally:
-            if child.poll() is None:
-                child.kill()
-            for stream in (child.stdout, child.stderr):
-                if stream is not None:
-                    stream.close()
-    assert child.returncode == -signal.SIGKILL
+
+        status = _kill_9_when([sys.executable, "-c", CHILD, str(home), forever.url], streaming)
+        assert forever.client_gone.wait(5), "the server never saw the killed client go"
+        assert len(forever.requests) == 1
+    assert status == -signal.SIGKILL
 
     con = sqlite3.connect(home / "ironspire.db")
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -88,9 +76,9 @@ def test_kill_9_during_a_streamed_turn(open_ws: Any, tmp_path: Path) -> None:
     asyncio.run(reopened.aclose())
 
 
-def _kill_9_when(argv: list[str], ready: Callable[[IO[str]], None]) -> None:
+def _kill_9_when(argv: list[str], ready: Callable[[IO[str]], None]) -> int | None:
     """Runs ``argv``, waits for ``ready`` (reading the child's stdout) to return, then kills the
-    child with SIGKILL and waits for it."""
+    child with SIGKILL and waits for it; its exit status."""
     child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
     try:
         assert child.stdout is not None and child.stderr is not None
@@ -108,6 +96,7 @@ def _kill_9_when(argv: list[str], ready: Callable[[IO[str]], None]) -> None:
         for stream in (child.stdout, child.stderr):
             if stream is not None:
                 stream.close()
+    return child.returncode
 
 
 def _intact(home: Path) -> None:
