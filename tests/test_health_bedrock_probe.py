@@ -48,8 +48,9 @@ async def test_bedrock_probe_resolves_the_chain_off_the_event_loop(sso_like_prof
             await transport.close()
     assert status.state is HealthState.REACHABLE, status.detail
     assert elapsed >= SLOW
-    # a loop blocked inside the credential process would have ticked about once
-    assert ticks >= (SLOW / 0.01) * 0.5, (ticks, elapsed)
+    # a loop blocked inside the credential process would have ticked about once; a free one ticks
+    # ~60 times in 0.6 s, fewer on a loaded machine, so the bar sits well clear of both
+    assert ticks >= 10, (ticks, elapsed)
     [(line, headers, _)] = seen
     assert line.startswith("GET /foundation-models?byOutputModality=TEXT ")
     assert headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIAPROBEEXAMPLE/")
