@@ -12,29 +12,21 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from ironspire.cli.app import app
 from ironspire.workspace import Workspace
+from support.cli import ok, runner
 from support.memory_keyring import MemoryKeyring, use_memory_keyring
 from workspace.loopback import Server, refused_port, serving
 
-runner = CliRunner()
 CLI = [sys.executable, "-m", "ironspire.cli"]
 
 
 @pytest.fixture(autouse=True)
 def keyring(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[MemoryKeyring]]:
     yield from use_memory_keyring(monkeypatch)
-
-
-def ok(*args: str, input: str | None = None) -> Any:
-    result = runner.invoke(app, list(args), input=input)
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
 
 
 def _agent_on(url: str, name: str = "local") -> None:

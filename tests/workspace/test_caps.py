@@ -23,14 +23,18 @@ def _chunk(text: str) -> bytes:
 
 
 @asynccontextmanager
-async def streaming(body: Callable[[asyncio.StreamWriter], Any]) -> AsyncIterator[str]:
-    """An OpenAI-style server on 127.0.0.1 whose streamed body ``body`` writes (forever, if it likes)."""
+async def answering(head: bytes, body: Callable[[asyncio.StreamWriter], Any]) -> AsyncIterator[tuple[str, list[int]]]:
+    """A server on 127.0.0.1 answering every request with ``head`` then what ``body`` writes;
+    yields its URL and a list that counts the requests it received."""
+    seen: list[int] = []
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+        request = await reader.readuntil(b"\r\n\r\n")
+        length = next((int(line.split(b":")[1]) for line in request.split(b"\r\n")
                        if line.lower().startswith(b"content-length")), 0)
         await reader.readexactly(length)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+        seen.append(1)
+        writer.write(head)
         try:
             await body(writer)
         except (ConnectionError, asyncio.CancelledError):
@@ -40,9 +44,17 @@ async def streaming(body: Callable[[asyncio.StreamWriter], Any]) -> AsyncIterato
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1", seen
     finally:
         server.close()
+
+
+@asynccontextmanager
+async def streaming(body: Callable[[asyncio.StreamWriter], Any]) -> AsyncIterator[str]:
+    """An OpenAI-style server on 127.0.0.1 whose streamed body ``body`` writes (forever, if it likes)."""
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+    async with answering(head, body) as (url, _):
+        yield url
 
 
 async def endless(writer: asyncio.StreamWriter) -> None:
@@ -193,33 +205,6 @@ def test_the_history_command_pages_by_default(isolated_env: Any) -> None:
     assert [e["parts"][0]["text"] for e in shown] == [str(i) for i in range(70, 120)]
     assert len(json.loads(runner.invoke(app, ["history", "long", "--json", "--limit", "5"]).output)) == 5
     assert len(json.loads(runner.invoke(app, ["history", "long", "--json", "--all"]).output)) == 120
-
-
-@asynccontextmanager
-async def answering(head: bytes, body: Callable[[asyncio.StreamWriter], Any]) -> AsyncIterator[tuple[str, list[int]]]:
-    """A server on 127.0.0.1 answering every request with ``head`` then what ``body`` writes;
-    yields its URL and a list that counts the requests it received."""
-    seen: list[int] = []
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request = await reader.readuntil(b"\r\n\r\n")
-        length = next((int(line.split(b":")[1]) for line in request.split(b"\r\n")
-                       if line.lower().startswith(b"content-length")), 0)
-        await reader.readexactly(length)
-        seen.append(1)
-        writer.write(head)
-        try:
-            await body(writer)
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1", seen
-    finally:
-        server.close()
 
 
 async def endless_json(writer: asyncio.StreamWriter) -> None:
