@@ -5,6 +5,7 @@ alone while the others in its transaction commit."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -97,3 +98,31 @@ def test_a_failed_commit_stores_none_of_the_batch(ws: Workspace) -> None:
         assert conn.execute("SELECT count(*) FROM messages").fetchone() == (0,)
     assert [r[1] for r in turns.write_many([_turn(a.id, "one"), _turn(b.id, "two")])] == [None, None]
     turns.close()
+
+
+def test_a_batch_stores_every_row_in_order_and_returns_each_turns_last_message(ws: Workspace) -> None:
+    """The batch is inserted a few statements at a time (as many rows as SQLite's parameter
+    limit allows in each); every turn must still get the id of its own last message, and the
+    rows must land in the turns' order, earlier attempts before the answer."""
+    if not isinstance(ws.store.turns, SqliteTurns):
+        pytest.skip("group commit is the SQLite turn log's")
+    agents = [ws.create_agent(f"a{i}") for i in range(7)]
+    turns = SqliteTurns(Path(ws.path))
+    turns._connection().setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 17 * 2)  # 2 ledger rows, 6 messages a statement
+    batch = []
+    for i, agent in enumerate(agents):
+        messages, usage, _ = _turn(agent.id, f"turn {i}")
+        reply = (agent.id, "assistant", messages[0][2].replace("user", "assistant"), "ok", messages[0][4])
+        failed = (*usage[:13], "RateLimitError", *usage[14:])
+        batch.append(([*messages, reply], usage, (failed,) if i % 3 == 0 else ()))
+    outcomes = turns.write_many(batch)
+    turns.close()
+    assert all(error is None for _, error in outcomes)
+    with sqlite3.connect(ws.path) as conn:
+        stored = conn.execute("SELECT id, agent_id, role, body FROM messages ORDER BY id").fetchall()
+        ledger = conn.execute("SELECT agent_id, outcome FROM usage ORDER BY id").fetchall()
+    assert [(aid, role, json.loads(body)["parts"][0]["text"]) for _, aid, role, body in stored] == [
+        (a.id, role, f"turn {i}") for i, a in enumerate(agents) for role in ("user", "assistant")]
+    assert [last for last, _ in outcomes] == [row[0] for row in stored if row[2] == "assistant"]
+    assert ledger == [row for i, a in enumerate(agents)
+                      for row in ([(a.id, "RateLimitError")] if i % 3 == 0 else []) + [(a.id, "ok")]]

@@ -75,7 +75,7 @@ class SqliteTurns:
             conn = self._connection()
             conn.execute("BEGIN")
             try:
-                last = _insert(conn, messages, usage, attempts)
+                last = _insert_all(conn, [(messages, usage, attempts)])[0]
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -84,29 +84,25 @@ class SqliteTurns:
         return last
 
     def write_many(self, turns: Sequence[tuple[Any, ...]]) -> list[tuple[int | None, BaseException | None]]:
-        """Several turns' ``write`` arguments in one transaction (group commit): each turn's rows
-        inside a savepoint, so a turn that cannot be stored is undone alone and gets its error,
-        while the others commit. A failed commit fails them all, and stores none."""
+        """Several turns' ``write`` arguments in one transaction (group commit). A turn that cannot
+        be stored fails alone with its error while the others commit: the batch is then redone
+        with each turn in a savepoint. A failed commit fails them all, and stores none."""
         if len(turns) == 1:
             try:
                 return [(self.write(*turns[0]), None)]
             except Exception as exc:
                 return [(None, exc)]
-        outcomes: list[tuple[int | None, BaseException | None]] = []
         with self._write_lock:
             conn = self._connection()
             try:
                 conn.execute("BEGIN IMMEDIATE")  # wait for another process's writer once, not per turn
-                for args in turns:
-                    conn.execute("SAVEPOINT turn")
-                    try:
-                        last = _insert(conn, *args)
-                    except Exception as exc:
-                        conn.execute("ROLLBACK TO turn")
-                        outcomes.append((None, exc))
-                    else:
-                        outcomes.append((last, None))
-                    conn.execute("RELEASE turn")
+                try:  # every turn at once: a few statements for the whole batch
+                    outcomes: list[tuple[int | None, BaseException | None]] = [
+                        (last, None) for last in _insert_all(conn, turns)]
+                except Exception:  # some turn cannot be stored: again, each in its own savepoint, to find which
+                    conn.execute("ROLLBACK")
+                    conn.execute("BEGIN IMMEDIATE")
+                    outcomes = [_insert_alone(conn, args) for args in turns]
                 conn.execute("COMMIT")
             except Exception as exc:
                 if conn.in_transaction:
@@ -130,15 +126,58 @@ class SqliteTurns:
                 self._writer = None
 
 
-def _insert(conn: sqlite3.Connection, messages: Sequence[tuple[Any, ...]], usage: tuple[Any, ...],
-            attempts: Sequence[tuple[Any, ...]] = ()) -> int:
-    last = 0
-    for row in messages:
-        last = conn.execute(sql.INSERT_MESSAGE, row).lastrowid or last
-    for row in attempts:
-        conn.execute(sql.INSERT_USAGE, row)
-    conn.execute(sql.INSERT_USAGE, usage)
-    return last
+def _rows(statement: str, count: int) -> str:
+    """A one-row ``INSERT ... VALUES (?, ...)`` of ``store/sql.py`` made to insert ``count`` rows."""
+    head, group = statement.split(" VALUES ")
+    return f"{head} VALUES {', '.join([group] * count)}"
+
+
+def _insert_rows(conn: sqlite3.Connection, statement: str, rows: Sequence[tuple[Any, ...]]) -> list[int]:
+    """``rows`` in as few statements as SQLite's parameter limit allows; their ids, in order.
+
+    Fewer statements is what makes a batch fast under a fleet: sqlite3 gives up the GIL around
+    every statement it steps, and with the event loop busy each hand-back costs a wait. The
+    tables' ids are AUTOINCREMENT and the transaction holds the write lock, so the rows of one
+    statement get consecutive ids ending at ``lastrowid``.
+    """
+    if not rows:
+        return []
+    per = max(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(rows[0]), 1)
+    ids: list[int] = []
+    for start in range(0, len(rows), per):
+        chunk = rows[start:start + per]
+        last = conn.execute(_rows(statement, len(chunk)), [v for row in chunk for v in row]).lastrowid
+        assert last is not None
+        ids.extend(range(last - len(chunk) + 1, last + 1))
+    return ids
+
+
+def _insert_all(conn: sqlite3.Connection, turns: Sequence[tuple[Any, ...]]) -> list[int]:
+    """The turns' messages, then their ledger rows (each turn's earlier attempts first); the id
+    of each turn's last message (0 for a turn without any)."""
+    messages = [row for turn in turns for row in turn[0]]
+    ids = iter(_insert_rows(conn, sql.INSERT_MESSAGE, messages))
+    lasts = []
+    for turn in turns:
+        last = 0
+        for _ in turn[0]:
+            last = next(ids)
+        lasts.append(last)
+    _insert_rows(conn, sql.INSERT_USAGE,
+                 [row for turn in turns for row in (*(turn[2] if len(turn) > 2 else ()), turn[1])])
+    return lasts
+
+
+def _insert_alone(conn: sqlite3.Connection, turn: tuple[Any, ...]) -> tuple[int | None, BaseException | None]:
+    """One turn of a batch inside its own savepoint: undone alone, with its error, if it fails."""
+    conn.execute("SAVEPOINT turn")
+    try:
+        outcome: tuple[int | None, BaseException | None] = (_insert_all(conn, [turn])[0], None)
+    except Exception as exc:
+        conn.execute("ROLLBACK TO turn")
+        outcome = (None, exc)
+    conn.execute("RELEASE turn")
+    return outcome
 
 
 class SqliteReads:
