@@ -44,6 +44,11 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+#: turns stored at once (which never checkpoint on the event loop) between two checkpoints in a
+#: thread: ~1000 pages of WAL at ~10 a turn, the size SQLite's own auto-checkpoint keeps it to
+CHECKPOINT_EVERY = 100
+
+
 class SqliteTurns:
     """The hot path of a turn: the sync check and the one-transaction write."""
 
@@ -57,9 +62,26 @@ class SqliteTurns:
         self._writer: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._now: sqlite3.Connection | None = None
+        self._now_lock = threading.Lock()
+        self._commits_now = 0
+        self._checkpoint_lock = threading.Lock()
+        self._checkpointing = False
 
     def check(self, agent_id: int) -> tuple[int, int | None]:
-        """The configuration revision and the id of the agent's last stored message."""
+        """The configuration revision and the id of the agent's last stored message.
+
+        On the connection that stores turns at once (``write_now``) when it is free: its page
+        cache stays valid across its own commits, where another connection's is dropped at every
+        change and read again from the WAL (~30 µs a turn). Either sees every commit, this
+        process's and others'; the check never waits for one.
+        """
+        if self._now is not None and self._now_lock.acquire(blocking=False):
+            try:
+                row = self._now.execute(sql.SYNC_CHECK, (agent_id,)).fetchone()
+            finally:
+                self._now_lock.release()
+            return int(row[0]), row[1]
         with self._read_lock:
             if self._reader is None:
                 self._reader = _connect(self.path)
@@ -82,6 +104,66 @@ class SqliteTurns:
                     conn.execute("ROLLBACK")
                 raise
         return last
+
+    def write_now(self, messages: Sequence[tuple[Any, ...]], usage: tuple[Any, ...],
+                  attempts: Sequence[tuple[Any, ...]] = ()) -> int | None:
+        """``write`` on the calling thread (the event loop's), when it can be done without waiting:
+        None, with nothing written, if the turn must go to the commit thread instead.
+
+        A commit with nothing to wait for is ~50 µs of CPU, less than handing it to a thread and
+        waking the loop again (~150 µs across both threads). It waits for nothing: another of
+        this process's commits under way, or another process's write lock (busy timeout 0),
+        sends the turn to the thread. Nor does it checkpoint (a checkpoint syncs the disk): the
+        WAL is checkpointed by a thread of its own every ``CHECKPOINT_EVERY`` turns.
+        Durability is the same: one transaction, committed before the turn returns.
+        """
+        if not self._now_lock.acquire(blocking=False):
+            return None
+        try:
+            conn = self._now
+            if conn is None:
+                conn = _connect(self.path)
+                conn.execute("PRAGMA busy_timeout=0")
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+                self._now = conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                last = _insert_all(conn, [(messages, usage, attempts)])[0]
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if _busy(exc):  # another writer holds the database: the thread waits for it
+                    return None
+                raise
+        finally:
+            self._now_lock.release()
+        self._commits_now += 1
+        if self._commits_now % CHECKPOINT_EVERY == 0:
+            self._start_checkpoint()
+        return last
+
+    def _start_checkpoint(self) -> None:
+        with self._checkpoint_lock:
+            if self._checkpointing:
+                return
+            self._checkpointing = True
+        threading.Thread(target=self._checkpoint, name="ironspire-checkpoint", daemon=True).start()
+
+    def _checkpoint(self) -> None:
+        """A PASSIVE checkpoint in a thread of its own, holding both of this process's writers:
+        turns meanwhile queue for the commit thread, off the loop. With nothing appended while it
+        runs, it reaches the WAL's end, and the next commit starts the WAL over from its
+        beginning (a frame appended meanwhile would keep it growing)."""
+        try:
+            with self._write_lock, self._now_lock:
+                if self._now is not None:
+                    self._now.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error:
+            pass  # the next one tries again; the WAL only grows until then
+        finally:
+            with self._checkpoint_lock:
+                self._checkpointing = False
 
     def write_many(self, turns: Sequence[tuple[Any, ...]]) -> list[tuple[int | None, BaseException | None]]:
         """Several turns' ``write`` arguments in one transaction (group commit). A turn that cannot
@@ -124,6 +206,17 @@ class SqliteTurns:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
+        with self._now_lock:
+            if self._now is not None:
+                self._now.close()
+                self._now = None
+
+
+def _busy(exc: BaseException) -> bool:
+    """SQLite said another connection holds the lock (what a busy timeout would wait out)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.OperationalError) and code is not None and code & 0xFF in (
+        sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _rows(statement: str, count: int) -> str:

@@ -1,0 +1,91 @@
+"""A turn is stored on the event loop when nothing is in the way, and never waits there: with
+another process holding the database, the turn goes to the commit thread and the loop runs on.
+The WAL, which those commits never checkpoint, is checkpointed by a thread once it has grown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ironspire.store.sqlite import SqliteTurns
+from ironspire.workspace import Workspace
+from workspace.loopback import Server, serving
+
+
+@pytest.fixture
+def sqlite_only(ws: Workspace) -> None:
+    if not isinstance(ws.store.turns, SqliteTurns):
+        pytest.skip("storing at once is the SQLite turn log's")
+
+
+async def _ticks(stop: asyncio.Event, every: float = 0.01) -> int:
+    count = 0
+    while not stop.is_set():
+        await asyncio.sleep(every)
+        count += 1
+    return count
+
+
+async def test_a_turn_waits_for_another_writer_off_the_loop(
+        ws: Workspace, open_ws: Any, sqlite_only: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai-key-000")
+    with serving(Server("oa")) as (srv,):
+        ws.set_provider_setting("openai", "base_url", srv.url + "/v1")
+        ws.set_default("openai", "gpt-4.1")
+        agent = ws.create_agent("a")
+        assert (await agent.send("one")).text == "oa: 1 messages, last: one"  # stored at once
+        other = sqlite3.connect(ws.path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process is writing, for 0.4 s
+        stop = asyncio.Event()
+        ticker = asyncio.create_task(_ticks(stop))
+        started = time.monotonic()
+        turn = asyncio.create_task(agent.send("two"))
+        await asyncio.sleep(0.4)
+        assert not turn.done()  # its commit waits for the other writer...
+        other.execute("ROLLBACK")
+        other.close()
+        reply = await turn
+        elapsed = time.monotonic() - started
+        stop.set()
+        ticks = await ticker
+    assert reply.text == "oa: 3 messages, last: two" and elapsed >= 0.4
+    assert ticks >= 20  # ...in a thread: the loop ticked on every 10 ms meanwhile
+    again = open_ws()
+    assert [m.text for m in again.agent("a").history] == ["one", "oa: 1 messages, last: one", "two", reply.text]
+    assert [r["outcome"] for r in again.analytics.turns()] == ["ok", "ok"]
+    again.close()
+
+
+def _turn(agent_id: int, text: str) -> tuple[Any, ...]:
+    now = time.time()
+    body = f'{{"role": "user", "parts": [{{"type": "text", "text": "{text}"}}]}}'
+    usage = (now, "s", agent_id, "openai", "gpt-4.1", 1, 1, 0, 0, 0, None, None, 0.1, "ok", 0, "reported", None)
+    return [(agent_id, "user", body, "ok", now)], usage, ()
+
+
+def test_the_wal_of_turns_stored_at_once_stays_bounded(ws: Workspace, sqlite_only: None) -> None:
+    agent = ws.create_agent("a")
+    turns = SqliteTurns(Path(ws.path))
+    written = 0
+    for i in range(3000):  # ~15 MB of messages, paced as turns are
+        turn = _turn(agent.id, f"{i} " + "x" * 5_000)
+        if turns.write_now(*turn) is None:  # a checkpoint holds it: to the commit thread, as a turn goes
+            turns.write(*turn)
+        written += 5_000
+        if i % 10 == 0:
+            time.sleep(0.002)
+    deadline = time.monotonic() + 10
+    while turns._checkpointing and time.monotonic() < deadline:
+        time.sleep(0.01)
+    wal = os.path.getsize(f"{ws.path}-wal")
+    with sqlite3.connect(ws.path) as conn:
+        stored = conn.execute("SELECT count(*) FROM messages WHERE agent_id = ?", (agent.id,)).fetchone()[0]
+    turns.close()
+    assert stored == 3000
+    assert wal < written / 2  # without the checkpoints it holds every page each turn wrote: ~10x more
