@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ironspire.store.sqlite import SqliteTurns
-from ironspire.workspace import Workspace
+from ironspire.workspace import Workspace, commits
 from workspace.loopback import Server, serving
 
 
@@ -75,7 +75,7 @@ def test_the_wal_of_turns_stored_at_once_stays_bounded(ws: Workspace, sqlite_onl
     written = 0
     for i in range(3000):  # ~15 MB of messages, paced as turns are
         turn = _turn(agent.id, f"{i} " + "x" * 5_000)
-        if turns.write_now(*turn) is None:  # a checkpoint holds it: to the commit thread, as a turn goes
+        if turns.write_now([turn]) is None:  # a checkpoint holds it: to the commit thread, as a turn goes
             turns.write(*turn)
         written += 5_000
         if i % 10 == 0:
@@ -89,3 +89,37 @@ def test_the_wal_of_turns_stored_at_once_stays_bounded(ws: Workspace, sqlite_onl
     turns.close()
     assert stored == 3000
     assert wal < written / 2  # without the checkpoints it holds every page each turn wrote: ~10x more
+
+
+async def test_turns_ending_in_one_pass_of_the_loop_share_one_commit(ws: Workspace, sqlite_only: None) -> None:
+    agents = [ws.create_agent(f"a{i}") for i in range(10)]
+    turns = ws.store.turns
+    calls: list[int] = []
+    write_now = turns.write_now
+
+    def counted(batch: list[tuple[Any, ...]]) -> Any:
+        calls.append(len(batch))
+        return write_now(batch)
+
+    turns.write_now = counted  # type: ignore[method-assign]
+    bad = _turn(10_000, "no such agent")
+    stored = await asyncio.gather(*(commits.store_turn(turns, *_turn(a.id, f"t{i}")) for i, a in enumerate(agents)),
+                                  commits.store_turn(turns, *bad), return_exceptions=True)
+    assert calls == [11]  # one commit for the pass, the failing turn inside it
+    assert isinstance(stored[-1], sqlite3.IntegrityError)
+    with sqlite3.connect(ws.path) as conn:
+        rows = conn.execute("SELECT id, agent_id FROM messages ORDER BY id").fetchall()
+    assert [aid for _, aid in rows] == [a.id for a in agents] and [i for i, _ in rows] == stored[:-1]
+
+
+async def test_a_turn_cancelled_while_its_commit_is_pending_is_still_stored_first(
+        ws: Workspace, sqlite_only: None) -> None:
+    agent = ws.create_agent("a")
+    turns = ws.store.turns
+    task = asyncio.create_task(commits.store_turn(turns, *_turn(agent.id, "one")))
+    await asyncio.sleep(0)  # the turn has queued for this pass's commit
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with sqlite3.connect(ws.path) as conn:  # the commit landed before the cancellation went on
+        assert conn.execute("SELECT count(*) FROM messages WHERE agent_id = ?", (agent.id,)).fetchone() == (1,)

@@ -48,9 +48,13 @@ class FileLock:
     of agents holds a descriptor only for the turns in flight.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: str | Path) -> None:
+        self._name = str(path)  # text: an agent's first turn makes its lock, and a Path costs more
         self._fd: int | None = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self._name)
 
     def create(self) -> None:
         """Makes the lock file now (when the agent is created), so a turn only opens it."""
@@ -61,10 +65,10 @@ class FileLock:
 
     def _open(self) -> int:
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            return os.open(self._name, os.O_RDWR | os.O_CREAT, 0o600)
         except FileNotFoundError:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            return os.open(self._name, os.O_RDWR | os.O_CREAT, 0o600)
 
     async def acquire(self) -> None:
         fd = self._open()

@@ -11,6 +11,8 @@ a turn being committed, and lets a process killed mid-write leave the file consi
 
 from __future__ import annotations
 
+import functools
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -20,6 +22,9 @@ from typing import Any
 
 from ironspire.store import sql
 from ironspire.store.locks import FileLock
+
+#: a stored turn's id of its last message, or the error it could not be stored with
+Outcome = tuple[int | None, BaseException | None]
 
 #: the workspace database's file name in IRONSPIRE_HOME
 DB_NAME = "ironspire.db"
@@ -64,7 +69,8 @@ class SqliteTurns:
         self._write_lock = threading.Lock()
         self._now: sqlite3.Connection | None = None
         self._now_lock = threading.Lock()
-        self._commits_now = 0
+        self._stored_now = 0
+        self._next_checkpoint = CHECKPOINT_EVERY
         self._checkpoint_lock = threading.Lock()
         self._checkpointing = False
 
@@ -105,17 +111,16 @@ class SqliteTurns:
                 raise
         return last
 
-    def write_now(self, messages: Sequence[tuple[Any, ...]], usage: tuple[Any, ...],
-                  attempts: Sequence[tuple[Any, ...]] = ()) -> int | None:
-        """``write`` on the calling thread (the event loop's), when it can be done without waiting:
-        None, with nothing written, if the turn must go to the commit thread instead.
+    def write_now(self, turns: Sequence[tuple[Any, ...]]) -> list[Outcome] | None:
+        """``write_many`` on the calling thread (the event loop's), if it can be done without
+        waiting: None, with nothing written, when the turns must go to the commit thread.
 
-        A commit with nothing to wait for is ~50 µs of CPU, less than handing it to a thread and
-        waking the loop again (~150 µs across both threads). It waits for nothing: another of
-        this process's commits under way, or another process's write lock (busy timeout 0),
-        sends the turn to the thread. Nor does it checkpoint (a checkpoint syncs the disk): the
-        WAL is checkpointed by a thread of its own every ``CHECKPOINT_EVERY`` turns.
-        Durability is the same: one transaction, committed before the turn returns.
+        A commit with nothing to wait for costs less on the loop than handing it to a thread and
+        waking the loop again (~50 µs against ~150 across both threads, for a lone turn). It
+        waits for nothing: another of this process's commits under way, or another process's
+        write lock (busy timeout 0), sends the turns to the thread. Nor does it checkpoint (a
+        checkpoint syncs the disk): a thread of its own does, every ``CHECKPOINT_EVERY`` turns.
+        Durability is the same: one transaction, committed before any of its turns returns.
         """
         if not self._now_lock.acquire(blocking=False):
             return None
@@ -127,21 +132,18 @@ class SqliteTurns:
                 conn.execute("PRAGMA wal_autocheckpoint=0")
                 self._now = conn
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                last = _insert_all(conn, [(messages, usage, attempts)])[0]
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                if _busy(exc):  # another writer holds the database: the thread waits for it
+                outcomes = _store(conn, turns)
+            except Exception as exc:
+                if _busy(exc):  # another writer holds the database: the commit thread waits for it
                     return None
-                raise
+                return [(None, exc)] * len(turns)
         finally:
             self._now_lock.release()
-        self._commits_now += 1
-        if self._commits_now % CHECKPOINT_EVERY == 0:
+        self._stored_now += len(turns)
+        if self._stored_now >= self._next_checkpoint:
+            self._next_checkpoint = self._stored_now + CHECKPOINT_EVERY
             self._start_checkpoint()
-        return last
+        return outcomes
 
     def _start_checkpoint(self) -> None:
         with self._checkpoint_lock:
@@ -165,32 +167,15 @@ class SqliteTurns:
             with self._checkpoint_lock:
                 self._checkpointing = False
 
-    def write_many(self, turns: Sequence[tuple[Any, ...]]) -> list[tuple[int | None, BaseException | None]]:
-        """Several turns' ``write`` arguments in one transaction (group commit). A turn that cannot
-        be stored fails alone with its error while the others commit: the batch is then redone
-        with each turn in a savepoint. A failed commit fails them all, and stores none."""
-        if len(turns) == 1:
-            try:
-                return [(self.write(*turns[0]), None)]
-            except Exception as exc:
-                return [(None, exc)]
+    def write_many(self, turns: Sequence[tuple[Any, ...]]) -> list[Outcome]:
+        """Several turns' ``write`` arguments in one transaction (group commit), waiting for the
+        database if another process holds it. A turn that cannot be stored fails alone with its
+        error while the others commit; a failed commit fails them all, and stores none."""
         with self._write_lock:
-            conn = self._connection()
             try:
-                conn.execute("BEGIN IMMEDIATE")  # wait for another process's writer once, not per turn
-                try:  # every turn at once: a few statements for the whole batch
-                    outcomes: list[tuple[int | None, BaseException | None]] = [
-                        (last, None) for last in _insert_all(conn, turns)]
-                except Exception:  # some turn cannot be stored: again, each in its own savepoint, to find which
-                    conn.execute("ROLLBACK")
-                    conn.execute("BEGIN IMMEDIATE")
-                    outcomes = [_insert_alone(conn, args) for args in turns]
-                conn.execute("COMMIT")
+                return _store(self._connection(), turns)
             except Exception as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
                 return [(None, exc)] * len(turns)
-        return outcomes
 
     def _connection(self) -> sqlite3.Connection:
         if self._writer is None:
@@ -261,11 +246,33 @@ def _insert_all(conn: sqlite3.Connection, turns: Sequence[tuple[Any, ...]]) -> l
     return lasts
 
 
-def _insert_alone(conn: sqlite3.Connection, turn: tuple[Any, ...]) -> tuple[int | None, BaseException | None]:
+def _store(conn: sqlite3.Connection, turns: Sequence[tuple[Any, ...]]) -> list[Outcome]:
+    """``turns`` in one transaction: a few statements for them all or, when one of them cannot
+    be stored, each again in its own savepoint, so it fails alone with its error. Raises, rolled
+    back, when the transaction itself fails (the database locked, the commit)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")  # wait for another process's writer once, not per turn
+        try:
+            outcomes: list[Outcome] = [(last, None) for last in _insert_all(conn, turns)]
+        except Exception as exc:
+            if _busy(exc):
+                raise
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            outcomes = [_insert_alone(conn, args) for args in turns]
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+def _insert_alone(conn: sqlite3.Connection, turn: tuple[Any, ...]) -> Outcome:
     """One turn of a batch inside its own savepoint: undone alone, with its error, if it fails."""
     conn.execute("SAVEPOINT turn")
     try:
-        outcome: tuple[int | None, BaseException | None] = (_insert_all(conn, [turn])[0], None)
+        outcome: Outcome = (_insert_all(conn, [turn])[0], None)
     except Exception as exc:
         conn.execute("ROLLBACK TO turn")
         outcome = (None, exc)
@@ -344,7 +351,13 @@ def schema_state(path: Path) -> tuple[set[str], str | None]:
 
 
 def agent_lock(path: Path, agent_id: int) -> FileLock:
-    return FileLock(marker(path) / f"agent-{agent_id}.lock")
+    return FileLock(f"{_locks_dir(path)}{os.sep}agent-{agent_id}.lock")
+
+
+@functools.lru_cache(maxsize=64)
+def _locks_dir(path: Path) -> str:
+    """``marker(path)`` as text, worked out once: an agent's first turn makes its lock from it."""
+    return str(marker(path))
 
 
 def backup(path: Path, dest: Path) -> None:

@@ -1,14 +1,19 @@
-"""Storing a finished turn: at once when nothing is in the way, else through the group commit.
+"""Storing a finished turn: together with the turns that end beside it, never waiting on the loop.
 
-A local SQLite commit that waits for nothing (``write_now``: no commit of this process under
-way, no other process writing) costs less on the event loop than the trip to a thread and back,
-so it is made there. Otherwise the turn goes to SQLite's group commit (``write_many``): one
-thread takes every turn queued while it was busy and stores them in one transaction, each
-still its own. A turn log with neither (PostgreSQL's) writes each turn on the worker threads.
+Turns that end in the same pass of the event loop are stored in one transaction, made on the
+loop at its next pass (``write_now``) when nothing is in the way: no commit of this process
+under way, no other process writing. That costs the loop less than a trip to a thread and back,
+and a fleet whose turns end together pays one commit for many. When something is in the way,
+the turns go to SQLite's group commit (``write_many``): one thread takes every turn queued while
+it was busy and waits for the database off the loop. Either way each turn is still its own: it
+fails alone when it cannot be stored. A turn log with neither (PostgreSQL's) writes each turn
+on the worker threads.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -16,22 +21,68 @@ from typing import Any
 from ironspire.workspace import offloop
 
 _writers: weakref.WeakKeyDictionary[Any, offloop.Batched] = weakref.WeakKeyDictionary()
+#: the turns waiting for this pass's commit, per (loop, turn log)
+_pending: dict[tuple[int, int], list[tuple[tuple[Any, ...], asyncio.Future[Any]]]] = {}
+#: what a pending turn learns when the database was not free: go to the commit thread
+_BUSY = object()
 
 
 async def store_turn(turns: Any, messages: Sequence[tuple[Any, ...]], usage: tuple[Any, ...],
                      attempts: Sequence[tuple[Any, ...]] = ()) -> int:
     """``turns.write(messages, usage, attempts)``, never waiting on the loop; the id of the last message."""
-    now = getattr(turns, "write_now", None)
-    if now is not None:
-        done = now(messages, usage, attempts)
-        if done is not None:
-            return int(done)
+    args = (messages, usage, attempts)
+    if getattr(turns, "write_now", None) is not None:
+        loop = asyncio.get_running_loop()
+        key = (id(loop), id(turns))
+        batch = _pending.get(key)
+        if batch is None:
+            batch = _pending[key] = []
+            loop.call_soon(_commit_now, key, turns, batch)
+        done: asyncio.Future[Any] = loop.create_future()
+        batch.append((args, done))
+        last = await _outcome(done)
+        if last is not _BUSY:
+            return int(last)
     many = getattr(turns, "write_many", None)
     if many is None:
-        last: int = await offloop.run(turns.write, messages, usage, attempts)
-        return last
+        stored: int = await offloop.run(turns.write, *args)
+        return stored
     writer = _writers.get(turns)
     if writer is None:
         writer = _writers.setdefault(turns, offloop.Batched(many, "ironspire-commit"))
-    last = await writer.run(messages, usage, attempts)
-    return last
+    stored = await writer.run(*args)
+    return stored
+
+
+def _commit_now(key: tuple[int, int], turns: Any, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+    """On the loop, one pass after the first of these turns ended: all of them in one commit."""
+    del _pending[key]
+    try:
+        outcomes = turns.write_now([args for args, _ in batch])
+    except BaseException as exc:  # KeyboardInterrupt in the middle: none of them is stored
+        outcomes = [(None, exc)] * len(batch)
+    for i, (_, done) in enumerate(batch):
+        if done.done():
+            continue
+        if outcomes is None:
+            done.set_result(_BUSY)
+            continue
+        last, error = outcomes[i]
+        if error is None:
+            done.set_result(last)
+        else:
+            done.set_exception(error)
+
+
+async def _outcome(done: asyncio.Future[Any]) -> Any:
+    """The commit's outcome; a turn cancelled meanwhile still waits for it (the next pass), so a
+    write under way lands or fails before the agent's lock is released, as with a thread's."""
+    try:
+        return await asyncio.shield(done)
+    except asyncio.CancelledError:
+        while not done.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([done])
+        if not done.cancelled():
+            done.exception()  # seen: the caller gets its cancellation
+        raise
