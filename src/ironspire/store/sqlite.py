@@ -3,10 +3,12 @@ library's sqlite3, agent locks as files, and backup / restore with SQLite's onli
 
 The turn path (``SqliteTurns``, ``SqliteReads``, ``schema_state``) imports only ``sqlite3`` and
 the precompiled SQL of ``store/sql.py``: opening an up-to-date workspace and running a turn load
-neither SQLAlchemy nor Alembic. ``SqliteTurns`` keeps two connections of its own (checks,
-writes), each used by one thread at a time, so a turn pays no pool checkout and a check never
-queues behind a write. WAL keeps readers (the CLI's ``history``, a server's pages) from blocking
-a turn being committed, and lets a process killed mid-write leave the file consistent.
+neither SQLAlchemy nor Alembic. ``SqliteTurns`` keeps connections of its own, each used by one
+thread at a time: the event loop's (commits that wait for nothing, and the checks), the commit
+thread's (commits that wait for the database) and a reader (checks while the loop's is busy), so
+a turn pays no pool checkout and a check never queues behind a write. WAL keeps readers (the
+CLI's ``history``, a server's pages) from blocking a turn being committed, and lets a process
+killed mid-write leave the file consistent.
 """
 
 from __future__ import annotations
