@@ -20,9 +20,12 @@ from typing import Any
 
 from ironspire.workspace import offloop
 
+_Batch = list[tuple[tuple[Any, ...], "asyncio.Future[Any]"]]
+
 _writers: weakref.WeakKeyDictionary[Any, offloop.Batched] = weakref.WeakKeyDictionary()
-#: the turns waiting for this pass's commit, per (loop, turn log)
-_pending: dict[tuple[int, int], list[tuple[tuple[Any, ...], asyncio.Future[Any]]]] = {}
+#: the turns waiting for the next pass's commit, per loop and turn log (a loop closed before
+#: that pass takes its batch with it: nothing of it was stored, and its turns were cancelled)
+_pending: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Batch]] = weakref.WeakKeyDictionary()
 #: what a pending turn learns when the database was not free: go to the commit thread
 _BUSY = object()
 
@@ -33,11 +36,13 @@ async def store_turn(turns: Any, messages: Sequence[tuple[Any, ...]], usage: tup
     args = (messages, usage, attempts)
     if getattr(turns, "write_now", None) is not None:
         loop = asyncio.get_running_loop()
-        key = (id(loop), id(turns))
-        batch = _pending.get(key)
+        waiting = _pending.get(loop)
+        if waiting is None:
+            waiting = _pending[loop] = {}
+        batch = waiting.get(id(turns))
         if batch is None:
-            batch = _pending[key] = []
-            loop.call_soon(_commit_now, key, turns, batch)
+            batch = waiting[id(turns)] = []
+            loop.call_soon(_commit_now, waiting, turns, batch)
         done: asyncio.Future[Any] = loop.create_future()
         batch.append((args, done))
         last = await _outcome(done)
@@ -54,13 +59,16 @@ async def store_turn(turns: Any, messages: Sequence[tuple[Any, ...]], usage: tup
     return stored
 
 
-def _commit_now(key: tuple[int, int], turns: Any, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+def _commit_now(waiting: dict[int, _Batch], turns: Any, batch: _Batch) -> None:
     """On the loop, one pass after the first of these turns ended: all of them in one commit."""
-    del _pending[key]
+    if waiting.get(id(turns)) is batch:
+        del waiting[id(turns)]
+    interrupted: BaseException | None = None
     try:
         outcomes = turns.write_now([args for args, _ in batch])
     except BaseException as exc:  # KeyboardInterrupt in the middle: none of them is stored
         outcomes = [(None, exc)] * len(batch)
+        interrupted = None if isinstance(exc, Exception) else exc
     for i, (_, done) in enumerate(batch):
         if done.done():
             continue
@@ -72,6 +80,8 @@ def _commit_now(key: tuple[int, int], turns: Any, batch: list[tuple[tuple[Any, .
             done.set_result(last)
         else:
             done.set_exception(error)
+    if interrupted is not None:
+        raise interrupted
 
 
 async def _outcome(done: asyncio.Future[Any]) -> Any:
