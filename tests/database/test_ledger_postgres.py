@@ -95,3 +95,23 @@ def test_a_row_committed_after_a_later_id_is_still_summed(pg_url: str) -> None:
     finally:
         other.dispose()
         store.close()
+
+
+def test_db_upgrade_sums_the_ledger_ahead_of_the_first_read(pg_url: str) -> None:
+    """``ironspire db upgrade`` (run once per release, before the workers start) sums what the
+    ledger holds, so the Analytics panel's first read after an upgrade does not."""
+    engines.upgrade_url(pg_url)
+    store = Store.open(pg_url)
+    try:
+        store.insert_usage([{
+            "agent": "ada", "at": NOW - i * H, "session": "s", "provider": "openai", "model": "m",
+            "input_tokens": 10, "output_tokens": 1, "cache_read_tokens": 0, "cache_write_tokens": 0,
+            "reasoning_tokens": 0, "cost_usd": 1.0, "api_cost_usd": None, "latency_s": 0.5,
+            "outcome": "ok", "streamed": False, "usage_state": "reported",
+        } for i in range(30)])
+        engines.upgrade_url(pg_url)  # the next release's upgrade
+        assert store.ledger.refresh() == 0  # every row was summed by the upgrade
+        (got,) = store.ledger_totals(UsageFilter(start=NOW - 2 * D, end=NOW + 1))
+        assert (got["turns"], got["input_tokens"]) == (30, 300)
+    finally:
+        store.close()

@@ -163,13 +163,18 @@ def upgrade(url: URL) -> tuple[str | None, str]:
             _check_reachable(engine, url)
         before = migrations.current_revision(engine)
         migrations.upgrade(engine)
-        if is_postgres(url):  # the explicit step also pays for rolling up a large ledger's closed days
+        # the explicit step also pays for summing a large ledger (the Analytics panel's daily and
+        # hourly sums), which the first read would otherwise do: seconds for a million rows
+        if is_postgres(url):
             import time
 
             from ironspire.store import rollups
 
             with engine.begin() as conn:
                 rollups.refresh(conn, time.time())
+        from ironspire.store.ledger import Ledger
+
+        Ledger(engine, postgres=is_postgres(url)).refresh()
         return before, migrations.HEAD
     finally:
         engine.dispose()
