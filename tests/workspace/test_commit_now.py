@@ -123,3 +123,30 @@ async def test_a_turn_cancelled_while_its_commit_is_pending_is_still_stored_firs
         await task
     with sqlite3.connect(ws.path) as conn:  # the commit landed before the cancellation went on
         assert conn.execute("SELECT count(*) FROM messages WHERE agent_id = ?", (agent.id,)).fetchone() == (1,)
+
+
+@pytest.mark.parametrize("how", ["write_now", "write_many"])
+@pytest.mark.parametrize("size", [1, 3])
+def test_a_turn_that_fills_the_disk_fails_with_that_error(ws: Workspace, sqlite_only: None, how: str,
+                                                           size: int) -> None:
+    agent = ws.create_agent("a")
+    turns = SqliteTurns(Path(ws.path))
+    store = getattr(turns, how)
+    assert store([_turn(agent.id, "first")]) is not None
+    conn = turns._now if how == "write_now" else turns._writer
+    assert conn is not None
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count={pages + 2}")  # a disk with room for two more pages
+    batch = [_turn(agent.id, f"small {i}") for i in range(size - 1)] + [_turn(agent.id, "x" * 100_000)]
+    outcomes = store(batch)
+    assert outcomes is not None and len(outcomes) == size
+    for last, error in outcomes:  # SQLite rolled the whole transaction back: the disk's error, not a ROLLBACK's
+        assert last is None and isinstance(error, sqlite3.OperationalError)
+        assert (error.sqlite_errorcode & 0xFF) == sqlite3.SQLITE_FULL, error
+    conn.execute("PRAGMA max_page_count=4294967294")
+    assert store([_turn(agent.id, "after")])[0][1] is None  # type: ignore[index]
+    with sqlite3.connect(ws.path) as check:
+        texts = [r[0] for r in check.execute("SELECT body FROM messages WHERE agent_id = ? ORDER BY id",
+                                             (agent.id,))]
+    turns.close()
+    assert len(texts) == 2 and "first" in texts[0] and "after" in texts[1]

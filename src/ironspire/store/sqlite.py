@@ -257,7 +257,7 @@ def _store(conn: sqlite3.Connection, turns: Sequence[tuple[Any, ...]]) -> list[O
         try:
             outcomes: list[Outcome] = [(last, None) for last in _insert_all(conn, turns)]
         except Exception as exc:
-            if _busy(exc):
+            if _busy(exc) or not conn.in_transaction:  # or SQLite undid it all (a full disk): fails them all
                 raise
             conn.execute("ROLLBACK")
             conn.execute("BEGIN IMMEDIATE")
@@ -276,6 +276,8 @@ def _insert_alone(conn: sqlite3.Connection, turn: tuple[Any, ...]) -> Outcome:
     try:
         outcome: Outcome = (_insert_all(conn, [turn])[0], None)
     except Exception as exc:
+        if not conn.in_transaction:  # SQLite undid the whole transaction (a full disk): no turn of it is stored
+            raise
         conn.execute("ROLLBACK TO turn")
         outcome = (None, exc)
     conn.execute("RELEASE turn")
