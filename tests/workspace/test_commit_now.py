@@ -150,3 +150,31 @@ def test_a_turn_that_fills_the_disk_fails_with_that_error(ws: Workspace, sqlite_
                                              (agent.id,))]
     turns.close()
     assert len(texts) == 2 and "first" in texts[0] and "after" in texts[1]
+
+
+def test_a_check_the_loops_connection_cannot_make_goes_to_the_reader(ws: Workspace, sqlite_only: None) -> None:
+    """The loop's own connection never waits (busy timeout 0). Should SQLite say it is locked for
+    a read (another connection recovering the WAL), the check goes to the reader, which waits
+    as it always did, instead of failing the turn with "database is locked"."""
+    agent = ws.create_agent("a")
+    turns = SqliteTurns(Path(ws.path))
+    assert turns.write_now([_turn(agent.id, "one")]) is not None  # the loop's connection exists
+    expected = turns.check(agent.id)
+
+    class Locked:  # a fault no real lock gives on demand beside an open workspace
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def execute(self, statement: str, *args: Any) -> Any:
+            busy = sqlite3.OperationalError("database is locked")
+            busy.sqlite_errorcode = sqlite3.SQLITE_BUSY  # type: ignore[attr-defined]
+            raise busy
+
+        def close(self) -> None:
+            self.conn.close()
+
+    turns._now = Locked(turns._now)  # type: ignore[assignment, arg-type]
+    try:
+        assert turns.check(agent.id) == expected
+    finally:
+        turns.close()

@@ -87,9 +87,14 @@ class SqliteTurns:
         if self._now is not None and self._now_lock.acquire(blocking=False):
             try:
                 row = self._now.execute(sql.SYNC_CHECK, (agent_id,)).fetchone()
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):  # locked (its busy timeout is 0): the reader waits as it always did
+                    raise
+                row = None
             finally:
                 self._now_lock.release()
-            return int(row[0]), row[1]
+            if row is not None:
+                return int(row[0]), row[1]
         with self._read_lock:
             if self._reader is None:
                 self._reader = _connect(self.path)
