@@ -107,15 +107,10 @@ class SqliteTurns:
         ``attempts``: ledger rows of the turn's earlier requests (routes that failed before a
         fallback answered), written first. Returns the id of the last message written."""
         with self._write_lock:
-            conn = self._connection()
-            conn.execute("BEGIN")
-            try:
-                last = _insert_all(conn, [(messages, usage, attempts)])[0]
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            ((last, error),) = _store(self._connection(), [(messages, usage, attempts)])
+        if error is not None:
+            raise error
+        assert last is not None
         return last
 
     def write_now(self, turns: Sequence[tuple[Any, ...]]) -> list[Outcome] | None:
@@ -256,13 +251,15 @@ def _insert_all(conn: sqlite3.Connection, turns: Sequence[tuple[Any, ...]]) -> l
 def _store(conn: sqlite3.Connection, turns: Sequence[tuple[Any, ...]]) -> list[Outcome]:
     """``turns`` in one transaction: a few statements for them all or, when one of them cannot
     be stored, each again in its own savepoint, so it fails alone with its error. Raises, rolled
-    back, when the transaction itself fails (the database locked, the commit)."""
+    back, when the transaction itself fails (the database locked, the commit), or with a lone
+    turn's own error (redoing it alone would only fail again)."""
     try:
         conn.execute("BEGIN IMMEDIATE")  # wait for another process's writer once, not per turn
         try:
             outcomes: list[Outcome] = [(last, None) for last in _insert_all(conn, turns)]
         except Exception as exc:
-            if _busy(exc) or not conn.in_transaction:  # or SQLite undid it all (a full disk): fails them all
+            # locked, or SQLite undid it all (a full disk): fails them all; a lone turn has its error
+            if _busy(exc) or not conn.in_transaction or len(turns) == 1:
                 raise
             conn.execute("ROLLBACK")
             conn.execute("BEGIN IMMEDIATE")
