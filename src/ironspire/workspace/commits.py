@@ -13,7 +13,6 @@ on the worker threads.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -45,7 +44,7 @@ async def store_turn(turns: Any, messages: Sequence[tuple[Any, ...]], usage: tup
             loop.call_soon(_commit_now, waiting, turns, batch)
         done: asyncio.Future[Any] = loop.create_future()
         batch.append((args, done))
-        last = await _outcome(done)
+        last = await offloop.settled(done)
         if last is not _BUSY:
             return int(last)
     many = getattr(turns, "write_many", None)
@@ -82,17 +81,3 @@ def _commit_now(waiting: dict[int, _Batch], turns: Any, batch: _Batch) -> None:
             done.set_exception(error)
     if interrupted is not None:
         raise interrupted
-
-
-async def _outcome(done: asyncio.Future[Any]) -> Any:
-    """The commit's outcome; a turn cancelled meanwhile still waits for it (the next pass), so a
-    write under way lands or fails before the agent's lock is released, as with a thread's."""
-    try:
-        return await asyncio.shield(done)
-    except asyncio.CancelledError:
-        while not done.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait([done])
-        if not done.cancelled():
-            done.exception()  # seen: the caller gets its cancellation
-        raise

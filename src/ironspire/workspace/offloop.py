@@ -23,13 +23,11 @@ WORKERS = 4
 
 
 class _Job:
-    __slots__ = ("after", "args", "finished", "fn", "future", "loop")
+    __slots__ = ("args", "fn", "future", "loop")
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], loop: asyncio.AbstractEventLoop) -> None:
         self.fn, self.args, self.loop = fn, args, loop
         self.future: asyncio.Future[Any] = loop.create_future()
-        self.finished = False
-        self.after: asyncio.Future[None] | None = None
 
 
 _jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
@@ -38,15 +36,12 @@ _start_lock = threading.Lock()
 
 
 def _finish(job: _Job, result: Any, error: BaseException | None) -> None:
-    """On the loop: hands the outcome to the awaiting turn (unless it was cancelled)."""
-    job.finished = True
+    """On the loop: hands the outcome to the awaiting turn."""
     if not job.future.done():
         if error is None:
             job.future.set_result(result)
         else:
             job.future.set_exception(error)
-    if job.after is not None and not job.after.done():
-        job.after.set_result(None)
 
 
 def _work() -> None:
@@ -84,20 +79,22 @@ async def run(fn: Callable[..., T], *args: Any) -> T:
     _ensure_workers()
     job = _Job(fn, args, asyncio.get_running_loop())
     _jobs.put(job)
-    result: T = await _outcome(job)
+    result: T = await settled(job.future)
     return result
 
 
-async def _outcome(job: _Job) -> Any:
-    """The job's result; a cancelled caller still waits for a job that was queued to end."""
+async def settled(outcome: asyncio.Future[Any]) -> Any:
+    """``outcome``'s result, once work already handed on has settled it; a caller cancelled
+    meanwhile still waits for that, so a write under way lands or fails before the turn's lock is
+    released, and then its cancellation goes on."""
     try:
-        return await job.future
+        return await asyncio.shield(outcome)
     except asyncio.CancelledError:
-        while not job.finished:
-            if job.after is None or job.after.done():
-                job.after = job.loop.create_future()
+        while not outcome.done():
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(job.after)
+                await asyncio.wait([outcome])
+        if not outcome.cancelled():
+            outcome.exception()  # seen: the caller gets its cancellation
         raise
 
 
@@ -137,7 +134,7 @@ class Batched:
                 threading.Thread(target=self._work, args=(self._jobs,), name=self._name, daemon=True).start()
                 self._pid = os.getpid()
             self._jobs.put(job)
-        return await _outcome(job)
+        return await settled(job.future)
 
     def _work(self, jobs: queue.SimpleQueue[_Job]) -> None:
         while True:
