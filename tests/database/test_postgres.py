@@ -79,7 +79,7 @@ def test_bodies_are_jsonb_times_are_timestamptz_and_the_ledger_is_partitioned(pg
         body = '{"role": "user", "content": [{"type": "text", "text": "hi"}], "meta": {}}'
         store.turns.write([(agent_id, "user", body, "ok", at)],
                           (at, "s", agent_id, "openai", "gpt-4.1", 1, 2, 0, 0, 0, 0.5, 0.5, 0.1, "ok", 0, "reported",
-                               None))
+                           None, 0, None))
         [(_, stored, status, created)] = store.transcript(agent_id)
     finally:
         store.close()

@@ -65,7 +65,8 @@ async def test_a_turn_waits_for_another_writer_off_the_loop(
 def _turn(agent_id: int, text: str) -> tuple[Any, ...]:
     now = time.time()
     body = f'{{"role": "user", "parts": [{{"type": "text", "text": "{text}"}}]}}'
-    usage = (now, "s", agent_id, "openai", "gpt-4.1", 1, 1, 0, 0, 0, None, None, 0.1, "ok", 0, "reported", None)
+    usage = (now, "s", agent_id, "openai", "gpt-4.1", 1, 1, 0, 0, 0, None, None, 0.1, "ok", 0, "reported", None,
+             0, None)
     return [(agent_id, "user", body, "ok", now)], usage, ()
 
 

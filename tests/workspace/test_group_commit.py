@@ -63,7 +63,8 @@ async def test_turns_ending_together_are_each_stored_whole(ws: Workspace, open_w
 def _turn(agent_id: int, text: str) -> tuple[Any, ...]:
     now = time.time()
     messages = [(agent_id, "user", f'{{"role": "user", "parts": [{{"type": "text", "text": "{text}"}}]}}', "ok", now)]
-    usage = (now, "s", agent_id, "openai", "gpt-4.1", 1, 1, 0, 0, 0, None, None, 0.1, "ok", 0, "reported", None)
+    usage = (now, "s", agent_id, "openai", "gpt-4.1", 1, 1, 0, 0, 0, None, None, 0.1, "ok", 0, "reported", None,
+             0, None)
     return messages, usage, ()
 
 

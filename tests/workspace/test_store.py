@@ -23,7 +23,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "ironspire"
 def test_the_turn_paths_sql_is_what_the_core_statements_compile_to() -> None:
     compiled = statements.compiled(sqlite.dialect(paramstyle="qmark"))
     assert compiled == {"sync_check": sql.SYNC_CHECK, "insert_message": sql.INSERT_MESSAGE,
-                        "insert_usage": sql.INSERT_USAGE}
+                        "insert_usage": sql.INSERT_USAGE, "insert_turn_usage": sql.INSERT_TURN_USAGE}
 
 
 def test_the_reads_sql_is_what_the_core_statements_compile_to() -> None:
@@ -119,7 +119,7 @@ def test_every_read_of_opening_and_a_turn_answers_alike_on_both_engines(open_ws:
     from ironspire.catalog.providers import CustomEndpoint
     from ironspire.messages import Message
     from ironspire.store.ledger import UsageFilter
-    from ironspire.store.schema import USAGE_COLUMNS
+    from ironspire.store.schema import ROUTE_COLUMNS, USAGE_COLUMNS
 
     ws = open_ws()
     try:
@@ -133,8 +133,8 @@ def test_every_read_of_opening_and_a_turn_answers_alike_on_both_engines(open_ws:
             values = {c: 0 for c in USAGE_COLUMNS} | {
                 "at": at, "session": "s", "agent_id": first.id, "provider": spec.id, "model": "m1", "cost_usd": cost,
                 "api_cost_usd": None, "latency_s": 0.5, "outcome": outcome, "streamed": False,
-                "usage_state": "reported", "price": None}
-            return tuple(values[c] for c in USAGE_COLUMNS)
+                "usage_state": "reported", "price": None, "attempt": 0, "fallback_from": None}
+            return tuple(values[c] for c in (*USAGE_COLUMNS, *ROUTE_COLUMNS))
 
         store.turns.write([(first.id, "user", Message.user("q1").to_json(), "ok", 10.0),
                            (first.id, "assistant", Message.assistant("r1").to_json(), "ok", 10.5)],

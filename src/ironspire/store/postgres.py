@@ -138,6 +138,10 @@ async def _settle(waiter: asyncio.Future[None]) -> None:
 # --- the turn path ---------------------------------------------------------------------------
 
 
+#: a ledger row as the agent gives it: every column of the turn's insert but ``turn``
+_ROW = schema.TURN_USAGE_COLUMNS[:-1]
+
+
 class PostgresTurns:
     """The turn's sync check and one-transaction write on PostgreSQL (``store.sqlite.SqliteTurns``'
     counterpart): the same Core statements (``store/statements.py``), run through SQLAlchemy so
@@ -154,7 +158,7 @@ class PostgresTurns:
         self._check = cast(Executable, statements.sync_check())
         self._message = cast(Insert, statements.insert_message()).returning(
             schema.messages.c.id, sort_by_parameter_order=True)
-        self._usage = cast(Executable, statements.insert_usage())
+        self._usage = cast(Executable, statements.insert_turn_usage())
         self._covered_until = 0.0
 
     def check(self, agent_id: int) -> tuple[int, int | None]:
@@ -165,21 +169,23 @@ class PostgresTurns:
     def write(self, messages: Sequence[tuple[Any, ...]], usage: tuple[Any, ...],
               attempts: Sequence[tuple[Any, ...]] = ()) -> int:
         """As ``SqliteTurns.write``: the messages, the ledger rows of the turn's earlier requests
-        (``attempts``) and its last row, in one transaction."""
+        (``attempts``) and its last row, in one transaction; each ledger row gets the turn's id
+        (its first message's, which the messages' INSERT ... RETURNING hands back)."""
         rows = []
         for row in (*attempts, usage):
-            values = dict(zip(schema.USAGE_COLUMNS, row, strict=True))
+            values = dict(zip(_ROW, row, strict=True))
             values["streamed"] = bool(values["streamed"])
             rows.append(values)
         if max(r["at"] for r in rows) >= self._covered_until:
             self._covered_until = ensure_partitions(self.engine)
         with self.engine.begin() as conn:
-            last = 0
+            last, turn = 0, None
             if messages:
                 ids = conn.execute(self._message, [dict(zip(schema.MESSAGE_COLUMNS, m, strict=True))
                                                    for m in messages]).scalars().all()
-                last = int(ids[-1])
+                last, turn = int(ids[-1]), int(ids[0])
             for values in rows:
+                values["turn"] = turn
                 conn.execute(self._usage, values)
         return last
 

@@ -118,6 +118,20 @@ usage = Table(
     Column("usage_state", String(16), nullable=True),
     #: the price the row was costed at (``catalog.models.Price`` JSON + "source"); NULL when none was known
     Column("price", Text, nullable=True),
+    #: the route's place in the turn's chain: 0 = the agent's own route, n = its n-th fallback
+    #: route (``workspace/fallback.py``); a turn tries each place at most once, so (turn,
+    #: attempt) names one request. NULL on rows older than revision 0009 (their own route)
+    Column("attempt", Integer, nullable=True),
+    #: on a request to a fallback route (attempt > 0), the route the turn was meant for
+    #: (``provider/model``) that it stood in for: known even when that route was skipped
+    #: unrequested (disabled, cooling down), so it has no row of its own; NULL otherwise
+    Column("fallback_from", Text, nullable=True),
+    #: which turn the request was made for: the id of the turn's user message (``messages.id``),
+    #: shared by every request of one turn (its own route's and its fallbacks'), so a turn's
+    #: attempts are one query apart and lead to the conversation they belong to. Set by the turn
+    #: log from the message it writes in the same transaction; NULL on rows older than revision
+    #: 0009 and on rows that came from elsewhere without one
+    Column("turn", RowId, nullable=True),
     Index("ix_usage_at_cover", *("at", "agent_id", "provider", "model", "outcome", "usage_state", "cost_usd",
                                  "api_cost_usd", "input_tokens", "output_tokens", "cache_read_tokens",
                                  "cache_write_tokens", "reasoning_tokens", "latency_s")),
@@ -127,6 +141,12 @@ usage = Table(
     Index("ix_usage_outcome_at", "outcome", "at"),
     Index("ix_usage_latency", "provider", "outcome", "latency_s", "at", "agent_id"),
 )
+#: Requests to fallback routes only (partial indexes: a healthy ledger adds nothing to them, so
+#: the turn's write costs what it did): by time for the Reliability tab's fallback counts, by
+#: turn for the Turns tab's "what came after this failure" of the page's rows.
+_FALLBACK = usage.c.attempt > 0
+Index("ix_usage_fallback_at", usage.c.at, sqlite_where=_FALLBACK, postgresql_where=_FALLBACK)
+Index("ix_usage_fallback_turn", usage.c.turn, sqlite_where=_FALLBACK, postgresql_where=_FALLBACK)
 
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 #: the value columns of the derived sums tables: every request counted with its NULL costs apart
@@ -294,4 +314,10 @@ USAGE_COLUMNS = (
     "cache_write_tokens", "reasoning_tokens", "cost_usd", "api_cost_usd", "latency_s", "outcome", "streamed",
     "usage_state", "price",
 )
+#: what a turn's request adds to ``USAGE_COLUMNS``: where it stands in the turn's route chain
+#: (given by the agent); the turn log's row is ``USAGE_COLUMNS + ROUTE_COLUMNS`` and the log adds
+#: ``turn`` itself (the id of the user message it writes with it). ``USAGE_COLUMNS`` alone is a
+#: request outside any turn (a bulk load: bench/analytics.py)
+ROUTE_COLUMNS = ("attempt", "fallback_from")
+TURN_USAGE_COLUMNS = (*USAGE_COLUMNS, *ROUTE_COLUMNS, "turn")
 MESSAGE_COLUMNS = ("agent_id", "role", "body", "status", "created_at")

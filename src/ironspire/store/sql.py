@@ -3,7 +3,8 @@
 Generated from ``store/statements.py`` (the Core definitions over ``store/schema.py``);
 ``tests/workspace/test_store.py`` fails if the two differ. The turn's own statements take
 positional parameters (``?``), in the order of ``schema.MESSAGE_COLUMNS`` and
-``schema.USAGE_COLUMNS``; the reads (``statements.READS``) take named ones (``:agent_id``).
+``schema.TURN_USAGE_COLUMNS`` (``INSERT_USAGE``: ``schema.USAGE_COLUMNS``, a row outside any
+turn); the reads (``statements.READS``) take named ones (``:agent_id``).
 """
 
 SYNC_CHECK = (
@@ -15,6 +16,11 @@ INSERT_USAGE = (
     "INSERT INTO usage (at, session, agent_id, provider, model, input_tokens, output_tokens, cache_read_tokens, "
     "cache_write_tokens, reasoning_tokens, cost_usd, api_cost_usd, latency_s, outcome, streamed, usage_state, "
     "price) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_TURN_USAGE = (
+    "INSERT INTO usage (at, session, agent_id, provider, model, input_tokens, output_tokens, cache_read_tokens, "
+    "cache_write_tokens, reasoning_tokens, cost_usd, api_cost_usd, latency_s, outcome, streamed, usage_state, "
+    "price, attempt, fallback_from, turn) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 # --- the reads of opening a workspace and preparing a turn (statements.READS) ----------------

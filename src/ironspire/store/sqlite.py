@@ -105,7 +105,9 @@ class SqliteTurns:
               attempts: Sequence[tuple[Any, ...]] = ()) -> int:
         """Messages and the ledger row in ONE transaction: all of them are stored, or none.
         ``attempts``: ledger rows of the turn's earlier requests (routes that failed before a
-        fallback answered), written first. Returns the id of the last message written."""
+        fallback answered), written first. Ledger rows are ``schema.USAGE_COLUMNS +
+        ROUTE_COLUMNS``; each is stored with the turn's id, its first message's. Returns the id
+        of the last message written."""
         with self._write_lock:
             ((last, error),) = _store(self._connection(), [(messages, usage, attempts)])
         if error is not None:
@@ -233,18 +235,24 @@ def _insert_rows(conn: sqlite3.Connection, statement: str, rows: Sequence[tuple[
 
 
 def _insert_all(conn: sqlite3.Connection, turns: Sequence[tuple[Any, ...]]) -> list[int]:
-    """The turns' messages, then their ledger rows (each turn's earlier attempts first); the id
-    of each turn's last message (0 for a turn without any)."""
+    """The turns' messages, then their ledger rows (each turn's earlier attempts first), each
+    row given its turn's id (``schema.usage.c.turn``: the id of the turn's first message, its
+    user's, known here once the messages are in, so the link costs no statement); the id of
+    each turn's last message (0 for a turn without any)."""
     messages = [row for turn in turns for row in turn[0]]
     ids = iter(_insert_rows(conn, sql.INSERT_MESSAGE, messages))
     lasts = []
+    ledger: list[tuple[Any, ...]] = []
     for turn in turns:
+        first: int | None = None
         last = 0
         for _ in turn[0]:
             last = next(ids)
+            if first is None:
+                first = last
         lasts.append(last)
-    _insert_rows(conn, sql.INSERT_USAGE,
-                 [row for turn in turns for row in (*(turn[2] if len(turn) > 2 else ()), turn[1])])
+        ledger.extend((*row, first) for row in (*(turn[2] if len(turn) > 2 else ()), turn[1]))
+    _insert_rows(conn, sql.INSERT_TURN_USAGE, ledger)
     return lasts
 
 

@@ -1,7 +1,8 @@
 """The turn path's statements as SQLAlchemy Core, compiled once per engine.
 
 A turn runs three statements: the sync check (configuration revision and the agent's last
-message id), the messages insert and the ledger insert. Opening a workspace and preparing a
+message id), the messages insert and the ledger insert (``insert_turn_usage``: the request's
+columns, its place in the turn's route chain and the turn's user message id). Opening a workspace and preparing a
 turn read the configuration, the agent, its history and (with a budget) the spend: ``READS``.
 The SQLite store runs all of them as plain text on the standard library's sqlite3
 (``store/sql.py``, so opening a workspace and running a turn need no SQLAlchemy);
@@ -23,6 +24,7 @@ from sqlalchemy.sql.expression import ClauseElement
 
 from ironspire.store.schema import (
     MESSAGE_COLUMNS,
+    TURN_USAGE_COLUMNS,
     USAGE_COLUMNS,
     agents,
     custom_endpoints,
@@ -47,14 +49,20 @@ def insert_message() -> ClauseElement:
 
 
 def insert_usage() -> ClauseElement:
+    """A ledger row outside any turn (no turn, no place in a route chain): a bulk load's."""
     return insert(usage).values({c: bindparam(c) for c in USAGE_COLUMNS})
 
 
+def insert_turn_usage() -> ClauseElement:
+    """A turn's ledger row: ``TURN_USAGE_COLUMNS``, the turn log adding the last (``turn``)."""
+    return insert(usage).values({c: bindparam(c) for c in TURN_USAGE_COLUMNS})
+
+
 def compiled(dialect: Dialect) -> dict[str, str]:
-    """The three statements' SQL text for ``dialect`` (positional parameters in column order)."""
+    """The turn path's statements' SQL text for ``dialect`` (positional parameters in column order)."""
     return {name: str(make().compile(dialect=dialect))
             for name, make in (("sync_check", sync_check), ("insert_message", insert_message),
-                               ("insert_usage", insert_usage))}
+                               ("insert_usage", insert_usage), ("insert_turn_usage", insert_turn_usage))}
 
 
 # --- what opening a workspace and preparing a turn read (named parameters) -------------------

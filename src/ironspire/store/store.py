@@ -493,9 +493,10 @@ class Store:
 
     def insert_usage(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Adds ledger rows that name their agent (``agent``: a name), as a ledger carried over
-        from elsewhere does: a name no live agent has is kept under a retired agent of that name."""
+        from elsewhere does: a name no live agent has is kept under a retired agent of that name.
+        A row's ``turn``, ``attempt`` and ``fallback_from`` are kept when it has them (NULL else)."""
         from ironspire.store import rollups
-        from ironspire.store.schema import TOKEN_COLUMNS, USAGE_COLUMNS, usage
+        from ironspire.store.schema import ROUTE_COLUMNS, TOKEN_COLUMNS, USAGE_COLUMNS, usage
 
         count = 0
         rows = list(rows)
@@ -513,7 +514,7 @@ class Store:
                 name = str(row["agent"])
                 if name not in ids:
                     ids[name] = self._ledger_agent(conn, name)
-                values = {c: row.get(c) for c in USAGE_COLUMNS if c != "agent_id"}
+                values = {c: row.get(c) for c in (*USAGE_COLUMNS, *ROUTE_COLUMNS, "turn") if c != "agent_id"}
                 for c in (*TOKEN_COLUMNS, "latency_s"):
                     values[c] = values[c] or 0
                 # an explicit None is an unknown cost and stays one; a row without the field cost 0

@@ -14,7 +14,8 @@ Turn semantics (what a user can rely on):
 - Pre-flight failures (context window, capabilities) are raised before any request, and so
   record nothing at all; so is a turn refused by a used-up budget (``BudgetExceeded``).
 - With fallback routes (``workspace/fallback.py``) a turn may make several requests: each one
-  gets its own ledger row, written in the turn's one transaction, and the reply's
+  gets its own ledger row, written in the turn's one transaction (each naming the turn and its
+  route's place in the chain, ``store/schema.py``'s ``usage.turn`` / ``attempt``), and the reply's
   ``meta["fallback"]`` names the route that answered and every route tried or skipped. The
   agent's own route is never changed by a fallback.
 
@@ -104,6 +105,7 @@ class _Turn:
     error: BaseException | None = None  # the last request's failure
     skip_error: IronspireError | None = None  # why the first skipped route was skipped
     primary: str = ""
+    place: int = 0  # the route in flight's place in [own route, *chain] (the ledger's ``attempt``)
 
     def falls_back(self, error: BaseException) -> bool:
         """Whether the next route may take over after ``error`` (no output reached the caller)."""
@@ -505,7 +507,7 @@ class Agent:
             turn.primary = f"{primary.provider}/{primary.model or ws._model(primary.provider, None).id}"
         seen: set[tuple[str, str]] = set()
         cooldown = float(ws.setting("fallback_cooldown") or fallback.DEFAULT_COOLDOWN)
-        for route in routes:
+        for place, route in enumerate(routes):
             model = route.model or "?"
             try:
                 skip = None if ws.is_enabled(route.provider) else "disabled"
@@ -528,6 +530,7 @@ class Agent:
                 turn.skip_error = turn.skip_error or exc
                 turn.attempts.append(Attempt(route.provider, model, "skipped", str(exc)))
                 continue
+            turn.place = place
             yield request, target
         if turn.error is None:  # nothing was sent: the first route's reason (no ledger row, as pre-flight)
             assert turn.skip_error is not None
@@ -656,7 +659,7 @@ class Agent:
             outcome = type(exc).__name__
         # nothing reached us that says what the failed request used (a stream cut after the
         # prompt was read may still be billed), so its counts are unknown
-        row = self._usage_row(target, Usage.unknown(), None, latency, outcome, streamed)
+        row = self._usage_row(turn, target, Usage.unknown(), None, latency, outcome, streamed)
         turn.rows.append(row)
         turn.attempts.append(Attempt(target.provider.id, target.model.id, outcome, str(exc), latency, row[10]))
         turn.error = exc
@@ -664,10 +667,12 @@ class Agent:
             exc.attempts = tuple(turn.attempts)
     # --- ledger ----------------------------------------------------------------------------
 
-    def _usage_row(self, target: Target, usage: Usage, meta_cost: Any, latency: float, outcome: str,
+    def _usage_row(self, turn: _Turn, target: Target, usage: Usage, meta_cost: Any, latency: float, outcome: str,
                    streamed: bool) -> tuple[Any, ...]:
-        """The ledger row's values, in ``store.schema.USAGE_COLUMNS`` order. An unknown price or
-        unknown counts give an unknown cost (NULL), never $0; the row keeps the price it used."""
+        """The ledger row's values, in ``store.schema.USAGE_COLUMNS + ROUTE_COLUMNS`` order (the
+        turn log adds the turn's id). An unknown price or unknown counts give an unknown cost
+        (NULL), never $0; the row keeps the price it used, and a fallback route's row the route
+        it stood in for."""
         model = target.model
         price = pricing.resolve(self.ws.setting(pricing.SETTING), model)
         price_cost = pricing.cost(price, usage)
@@ -680,6 +685,7 @@ class Agent:
             time.time(), self.ws.session_id, self.id, target.provider.id, model.id, usage.input, usage.output,
             usage.cache_read, usage.cache_write, usage.reasoning, _money(cost), _money(api_cost), _money(latency),
             outcome, int(streamed), usage.state, pricing.price_json(price),
+            turn.place, (turn.primary or None) if turn.place else None,
         )
 
     async def _commit(self, turn: _Turn, reply: Message, target: Target, latency: float, *, streamed: bool,
@@ -690,8 +696,8 @@ class Agent:
         usage = clamp_usage(reply.usage)
         if usage is not reply.usage:
             reply = replace(reply, usage=usage)
-        row = self._usage_row(target, usage if usage is not None else Usage.unknown(), reply.meta.get("cost_usd"),
-                              latency, "ok", streamed)
+        row = self._usage_row(turn, target, usage if usage is not None else Usage.unknown(),
+                              reply.meta.get("cost_usd"), latency, "ok", streamed)
         if turn.attempts:  # a fallback answered, or routes were skipped: the reply says which and why
             turn.attempts.append(Attempt(target.provider.id, target.model.id, "ok", "", latency, row[10]))
             answered = f"{target.provider.id}/{target.model.id}"

@@ -35,7 +35,7 @@ from ironspire.errors import ConfigurationError
 if TYPE_CHECKING:  # ``HEAD`` is read on every SQLite open, which needs no SQLAlchemy (store/sqlite.py)
     from sqlalchemy.engine import Engine
 
-HEAD = "0008"
+HEAD = "0009"
 SCRIPTS = Path(__file__).resolve().parent
 
 
