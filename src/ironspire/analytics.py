@@ -24,6 +24,10 @@ aggregates in the database (GROUP BY); it never needs a Workspace. The KPIs of t
   now. A period never counts as shorter than one minute.
 - Turns (``turns``): successful requests (each a completed turn in some agent's history);
   ``errors`` counts the failed and cancelled ones, which changed no history.
+- Fallbacks (the Reliability tab): a turn answered by a fallback route is its successful request
+  with ``attempt`` > 0; it counts for the route it answered on and for the one it was meant for
+  (``fallback_from``), whichever one a provider filter names. The requests that failed before it
+  are in the same turn (``turn``) at smaller attempts.
 
 Periods: ``session`` (this workspace's session; a fresh process that has made no request yet,
 such as a CLI call, reports the latest recorded session), ``1h 6h 24h 7d 30d 90d`` (ending
@@ -39,7 +43,11 @@ first, comma separated:
   ``outcome`` (``ok``, ``cancelled``, or the error's class name such as ``RateLimitError``),
   ``streamed`` (``True``/``False``), ``input_tokens`` (uncached), ``output_tokens`` (reasoning
   included), ``cache_read_tokens``, ``cache_write_tokens``, ``reasoning_tokens``, ``cost_usd``
-  (billed), ``api_cost_usd`` (API-equivalent; empty when unknown), ``latency_s``, ``session``.
+  (billed), ``api_cost_usd`` (API-equivalent; empty when unknown), ``latency_s``, ``session``,
+  then where the request stands in its turn: ``turn`` (an id shared by the requests of one turn,
+  its own route's and its fallbacks'), ``attempt`` (0 = the agent's own route, n = its n-th
+  fallback route) and ``fallback_from`` (on a fallback route's request, the ``provider/model``
+  the turn was meant for); all three empty on requests recorded before the ledger kept them.
 - summary: the group column (``agent``, ``provider`` or ``model`` as ``provider/model``), then
   ``turns``, ``errors``, the five token columns above, ``total_tokens`` (as the KPI),
   ``cost_usd``, ``api_cost_usd``, ``avg_latency_s`` (successful requests; empty when none);
@@ -69,12 +77,16 @@ PERIODS: dict[str, float] = {"1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 *
                              "30d": 30 * 86400, "90d": 90 * 86400}
 PERIOD_NAMES = ("session", *PERIODS, "all")
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
-TURN_FIELDS = ("at", "agent", "provider", "model", "outcome", "streamed", "input_tokens", "output_tokens",
-               "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd", "api_cost_usd",
-               "latency_s", "session")
-#: the panel's raw export: ``TURN_FIELDS``, then whether the counts were reported, estimated or
-#: unknown, and the price the row was costed at (JSON; empty when none was known)
-EXPORT_FIELDS = (*TURN_FIELDS, "usage_state", "price")
+#: where a request stands in its turn (see the module docstring): appended to both raw exports
+ROUTE_FIELDS = ("turn", "attempt", "fallback_from")
+_REQUEST_FIELDS = ("at", "agent", "provider", "model", "outcome", "streamed", "input_tokens", "output_tokens",
+                   "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd", "api_cost_usd",
+                   "latency_s", "session")
+TURN_FIELDS = (*_REQUEST_FIELDS, *ROUTE_FIELDS)
+#: the panel's raw export: the request's fields, whether the counts were reported, estimated or
+#: unknown, and the price the row was costed at (JSON; empty when none was known), then
+#: ``ROUTE_FIELDS``
+EXPORT_FIELDS = (*_REQUEST_FIELDS, "usage_state", "price", *ROUTE_FIELDS)
 SUMMARY_FIELDS = ("turns", "errors", *TOKEN_FIELDS, "total_tokens", "cost_usd", "api_cost_usd", "avg_latency_s")
 #: the panel's summary export: ``SUMMARY_FIELDS``, then how many successful turns had unknown or
 #: estimated token counts and an unknown billed cost (left out of the sums before them)
@@ -212,8 +224,26 @@ class Analytics:
                                      hint="page counts from 1; per_page is 1 to 500.")
         f = self._filter(self.window(period, now=now), agent, provider, group, outcome)
         total, rows = self.store.ledger.turns_page(f, limit=per_page, offset=(page - 1) * per_page)
+        page_rows = [{"id": r["id"], **_turn(r)} for r in rows]
+        self._mark_fallbacks(page_rows)
         return {"total": total, "page": page, "per_page": per_page,
-                "pages": max(1, -(-total // per_page)), "rows": [{"id": r["id"], **_turn(r)} for r in rows]}
+                "pages": max(1, -(-total // per_page)), "rows": page_rows}
+
+    def _mark_fallbacks(self, rows: list[dict[str, Any]]) -> None:
+        """Adds to each row of a page what the fallback routes had to do with it:
+        ``answered_by_fallback`` (it answered its turn on a fallback route, standing in for
+        ``fallback_from``), and on a failed request ``then``, the requests its turn made after it
+        (``attempt``, ``provider``, ``model``, ``outcome``, in route order; empty when the turn
+        ended with it) and ``fell_back_to``, the ``provider/model`` that answered the turn, if
+        one did. One query for the page, over the fallback requests of its failed rows' turns."""
+        failed = {r["turn"] for r in rows if r["outcome"] != "ok" and r["turn"] is not None}
+        later = self.store.ledger.fallback_requests(failed)
+        for r in rows:
+            place = r["attempt"] or 0
+            r["answered_by_fallback"] = r["outcome"] == "ok" and place > 0
+            then = [a for a in later.get(r["turn"], ()) if a["attempt"] > place] if r["outcome"] != "ok" else []
+            r["then"] = then
+            r["fell_back_to"] = next((f"{a['provider']}/{a['model']}" for a in then if a["outcome"] == "ok"), None)
 
     # --- aggregates ------------------------------------------------------------------------
 
@@ -354,20 +384,46 @@ class Analytics:
         group: str | None = None, now: float | None = None,
     ) -> dict[str, Any]:
         """Per provider: requests, failures by class (rate-limited, auth, unavailable, other,
-        cancelled) and their rates, latency p50/p95 of successful requests (nearest rank), and the
-        health transitions of the period, oldest first."""
+        cancelled) and their rates, latency p50/p95 of successful requests (nearest rank), the
+        turns fallback routes answered for it (``fallback_for``: meant for it) and on it
+        (``fallback_answered``); ``fallbacks``: the turns a fallback route answered, in all
+        (``turns``) and per pair of routes (``routes``: ``from`` the route meant, ``to`` the one
+        that answered, most turns first); and the health transitions of the period, oldest first.
+
+        A provider the period's turns fell back from without ever reaching it (disabled, cooling
+        down) is listed with no requests, so what it cost is still seen."""
         f = self._filter(self.window(period, now=now), agent, provider, group)
         providers: dict[str, dict[str, Any]] = {}
+
+        def entry_for(pid: str) -> dict[str, Any]:
+            return providers.setdefault(pid, {
+                "provider": pid, "requests": 0, "ok": 0, "errors": dict.fromkeys(ERROR_CLASSES, 0),
+                "fallback_for": 0, "fallback_answered": 0})
+
         for row in self.store.ledger.by_key(f, "outcome"):
-            entry = providers.setdefault(str(row["provider"]), {
-                "provider": str(row["provider"]), "requests": 0, "ok": 0,
-                "errors": dict.fromkeys(ERROR_CLASSES, 0)})
+            entry = entry_for(str(row["provider"]))
             count = int(row["turns"]) + int(row["errors"])
             entry["requests"] += count
             if row["outcome"] == "ok":
                 entry["ok"] += count
             else:
                 entry["errors"][error_class(str(row["outcome"]))] += count
+        pairs: dict[tuple[str, str], int] = {}
+        for meant, pid, model, n in self.store.ledger.fallback_answers(f):
+            meant = meant or "?"  # a fallback row always names it; "?" if one came from elsewhere without
+            meant_provider = meant.partition("/")[0]
+            on, to = _selected(pid, f.provider, f.providers), _selected(meant_provider, f.provider, f.providers)
+            if not (on or to):
+                continue
+            answered = f"{pid}/{model}"
+            pairs[(meant, answered)] = pairs.get((meant, answered), 0) + n
+            if to:
+                entry_for(meant_provider)["fallback_for"] += n
+            if on:
+                entry_for(pid)["fallback_answered"] += n
+        fallbacks = {"turns": sum(pairs.values()),
+                     "routes": [{"from": a, "to": b, "turns": n}
+                                for (a, b), n in sorted(pairs.items(), key=lambda item: (-item[1], item[0]))]}
         latency = self.store.ledger.latency_percentiles(f)
         for pid, entry in providers.items():
             n = entry["requests"]
@@ -375,7 +431,8 @@ class Analytics:
             entry["failure_rate"] = (n - entry["ok"]) / n if n else 0.0
             entry["p50_s"] = latency.get(pid, {}).get(0.5)
             entry["p95_s"] = latency.get(pid, {}).get(0.95)
-        return {"providers": [providers[p] for p in sorted(providers)], "transitions": self.store.ledger.transitions(f)}
+        return {"providers": [providers[p] for p in sorted(providers)], "fallbacks": fallbacks,
+                "transitions": self.store.ledger.transitions(f)}
 
     # --- CSV -------------------------------------------------------------------------------
 
@@ -425,6 +482,14 @@ _CLASS_OF = {"RateLimitError": "rate_limited", "AuthenticationError": "auth", "C
 
 def error_class(outcome: str) -> str:
     return _CLASS_OF.get(outcome, "other")
+
+
+def _selected(pid: str, provider: str | None, providers: tuple[str, ...] | None) -> bool:
+    """Whether a filter's provider and provider group (ids, or prefixes ending in ``*``) let
+    ``pid`` through, as the store's filter would."""
+    if provider is not None and pid != provider:
+        return False
+    return providers is None or any(pid.startswith(p[:-1]) if p.endswith("*") else pid == p for p in providers)
 
 
 def bucket_width(span: float) -> float:

@@ -177,7 +177,7 @@ def test_raw_turns_csv_has_the_documented_columns(ledger: Workspace) -> None:
     assert reader.fieldnames == [
         "at", "agent", "provider", "model", "outcome", "streamed", "input_tokens", "output_tokens",
         "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd", "api_cost_usd", "latency_s",
-        "session",
+        "session", "turn", "attempt", "fallback_from",
     ] == list(TURN_FIELDS)
     rows = list(reader)
     assert [r["agent"] for r in rows] == ["sub", "coder", "local", "writer", "writer", "coder"]  # oldest first

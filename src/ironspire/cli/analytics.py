@@ -31,7 +31,9 @@ def analytics(
                      "input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens, "
                      "total_tokens, cost_usd, api_cost_usd, avg_latency_s). With --raw, one row per request "
                      "(at, agent, provider, model, outcome, streamed, the five token columns, cost_usd, "
-                     "api_cost_usd, latency_s, session)."),
+                     "api_cost_usd, latency_s, session, then turn, attempt and fallback_from: the turn the "
+                     "request belongs to, its route's place in the turn's chain (0 = the agent's own route) "
+                     "and the route a fallback stood in for)."),
     ] = None,
     raw: bool = typer.Option(False, "--raw", help="Raw turns instead of the summary (for --csv and --json)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),

@@ -25,6 +25,7 @@ from sqlalchemy import (
     case,
     cast,
     func,
+    literal_column,
     or_,
     select,
     text,
@@ -102,6 +103,9 @@ def _outcome_is(column: ColumnElement[str], outcome: str) -> ColumnElement[bool]
 
 
 _OK = usage.c.outcome == "ok"
+#: a request to a fallback route: the predicate of the partial indexes over them (schema.py),
+#: its 0 written into the SQL (a bound parameter would keep the planner from matching it)
+_FALLBACK_ROW = usage.c.attempt > literal_column("0")
 DAY = 86400.0
 HOUR = 3600.0
 #: ledger row ids the daily sums take in per transaction
@@ -596,6 +600,46 @@ class Ledger:
             result = conn.execution_options(stream_results=True, yield_per=chunk).execute(query)
             for row in result:
                 yield dict(row._mapping)
+
+    # --- fallback routes ---------------------------------------------------------------------
+
+    def fallback_answers(self, f: UsageFilter) -> list[tuple[str | None, str, str, int]]:
+        """Turns a fallback route answered, per (route meant for, provider, model that answered):
+        the successful requests with ``attempt > 0``, over the filter's time, session and agent
+        (a provider filter is the caller's: a turn belongs to the provider it was meant for as
+        much as to the one that answered it).
+
+        Read through ``ix_usage_fallback_at``, which holds fallback rows only: a period of a
+        million requests with a few hundred fallbacks reads those few hundred. Only the time is
+        compared as a bare column; the outcome, session and agent go through ``|| ''`` / ``+ 0``,
+        which no index matches, or SQLite would walk ``ix_usage_outcome_at`` over every
+        successful request of the period instead."""
+        where = [_FALLBACK_ROW, usage.c.outcome.concat("") == "ok"]
+        where += usage_where(UsageFilter(start=f.start, end=f.end))
+        if f.session is not None:
+            where.append(usage.c.session.concat("") == f.session)
+        if f.agent is not None:
+            where.append((usage.c.agent_id + 0).in_(select(agents.c.id).where(agents.c.name == f.agent)))
+        query = (select(usage.c.fallback_from, usage.c.provider, usage.c.model, func.count()).where(*where)
+                 .group_by(usage.c.fallback_from, usage.c.provider, usage.c.model))
+        with self.engine.connect() as conn:
+            return [(None if a is None else str(a), str(p), str(m), int(n)) for a, p, m, n in conn.execute(query)]
+
+    def fallback_requests(self, turns: set[int]) -> dict[int, list[dict[str, Any]]]:
+        """The requests to fallback routes of ``turns`` (ledger ``turn`` ids), per turn in route
+        order: what came after a page's failed requests. Through ``ix_usage_fallback_turn``
+        (fallback rows only): a page's 50 turns cost 50 index probes, whatever the ledger's size."""
+        out: dict[int, list[dict[str, Any]]] = {}
+        if not turns:
+            return out
+        query = (select(usage.c.turn, usage.c.attempt, usage.c.provider, usage.c.model, usage.c.outcome)
+                 .where(_FALLBACK_ROW, usage.c.turn.in_(sorted(turns)))
+                 .order_by(usage.c.turn, usage.c.attempt))
+        with self.engine.connect() as conn:
+            for turn, attempt, provider, model, outcome in conn.execute(query):
+                out.setdefault(int(turn), []).append({"attempt": int(attempt), "provider": str(provider),
+                                                      "model": str(model), "outcome": str(outcome)})
+        return out
 
     # --- health transitions ----------------------------------------------------------------------
 
