@@ -1,9 +1,13 @@
-"""Fallbacks and budgets in the page: which route answered (in the chat and the HUD), the
-chain and budget set from the agent form, and the 80% warning in the sidebar and the HUD."""
+"""Fallbacks and budgets in the page: which route answered (in the chat and the HUD, and in the
+Analytics panel's Turns and Reliability tabs and raw export), the chain and budget set from the
+agent form, and the 80% warning in the sidebar and the HUD."""
 
 from __future__ import annotations
 
+import csv
 import html
+import io
+import re
 
 import pytest
 
@@ -36,6 +40,49 @@ async def test_a_reply_a_fallback_gave_says_so_in_the_chat_and_the_hud(web: Brow
         again = await turn(web, "pal", "and now?")
         assert again[-1][1]["message"]["fallback"] is None and again[-1][1]["hud"]["last_fallback"] is None
         assert again[-1][1]["message"]["provider"] == "openai"
+
+
+async def test_the_analytics_turns_and_reliability_tabs_show_a_turn_a_fallback_answered(web: Browser) -> None:
+    with serving(Server("oa", status=429, error_code="rate_limit_exceeded"), Server("an")) as (oa, an):
+        point(web, "openai", oa)
+        point(web, "claude-api", an)
+        made = await web.post("/agents", {"name": "pal", "route": "openai|gpt-4.1", "effort": "low",
+                                          "fallback": "claude-api/claude-haiku-4-5", "budget_usd": ""})
+        assert made.status_code == 303, made.text
+        assert (await turn(web, "pal", "hello"))[-1][0] == "done"
+    turns = await web.api("/api/analytics/turns?period=1h")
+    answered, failed = turns["rows"]  # newest first
+    assert (answered["provider"], answered["outcome"], answered["attempt"]) == ("claude-api", "ok", 1)
+    assert answered["answered_by_fallback"] is True and answered["fallback_from"] == "openai/gpt-4.1"
+    assert (failed["provider"], failed["outcome"], failed["attempt"]) == ("openai", "RateLimitError", 0)
+    assert failed["fell_back_to"] == "claude-api/claude-haiku-4-5" and failed["answered_by_fallback"] is False
+    assert [(a["attempt"], a["outcome"]) for a in failed["then"]] == [(1, "ok")]
+    assert answered["turn"] == failed["turn"] is not None
+
+    page = (await web.get("/analytics/turns?period=1h")).text
+    rows = dict(re.findall(r'<tr data-turn="(\d+)"(.*?)</tr>', page, re.S))
+    shown = rows[str(answered["id"])]
+    assert 'data-attempt="1"' in shown and 'class="badge fallback" data-fallback-from="openai/gpt-4.1"' in shown
+    assert "for openai/gpt-4.1" in shown
+    assert 'data-fell-back="claude-api/claude-haiku-4-5">→ fell back to claude-api/claude-haiku-4-5' in rows[
+        str(failed["id"])]
+    assert "badge fallback" not in rows[str(failed["id"])]
+
+    reliability = await web.api("/api/analytics/reliability?period=1h")
+    assert reliability["fallbacks"] == {"turns": 1, "routes": [
+        {"from": "openai/gpt-4.1", "to": "claude-api/claude-haiku-4-5", "turns": 1}]}
+    by = {r["provider"]: (r["errors"]["rate_limited"], r["fallback_for"], r["fallback_answered"])
+          for r in reliability["providers"]}
+    assert by == {"openai": (1, 1, 0), "claude-api": (0, 0, 1)}
+    tab = (await web.get("/analytics/reliability?period=1h")).text
+    assert 'data-fallback-turns="1"' in tab
+    assert 'data-fallback-route="openai/gpt-4.1|claude-api/claude-haiku-4-5"' in tab
+    assert re.search(r'data-provider-row="openai">.*?data-fallback-for="1"', tab, re.S)
+
+    exported = await web.get("/analytics/export/turns.csv?period=1h")
+    out = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [(r["provider"], r["attempt"], r["fallback_from"], r["turn"]) for r in out] == [
+        ("openai", "0", "", str(failed["turn"])), ("claude-api", "1", "openai/gpt-4.1", str(failed["turn"]))]
 
 
 async def test_the_agent_form_sets_and_clears_fallbacks_and_a_budget(web: Browser) -> None:
