@@ -52,7 +52,10 @@ async def _fill(ws: Workspace) -> None:
     ws.store.insert_usage([{"agent": "coder", "at": 1_700_000_000.123456 + i * 86400 * 20, "session": "old",
                             "provider": "openai", "model": "gpt-4.1", "input_tokens": i, "output_tokens": 1,
                             "cost_usd": 0.25, "api_cost_usd": 0.25, "latency_s": 0.5, "outcome": "ok",
-                            "streamed": i % 2} for i in range(6)])
+                            "streamed": i % 2,
+                            # a fallback's row (its turn, its place, the route it stood in for) moves too
+                            **({"turn": 3, "attempt": 1, "fallback_from": "ollama/llama3"} if i == 0 else {})}
+                           for i in range(6)])
 
 
 async def _moved(tmp_path: Path, pg_url: str) -> Workspace:
@@ -92,6 +95,8 @@ async def test_sqlite_to_postgresql_and_back_keeps_every_row(
     source_sums = copy.checksums(engines.parse(sqlite_url))
     assert copy.checksums(engines.parse(pg_url)) == source_sums
     assert source_sums["messages"].rows == 9 and source_sums["usage"].rows == 11
+    assert [(r["attempt"], r["fallback_from"]) for r in before["ledger"] if r["attempt"]] == [(1, "ollama/llama3")]
+    assert all(r["turn"] is not None for r in before["ledger"] if r["session"] != "old")
 
     team = _open(tmp_path / "server", pg_url)
     assert _view(team) == before
