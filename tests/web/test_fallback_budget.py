@@ -16,13 +16,18 @@ from web.test_chat import point, turn
 from workspace.loopback import Server, serving
 
 
+async def _pal_with_a_fallback(web: Browser, oa: Server, an: Server) -> None:
+    """The agent ``pal`` on openai (served by ``oa``), falling back to claude-api (``an``)."""
+    point(web, "openai", oa)
+    point(web, "claude-api", an)
+    made = await web.post("/agents", {"name": "pal", "route": "openai|gpt-4.1", "effort": "low",
+                                      "fallback": "claude-api/claude-haiku-4-5", "budget_usd": ""})
+    assert made.status_code == 303, made.text
+
+
 async def test_a_reply_a_fallback_gave_says_so_in_the_chat_and_the_hud(web: Browser) -> None:
     with serving(Server("oa", status=429, error_code="rate_limit_exceeded"), Server("an")) as (oa, an):
-        point(web, "openai", oa)
-        point(web, "claude-api", an)
-        made = await web.post("/agents", {"name": "pal", "route": "openai|gpt-4.1", "effort": "low",
-                                          "fallback": "claude-api/claude-haiku-4-5", "budget_usd": ""})
-        assert made.status_code == 303, made.text
+        await _pal_with_a_fallback(web, oa, an)
         streamed = await turn(web, "pal", "hello")
         name, done = streamed[-1]
         assert name == "done"
@@ -44,11 +49,7 @@ async def test_a_reply_a_fallback_gave_says_so_in_the_chat_and_the_hud(web: Brow
 
 async def test_the_analytics_turns_and_reliability_tabs_show_a_turn_a_fallback_answered(web: Browser) -> None:
     with serving(Server("oa", status=429, error_code="rate_limit_exceeded"), Server("an")) as (oa, an):
-        point(web, "openai", oa)
-        point(web, "claude-api", an)
-        made = await web.post("/agents", {"name": "pal", "route": "openai|gpt-4.1", "effort": "low",
-                                          "fallback": "claude-api/claude-haiku-4-5", "budget_usd": ""})
-        assert made.status_code == 303, made.text
+        await _pal_with_a_fallback(web, oa, an)
         assert (await turn(web, "pal", "hello"))[-1][0] == "done"
     turns = await web.api("/api/analytics/turns?period=1h")
     answered, failed = turns["rows"]  # newest first
