@@ -165,9 +165,16 @@ def test_the_panel_fits_the_window_at_1280x800_and_narrow(page: Any, server: Ser
             overflow = page.execute_script(
                 "return document.documentElement.scrollWidth - document.documentElement.clientWidth;")
             assert overflow <= 1, (tab, size, overflow)
-            for chart in page.find_elements(By.CSS_SELECTOR, "figure.chart svg"):
+            for chart in page.find_elements(By.CSS_SELECTOR, "figure.chart > svg"):
                 assert 0 < chart.size["width"] <= size[0], (tab, size, chart.size)
                 labels = chart.find_elements(By.CSS_SELECTOR, "text.label")
                 assert all(label.text for label in labels)  # axes keep their titles
+            # a legend's colour swatch stays a small square beside its name, never a block that
+            # pushes the next chart down the page
+            for swatch in page.find_elements(By.CSS_SELECTOR, "figure.chart .legend .swatch"):
+                assert 4 <= swatch.size["width"] <= 20 and 4 <= swatch.size["height"] <= 20, (tab, size, swatch.size)
+            for figure in page.find_elements(By.CSS_SELECTOR, "figure.chart"):
+                drawn = figure.find_element(By.CSS_SELECTOR, ":scope > svg").size["height"]
+                assert figure.size["height"] <= drawn + 160, (tab, size, figure.size, drawn)
     finally:
         page.set_window_size(1400, 1000)
