@@ -28,6 +28,12 @@ aggregates in the database (GROUP BY); it never needs a Workspace. The KPIs of t
   with ``attempt`` > 0; it counts for the route it answered on and for the one it was meant for
   (``fallback_from``), whichever one a provider filter names. The requests that failed before it
   are in the same turn (``turn``) at smaller attempts.
+- Answered by a fallback (``fallback_turns``): the turns of the period a fallback route
+  answered, the same count as the Reliability tab's ``fallbacks.turns`` for the same filters.
+  A provider filter (``--provider``, or a provider group) keeps a turn when it names either side:
+  the provider the turn was meant for (how often it needed a stand-in) or the one that answered
+  it (how often it stood in). So with a provider filter it may exceed ``turns``, which counts
+  only the requests made to that provider; an agent filter and the period apply as everywhere.
 
 Periods: ``session`` (this workspace's session; a fresh process that has made no request yet,
 such as a CLI call, reports the latest recorded session), ``1h 6h 24h 7d 30d 90d`` (ending
@@ -290,6 +296,7 @@ class Analytics:
             "burn_rate_usd_per_hour": totals["cost_usd"] / hours,
             "turns": totals["turns"],
             "errors": totals["errors"],
+            "fallback_turns": sum(n for *_, n in self._fallback_answers(window, agent, provider, group)),
             # successful turns whose tokens are unknown (in no total) or estimated, and whose
             # billed cost is unknown (not in the spend): the totals say how much they leave out
             "usage_unknown_turns": totals["usage_unknown"],
@@ -392,7 +399,8 @@ class Analytics:
 
         A provider the period's turns fell back from without ever reaching it (disabled, cooling
         down) is listed with no requests, so what it cost is still seen."""
-        f = self._filter(self.window(period, now=now), agent, provider, group)
+        window = self.window(period, now=now)
+        f = self._filter(window, agent, provider, group)
         providers: dict[str, dict[str, Any]] = {}
 
         def entry_for(pid: str) -> dict[str, Any]:
@@ -409,16 +417,11 @@ class Analytics:
             else:
                 entry["errors"][error_class(str(row["outcome"]))] += count
         pairs: dict[tuple[str, str], int] = {}
-        for meant, pid, model, n in self.store.ledger.fallback_answers(f):
-            meant = meant or "?"  # a fallback row always names it; "?" if one came from elsewhere without
-            meant_provider = meant.partition("/")[0]
-            on, to = _selected(pid, f.provider, f.providers), _selected(meant_provider, f.provider, f.providers)
-            if not (on or to):
-                continue
+        for meant, pid, model, to, on, n in self._fallback_answers(window, agent, provider, group):
             answered = f"{pid}/{model}"
             pairs[(meant, answered)] = pairs.get((meant, answered), 0) + n
             if to:
-                entry_for(meant_provider)["fallback_for"] += n
+                entry_for(meant.partition("/")[0])["fallback_for"] += n
             if on:
                 entry_for(pid)["fallback_answered"] += n
         fallbacks = {"turns": sum(pairs.values()),
@@ -433,6 +436,20 @@ class Analytics:
             entry["p95_s"] = latency.get(pid, {}).get(0.95)
         return {"providers": [providers[p] for p in sorted(providers)], "fallbacks": fallbacks,
                 "transitions": self.store.ledger.transitions(f)}
+
+    def _fallback_answers(self, window: Window, agent: str | None, provider: str | None,
+                          group: str | None) -> Iterator[tuple[str, str, str, bool, bool, int]]:
+        """The turns a fallback route answered, per pair of routes the filters keep: (route
+        meant, provider and model that answered, whether the filters name the meant one's
+        provider, whether they name the answering one, turns). The one place that decides which
+        side a provider filter counts, so the KPI and the Reliability tab cannot differ."""
+        f = self._filter(window, agent, provider, group)
+        for meant, pid, model, n in self.store.ledger.fallback_answers(f):
+            meant = meant or "?"  # a fallback row always names it; "?" if one came from elsewhere without
+            to = _selected(meant.partition("/")[0], f.provider, f.providers)
+            on = _selected(pid, f.provider, f.providers)
+            if on or to:
+                yield meant, pid, model, to, on, n
 
     # --- CSV -------------------------------------------------------------------------------
 

@@ -106,6 +106,8 @@ async def test_a_turns_requests_share_its_id_and_say_which_route_of_its_chain_th
         ("google", 0, 1)]
     assert ws.analytics.reliability(provider="openai")["fallbacks"]["turns"] == 3
     assert ws.analytics.reliability(agent="nobody-else")["fallbacks"] == {"turns": 0, "routes": []}
+    # the same turns are the KPI's count
+    assert [ws.analytics.kpis(provider=p)["fallback_turns"] for p in (None, "openai", "google")] == [3, 3, 1]
 
     # the raw export carries the turn, the place and the route stood in for
     out = list(csv.DictReader(io.StringIO("".join(ws.analytics.iter_turns_csv(fields=EXPORT_FIELDS)))))
@@ -139,3 +141,4 @@ async def test_a_turn_without_fallbacks_is_its_own_route_and_rows_from_elsewhere
     page = ws.analytics.turns_page()
     assert [(r["answered_by_fallback"], r["then"]) for r in page["rows"]] == [(False, []), (False, [])]
     assert ws.analytics.reliability()["fallbacks"] == {"turns": 0, "routes": []}
+    assert ws.analytics.kpis()["fallback_turns"] == 0

@@ -69,6 +69,7 @@ def analytics(
         f"  ·  tokens {kpis['total_tokens']:,}  ·  cache hit {kpis['cache_hit_rate']:.0%}"
         f"  ·  burn {usd(kpis['burn_rate_usd_per_hour'])}/h  ·  turns {kpis['turns']}"
         + (f"  ·  errors {kpis['errors']}" if kpis["errors"] else "")
+        + (f"  ·  {kpis['fallback_turns']} answered by a fallback" if kpis["fallback_turns"] else "")
         + (f"  ·  {kpis['turns_without_usage']} without usage (not counted)" if kpis["turns_without_usage"] else "")
     )
     if raw or not rows:
