@@ -34,6 +34,8 @@ aggregates in the database (GROUP BY); it never needs a Workspace. The KPIs of t
   the provider the turn was meant for (how often it needed a stand-in) or the one that answered
   it (how often it stood in). So with a provider filter it may exceed ``turns``, which counts
   only the requests made to that provider; an agent filter and the period apply as everywhere.
+  The Turns tab's ``fallback`` outcome lists the requests behind it (outcome ``ok``,
+  ``attempt`` > 0); there a provider filter names the provider that answered.
 
 Periods: ``session`` (this workspace's session; a fresh process that has made no request yet,
 such as a CLI call, reports the latest recorded session), ``1h 6h 24h 7d 30d 90d`` (ending
@@ -224,7 +226,8 @@ class Analytics:
         now: float | None = None,
     ) -> dict[str, Any]:
         """One page of the ledger, newest first, and the count of matching rows; ``outcome`` is
-        ``ok``, ``error`` (every failure) or one outcome (``RateLimitError``, ``cancelled``)."""
+        ``ok``, ``error`` (every failure), ``fallback`` (the requests that answered their turn
+        on a fallback route) or one outcome (``RateLimitError``, ``cancelled``)."""
         if page < 1 or not 1 <= per_page <= 500:
             raise ConfigurationError(f"page {page} of {per_page} rows is not a page.",
                                      hint="page counts from 1; per_page is 1 to 500.")

@@ -136,3 +136,34 @@ async def test_a_price_set_in_the_page_is_the_one_the_cli_shows(web: Browser) ->
     cleared = await web.post("/analytics/prices", {"provider": "bedrock", "model": "anthropic.claude-x", "clear": "1"},
                              json_answer=True)
     assert cleared.json()["source"] == "unknown"
+
+
+async def test_turns_twin_with_the_fallback_outcome_keeps_only_the_answers_of_fallback_routes(
+        database_url: str | None, web: Browser) -> None:
+    """On both engines (``database_url`` first, so the web app's workspace opens on it)."""
+    from workspace.test_analytics_fallbacks import ANSWERS, fill_fallbacks
+
+    assert web.ws.store.postgres == (database_url is not None)
+    fill_fallbacks(web.ws, time.time())
+    for period, expected in (("90d", ANSWERS), ("7d", ANSWERS[:3]), ("24h", ANSWERS[:2])):
+        turns = await web.api(f"/api/analytics/turns?period={period}&outcome=fallback")
+        assert turns["outcome"] == "fallback" and turns["total"] == len(expected)
+        assert [(r["turn"], r["provider"]) for r in turns["rows"]] == expected
+        assert all(r["answered_by_fallback"] and r["attempt"] > 0 and r["outcome"] == "ok" for r in turns["rows"])
+        overview = await web.api(f"/api/analytics/overview?period={period}")
+        assert overview["kpis"]["fallback_turns"] == len(expected)
+    pal = await web.api("/api/analytics/turns?period=90d&agent=pal&outcome=fallback")
+    assert [r["turn"] for r in pal["rows"]] == [1, 5]
+    google = await web.api("/api/analytics/turns?period=90d&group=google&outcome=fallback")
+    assert [r["turn"] for r in google["rows"]] == [3]
+    everything = await web.api("/api/analytics/turns?period=90d")
+    assert everything["total"] == 12 and sum(r["answered_by_fallback"] for r in everything["rows"]) == 4
+    refused = await web.get("/api/analytics/turns?period=90d&outcome=fallbacks")
+    assert refused.status_code == 400 and "outcome='fallbacks' is not an outcome" in refused.json()["message"]
+
+    page = (await web.get("/analytics/turns?period=90d&outcome=fallback")).text
+    assert '<option value="fallback" selected>answered by a fallback</option>' in page
+    assert re.findall(r'<tr data-turn="\d+"[^>]*data-turn-of="(\d+)"', page) == ["1", "3", "5", "6"]
+    assert "4 request(s)" in page
+    other = (await web.get("/analytics/turns?period=90d")).text
+    assert '<option value="fallback" >answered by a fallback</option>' in other

@@ -59,6 +59,8 @@ async def test_the_analytics_turns_and_reliability_tabs_show_a_turn_a_fallback_a
     assert failed["fell_back_to"] == "claude-api/claude-haiku-4-5" and failed["answered_by_fallback"] is False
     assert [(a["attempt"], a["outcome"]) for a in failed["then"]] == [(1, "ok")]
     assert answered["turn"] == failed["turn"] is not None
+    only = await web.api("/api/analytics/turns?period=1h&outcome=fallback")
+    assert only["total"] == 1 and [r["id"] for r in only["rows"]] == [answered["id"]]
     assert (await web.api("/api/analytics/overview?period=1h"))["kpis"]["fallback_turns"] == 1
 
     page = (await web.get("/analytics/turns?period=1h")).text

@@ -1,6 +1,6 @@
-"""How many turns a fallback route answered (the ``fallback_turns`` KPI, `ironspire analytics`),
-on both engines, over a ledger of whole turns written by the store's own ``insert_usage``, every
-one known by hand.
+"""How many turns a fallback route answered (the ``fallback_turns`` KPI, `ironspire analytics`)
+and which requests those were (the Turns tab's ``fallback`` outcome), on both engines, over a
+ledger of whole turns written by the store's own ``insert_usage``, every one known by hand.
 
 The turns, at a fixed ``NOW`` (2026-06-15 12:00 UTC); a request is ``provider`` at its place
 in the turn's chain (0 = the agent's own route), ``*`` marks the one that answered:
@@ -15,7 +15,8 @@ in the turn's chain (0 = the agent's own route), ``*`` marks the one that answer
     --    10d    pal    openai, a row from before the ledger linked turns         no
 
 T3's openai request failed in the middle of the chain: it neither was meant nor answered, so a
-provider filter on openai does not count T3.
+provider filter on openai does not count T3. The periods 7d and 90d take in whole UTC days,
+which the store otherwise reads from its daily sums (which know no routes).
 """
 
 from __future__ import annotations
@@ -93,6 +94,51 @@ def test_fallback_turns_kpi_counts_the_turns_a_fallback_answered(
     assert k["fallback_turns"] == turns
     # the Reliability tab's count of the same turns, for the same filters
     assert a.reliability(period, agent=agent, provider=provider, group=group, now=NOW)["fallbacks"]["turns"] == turns
+
+
+#: the requests that answered their turn on a fallback route, newest first: (turn, provider)
+ANSWERS = [(1, "claude-api"), (3, "google"), (5, "claude-api"), (6, "openai")]
+
+
+@pytest.mark.parametrize(("period", "agent", "provider", "expected"), [
+    ("all", None, None, ANSWERS), ("90d", None, None, ANSWERS), ("7d", None, None, ANSWERS[:3]),
+    ("24h", None, None, ANSWERS[:2]), ("all", "pal", None, [ANSWERS[0], ANSWERS[2]]),
+    ("all", None, "claude-api", [ANSWERS[0], ANSWERS[2]]),  # here a provider is the one that answered
+    ("all", "solo", None, []),
+])
+def test_the_fallback_outcome_lists_exactly_the_requests_that_answered_on_a_fallback(
+        ledger: Workspace, period: str, agent: str | None, provider: str | None,
+        expected: list[tuple[int, str]]) -> None:
+    page = ledger.analytics.turns_page(period, agent=agent, provider=provider, outcome="fallback", now=NOW)
+    assert [(r["turn"], r["provider"]) for r in page["rows"]] == expected
+    assert page["total"] == len(expected) and page["pages"] == 1
+    assert all(r["outcome"] == "ok" and r["attempt"] > 0 and r["answered_by_fallback"] for r in page["rows"])
+    # and they are the rows of the unfiltered page that say they answered on a fallback
+    everything = ledger.analytics.turns_page(period, agent=agent, provider=provider, per_page=500, now=NOW)
+    assert [r["id"] for r in everything["rows"] if r["answered_by_fallback"]] == [r["id"] for r in page["rows"]]
+
+
+def test_fallback_outcome_pages_add_up_to_its_total(ledger: Workspace) -> None:
+    a = ledger.analytics
+    first = a.turns_page("90d", outcome="fallback", per_page=3, now=NOW)
+    second = a.turns_page("90d", outcome="fallback", page=2, per_page=3, now=NOW)
+    assert (first["total"], first["pages"], second["total"], second["pages"]) == (4, 2, 4, 2)
+    assert [r["turn"] for r in first["rows"]] == [1, 3, 5] and [r["turn"] for r in second["rows"]] == [6]
+    assert a.turns_page("90d", outcome="fallback", page=3, per_page=3, now=NOW)["rows"] == []
+    # the successful requests are the fallback answers and the own routes' answers, apart
+    ok = a.turns_page("90d", outcome="ok", per_page=500, now=NOW)
+    assert ok["total"] == 6 and sum(r["answered_by_fallback"] for r in ok["rows"]) == first["total"]
+
+
+def test_the_turns_tab_refuses_an_unknown_outcome_and_keeps_fallback(ledger: Workspace) -> None:
+    from ironspire.errors import ConfigurationError
+    from ironspire.views import analytics as panel
+
+    found = panel.tab(ledger, "turns", panel.Filters(period="90d"), {"outcome": "fallback"}, now=NOW)
+    assert found.data["outcome"] == "fallback" and found.data["total"] == 4
+    assert {r["error_class"] for r in found.data["rows"]} == {None}
+    with pytest.raises(ConfigurationError, match="outcome='fallbacks' is not an outcome"):
+        panel.tab(ledger, "turns", panel.Filters(period="90d"), {"outcome": "fallbacks"}, now=NOW)
 
 
 # --- the CLI --------------------------------------------------------------------------------------

@@ -106,8 +106,12 @@ async def test_a_turns_requests_share_its_id_and_say_which_route_of_its_chain_th
         ("google", 0, 1)]
     assert ws.analytics.reliability(provider="openai")["fallbacks"]["turns"] == 3
     assert ws.analytics.reliability(agent="nobody-else")["fallbacks"] == {"turns": 0, "routes": []}
-    # the same turns are the KPI's count
+    # the same turns are the KPI's count and the Turns tab's fallback outcome
     assert [ws.analytics.kpis(provider=p)["fallback_turns"] for p in (None, "openai", "google")] == [3, 3, 1]
+    answered = ws.analytics.turns_page(outcome="fallback")
+    assert answered["total"] == 3
+    assert [(r["turn"], r["attempt"], r["provider"]) for r in answered["rows"]] == [
+        (t5, 1, "claude-api"), (t3, 2, "google"), (t1, 1, "claude-api")]
 
     # the raw export carries the turn, the place and the route stood in for
     out = list(csv.DictReader(io.StringIO("".join(ws.analytics.iter_turns_csv(fields=EXPORT_FIELDS)))))
@@ -142,3 +146,5 @@ async def test_a_turn_without_fallbacks_is_its_own_route_and_rows_from_elsewhere
     assert [(r["answered_by_fallback"], r["then"]) for r in page["rows"]] == [(False, []), (False, [])]
     assert ws.analytics.reliability()["fallbacks"] == {"turns": 0, "routes": []}
     assert ws.analytics.kpis()["fallback_turns"] == 0
+    assert ws.analytics.turns_page(outcome="fallback") == {"total": 0, "page": 1, "per_page": 50, "pages": 1,
+                                                           "rows": []}

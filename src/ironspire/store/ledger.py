@@ -60,7 +60,11 @@ class UsageFilter:
     """Which ledger rows: ``start`` inclusive, ``end`` exclusive (Unix times), a session, an
     agent (by name: every agent that ever had it), a provider, a set of providers (``providers``:
     ids, or a prefix ending in ``*`` such as ``custom-*``: a provider group) and an outcome
-    (``ok``, ``error`` for every failure, or one outcome such as ``RateLimitError``); None means any."""
+    (``ok``, ``error`` for every failure, ``fallback`` (``FALLBACK``) for the successful requests
+    of fallback routes, or one outcome such as ``RateLimitError``); None means any.
+
+    ``fallback`` is a question about a row's place in its turn, which the daily and hourly sums
+    do not keep: a filter with it is always answered from the rows (``summed``)."""
 
     start: float | None = None
     end: float | None = None
@@ -86,9 +90,20 @@ def usage_where(f: UsageFilter) -> list[ColumnElement[bool]]:
         where.append(usage.c.provider == f.provider)
     if f.providers is not None:
         where.append(_provider_in(usage.c.provider, f.providers))
-    if f.outcome is not None:
+    if f.outcome == FALLBACK:
+        # the predicate of ix_usage_fallback_at, and the outcome through `|| ''`: a bare outcome
+        # would let SQLite walk ix_usage_outcome_at over every successful request of the period
+        # to find the few that a fallback route answered
+        where += [_FALLBACK_ROW, usage.c.outcome.concat("") == "ok"]
+    elif f.outcome is not None:
         where.append(_outcome_is(usage.c.outcome, f.outcome))
     return where
+
+
+def summed(f: UsageFilter) -> bool:
+    """Whether the daily and hourly sums can answer ``f``: they are summed by outcome, not by
+    a row's place in its turn."""
+    return f.outcome != FALLBACK
 
 
 def _provider_in(column: Any, providers: tuple[str, ...]) -> ColumnElement[bool]:
@@ -103,6 +118,8 @@ def _outcome_is(column: ColumnElement[str], outcome: str) -> ColumnElement[bool]
 
 
 _OK = usage.c.outcome == "ok"
+#: the outcome filter for a turn's answer on a fallback route (see ``UsageFilter``)
+FALLBACK = "fallback"
 #: a request to a fallback route: the predicate of the partial indexes over them (schema.py),
 #: its 0 written into the SQL (a bound parameter would keep the planner from matching it)
 _FALLBACK_ROW = usage.c.attempt > literal_column("0")
@@ -311,11 +328,11 @@ class Ledger:
 
     def _split(self, f: UsageFilter, width: float | None = None, grain: float = DAY
                ) -> tuple[tuple[float, float] | None, list[UsageFilter]]:
-        """The filter's whole UTC days (``grain``: or hours; None: none, or a session, or buckets
-        that are not whole ones), brought up to date in the sums, and the rest of its range as
-        raw filters."""
+        """The filter's whole UTC days (``grain``: or hours; None: none, or a session, or a
+        filter the sums cannot answer (``summed``), or buckets that are not whole ones), brought
+        up to date in the sums, and the rest of its range as raw filters."""
         days: tuple[float, float] | None = None
-        if f.session is None and (width is None or width % grain == 0):
+        if f.session is None and summed(f) and (width is None or width % grain == 0):
             first = math.ceil(f.start / grain) * grain if f.start is not None else -math.inf
             if f.end is not None:
                 last = math.floor(f.end / grain) * grain
@@ -412,7 +429,7 @@ class Ledger:
             return (select(usage.c.id).where(*usage_where(f), *where)
                     .order_by(usage.c.at.desc(), usage.c.id.desc()).limit(1))
 
-        if f.session is None and rows:
+        if f.session is None and summed(f) and rows:
             self.refresh()
             table = _daily_table(f, ("agent_id",))
             d = table.c

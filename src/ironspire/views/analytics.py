@@ -26,8 +26,11 @@ if TYPE_CHECKING:
 PERIOD_CHOICES = ("session", "1h", "6h", "24h", "7d", "30d", "90d", "custom")
 TABS = (("overview", "Overview"), ("fleet", "Fleet"), ("models", "Models & providers"), ("turns", "Turns"),
         ("reliability", "Reliability"))
-OUTCOME_CHOICES = ("all", "ok", "error", "RateLimitError", "AuthenticationError", "ProviderUnavailable",
+OUTCOME_CHOICES = ("all", "ok", "fallback", "error", "RateLimitError", "AuthenticationError", "ProviderUnavailable",
                    "BadRequest", "cancelled")
+#: how the filter control names a choice where its value alone would not say what it keeps
+#: (``fallback``: the successful requests of fallback routes, the turns' stand-in answers)
+OUTCOME_LABELS = {"fallback": "answered by a fallback"}
 FLEET_SORTS = ("agent", "health", "model", "provider", "session_cost_usd", "cost_usd", "total_tokens", "turns",
                "errors", "uptime_s")
 

@@ -95,6 +95,7 @@ async def page(request: Request) -> Response:
                     notice=request.query_params.get("notice"),
                     choices=panel.choices(w.ws), tabs_here=panel.TABS, charts=_charts(view), money=money,
                     count=count, duration=duration, when=when, outcomes=panel.OUTCOME_CHOICES,
+                    outcome_labels=panel.OUTCOME_LABELS,
                     twin=f"/api{PAGE}/{name}?{filters.query()}")
 
 
