@@ -6,6 +6,7 @@ SVG with tooltips, and an honest empty state."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import re
 import time
@@ -161,6 +162,13 @@ async def test_turns_twin_with_the_fallback_outcome_keeps_only_the_answers_of_fa
     refused = await web.get("/api/analytics/turns?period=90d&outcome=fallbacks")
     assert refused.status_code == 400 and "outcome='fallbacks' is not an outcome" in refused.json()["message"]
 
+    card = re.search(r'<a class="flag" data-fallback-turns="(\d+)" href="([^"]+)">', (await web.get(
+        "/analytics/overview?period=90d&agent=pal")).text)
+    assert card is not None and card[1] == "2"  # the Turns card links to the requests behind its count
+    linked = await web.api("/api" + html.unescape(card[2]))
+    assert linked["outcome"] == "fallback" and [r["turn"] for r in linked["rows"]] == [1, 5]
+    quiet = (await web.get("/analytics/overview?period=90d&agent=solo")).text
+    assert "data-fallback-turns" not in quiet
     page = (await web.get("/analytics/turns?period=90d&outcome=fallback")).text
     assert '<option value="fallback" selected>answered by a fallback</option>' in page
     assert re.findall(r'<tr data-turn="\d+"[^>]*data-turn-of="(\d+)"', page) == ["1", "3", "5", "6"]
