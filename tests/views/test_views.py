@@ -304,3 +304,18 @@ async def test_check_probes_the_configured_providers_and_the_cards_show_it(
     assert "sk-leak-0000000009" not in rows["mistral"].detail  # the provider's words, masked
     card = views.provider(ws, "mistral")
     assert card.health == rows["mistral"] and card.to_json()["health"]["state"] == "invalid_key"
+
+
+@pytest.mark.parametrize(("cost", "shown"), [
+    (2.7777e-05, "$0.00002778"),  # a local model's burn rate per hour: plain decimals, never 2.778e-05
+    (0.000123456, "$0.0001235"),
+    (0.005, "$0.005"),
+    (3e-09, "<$0.000001"),
+    (0.0123, "$0.01"),
+    (12.5, "$12.5"),
+    (0.0, "0"),
+])
+def test_costs_below_a_cent_read_as_decimals(cost: float, shown: str) -> None:
+    from ironspire.views.formatting import usd
+
+    assert usd(cost) == shown

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 def tokens(n: int) -> str:
     """Context sizes as people quote them: 200K, 1M, 1.05M, 3.5M.
@@ -25,9 +27,17 @@ def tokens(n: int) -> str:
 
 
 def usd(x: float) -> str:
+    """Costs in cents from a cent up; below it four significant digits in plain decimals (a local
+    model's turn costs $0.00002778, never "2.778e-05", which people misread), and a floor under
+    which a cost reads as less than a millionth of a dollar."""
     if x == 0:
         return "0"
-    return f"${x:.4g}" if x < 0.01 else f"${x:.2f}".rstrip("0").rstrip(".")
+    if abs(x) >= 0.01:
+        return f"${x:.2f}".rstrip("0").rstrip(".")
+    if abs(x) < 1e-6:
+        return "<$0.000001" if x > 0 else "-<$0.000001"
+    places = 3 - math.floor(math.log10(abs(x)))
+    return f"${x:.{places}f}".rstrip("0").rstrip(".")
 
 
 def price_pair(a: float, b: float, sep: str = " ") -> str:
