@@ -40,7 +40,8 @@ start_local_model() {
     >"${TMPDIR:-/tmp}/ironspire-local-model.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 1 120); do
-    if python -c "import httpx, sys; httpx.get('http://127.0.0.1:$PORT/v1/models', timeout=1).raise_for_status()" 2>/dev/null; then
+    # the standard library only (what start.sh installs has no httpx), and no proxy for loopback
+    if python -c "import urllib.request as u; u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:$PORT/v1/models', timeout=1)" 2>/dev/null; then
       return 0
     fi
     sleep 0.5
