@@ -179,8 +179,8 @@ async def test_the_context_bar_turns_red_at_70_and_pulses_at_90_percent(web: Bro
         hud = await web.api("/api/agents/pal/hud")
         assert hud["context"]["share"] >= 0.9 and hud["context"]["level"] == "alarm"
         assert 'class="ctx-alarm"' in (await web.get("/agents/pal")).text
-        assert hud["cost"] == {"billed_usd": 0.0, "api_equivalent_usd": 0.0, "differs": False, "billed_text": "0",
-                               "api_text": "0"}
+        assert hud["cost"] == {"billed_usd": 0.0, "api_equivalent_usd": 0.0, "differs": False, "billed_text": "$0",
+                               "api_text": "$0"}
 
 
 @pytest.fixture

@@ -40,6 +40,14 @@ def usd(x: float) -> str:
     return f"${x:.{places}f}".rstrip("0").rstrip(".")
 
 
+def money(x: float | None) -> str:
+    """A cost shown on its own (a KPI card, the Session HUD): "$0" rather than a bare "0", and
+    "unknown" where no price says what it cost."""
+    if x is None:
+        return "unknown"
+    return "$0" if x == 0 else usd(x)
+
+
 def price_pair(a: float, b: float, sep: str = " ") -> str:
     if a == 0 and b == 0:
         return "-"  # not reported (most listings carry no prices) or not billed per token (a local server)

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from ironspire.errors import ConfigurationError
 from ironspire.views import analytics as panel
-from ironspire.views.formatting import usd
+from ironspire.views.formatting import money
 from ironspire.web import charts
 from ironspire.web.state import back, web
 
@@ -29,12 +29,6 @@ PAGE = "/analytics"
 
 def _filters(request: Request) -> panel.Filters:
     return panel.Filters.parse(request.query_params)
-
-
-def money(x: float | None) -> str:
-    if x is None:
-        return "unknown"
-    return "$0" if x == 0 else usd(x)
 
 
 def count(n: float) -> str:

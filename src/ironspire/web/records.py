@@ -112,11 +112,11 @@ def hud(ws: Workspace, a: Agent) -> dict[str, Any]:
                               "override": not a.inherits, "effort": a.effort}
     kpis = ws.analytics.kpis("session", agent=a.name)
     billed, api = float(kpis["total_spend_usd"]), kpis["api_equivalent_usd"]
-    from ironspire.views.formatting import usd
+    from ironspire.views.formatting import money
 
     record["cost"] = {"billed_usd": round(billed, 6), "api_equivalent_usd": None if api is None else round(api, 6),
                       "differs": api is not None and abs(float(api) - billed) > 1e-9,
-                      "billed_text": usd(billed), "api_text": None if api is None else usd(float(api))}
+                      "billed_text": money(billed), "api_text": None if api is None else money(float(api))}
     history = a.history
     estimate = estimate_tokens(ChatRequest(messages=tuple(history), system=a.system))
     last = next((m for m in reversed(history) if m.role == "assistant" and m.usage is not None), None)
