@@ -20,18 +20,11 @@ from ironspire.errors import ConfigurationError
 
 
 def test_an_unknown_quirk_in_the_model_data_fails_at_load(monkeypatch: pytest.MonkeyPatch) -> None:
-    raw = json.loads(models.resources.files("ironspire.catalog").joinpath("models.json").read_text("utf-8"))
+    raw = json.loads(models.builtin_data())
     record = next(r for r in raw["models"] if r["provider"] == "claude-api")
     record["quirks"] = [*record["quirks"], "no_samplnig"]
 
-    class Files:
-        def joinpath(self, name: str) -> Files:
-            return self
-
-        def read_text(self, encoding: str) -> str:
-            return json.dumps(raw)
-
-    monkeypatch.setattr(models.resources, "files", lambda package: Files())
+    monkeypatch.setattr(models, "builtin_data", lambda: json.dumps(raw))
     with pytest.raises(ConfigurationError) as info:
         models.load_builtins()
     assert "no_samplnig" in str(info.value) and f"claude-api/{record['id']}" in str(info.value)

@@ -109,12 +109,15 @@ def _from_record(r: dict[str, Any]) -> ModelSpec:
     )
 
 
-def load_builtins() -> list[ModelSpec]:
-    # read through the package's own loader (a directory or a zip alike) rather than
-    # importlib.resources, whose import is ~3 ms of every turn's start-up
+def builtin_data() -> str:
+    """The text of the shipped models.json, read through the package's own loader (a directory
+    or a zip alike) rather than importlib.resources, whose import is ~3 ms of every start-up."""
     loader = cast("ResourceLoader", __spec__.loader)
-    raw = loader.get_data(os.path.join(os.path.dirname(__file__), "models.json")).decode("utf-8")
-    return [_from_record(r) for r in json.loads(raw)["models"]]
+    return loader.get_data(os.path.join(os.path.dirname(__file__), "models.json")).decode("utf-8")
+
+
+def load_builtins() -> list[ModelSpec]:
+    return [_from_record(r) for r in json.loads(builtin_data())["models"]]
 
 
 def dynamic_model(provider: str, model_id: str, **facts: Any) -> ModelSpec:
