@@ -50,6 +50,8 @@ async def test_an_agent_is_created_and_configured_with_an_effort_level(web: Brow
     form = (await web.get("/agents/planner/configure")).text
     assert 'value="low" checked' in form and 'value="openai|o3" checked' in form
     assert 'class="chip reasoning"' in form and "System default" in form
+    hud = await web.api("/api/agents/planner/hud")  # o3 reasons: the level goes out with its turns
+    assert (hud["effort_used"], hud["effort_text"]) == (True, "effort low")
     changed = await web.post("/agents/planner/configure", {"system": "", "effort": "medium", "route": "__default__"})
     assert changed.status_code == 303
     assert (planner.effort, planner.inherits, planner.system) == ("medium", True, None)
@@ -170,6 +172,9 @@ async def test_the_context_bar_turns_red_at_70_and_pulses_at_90_percent(web: Bro
         web.ws.add_custom_endpoint(CustomEndpoint("tiny", box.url + "/v1", "t1", context_window=1000))
         web.ws.create_agent("pal", provider="custom-tiny", model="t1")
         hud = await web.api("/api/agents/pal/hud")
+        # a custom model is not known to reason: the agent's effort level does not go out to it
+        assert (hud["effort_used"], hud["effort_text"]) == (False, "effort high (unused: this model does not reason)")
+        assert 'class="badge effort unused"' in (await web.get("/agents/pal")).text
         assert (hud["context"]["window"], hud["context"]["level"]) == (1000, "ok")
         await turn(web, "pal", "x" * 1500)
         hud = await web.api("/api/agents/pal/hud")

@@ -123,6 +123,7 @@ def hud(ws: Workspace, a: Agent) -> dict[str, Any]:
     reported = (last.usage.prompt + last.usage.output) if last is not None and last.usage is not None else 0
     used = max(estimate, reported)
     window = 0
+    reasons = True  # a model we know nothing about: the level is not called unused
     if route is not None:
         record["provider"], record["model"] = route.provider, route.model
         try:
@@ -132,6 +133,11 @@ def hud(ws: Workspace, a: Agent) -> dict[str, Any]:
             spec = ws.registry.find(route.provider, route.model) if route.model else None
         if spec is not None:
             record["model"], record["model_name"], window = spec.id, spec.display_name, spec.context_window
+            reasons = spec.reasoning
+    # the agent's effort level goes out only to a model that reasons (agent.effort_applies):
+    # the chip says so instead of suggesting a local model is thinking harder
+    record["effort_used"] = reasons
+    record["effort_text"] = f"effort {a.effort}" + ("" if reasons else " (unused: this model does not reason)")
     share, level = context_level(used, window)
     record["context"] = {"tokens": used, "window": window, "share": round(share, 4), "level": level}
     view = agent(ws, a)

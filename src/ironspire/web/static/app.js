@@ -82,7 +82,8 @@ function setHud(hud) {
   q("model").textContent = hud.model_name || hud.model || "none";
   q("route").textContent = (hud.provider || "-") + (hud.model ? "/" + hud.model : "");
   q("override").textContent = hud.override ? "override" : "default";
-  q("effort").textContent = "effort " + hud.effort;
+  q("effort").textContent = hud.effort_text;
+  q("effort").classList.toggle("unused", !hud.effort_used);
   q("billed").textContent = hud.cost.billed_text;
   const api = q("api");
   api.textContent = "API-equivalent " + (hud.cost.api_text ?? "–");
