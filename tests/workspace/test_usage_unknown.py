@@ -7,6 +7,7 @@ the real adapter, so the row is what a user's `ironspire analytics` would read.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,11 @@ async def test_a_stream_without_usage_is_recorded_as_unknown(
     monkeypatch.setenv("IRONSPIRE_HOME", str(home))
     result = CliRunner().invoke(app, ["analytics"])
     assert result.exit_code == 0, result.output
-    assert "1 without usage (not counted)" in result.output
+    said = " ".join(result.output.split())  # as read, whatever the terminal's width wrapped
+    assert "1 without usage (not counted)" in said
+    # its cost is unknown too: the sums say they leave it out rather than showing a bare $0
+    assert "spend $0 + 1 turn(s) of unknown cost" in said
+    assert re.search(r"azure\s.*\$0 \+1\?", result.output)
 
 
 async def _one_turn(ws: Workspace, srv: Any) -> None:

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated, TextIO, cast
 
 import typer
 
-from ironspire.cli.output import console, emit_json, safe, usd
+from ironspire.cli.output import console, emit_json, safe
+from ironspire.views.formatting import money
 
 if TYPE_CHECKING:
     from ironspire.analytics import GroupBy
@@ -64,10 +65,11 @@ def analytics(
         emit_json({"kpis": kpis, ("turns" if raw else "by_" + by): rows})
         return
     console.print(
-        f"[bold]{kpis['period']}[/]  spend {usd(kpis['total_spend_usd']) or '0'}"
-        f" (API-equivalent {usd(kpis['api_equivalent_usd'])})  ·  agents {kpis['active_agents']}"
+        f"[bold]{kpis['period']}[/]  spend {money(kpis['total_spend_usd'])}"
+        + (f" + {kpis['cost_unknown_turns']} turn(s) of unknown cost" if kpis["cost_unknown_turns"] else "")
+        + f" (API-equivalent {money(kpis['api_equivalent_usd'])})  ·  agents {kpis['active_agents']}"
         f"  ·  tokens {kpis['total_tokens']:,}  ·  cache hit {kpis['cache_hit_rate']:.0%}"
-        f"  ·  burn {usd(kpis['burn_rate_usd_per_hour'])}/h  ·  turns {kpis['turns']}"
+        f"  ·  burn {money(kpis['burn_rate_usd_per_hour'])}/h  ·  turns {kpis['turns']}"
         + (f"  ·  errors {kpis['errors']}" if kpis["errors"] else "")
         + (f"  ·  {kpis['fallback_turns']} answered by a fallback" if kpis["fallback_turns"] else "")
         + (f"  ·  {kpis['turns_without_usage']} without usage (not counted)" if kpis["turns_without_usage"] else "")
@@ -79,7 +81,8 @@ def analytics(
 
     # Light rules and short headers so the breakdown stays readable in an 80-column terminal;
     # the CSV and JSON outputs carry every column under its full name.
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, caption="Tokens: in / out / cache read / cache write.")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, caption="Tokens: in / out / cache read / cache write. "
+                  "Cost +n?: n turns of unknown cost, not in the sum.")
     for col in (by, "turns", "err", "in", "out", "cache r/w", "cost", "api equiv", "avg s"):
         if col == by:
             table.add_column(col, overflow="fold")
@@ -88,8 +91,9 @@ def analytics(
     for r in rows:
         table.add_row(
             safe(r[by]), str(r["turns"]), str(r["errors"]), _count(r["input_tokens"]), _count(r["output_tokens"]),
-            f"{_count(r['cache_read_tokens'])}/{_count(r['cache_write_tokens'])}", usd(r["cost_usd"]),
-            "-" if r["api_cost_usd"] is None else usd(r["api_cost_usd"]),
+            f"{_count(r['cache_read_tokens'])}/{_count(r['cache_write_tokens'])}",
+            _cost(r["cost_usd"], r.get("cost_unknown")),
+            "-" if r["api_cost_usd"] is None else _cost(r["api_cost_usd"], r.get("api_cost_unknown")),
             "-" if r["avg_latency_s"] is None else f"{r['avg_latency_s']:.2f}",
         )
     console.print(table)
@@ -104,6 +108,11 @@ def _check_filters(ws: Workspace, agent: str | None, provider: str | None) -> No
         ws.agent(agent)  # raises with close names
     if provider is not None:
         ws.provider(provider)
+
+
+def _cost(usd: float, unknown: int | None) -> str:
+    """A sum that leaves out turns of unknown cost says how many, so "$0" never hides them."""
+    return money(usd) + (f" +{unknown}?" if unknown else "")
 
 
 def _count(n: int) -> str:
