@@ -47,6 +47,8 @@ PROVIDERS = {  # provider -> (models, billed)
 }
 OUTCOMES = (("ok", 0.97), ("RateLimitError", 0.012), ("AuthenticationError", 0.004),
             ("ProviderUnavailable", 0.01), ("BadRequest", 0.002), ("cancelled", 0.002))
+#: the failures a fallback route may answer in the generated ledger (fallback_on's defaults)
+FALLS_BACK = ("RateLimitError", "ProviderUnavailable")
 PERIODS = ("session", "1h", "6h", "24h", "7d", "30d", "90d", "custom")
 
 
@@ -62,38 +64,57 @@ def generate(store: Store, rows: int, agents: int, now: float, seed: int = 13) -
     start = now - 90 * DAY
     batch: list[tuple[Any, ...]] = []
     began = time.perf_counter()
+    written = fallbacks = 0
     for n in range(rows):
+        if written >= rows:
+            break
         at = start + (n + rng.random()) * (90 * DAY / rows)  # time order, as a real ledger is written
         agent = rng.choice(ids)
-        # an agent keeps its route; 1% of its requests go elsewhere (a switch, a fallback)
+        # an agent keeps its route; 1% of its requests go elsewhere (a switch)
         provider, model, billed = agent_route[agent] if rng.random() < 0.99 else rng.choice(routes)
         outcome = rng.choices(outcomes, weights)[0]
         session = "bench-live" if at > now - 2 * 3600 else f"s{int(at // (6 * 3600))}"
-        if outcome != "ok" or rng.random() < 0.01:
-            i = o = cr = cw = rs = 0
-            state, cost, api, price = "unknown", None, None, None
-        else:
-            i, o = rng.randint(200, 20000), rng.randint(20, 2000)
-            cr, cw, rs = rng.choice((0, 0, rng.randint(0, 50000))), rng.choice((0, 0, 0, 1024)), o // 4
-            state = "reported"
-            api = (i * 3 + o * 15 + cr * 0.3 + cw * 3.75) / 1e6 if not provider.startswith("custom-") else None
-            cost = api if billed else 0.0
-            price = None if api is None else '{"input":3.0,"output":15.0,"cache_read":0.3,"cache_write":3.75,' \
-                                             '"source":"catalog"}'
-        latency = rng.lognormvariate(0.3, 0.6)
-        batch.append((at, session, agent, provider, model, i, o, cr, cw, rs, cost, api, latency, outcome,
-                      int(rng.random() < 0.8), state, price))
-        if len(batch) == 20000:
-            con.executemany(sql.INSERT_USAGE, batch)
+        batch.append(_request(rng, at, session, agent, provider, model, billed, outcome, n, 0, None))
+        written += 1
+        if outcome in FALLS_BACK and rng.random() < 0.5 and written < rows:
+            # half of the rate-limited and unavailable requests belong to agents with a fallback
+            # route, which answers the same turn half a second later (attempt 1)
+            other, other_model, other_billed = rng.choice([r for r in routes if r[0] != provider])
+            batch.append(_request(rng, at + 0.5, session, agent, other, other_model, other_billed, "ok", n, 1,
+                                  f"{provider}/{model}"))
+            written += 1
+            fallbacks += 1
+        if len(batch) >= 20000:
+            con.executemany(sql.INSERT_TURN_USAGE, batch)
             con.commit()
             batch.clear()
     if batch:
-        con.executemany(sql.INSERT_USAGE, batch)
+        con.executemany(sql.INSERT_TURN_USAGE, batch)
         con.commit()
     con.execute("ANALYZE")
     con.commit()
     con.close()
-    return {"seconds": time.perf_counter() - began, "bytes": store.path.stat().st_size}
+    return {"seconds": time.perf_counter() - began, "bytes": store.path.stat().st_size, "fallbacks": fallbacks}
+
+
+def _request(rng: random.Random, at: float, session: str, agent: int, provider: str, model: str, billed: bool,
+             outcome: str, turn: int, attempt: int, fallback_from: str | None) -> tuple[Any, ...]:
+    """One ledger row in ``sql.INSERT_TURN_USAGE``'s order: what a request of that outcome
+    records (a failure or 1% of successes: unknown usage and cost)."""
+    if outcome != "ok" or rng.random() < 0.01:
+        i = o = cr = cw = rs = 0
+        state, cost, api, price = "unknown", None, None, None
+    else:
+        i, o = rng.randint(200, 20000), rng.randint(20, 2000)
+        cr, cw, rs = rng.choice((0, 0, rng.randint(0, 50000))), rng.choice((0, 0, 0, 1024)), o // 4
+        state = "reported"
+        api = (i * 3 + o * 15 + cr * 0.3 + cw * 3.75) / 1e6 if not provider.startswith("custom-") else None
+        cost = api if billed else 0.0
+        price = None if api is None else '{"input":3.0,"output":15.0,"cache_read":0.3,"cache_write":3.75,' \
+                                         '"source":"catalog"}'
+    latency = rng.lognormvariate(0.3, 0.6)
+    return (at, session, agent, provider, model, i, o, cr, cw, rs, cost, api, latency, outcome,
+            int(rng.random() < 0.8), state, price, attempt, fallback_from, turn)
 
 
 def tabs(a: Analytics) -> dict[str, Callable[..., Any]]:
@@ -104,6 +125,7 @@ def tabs(a: Analytics) -> dict[str, Callable[..., Any]]:
         "Models & providers": lambda **f: (a.breakdown("model", **f), a.breakdown("provider", **f)),
         "Turns": lambda **f: a.turns_page(**f),
         "Turns (errors)": lambda **f: a.turns_page(outcome="error", **f),
+        "Turns (fallback)": lambda **f: a.turns_page(outcome="fallback", **f),
         "Reliability": lambda **f: a.reliability(**f),
     }
 
@@ -177,7 +199,9 @@ def main() -> None:
     lines = [
         f"Ledger: {args.rows:,} requests over 90 days, {args.agents} agents, 15 providers, "
         f"{made['bytes'] / 2**20:.0f} MB of SQLite"
-        + (f" (generated in {made['seconds']:.0f} s)" if made["seconds"] else "") + ". "
+        + (f" (generated in {made['seconds']:.0f} s)" if made["seconds"] else "")
+        + (f", {made['fallbacks']:,} of its turns answered by a fallback route after a rate limit or an outage"
+           if made.get("fallbacks") else "") + ". "
         "The derived sums (per day ``usage_daily_detail``, ``usage_daily_route``, ``usage_daily_agent``, per hour "
         "``usage_hourly_agent``, ``usage_hourly_route``, latency buckets ``usage_daily_latency``) of rows never "
         f"summed: {made['refresh_rows']:,} rows in {made['refresh_s']:.1f} s, once, on the first read. "
