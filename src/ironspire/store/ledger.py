@@ -77,6 +77,10 @@ class UsageFilter:
 
 def usage_where(f: UsageFilter) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
+    # the fallback answers are ~1% of the rows and ix_usage_fallback_at holds only them: a
+    # provider compared through `|| ''` keeps SQLite from walking ix_usage_provider_at over
+    # every request of the provider instead (130 -> a few ms for a group over 90 days)
+    provider: Any = usage.c.provider.concat("") if f.outcome == FALLBACK else usage.c.provider
     if f.start is not None:
         where.append(usage.c.at >= f.start)
     if f.end is not None:
@@ -87,9 +91,9 @@ def usage_where(f: UsageFilter) -> list[ColumnElement[bool]]:
         # through the agents table by id, so the per-agent index serves it
         where.append(usage.c.agent_id.in_(select(agents.c.id).where(agents.c.name == f.agent)))
     if f.provider is not None:
-        where.append(usage.c.provider == f.provider)
+        where.append(provider == f.provider)
     if f.providers is not None:
-        where.append(_provider_in(usage.c.provider, f.providers))
+        where.append(_provider_in(provider, f.providers))
     if f.outcome == FALLBACK:
         # the predicate of ix_usage_fallback_at, and the outcome through `|| ''`: a bare outcome
         # would let SQLite walk ix_usage_outcome_at over every successful request of the period
@@ -577,7 +581,10 @@ class Ledger:
                     .select_from(usage.join(agents, agents.c.id == usage.c.agent_id)).where(*where))
 
         query: Any
-        if f.providers is None:
+        if f.providers is None or f.outcome == FALLBACK:
+            # the fallback answers are few (the partial ix_usage_fallback_at holds only them):
+            # walking them newest first and keeping the group's is cheaper than walking each
+            # provider's every row, which a group's arms would do for a period with few of them
             query = page_of(usage_where(f)).order_by(usage.c.at.desc(), usage.c.id.desc())
         else:
             rest = usage_where(UsageFilter(**{**_fields(f), "providers": None}))
