@@ -200,7 +200,7 @@ def test_an_agent_is_created_with_an_effort_level(page: Any, server: Serving) ->
     assert page.current_url.endswith("/agents/helper")
     # the local model does not reason, so the level is kept for the agent but not sent: the chip says so
     chip = page.find_element(By.CSS_SELECTOR, '[data-hud="effort"]')
-    assert chip.text == "effort low (unused: this model does not reason)" and "unused" in chip.get_attribute("class")
+    assert chip.text == "effort low · unused" and "unused" in chip.get_attribute("class")
     assert page.find_element(By.CSS_SELECTOR, '[data-hud="route"]').text == "custom-local-llama/smollm2"
 
 

@@ -173,7 +173,8 @@ async def test_the_context_bar_turns_red_at_70_and_pulses_at_90_percent(web: Bro
         web.ws.create_agent("pal", provider="custom-tiny", model="t1")
         hud = await web.api("/api/agents/pal/hud")
         # a custom model is not known to reason: the agent's effort level does not go out to it
-        assert (hud["effort_used"], hud["effort_text"]) == (False, "effort high (unused: this model does not reason)")
+        assert (hud["effort_used"], hud["effort_text"]) == (False, "effort high · unused")
+        assert "does not reason" in hud["effort_title"]
         assert 'class="badge effort unused"' in (await web.get("/agents/pal")).text
         assert (hud["context"]["window"], hud["context"]["level"]) == (1000, "ok")
         await turn(web, "pal", "x" * 1500)

@@ -137,7 +137,10 @@ def hud(ws: Workspace, a: Agent) -> dict[str, Any]:
     # the agent's effort level goes out only to a model that reasons (agent.effort_applies):
     # the chip says so instead of suggesting a local model is thinking harder
     record["effort_used"] = reasons
-    record["effort_text"] = f"effort {a.effort}" + ("" if reasons else " (unused: this model does not reason)")
+    record["effort_text"] = f"effort {a.effort}" + ("" if reasons else " · unused")
+    record["effort_title"] = ("The agent's effort level, sent with each turn as the model's reasoning control."
+                              if reasons else "This model does not reason, so the level is kept for the agent "
+                              "but not sent; it applies again on a model that reasons.")
     share, level = context_level(used, window)
     record["context"] = {"tokens": used, "window": window, "share": round(share, 4), "level": level}
     view = agent(ws, a)

@@ -84,6 +84,7 @@ function setHud(hud) {
   q("override").textContent = hud.override ? "override" : "default";
   q("effort").textContent = hud.effort_text;
   q("effort").classList.toggle("unused", !hud.effort_used);
+  q("effort").title = hud.effort_title;
   q("billed").textContent = hud.cost.billed_text;
   const api = q("api");
   api.textContent = "API-equivalent " + (hud.cost.api_text ?? "–");
