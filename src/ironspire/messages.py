@@ -3,7 +3,9 @@
 History is stored only in this form, so an agent can move between providers: each protocol
 adapter encodes these types into its wire format and decodes its wire format back into them.
 The types are plain frozen dataclasses because decoders build them on the hot path (one per
-streamed chunk); validation and JSON happen at the edges through pydantic, imported lazily.
+streamed chunk). JSON from outside (an import, a request) is validated through pydantic, imported
+lazily; the store's own rows are written and read with the stdlib, in the same form, so a
+turn never loads pydantic.
 
 Opaque values that only the producing provider understands (thinking signatures, Gemini thought
 signatures, redacted reasoning) travel on the part that carries them, together with the provider
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
@@ -206,11 +208,28 @@ class Message:
         return "".join(p.text for p in self.parts if isinstance(p, Reasoning))
 
     def to_json(self) -> str:
-        return _message_adapter().dump_json(self).decode()
+        """The stored form, written by the stdlib: pydantic's adapter would cost a fresh process
+        ~75 ms (its import and the schema build) at its first commit. The JSON is what pydantic
+        writes for this dataclass; a value the stdlib cannot encode goes through pydantic."""
+        try:
+            return _dumps(_message_record(self))
+        except (TypeError, ValueError):  # a non-JSON value, NaN or infinity in meta or arguments
+            return _message_adapter().dump_json(self).decode()
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Message:
+        """Validated: for JSON from outside (an import, a request), a ValidationError says what is wrong."""
         return _message_adapter().validate_json(raw)
+
+    @classmethod
+    def from_stored(cls, raw: str | bytes) -> Message:
+        """A message this store wrote, read back without pydantic (a fresh process reading an
+        agent's history pays no adapter build). A row of any other shape goes through
+        ``from_json``, which reads what it can and raises a ValidationError for the rest."""
+        try:
+            return _stored_message(json.loads(raw))
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return cls.from_json(raw)
 
 
 # --- stream events -------------------------------------------------------------------------
@@ -422,6 +441,55 @@ def with_parts(message: Message, parts: Iterable[Part]) -> Message:
 
 
 # --- JSON ------------------------------------------------------------------------------------
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+_PART_CLASSES: tuple[type[Part], ...] = (Text, Image, Document, ToolCall, ToolResult, Reasoning)
+_PART_FIELDS: dict[type, tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls)) for cls in _PART_CLASSES}
+_PART_TYPES: dict[str, type[Part]] = {
+    str(next(f.default for f in fields(cls) if f.name == "type")): cls for cls in _PART_CLASSES
+}
+_USAGE_FIELDS = tuple(f.name for f in fields(Usage))
+_ROLES = frozenset(("system", "user", "assistant", "tool"))
+_STATES = frozenset(_STATE_ORDER)
+
+
+def _part_record(part: Part) -> dict[str, Any]:
+    record = {name: getattr(part, name) for name in _PART_FIELDS[type(part)]}
+    if type(part) is ToolResult:
+        record["content"] = [_part_record(p) for p in part.content]
+    return record
+
+
+def _message_record(m: Message) -> dict[str, Any]:
+    usage = m.usage
+    return {
+        "role": m.role, "parts": [_part_record(p) for p in m.parts], "provider": m.provider, "model": m.model,
+        "usage": None if usage is None else {name: getattr(usage, name) for name in _USAGE_FIELDS},
+        "finish_reason": m.finish_reason, "meta": m.meta,
+    }
+
+
+def _stored_part(record: dict[str, Any]) -> Part:
+    cls = _PART_TYPES[record["type"]]
+    if cls is ToolResult:
+        record = {**record, "content": tuple(_stored_part(p) for p in record["content"])}
+    part: Part = cls(**record)
+    return part
+
+
+def _stored_message(record: dict[str, Any]) -> Message:
+    """Raises (TypeError, ValueError, KeyError) for any shape ``to_json`` does not write."""
+    role, reason, usage, meta = record["role"], record.get("finish_reason"), record.get("usage"), record.get("meta", {})
+    if role not in _ROLES or (reason is not None and reason not in FINISH_REASONS) or type(meta) is not dict:
+        raise ValueError("not a stored message")
+    counts = None if usage is None else Usage(**usage)
+    if counts is not None and counts.state not in _STATES:
+        raise ValueError("not a stored usage state")
+    parts = tuple(_stored_part(p) for p in record["parts"])
+    return Message(role, parts, record.get("provider"), record.get("model"), counts, reason, meta)
 
 
 @cache

@@ -74,6 +74,75 @@ def test_message_json_round_trip_is_lossless(message: Message) -> None:
     assert Message.from_json(message.to_json()) == message
 
 
+# the same messages with floats in their free-form values (costs, scores in tool arguments)
+floaty_value = st.recursive(
+    json_scalar | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+floaty_messages = st.builds(
+    Message,
+    st.sampled_from(["system", "user", "assistant", "tool"]),
+    st.lists(parts | st.builds(ToolCall, short, short, st.dictionaries(short, floaty_value, max_size=3)),
+             max_size=5).map(tuple),
+    opt, opt, st.none() | usages,
+    st.none() | st.sampled_from(["stop", "length", "tool_calls", "content_filter", "error", "other"]),
+    st.dictionaries(st.text(max_size=5), floaty_value, max_size=3),
+)
+
+
+def _pydantic_form(message: Message) -> str:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(Message).dump_json(message).decode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(floaty_messages)
+def test_the_stored_form_is_pydantics_and_reads_back_without_it(message: Message) -> None:
+    """A turn writes and reads history with the stdlib (no pydantic on a fresh process's turn),
+    in the very form pydantic writes and reads, so rows from before and after read the same."""
+    import json
+
+    stored = message.to_json()
+    assert json.loads(stored) == json.loads(_pydantic_form(message))
+    assert Message.from_stored(stored) == message
+    assert Message.from_stored(_pydantic_form(message)) == message  # rows written before
+    assert Message.from_json(stored) == message
+
+
+def test_values_the_stdlib_cannot_write_are_stored_as_pydantic_writes_them() -> None:
+    import datetime
+    import json
+    import math
+
+    odd = Message("assistant", (Text("hi"),), meta={"cost": math.nan, "at": datetime.date(2026, 12, 3)})
+    assert json.loads(odd.to_json()) == json.loads(_pydantic_form(odd)) == {
+        **json.loads(_pydantic_form(odd)), "meta": {"cost": None, "at": "2026-12-03"}}
+    assert Message.from_stored(odd.to_json()).meta == {"cost": None, "at": "2026-12-03"}
+
+
+@pytest.mark.parametrize("row", [
+    '{"role": "robot", "parts": []}',
+    '{"role": "user", "parts": [{"type": "image", "media_type": "image/png"}]}',
+    '{"role": "user", "parts": [{"type": "video", "url": "x"}]}',
+    '{"role": "assistant", "parts": [], "finish_reason": "bored"}',
+    '{"role": "assistant", "parts": [], "usage": {"input": 1, "state": "guessed"}}',
+    '{"parts": []}',
+    'not json',
+])
+def test_a_stored_row_of_another_shape_is_a_validation_error_not_a_wrong_message(row: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        Message.from_stored(row)
+
+
+def test_a_stored_row_with_fields_added_later_or_missing_reads_as_pydantic_reads_it() -> None:
+    old = '{"role": "assistant", "parts": [{"text": "hi", "type": "text", "lang": "en"}], "usage": {"input": 3}}'
+    assert Message.from_stored(old) == Message.from_json(old) == Message("assistant", (Text("hi"),), usage=Usage(3))
+
+
 @settings(max_examples=50, deadline=None)
 @given(st.lists(messages, max_size=4))
 def test_history_round_trip_is_lossless(history: list[Message]) -> None:

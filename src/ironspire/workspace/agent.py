@@ -336,7 +336,7 @@ class Agent:
     def _stored_history(self) -> tuple[list[Message], int | None]:
         """The completed turns as stored, and the id of the last message (of any status)."""
         rows = self.ws.store.transcript(self.id)
-        messages = [Message.from_json(body) for _, body, status, _ in rows if status == "ok"]
+        messages = [Message.from_stored(body) for _, body, status, _ in rows if status == "ok"]
         return messages, (rows[-1][0] if rows else None)
 
     def drop_last(self, count: int) -> int:
@@ -358,7 +358,7 @@ class Agent:
         """Everything stored for this agent, unanswered messages included, oldest first; or the
         newest ``limit`` of it (only those are read and parsed)."""
         rows = self.ws.store.transcript(self.id, limit=limit, unanswered=unanswered)
-        return [Entry(Message.from_json(body), status, at) for _, body, status, at in rows]
+        return [Entry(Message.from_stored(body), status, at) for _, body, status, at in rows]
 
     # --- turns -----------------------------------------------------------------------------
 
