@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,16 +129,48 @@ def test_autodetection_only_accepts_os_keychains(tmp_path: Path, monkeypatch: py
     monkeypatch.delenv("PYTHON_KEYRING_BACKEND")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # no keyringrc.cfg
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    monkeypatch.setattr(
-        keyring.backend, "get_all_keyring",
-        lambda: [keyring.backends.fail.Keyring(), PlaintextKeyring(), CryptFileKeyring()],
-    )
+    # the file backends are imported, so keyring counts them among its viable backends
+    assert {PlaintextKeyring, CryptFileKeyring} <= set(keyring.backend.KeyringBackend.get_viable_backends())
     store = CredentialStore()
     info = store.info()
     assert info.kind == "none" and "headless Linux" in (info.problem or "")
     with pytest.raises(ConfigurationError, match="no keychain"):
         store.set("groq", "api_key", "gsk_never_written_anywhere")
     assert not (tmp_path / "data").exists()
+
+
+def test_autodetection_takes_the_os_keychain_when_there_is_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linux with a Secret Service (GNOME Keyring, KeePassXC): keyring reports its backend usable."""
+    from keyring.backends import SecretService
+
+    monkeypatch.delenv("PYTHON_KEYRING_BACKEND")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    # keyring registers every backend class it sees; this one is gone again after the test
+    monkeypatch.setattr(keyring.backend.KeyringBackend, "_classes", set(keyring.backend.KeyringBackend._classes))
+
+    class Answering(SecretService.Keyring):
+        priority = 5.0  # what SecretService.Keyring reports when the service answers on D-Bus
+
+    Answering.__module__ = SecretService.__name__
+    info = CredentialStore().info()
+    assert info.kind == "keychain" and info.name == "OS keychain (SecretService)"
+
+
+def test_autodetection_loads_no_keyring_plugin_and_no_other_platforms_keychain(tmp_path: Path) -> None:
+    """A process's first keyed turn waits for this: keyring's own discovery (every installed
+    plugin's entry point, every platform's module) took ~100 ms of it, for backends never chosen."""
+    code = ("import sys; from ironspire.credentials import _detect_keychain; backend, info = _detect_keychain(); "
+            "print(info.kind, sorted(m for m in sys.modules if m.startswith(('keyrings', 'keyring.backends'))))")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON_KEYRING_BACKEND"}
+    env.update(XDG_CONFIG_HOME=str(tmp_path / "config"), XDG_DATA_HOME=str(tmp_path / "data"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    kind, loaded = done.stdout.split(" ", 1)
+    modules = set(ast.literal_eval(loaded))
+    assert not any(m.startswith("keyrings") for m in modules)  # e.g. keyrings.cryptfile, installed for the tests
+    foreign = {"darwin": {"keyring.backends.Windows"}, "win32": {"keyring.backends.macOS"}}.get(
+        sys.platform, {"keyring.backends.macOS", "keyring.backends.Windows"})
+    assert kind in ("none", "keychain") and not modules & foreign
 
 
 def test_a_configured_plaintext_backend_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,6 +13,7 @@ prompt. A plaintext backend is never used, even when keyring itself would pick o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -45,6 +46,8 @@ _CUSTOM_FIELD = AuthField("api_key", "API key (Bearer)", required=False)
 # keyring's own backends that are real OS keychains; anything else must be chosen explicitly
 _NATIVE_MODULES = ("keyring.backends.macOS", "keyring.backends.Windows", "keyring.backends.SecretService",
                    "keyring.backends.libsecret", "keyring.backends.kwallet")
+_PLATFORM_NATIVES = {"darwin": ("keyring.backends.macOS",), "win32": ("keyring.backends.Windows",)}
+_UNIX_NATIVES = ("keyring.backends.SecretService", "keyring.backends.libsecret", "keyring.backends.kwallet")
 _NO_STORE_MODULES = ("keyring.backends.fail", "keyring.backends.null", "keyring.backends.chainer")
 
 NO_KEYCHAIN_HINT = (
@@ -342,6 +345,26 @@ class CredentialStore:
         return f"CredentialStore({self._info.name if self._info else 'unresolved'})"
 
 
+def _native_keyrings() -> list[Any]:
+    """The OS keychains of this platform that keyring can open. Only they are ever chosen, so only
+    their modules are imported. ``keyring.backend.get_all_keyring`` also scans every installed
+    plugin's entry point and imports every platform's module, and that took ~140 ms of a
+    process's first keyed turn on headless Linux."""
+    import importlib
+
+    import keyring.backend
+
+    for name in _PLATFORM_NATIVES.get(sys.platform, _UNIX_NATIVES):
+        with contextlib.suppress(Exception):  # a backend whose dependencies are missing cannot be chosen
+            importlib.import_module(name)
+    rings = []
+    for cls in keyring.backend.KeyringBackend.get_viable_backends():
+        if cls.__module__.startswith(_NATIVE_MODULES):
+            with contextlib.suppress(TypeError):  # needs constructor arguments: not one keyring offers bare
+                rings.append(cls())
+    return rings
+
+
 def _detect_keychain() -> tuple[Any, StoreInfo]:
     """The OS keychain keyring would use, or (None, why not). Plaintext backends are refused."""
     import keyring.backend
@@ -362,10 +385,7 @@ def _detect_keychain() -> tuple[Any, StoreInfo]:
                 f"the configured backend {type(chosen).__name__} keeps secrets in plain text; Ironspire refuses it.",
             )
         return chosen, StoreInfo("keychain", f"keyring backend {type(chosen).__name__}")
-    natives = [
-        b for b in keyring.backend.get_all_keyring()
-        if _module(b).startswith(_NATIVE_MODULES) and _viable(type(b))
-    ]
+    natives = [b for b in _native_keyrings() if _viable(type(b))]
     if natives:
         best = max(natives, key=lambda b: float(b.priority))
         label = {"macOS": "macOS Keychain", "Windows": "Windows Credential Locker"}.get(
