@@ -475,7 +475,10 @@ def _message_record(m: Message) -> dict[str, Any]:
 def _stored_part(record: dict[str, Any]) -> Part:
     cls = _PART_TYPES[record["type"]]
     if cls is ToolResult:
-        record = {**record, "content": tuple(_stored_part(p) for p in record["content"])}
+        content = tuple(_stored_part(p) for p in record["content"])
+        if not all(type(p) is Text or type(p) is Image for p in content):
+            raise ValueError("a tool result holds text and images only")
+        record = {**record, "content": content}
     part: Part = cls(**record)
     return part
 

@@ -127,6 +127,8 @@ def test_values_the_stdlib_cannot_write_are_stored_as_pydantic_writes_them() -> 
     '{"role": "user", "parts": [{"type": "image", "media_type": "image/png"}]}',
     '{"role": "user", "parts": [{"type": "video", "url": "x"}]}',
     '{"role": "assistant", "parts": [], "finish_reason": "bored"}',
+    '{"role": "tool", "parts": [{"type": "tool_result", "call_id": "c", "tool_name": "f",'
+    ' "content": [{"type": "tool_call", "id": "x", "name": "g", "arguments": {}}]}]}',
     '{"role": "assistant", "parts": [], "usage": {"input": 1, "state": "guessed"}}',
     '{"parts": []}',
     'not json',
