@@ -43,10 +43,9 @@ _CHOICE_FILE = "keystore.json"
 _ENCRYPTED_FILE = "credentials.cfg"
 _CUSTOM = re.compile(r"^custom-[a-z0-9][a-z0-9-]{0,40}$")
 _CUSTOM_FIELD = AuthField("api_key", "API key (Bearer)", required=False)
-# keyring's own backends that are real OS keychains; anything else must be chosen explicitly
-_NATIVE_MODULES = ("keyring.backends.macOS", "keyring.backends.Windows", "keyring.backends.SecretService",
-                   "keyring.backends.libsecret", "keyring.backends.kwallet")
-_PLATFORM_NATIVES = {"darwin": ("keyring.backends.macOS",), "win32": ("keyring.backends.Windows",)}
+# keyring's own backends that are real OS keychains, per platform (the other Unixes share
+# Linux's); anything else must be chosen explicitly
+_NATIVE_MODULES = {"darwin": ("keyring.backends.macOS",), "win32": ("keyring.backends.Windows",)}
 _UNIX_NATIVES = ("keyring.backends.SecretService", "keyring.backends.libsecret", "keyring.backends.kwallet")
 _NO_STORE_MODULES = ("keyring.backends.fail", "keyring.backends.null", "keyring.backends.chainer")
 
@@ -354,12 +353,13 @@ def _native_keyrings() -> list[Any]:
 
     import keyring.backend
 
-    for name in _PLATFORM_NATIVES.get(sys.platform, _UNIX_NATIVES):
+    natives = _NATIVE_MODULES.get(sys.platform, _UNIX_NATIVES)
+    for name in natives:
         with contextlib.suppress(Exception):  # a backend whose dependencies are missing cannot be chosen
             importlib.import_module(name)
     rings = []
     for cls in keyring.backend.KeyringBackend.get_viable_backends():
-        if cls.__module__.startswith(_NATIVE_MODULES):
+        if cls.__module__.startswith(natives):
             with contextlib.suppress(TypeError):  # needs constructor arguments: not one keyring offers bare
                 rings.append(cls())
     return rings

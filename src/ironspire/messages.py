@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import cache
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast, get_args
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
@@ -213,7 +213,7 @@ class Message:
         writes for this dataclass; a value the stdlib cannot encode goes through pydantic."""
         try:
             return _dumps(_message_record(self))
-        except (TypeError, ValueError):  # a non-JSON value, NaN or infinity in meta or arguments
+        except (TypeError, ValueError, KeyError):  # a non-JSON value, NaN or infinity; a part of no known type
             return _message_adapter().dump_json(self).decode()
 
     @classmethod
@@ -452,7 +452,7 @@ _PART_TYPES: dict[str, type[Part]] = {
     str(next(f.default for f in fields(cls) if f.name == "type")): cls for cls in _PART_CLASSES
 }
 _USAGE_FIELDS = tuple(f.name for f in fields(Usage))
-_ROLES = frozenset(("system", "user", "assistant", "tool"))
+_ROLES = frozenset(get_args(Role))
 _STATES = frozenset(_STATE_ORDER)
 
 
