@@ -208,8 +208,10 @@ def _busy(exc: BaseException) -> bool:
         sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+@functools.lru_cache(maxsize=512)
 def _rows(statement: str, count: int) -> str:
-    """A one-row ``INSERT ... VALUES (?, ...)`` of ``store/sql.py`` made to insert ``count`` rows."""
+    """A one-row ``INSERT ... VALUES (?, ...)`` of ``store/sql.py`` made to insert ``count`` rows
+    (kept: every turn asks for the same few)."""
     head, group = statement.split(" VALUES ")
     return f"{head} VALUES {', '.join([group] * count)}"
 

@@ -71,6 +71,10 @@ if TYPE_CHECKING:
     from ironspire.store.store import Config
     from ironspire.workspace.workspace import Workspace
 
+#: per-agent values kept in the settings table, keyed by agent id (not workspace settings)
+AGENT_FALLBACK, AGENT_BUDGET = "agent_fallback:{}", "agent_budget:{}"
+
+
 def effort_applies(target: Target, options: dict[str, Any]) -> bool:
     """Whether the agent's effort level goes out with this turn: only where the model reasons,
     and not with a forced tool call, which thinking models reject or skip. A level the caller
@@ -133,9 +137,11 @@ class _TurnLock:
         except BaseException:
             agent._lock.release()
             raise
+        agent.ws._turns_in_flight += 1
 
     async def __aexit__(self, *_: object) -> None:
         agent = self.agent
+        agent.ws._turns_in_flight -= 1
         try:
             agent._store_lock.release()
         finally:
@@ -275,8 +281,6 @@ class Agent:
     @property
     def fallback(self) -> tuple[FallbackRoute, ...] | None:
         """The agent's own fallback chain; None when it uses the workspace's default chain."""
-        from ironspire.workspace.workspace import AGENT_FALLBACK
-
         return fallback.from_stored(self.ws._settings.get(AGENT_FALLBACK.format(self.id)))
 
     @property
@@ -288,21 +292,15 @@ class Agent:
     def set_fallback(self, routes: str | Iterable[str | FallbackRoute] | None) -> None:
         """``"P/M,P/M"`` or a list of routes; ``[]`` or ``""`` for no fallbacks at all, None to
         use the workspace's default chain. Each route is checked now (a typo fails here)."""
-        from ironspire.workspace.workspace import AGENT_FALLBACK
-
         chain = None if routes is None else fallback.to_stored(self.ws.check_fallback(routes))
         self.ws._put(AGENT_FALLBACK.format(self.id), chain)
 
     @property
     def budget(self) -> budgets.Budget | None:
-        from ironspire.workspace.workspace import AGENT_BUDGET
-
         return budgets.from_stored(self.ws._settings.get(AGENT_BUDGET.format(self.id)))
 
     def set_budget(self, usd: float | None, period: str = "month") -> None:
         """This agent's spending budget, per ``period`` ("day" or "month"); None removes it."""
-        from ironspire.workspace.workspace import AGENT_BUDGET
-
         value = None if usd is None else budgets.make_budget(usd, period).to_stored()
         self.ws._put(AGENT_BUDGET.format(self.id), value)
 
@@ -469,7 +467,7 @@ class Agent:
         if history is not None:
             self._history, self._last_id = history
         chain = self.fallback_chain
-        triggers = frozenset(ws.setting("fallback_on") or ())
+        triggers = frozenset(ws.setting("fallback_on") or ()) if chain else frozenset()
         return _Turn(user, tuple(tools), options, spec, secrets, chain, triggers)
 
     async def _secrets(self, turn: _Turn, spec: ProviderSpec) -> Secrets:
@@ -707,7 +705,8 @@ class Agent:
         rows = [(self.id, turn.user.role, turn.user.to_json(), "ok", now),
                 (self.id, "assistant", reply.to_json(), "ok", now)]
         try:
-            last = await commits.store_turn(self.ws.store.turns, rows, row, turn.rows)
+            last = await commits.store_turn(self.ws.store.turns, rows, row, turn.rows,
+                                            alone=self.ws._turns_in_flight == 1)
         except Exception as exc:  # a full disk, a read-only home: the reply must not be lost with it
             raise TurnNotSaved(self.name, f"{type(exc).__name__}: {exc}", self._recover(turn.user, reply)) from exc
         if self._history is not None:
@@ -729,7 +728,8 @@ class Agent:
             if isinstance(exc, KeyboardInterrupt):  # the loop itself may be going down: write here
                 last = self.ws.store.turns.write(messages, rows[-1], rows[:-1])
             else:
-                last = await commits.store_turn(self.ws.store.turns, messages, rows[-1], rows[:-1])
+                last = await commits.store_turn(self.ws.store.turns, messages, rows[-1], rows[:-1],
+                                                alone=self.ws._turns_in_flight == 1)
         except Exception as store_exc:  # the turn's own error is what the caller must see
             exc.add_note(f"the unanswered message was not saved either ({type(store_exc).__name__}: {store_exc})")
             return
@@ -776,9 +776,11 @@ def clamp_usage(usage: Usage | None) -> Usage | None:
     if usage is None:
         return None
     values = (usage.input, usage.output, usage.cache_read, usage.cache_write, usage.reasoning)
-    i, o, cr, cw, r = (_count(v) for v in values)
-    if (i, o, cr, cw, r) == values and all(type(v) is int for v in values):
+    i, o, cr, cw, r = values
+    if type(i) is type(o) is type(cr) is type(cw) is type(r) is int and min(values) >= 0 \
+            and max(values) <= MAX_TOKENS:  # what providers send: nothing to clamp
         return usage
+    i, o, cr, cw, r = (_count(v) for v in values)
     return Usage(i, o, cr, cw, r, state=usage.state)
 
 

@@ -3,7 +3,10 @@
 Turns that end in the same pass of the event loop are stored in one transaction, made on the
 loop at its next pass (``write_now``) when nothing is in the way: no commit of this process
 under way, no other process writing. That costs the loop less than a trip to a thread and back,
-and a fleet whose turns end together pays one commit for many. When something is in the way,
+and a fleet whose turns end together pays one commit for many. A turn its caller knows is alone
+(the only one of its workspace in flight: a CLI command, one chat) has nobody to wait a pass
+for, so it is written at once, the same way (a future and two passes of the loop less: ~6% of
+a sequential turn's instructions, counted with callgrind). When something is in the way,
 the turns go to SQLite's group commit (``write_many``): one thread takes every turn queued while
 it was busy and waits for the database off the loop. Either way each turn is still its own: it
 fails alone when it cannot be stored. A turn log with neither (PostgreSQL's) writes each turn
@@ -30,10 +33,22 @@ _BUSY = object()
 
 
 async def store_turn(turns: Any, messages: Sequence[tuple[Any, ...]], usage: tuple[Any, ...],
-                     attempts: Sequence[tuple[Any, ...]] = ()) -> int:
-    """``turns.write(messages, usage, attempts)``, never waiting on the loop; the id of the last message."""
+                     attempts: Sequence[tuple[Any, ...]] = (), *, alone: bool = False) -> int:
+    """``turns.write(messages, usage, attempts)``, never waiting on the loop; the id of the last message.
+
+    ``alone``: no other turn can end beside this one (the caller holds the only turn in flight),
+    so there is no batch worth a pass of the loop to gather.
+    """
     args = (messages, usage, attempts)
-    if getattr(turns, "write_now", None) is not None:
+    now = getattr(turns, "write_now", None)
+    if now is not None and alone:
+        outcomes = now([args])
+        if outcomes is not None:
+            last, error = outcomes[0]
+            if error is not None:
+                raise error
+            return int(last)
+    elif now is not None:
         loop = asyncio.get_running_loop()
         waiting = _pending.get(loop)
         if waiting is None:

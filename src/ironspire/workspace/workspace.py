@@ -79,8 +79,6 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     # the user's prices per model, "provider/model" -> USD per million tokens (workspace/pricing.py)
     "price_overrides": {},
 }
-#: per-agent values kept in the settings table, keyed by agent id (not workspace settings)
-AGENT_FALLBACK, AGENT_BUDGET = "agent_fallback:{}", "agent_budget:{}"
 SETTING_CHOICES: dict[str, tuple[str, ...]] = {
     "degrade_images": ("error", "omit"),
     "degrade_tools": ("error", "flatten"),
@@ -131,6 +129,9 @@ class Workspace:
         #: True once a turn found that secrets come from the environment alone (no keychain or
         #: encrypted file to read): turns then read them on the loop instead of in a thread
         self._keychain_free: bool | None = None
+        #: turns of this workspace holding their agent's lock now, on any loop: with one alone,
+        #: no other can end beside it, so it commits at once instead of a pass later (commits.py)
+        self._turns_in_flight = 0
         #: where the last restore kept the state it replaced (``import_`` of a backup)
         self.last_auto_backup: Path | None = None
         self._load()
