@@ -10,6 +10,7 @@ later change of price does not rewrite what past requests cost.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -54,15 +55,25 @@ def resolve(overrides: Mapping[str, Any] | None, model: ModelSpec) -> tuple[Pric
     own = (overrides or {}).get(key(model.provider, model.id))
     if own is not None:
         return Price(**{f: float(own.get(f, 0.0)) for f in PRICE_FIELDS}), "override"
-    if model.price != Price():
+    if model.price != _NO_PRICE:
         return model.price, "catalog"
     return None
+
+
+_NO_PRICE = Price()
 
 
 def price_json(price: tuple[Price, PriceSource] | None) -> str | None:
     if price is None:
         return None
-    return json.dumps({**asdict(price[0]), "source": price[1]}, separators=(",", ":"))
+    return _price_json(*price)
+
+
+@functools.lru_cache(maxsize=1024)
+def _price_json(price: Price, source: PriceSource) -> str:
+    """Every ledger row stores its price this way, and a workspace has a few dozen prices: each
+    is encoded once (``asdict`` and ``json.dumps`` cost a turn ~15 µs)."""
+    return json.dumps({**asdict(price), "source": source}, separators=(",", ":"))
 
 
 def cost(price: tuple[Price, PriceSource] | None, usage: Usage) -> float | None:
