@@ -38,8 +38,10 @@ DEFAULT_CLIENTS = ("aiohttp", "iron-proto", "iron-agent")
 _COLLECTED = re.compile(r"Collected : (\d+)")
 
 
-async def _requests(key: str, kind: str, count: int) -> None:
-    """``count`` checked requests of one client (after the warm-up), against its own server."""
+async def _requests(key: str, kind: str, count: int, agents: int) -> None:
+    """``count`` checked requests of one client (after the warm-up), against its own server.
+    ``agents``: made beforehand, the same number in both runs of a figure (making one costs
+    more than a turn, so a count that differed would not cancel out)."""
     from bench import clients
     from bench.measure import Tally
     from bench.servers import loopback
@@ -50,7 +52,7 @@ async def _requests(key: str, kind: str, count: int) -> None:
         await client.open(urls)
         prepare = getattr(client, "prepare", None)
         if prepare is not None:  # every turn from a fresh agent, as in the timed tables
-            prepare(WARMUP + count)
+            prepare(agents)
         tally = Tally()
         call = client.send if kind == "send" else client.stream
         for _ in range(WARMUP + count):
@@ -60,9 +62,9 @@ async def _requests(key: str, kind: str, count: int) -> None:
         raise SystemExit(f"{key} {kind}: {tally.n - tally.ok} of {tally.n} answers were wrong: {tally.errors}")
 
 
-def _traced(key: str, kind: str, count: int, out: Path) -> subprocess.Popen[str]:
+def _traced(key: str, kind: str, count: int, agents: int, out: Path) -> subprocess.Popen[str]:
     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--trace-children=no",
-               sys.executable, "-m", "bench.instructions", "--worker", key, kind, str(count)]
+               sys.executable, "-m", "bench.instructions", "--worker", key, kind, str(count), str(agents)]
     return subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -77,7 +79,7 @@ def _collected(proc: subprocess.Popen[str], what: str) -> int:
 def count(key: str, kind: str, few: int, many: int) -> float:
     """Instructions per request of one client and kind: (many - few) requests' worth, averaged."""
     with tempfile.TemporaryDirectory(prefix="ironspire-callgrind-") as tmp:
-        runs = [_traced(key, kind, n, Path(tmp) / f"cg.{n}") for n in (few, many)]
+        runs = [_traced(key, kind, n, WARMUP + many, Path(tmp) / f"cg.{n}") for n in (few, many)]
         totals = [_collected(proc, f"{key} {kind} x{n}") for proc, n in zip(runs, (few, many), strict=True)]
     return (totals[1] - totals[0]) / (many - few)
 
@@ -89,11 +91,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--few", type=int, default=200)
     parser.add_argument("--many", type=int, default=1200)
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--worker", nargs=3, metavar=("CLIENT", "KIND", "N"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=4, metavar=("CLIENT", "KIND", "N", "AGENTS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        key, kind, n = args.worker
-        asyncio.run(_requests(key, kind, int(n)))
+        key, kind, n, agents = args.worker
+        asyncio.run(_requests(key, kind, int(n), int(agents)))
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
