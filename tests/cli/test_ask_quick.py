@@ -86,6 +86,41 @@ def test_errors_and_warnings_are_the_full_clis(home: Path) -> None:
     assert unreachable.startswith("warning: ") and "cannot connect" in unreachable
 
 
+def test_ask_probes_first_unless_the_provider_was_found_reachable_within_the_health_interval(home: Path) -> None:
+    """A probe is a round trip before the one that matters: `ask` skips it while the last
+    request or check (kept in the home between commands) found the provider reachable within
+    ``health_interval`` seconds, and probes when that is older or the provider was unhealthy."""
+    with serving(Server("lb")) as (server,):
+        _prepare(home, server.url)
+        first = _ask(home, "entry", "ask", "a", "one")
+        after_first = len(server.probes)
+        second = _ask(home, "entry", "ask", "a", "two")
+        third = _ask(home, "full", "ask", "b", "three")
+        after_third = len(server.probes)
+        ws = Workspace.open(home)
+        try:
+            ws.set_setting("health_interval", 0.001)
+        finally:
+            ws.close()
+        fourth = _ask(home, "entry", "ask", "a", "four")
+        after_fourth = len(server.probes)
+    assert [r[0] for r in (first, second, third, fourth)] == [0, 0, 0, 0]
+    assert second[1] == "lb: 3 messages, last: two\n"
+    assert after_first == 1  # nothing known yet: probed
+    assert after_third == 1  # the turns before found it reachable moments ago, in either CLI path
+    assert after_fourth == 2  # older than health_interval: probed again
+
+
+def test_ask_probes_again_after_the_provider_was_found_unhealthy(home: Path) -> None:
+    with serving(Server("lb", status=401)) as (server,):
+        _prepare(home, server.url)
+        first = _ask(home, "entry", "ask", "a", "one")
+        second = _ask(home, "entry", "ask", "a", "two")
+    assert first[0] == second[0] == 1
+    assert "HTTP 401" in first[2] and "HTTP 401" in second[2]
+    assert len(server.probes) == 2  # the rejected key left the provider unhealthy: the next ask checks again
+
+
 @pytest.mark.parametrize("args", [["ask", "a", "   "], ["ask", "--help"], ["ask", "a"], ["ask", "a", "-"],
                                   ["ask", "a", "hi", "--json"]])
 def test_anything_else_goes_to_the_full_cli(tmp_path: Path, args: list[str]) -> None:

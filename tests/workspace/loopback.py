@@ -74,6 +74,8 @@ class Server:
         #: (request index, status answered) of every POST, in arrival order
         self.answered: list[tuple[int, int]] = []
         self.requests: list[dict[str, Any]] = []
+        #: the path of every GET (health probes, model listings), in arrival order
+        self.probes: list[str] = []
         self.release = threading.Event()
         self.gate = threading.Event()
         self.mid_stream = threading.Event()
@@ -85,6 +87,7 @@ class Server:
                 pass
 
             def do_GET(self) -> None:  # health probes (and model listings)
+                outer.probes.append(self.path)
                 if outer.probe_status != 200:
                     self._error(outer.probe_status)
                     return

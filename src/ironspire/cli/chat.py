@@ -43,7 +43,9 @@ def _read_stdin() -> str:
 def ask(
     agent_name: str = typer.Argument(..., metavar="AGENT"),
     message: str = typer.Argument(..., help="The message (\"-\" reads it from stdin)."),
-    check: bool = typer.Option(True, "--check/--no-check", help="Probe the provider first and warn if unhealthy."),
+    check: bool = typer.Option(True, "--check/--no-check", help=(
+        "Probe the provider first and warn if unhealthy (skipped when a request or check found it "
+        "reachable within health_interval seconds).")),
 ) -> None:
     """Send one message to an agent and stream the reply to stdout."""
     if message == "-":

@@ -89,6 +89,22 @@ async def stream_reply(agent: Agent, text: str) -> None:
         err(f"note: {notice}.")
 
 
+def needs_probe(ws: Workspace, pid: str) -> bool:
+    """Whether ``ask`` probes ``pid`` before sending: not when a request or a check found it
+    reachable within the last ``health_interval`` seconds (the age a chat session's health has
+    at most). A probe is a round trip to the provider before the one that matters, and a
+    provider that just answered needs none; anything else (unknown, unhealthy, rate-limited,
+    older) is probed, so the warning before the turn is current."""
+    from ironspire.health.status import now
+
+    status = ws.health.status(pid)
+    checked = getattr(status, "checked_at", None)
+    if not getattr(status, "healthy", False) or checked is None:
+        return True
+    age: float = (now() - checked).total_seconds()
+    return age >= float(ws.setting("health_interval"))
+
+
 def ask(agent_name: str, message: str, *, check: bool = True) -> None:
     """Sends one message (already checked with ``text_problem``) and streams the reply to
     stdout. Ctrl-C exits with status 130 after saying what was kept."""
@@ -102,7 +118,7 @@ def ask(agent_name: str, message: str, *, check: bool = True) -> None:
         async def run() -> None:
             try:
                 route = agent.route
-                if check and route is not None and ws.is_enabled(route.provider):
+                if check and route is not None and ws.is_enabled(route.provider) and needs_probe(ws, route.provider):
                     await ws.health.check([route.provider])
                 warn_health(ws, agent, f"switch with `ironspire agents set {agent.name} --provider P --model M`",
                             once=True)
