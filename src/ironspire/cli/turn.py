@@ -43,6 +43,8 @@ def warn_health(
 def budget_warning(ws: Workspace, agent: Agent) -> None:
     """At 80% of a budget the agent's turns count against, one line before the turn is sent
     (at 100% the turn itself is refused, with the reset)."""
+    if agent.budget is None and ws.budget is None:  # nothing to warn about: no view to build
+        return
     from ironspire.views import agent_budgets, workspace_budget
 
     for budget in agent_budgets(ws, agent, workspace_budget(ws)):

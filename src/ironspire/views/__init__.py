@@ -14,7 +14,6 @@ if TYPE_CHECKING:
         agent_budgets,
         agents,
         default_route,
-        health_warning,
         history,
         workspace_budget,
     )
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
         providers,
         spec_record,
     )
+    from ironspire.views.notices import fallback_notice, health_warning
     from ironspire.views.records import (
         AgentAlert,
         AgentView,
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
         ModelView,
         PriceView,
         ProviderView,
-        fallback_notice,
     )
 
 # Loaded on first use, so that a command importing one helper (the CLI's number formatting) does
@@ -58,7 +57,7 @@ _WHERE = {
     "DefaultRouteView": "ironspire.views.records",
     "ErrorView": "ironspire.views.records",
     "FallbackView": "ironspire.views.records",
-    "fallback_notice": "ironspire.views.records",
+    "fallback_notice": "ironspire.views.notices",
     "agent_budgets": "ironspire.views._agents",
     "workspace_budget": "ironspire.views._agents",
     "HealthView": "ironspire.views.records",
@@ -78,7 +77,7 @@ _WHERE = {
     "model_price": "ironspire.views._models",
     "error": "ironspire.views._errors",
     "health": "ironspire.views._health",
-    "health_warning": "ironspire.views._agents",
+    "health_warning": "ironspire.views.notices",
     "history": "ironspire.views._agents",
     "keystore": "ironspire.views._providers",
     "models": "ironspire.views._models",

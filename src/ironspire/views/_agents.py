@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from ironspire.errors import Remedy, enable_remedy, set_default_remedy
 from ironspire.views._providers import provider as provider_view
+from ironspire.views.notices import health_warning
 from ironspire.views.records import (
     AgentAlert,
     AgentView,
@@ -69,17 +70,6 @@ def agent_budgets(ws: Workspace, a: Agent, shared: BudgetView | None = None) -> 
     """The budgets ``a``'s turns count against, its own first (what `ask` warns about at 80%)."""
     own = ws.budget_state(a)
     return tuple(b for b in (None if own is None else budget_view(own), shared) if b is not None)
-
-
-def health_warning(ws: Workspace, pid: str | None) -> str | None:
-    """A short warning when the provider is known to be unhealthy (unknown counts as fine)."""
-    if pid is None:
-        return None
-    status = ws.health.status(pid)
-    if status.healthy or status.state == "unknown":
-        return None
-    state = status.state.value.replace("_", " ")
-    return f"{pid} is {state}" + (f": {status.detail}" if status.detail else "")
 
 
 def _view(ws: Workspace, a: Agent, cards: dict[str, ProviderView], shared: BudgetView | None) -> AgentView:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from ironspire.errors import Remedy
+from ironspire.views.notices import fallback_notice
 
 if TYPE_CHECKING:  # the health package loads the transport: only what needs it imports it
     from ironspire.catalog.models import Capability, ModelSpec
@@ -392,16 +393,6 @@ class HistoryEntryView:
         import json
 
         return {**json.loads(self.message.to_json()), "status": self.status, "at": self.at}
-
-
-def fallback_notice(message: Message) -> str | None:
-    """``answered by P/M (fallback; P/M: RateLimitError)`` for a reply a fallback gave, else None."""
-    record = message.meta.get("fallback")
-    if not isinstance(record, dict):
-        return None
-    why = "; ".join(f"{a['provider']}/{a['model']}: {a['outcome']}" for a in record.get("attempts", ())
-                    if a.get("outcome") != "ok")
-    return f"answered by {record.get('answered')} (fallback" + (f"; {why}" if why else "") + ")"
 
 
 # --- models ------------------------------------------------------------------------------------
