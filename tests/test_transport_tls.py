@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import threading
 from importlib import import_module
 from typing import Any
 
@@ -14,45 +15,53 @@ import pytest
 
 from ironspire import http
 from ironspire.catalog.models import dynamic_model
-from ironspire.catalog.providers import builtin
+from ironspire.catalog.providers import CustomEndpoint, builtin
 from ironspire.transport import Transport
 from ironspire.wire import Target
 
 
 @pytest.mark.parametrize("client", ["aiohttp", "httpx2"])
 async def test_one_tls_context_serves_every_pool(client: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    made: list[Any] = []
+    made: list[tuple[Any, str]] = []
     real = ssl.create_default_context
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         context = real(*args, **kwargs)
-        made.append(context)
+        made.append((context, threading.current_thread().name))
         return context
 
     import_module(f"ironspire.http._{client}")  # what the library builds at its own import is not a pool's
     monkeypatch.setenv("IRONSPIRE_HTTP_CLIENT", client)
     monkeypatch.setattr(ssl, "create_default_context", counting)
-    http.tls_context.cache_clear()
+    http._build_tls.cache_clear()
     transport = Transport()
     try:
-        for pid in ("openai", "mistral", "groq", "deepseek", "xai"):
-            spec = builtin(pid)
-            transport.client(Target(spec, dynamic_model(pid, "m"), spec.base_url))
+        local = CustomEndpoint("local", "http://127.0.0.1:8080/v1", "m").spec()
+        transport.client(Target(local, dynamic_model(local.id, "m"), local.base_url))
         if client == "aiohttp":
             from ironspire.http._aiohttp import _tls
 
-            assert made == []  # opening pools builds none
-            assert _tls("http://127.0.0.1:8080/v1/chat/completions") is True and made == []
-            contexts = {id(_tls(builtin(pid).base_url)) for pid in ("openai", "mistral", "groq")}
-            assert len(made) == 1 and contexts == {id(made[0])}  # the first https request builds the one
-        assert len(made) == 1
+            assert _tls("http://127.0.0.1:8080/v1/chat/completions") is True
+            assert made == []  # a process talking plain HTTP to a local model builds none
+        for pid in ("openai", "mistral", "groq", "deepseek", "xai"):
+            spec = builtin(pid)
+            transport.client(Target(spec, dynamic_model(pid, "m"), spec.base_url))
+        shared = http.tls_context()
+        assert [id(c) for c, _ in made] == [id(shared)]
+        if client == "aiohttp":
+            # the first https pool started the one build, in a thread beside the client's import
+            # (httpx2 takes the context when any pool opens, so it built it then, on the loop)
+            assert made[0][1] == "ironspire-tls"
+            from ironspire.http._aiohttp import _tls
+
+            assert {id(_tls(builtin(pid).base_url)) for pid in ("openai", "mistral", "groq")} == {id(shared)}
         await transport.close("openai")
         spec = builtin("openai")
         transport.client(Target(spec, dynamic_model("openai", "m"), spec.base_url))  # a pool opened anew
-        assert len(made) == 1
+        assert http.tls_context() is shared and len(made) == 1
     finally:
         await transport.close()
-        http.tls_context.cache_clear()
+        http._build_tls.cache_clear()
 
 
 def _self_signed(tmp: Any) -> ssl.SSLContext:

@@ -50,6 +50,7 @@ from ironspire.http import (
     TimedOut,
     Timeouts,
     client_factory,
+    prefetch_tls,
 )
 from ironspire.wire import Target, WireRequest
 
@@ -135,6 +136,7 @@ class Transport:
         self._clients: dict[str, Client] = {}
         self.limits = Limits(max_connections=max_connections, max_keepalive=max_connections)
         self._factory = http
+        self._network = http is None  # the real clients (an injected transport brings its own TLS)
         self.classify: Classifier = classify or classify_http_error
         self.observers: list[Observer] = []
 
@@ -144,6 +146,8 @@ class Transport:
         if client is None or client.is_closed:
             if self._factory is None:
                 self._factory = client_factory()
+            if self._network and target.base_url[:6].lower() == "https:":
+                prefetch_tls()  # the TLS context builds while the client's library loads
             client = self._factory(key, self.limits, Timeouts(target.timeout, target.connect_timeout))
             self._clients[key] = client
         return client
