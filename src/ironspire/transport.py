@@ -146,8 +146,8 @@ class Transport:
         if client is None or client.is_closed:
             if self._factory is None:
                 self._factory = client_factory()
-            if self._network and target.base_url[:6].lower() == "https:":
-                prefetch_tls()  # the TLS context builds while the client's library loads
+            if self._network:  # an https pool's TLS context builds while the client's library loads
+                prefetch_tls(target.base_url)
             client = self._factory(key, self.limits, Timeouts(target.timeout, target.connect_timeout))
             self._clients[key] = client
         return client

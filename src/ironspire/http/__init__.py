@@ -229,15 +229,20 @@ def tls_context() -> ssl.SSLContext:
     return _build_tls()
 
 
-def prefetch_tls() -> None:
-    """Starts building ``tls_context`` in a thread, for a pool about to open to an https URL.
+def is_https(url: str) -> bool:
+    """Whether requests to ``url`` need the TLS context (per request: no URL parsing)."""
+    return url[:6].lower() == "https:"
+
+
+def prefetch_tls(url: str) -> None:
+    """Starts building ``tls_context`` in a thread when a pool about to open is for an https ``url``.
 
     OpenSSL parses the CA bundle with the GIL released, so the build runs beside what the first
     request does meanwhile (importing the HTTP client: ~200 ms) instead of after it: ~20 ms less
-    to a process's first https answer on this VM (bench/notes.md). Plain-HTTP pools (a local
-    model) never call it, so they never build one."""
+    to a process's first https answer on this VM (bench/notes.md). A plain-HTTP pool (a local
+    model) starts nothing, so a process that only has those never builds one."""
     global _prefetch
-    if _prefetch is None and _build_tls.cache_info().currsize == 0:
+    if is_https(url) and _prefetch is None and _build_tls.cache_info().currsize == 0:
         _prefetch = threading.Thread(target=_build_tls, name="ironspire-tls", daemon=True)
         _prefetch.start()
 

@@ -33,6 +33,7 @@ from ironspire.http import (
     Response,
     TimedOut,
     Timeouts,
+    is_https,
     read_capped,
     tls_context,
 )
@@ -62,7 +63,7 @@ def _failure(exc: BaseException) -> HttpFailure:
 def _tls(url: str) -> ssl.SSLContext | bool:
     """The process's one TLS context for an https URL (made at the first); True (aiohttp's own
     verified default, used only if a plain-HTTP request is redirected to https) otherwise."""
-    return tls_context() if url[:6].lower() == "https:" else True
+    return tls_context() if is_https(url) else True
 
 
 class _Response(Response):
