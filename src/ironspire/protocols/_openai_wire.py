@@ -334,6 +334,10 @@ def usage_from(raw: Mapping[str, Any]) -> Usage:
     return Usage(max(prompt - cached - written, 0), output, cached, written, reasoning)
 
 
+#: per chunk: a tuple, not ``list | tuple`` (a union object built for every chunk of every stream)
+_SEQUENCE = (list, tuple)
+
+
 class ChunkDecoder:
     """Turns chat-completion chunks (or one whole response) into neutral stream events.
 
@@ -417,7 +421,7 @@ class ChunkDecoder:
     def events(self, chunk: Mapping[str, Any]) -> list[StreamEvent]:
         out: list[StreamEvent] = []
         choices = chunk.get("choices") or ()
-        if not isinstance(choices, list | tuple):
+        if not isinstance(choices, _SEQUENCE):
             raise ValueError(f"choices is {type(choices).__name__}, not a list")
         for choice in choices:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:

@@ -272,16 +272,19 @@ class HttpProtocol(Backend):
             open_calls: set[int] = set()  # arguments outside a call's start and end are a malformed stream
             try:
                 async for event in self.decode_stream(capped(response, target), target):
-                    if isinstance(event, ToolCallStart):
-                        open_calls.add(event.index)
-                    elif isinstance(event, ToolCallEnd):
-                        open_calls.discard(event.index)
-                    elif isinstance(event, ToolCallDelta) and event.index not in open_calls:
-                        raise ValueError(f"tool-call arguments for index {event.index} outside its start and end")
+                    if isinstance(event, _TOOL_EVENTS):  # one check for the text events that make most of a stream
+                        if isinstance(event, ToolCallStart):
+                            open_calls.add(event.index)
+                        elif isinstance(event, ToolCallEnd):
+                            open_calls.discard(event.index)
+                        elif event.index not in open_calls:
+                            raise ValueError(f"tool-call arguments for index {event.index} outside its start and end")
                     yield event
             except DECODE_FAULTS as exc:
                 raise malformed(target, exc) from exc
 
+
+_TOOL_EVENTS = (ToolCallStart, ToolCallDelta, ToolCallEnd)
 
 #: what a decoder raises when a response is not the shape its protocol defines (a string where
 #: an object belongs, "abc" as a token count): the provider failed, not Ironspire

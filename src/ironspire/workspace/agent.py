@@ -71,6 +71,10 @@ if TYPE_CHECKING:
     from ironspire.store.store import Config
     from ironspire.workspace.workspace import Workspace
 
+#: the events whose ``text`` counts towards a reply's size (a tuple: ``A | B`` in the stream's loop
+#: would build a union object for every event)
+_TEXTUAL = (TextDelta, ReasoningDelta)
+
 #: per-agent values kept in the settings table, keyed by agent id (not workspace settings)
 AGENT_FALLBACK, AGENT_BUDGET = "agent_fallback:{}", "agent_budget:{}"
 
@@ -601,19 +605,20 @@ class Agent:
                     output = False
                     budget = _output_budget(request.max_tokens or target.model.max_output_tokens)
                     produced = 0
+                    add, clock = acc.add, time.perf_counter  # this loop runs once per event of every stream
                     try:
                         events = backend.stream(request, target)
                         try:
                             async for event in events:
-                                if isinstance(event, TextDelta | ReasoningDelta):
+                                if isinstance(event, _TEXTUAL):
                                     produced += len(event.text)
                                 elif isinstance(event, ToolCallDelta):
                                     produced += len(event.arguments)
                                 if produced > budget:
                                     raise over_cap(target, f"the reply ran far past max_tokens ({produced} characters)")
-                                if time.perf_counter() > deadline:
+                                if clock() > deadline:
                                     raise over_cap(target, f"the turn ran past max_turn_seconds ({limit:g} s)")
-                                acc.add(event)
+                                add(event)
                                 output = True
                                 yield event
                         finally:
